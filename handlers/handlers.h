@@ -1,0 +1,30 @@
+/* Every request handler; the router's table names them. */
+#ifndef BISTORE_HANDLERS_H
+#define BISTORE_HANDLERS_H
+
+#include "server/app.h"
+#include "server/request.h"
+
+void handle_healthz(struct app *app, const struct request *req, struct response *res);
+void handle_readyz(struct app *app, const struct request *req, struct response *res);
+void handle_openapi(struct app *app, const struct request *req, struct response *res);
+void handle_ids(struct app *app, const struct request *req, struct response *res);
+
+void handle_entity_create(struct app *app, const struct request *req, struct response *res);
+void handle_entity_list(struct app *app, const struct request *req, struct response *res);
+void handle_entity_get(struct app *app, const struct request *req, struct response *res);
+void handle_entity_patch(struct app *app, const struct request *req, struct response *res);
+void handle_entity_delete(struct app *app, const struct request *req, struct response *res);
+
+void handle_relationship_create(struct app *app, const struct request *req,
+                                struct response *res);
+void handle_relationship_get(struct app *app, const struct request *req, struct response *res);
+void handle_relationship_delete(struct app *app, const struct request *req,
+                                struct response *res);
+
+void handle_transaction_create(struct app *app, const struct request *req,
+                               struct response *res);
+void handle_transaction_list(struct app *app, const struct request *req, struct response *res);
+void handle_transaction_get(struct app *app, const struct request *req, struct response *res);
+
+#endif

@@ -1,0 +1,74 @@
+/* Operations endpoints: /healthz, /readyz, /openapi.yaml, and /v1/ids. */
+#include <stdio.h>
+
+#include "handlers/common.h"
+#include "handlers/handlers.h"
+#include "stores/bistore.h"
+#include "stores/ids.h"
+
+#define IDS_MAX 10000
+
+extern const char bistore_openapi_yaml[];
+extern const unsigned long bistore_openapi_yaml_len;
+
+void handle_healthz(struct app *app, const struct request *req, struct response *res)
+{
+    (void)app;
+    (void)req;
+    reply_json(res, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void handle_readyz(struct app *app, const struct request *req, struct response *res)
+{
+    (void)req;
+    char reason[256];
+    if (bistore_ready(app->store, reason, sizeof reason))
+        reply_json(res, 200, json_pack("{s:s}", "status", "ready"));
+    else
+        reply_errorf(res, BS_NOT_READY, NULL, "not ready: %s", reason);
+}
+
+void handle_openapi(struct app *app, const struct request *req, struct response *res)
+{
+    (void)app;
+    (void)req;
+    res->status = 200;
+    res->raw = bistore_openapi_yaml;
+    res->raw_len = bistore_openapi_yaml_len;
+    res->content_type = "application/yaml";
+}
+
+void handle_ids(struct app *app, const struct request *req, struct response *res)
+{
+    (void)app;
+    static const char *const allowed[] = {"count", NULL};
+    json_t *body = body_object(req, res);
+    if (!body)
+        return;
+    struct bs_error err;
+    bs_error_clear(&err);
+    json_t *count = json_object_get(body, "count");
+    if (!only_fields(body, allowed, "", &err)) {
+        reply_error(res, &err);
+    } else if (!json_is_integer(count) || json_integer_value(count) < 1 ||
+               json_integer_value(count) > IDS_MAX) {
+        reply_errorf(res, BS_INVALID_REQUEST, "count", "count must be an integer in 1..%d",
+                     IDS_MAX);
+    } else {
+        json_t *ids = json_array();
+        for (json_int_t i = 0; ids && i < json_integer_value(count); i++) {
+            char id[UUID_STR_LEN];
+            ids_uuid7(id);
+            if (json_array_append_new(ids, json_string(id)) != 0) {
+                json_decref(ids);
+                ids = NULL;
+            }
+        }
+        json_t *answer = ids ? json_pack("{s:o}", "ids", ids) : NULL;
+        if (answer)
+            reply_json(res, 200, answer);
+        else
+            reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+    }
+    json_decref(body);
+}

@@ -1,0 +1,69 @@
+/* /v1/relationships: create, read, delete. */
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers/common.h"
+#include "handlers/handlers.h"
+#include "stores/bistore.h"
+#include "stores/ids.h"
+
+void handle_relationship_create(struct app *app, const struct request *req,
+                                struct response *res)
+{
+    static const char *const allowed[] = {"id", "type", "source", "target", "properties", NULL};
+    json_t *body = body_object(req, res);
+    if (!body)
+        return;
+    struct bs_op op = {0};
+    struct bs_txn txn = {.ops = &op, .n_ops = 1};
+    if (parse_single(body, allowed, "create_relationship", &op, res) &&
+        idempotency_prepare(req, "POST /v1/relationships", body, &txn, res)) {
+        struct bistore_outcome out;
+        if (submit(app, req, &txn, &out, res)) {
+            json_t *rec = single_record(&out);
+            if (rec) {
+                response_header(res, "Location", "/v1/relationships/%s", op.id);
+                reply_json(res, 201, rec);
+            } else {
+                reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+            }
+        }
+        bistore_outcome_clear(&out);
+    }
+    json_decref(op.properties);
+    json_decref(body);
+}
+
+void handle_relationship_get(struct app *app, const struct request *req, struct response *res)
+{
+    if (!ids_valid(req->args[0])) {
+        reply_errorf(res, BS_NOT_FOUND, NULL, "no relationship has this id");
+        return;
+    }
+    json_t *rel;
+    struct bs_error err;
+    bs_error_clear(&err);
+    int rc = bistore_get_relationship(app->store, req->args[0], &rel, &err);
+    if (rc == 0)
+        reply_json(res, 200, rel);
+    else if (rc == 1)
+        reply_errorf(res, BS_NOT_FOUND, NULL, "relationship '%s' does not exist", req->args[0]);
+    else
+        reply_error(res, &err);
+}
+
+void handle_relationship_delete(struct app *app, const struct request *req,
+                                struct response *res)
+{
+    if (!ids_valid(req->args[0])) {
+        reply_errorf(res, BS_NOT_FOUND, NULL, "no relationship has this id");
+        return;
+    }
+    struct bs_op op = {.kind = OP_DELETE_RELATIONSHIP, .if_version = -1};
+    snprintf(op.id, sizeof op.id, "%s", req->args[0]);
+    struct bs_txn txn = {.ops = &op, .n_ops = 1};
+    struct bistore_outcome out;
+    if (submit(app, req, &txn, &out, res))
+        res->status = 204;
+    bistore_outcome_clear(&out);
+}

@@ -1,0 +1,243 @@
+#include "server/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "bistore: one HTTP gateway in front of Neo4j and SQLite, written atomically.\n"
+    "\n"
+    "usage:\n"
+    "  bistore serve [options]     run the gateway\n"
+    "  bistore --help | --version\n"
+    "\n"
+    "options (each also read from BISTORE_<OPTION>, e.g. BISTORE_NEO4J_URL):\n"
+    "  --listen HOST:PORT          address to serve on (127.0.0.1:8080); port 0 picks a\n"
+    "                              free port, printed in the first log line\n"
+    "  --sqlite PATH               SQLite database (./data/bistore.db)\n"
+    "  --neo4j-url URL             Neo4j HTTP endpoint (http://127.0.0.1:7474)\n"
+    "  --neo4j-database NAME       Neo4j database (neo4j)\n"
+    "  --neo4j-user USER           Neo4j basic-auth user (none: no auth)\n"
+    "  --neo4j-password-file FILE  file holding the Neo4j password (or set\n"
+    "                              BISTORE_NEO4J_PASSWORD)\n"
+    "  --neo4j-timeout-ms MS       timeout of each Neo4j request (5000)\n"
+    "  --max-body-bytes N          largest request body (16777216)\n"
+    "  --max-operations N          most operations in one transaction (10000)\n"
+    "  --max-connections N         most client connections at once (1024)\n"
+    "  --max-queue N               most writes waiting for the writer (4096)\n"
+    "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
+    "  --log-level LEVEL           debug, info, warn or error (info)\n";
+
+const char *config_usage(void)
+{
+    return usage;
+}
+
+bool config_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int copy(char *dst, size_t cap, const char *value, const char *name, char *msg,
+                size_t mcap)
+{
+    if (strlen(value) >= cap)
+        return fail(msg, mcap, "%s is too long", name);
+    snprintf(dst, cap, "%s", value);
+    return 0;
+}
+
+static int parse_size(const char *value, const char *name, size_t min, size_t *out, char *msg,
+                      size_t cap)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end || value[0] == '-' || v < min)
+        return fail(msg, cap, "%s: '%s' is not a valid number", name, value);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_listen(struct config *cfg, const char *value, char *msg, size_t cap)
+{
+    const char *colon = strrchr(value, ':');
+    if (!colon || colon == value)
+        return fail(msg, cap, "--listen: '%s' is not HOST:PORT", value);
+    size_t hlen = (size_t)(colon - value);
+    if (value[0] == '[' && hlen >= 2 && value[hlen - 1] == ']') {
+        value++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof cfg->listen_host)
+        return fail(msg, cap, "--listen: host too long in '%s'", value);
+    memcpy(cfg->listen_host, value, hlen);
+    cfg->listen_host[hlen] = '\0';
+    size_t port;
+    if (parse_size(colon + 1, "--listen port", 0, &port, msg, cap) != 0 || port > 65535)
+        return fail(msg, cap, "--listen: bad port in '%s'", value);
+    cfg->listen_port = (unsigned)port;
+    return 0;
+}
+
+static int read_password_file(struct config *cfg, const char *path, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path,
+                    strerror(errno));
+    size_t n = fread(cfg->neo4j_password, 1, sizeof cfg->neo4j_password - 1, f);
+    fclose(f);
+    cfg->neo4j_password[n] = '\0';
+    while (n && (cfg->neo4j_password[n - 1] == '\n' || cfg->neo4j_password[n - 1] == '\r'))
+        cfg->neo4j_password[--n] = '\0';
+    return 0;
+}
+
+/* One option: value from the flag, else from the environment variable. */
+static int apply(struct config *cfg, const char *flag, const char *value, char *msg,
+                 size_t cap)
+{
+    if (strcmp(flag, "listen") == 0)
+        return parse_listen(cfg, value, msg, cap);
+    if (strcmp(flag, "sqlite") == 0)
+        return copy(cfg->sqlite_path, sizeof cfg->sqlite_path, value, "--sqlite", msg, cap);
+    if (strcmp(flag, "neo4j-url") == 0)
+        return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
+    if (strcmp(flag, "neo4j-database") == 0)
+        return copy(cfg->neo4j_database, sizeof cfg->neo4j_database, value,
+                    "--neo4j-database", msg, cap);
+    if (strcmp(flag, "neo4j-user") == 0)
+        return copy(cfg->neo4j_user, sizeof cfg->neo4j_user, value, "--neo4j-user", msg, cap);
+    if (strcmp(flag, "neo4j-password") == 0) /* environment only */
+        return copy(cfg->neo4j_password, sizeof cfg->neo4j_password, value,
+                    "BISTORE_NEO4J_PASSWORD", msg, cap);
+    if (strcmp(flag, "neo4j-password-file") == 0)
+        return read_password_file(cfg, value, msg, cap);
+    if (strcmp(flag, "log-level") == 0)
+        return copy(cfg->log_level, sizeof cfg->log_level, value, "--log-level", msg, cap);
+    if (strcmp(flag, "insecure-no-auth") == 0) {
+        cfg->insecure_no_auth = strcmp(value, "0") != 0 && strcmp(value, "false") != 0;
+        return 0;
+    }
+    size_t v;
+    if (strcmp(flag, "max-body-bytes") == 0)
+        return parse_size(value, "--max-body-bytes", 1, &cfg->max_body_bytes, msg, cap);
+    if (strcmp(flag, "max-operations") == 0)
+        return parse_size(value, "--max-operations", 1, &cfg->max_operations, msg, cap);
+    if (strcmp(flag, "max-connections") == 0)
+        return parse_size(value, "--max-connections", 1, &cfg->max_connections, msg, cap);
+    if (strcmp(flag, "max-queue") == 0)
+        return parse_size(value, "--max-queue", 1, &cfg->max_queue, msg, cap);
+    if (strcmp(flag, "neo4j-timeout-ms") == 0) {
+        if (parse_size(value, "--neo4j-timeout-ms", 1, &v, msg, cap) != 0)
+            return -1;
+        cfg->neo4j_timeout_ms = (long)v;
+        return 0;
+    }
+    return fail(msg, cap, "unknown option --%s (see --help)", flag);
+}
+
+static const char *const env_flags[] = {
+    "listen", "sqlite", "neo4j-url", "neo4j-database", "neo4j-user", "neo4j-password",
+    "neo4j-password-file", "neo4j-timeout-ms", "max-body-bytes", "max-operations",
+    "max-connections", "max-queue", "insecure-no-auth", "log-level"};
+
+static void defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 8080;
+    snprintf(cfg->sqlite_path, sizeof cfg->sqlite_path, "data/bistore.db");
+    snprintf(cfg->neo4j_url, sizeof cfg->neo4j_url, "http://127.0.0.1:7474");
+    snprintf(cfg->neo4j_database, sizeof cfg->neo4j_database, "neo4j");
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    cfg->max_body_bytes = (size_t)16 << 20;
+    cfg->max_operations = 10000;
+    cfg->neo4j_timeout_ms = 5000;
+    cfg->max_connections = 1024;
+    cfg->max_queue = 4096;
+}
+
+int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t cap)
+{
+    defaults(cfg);
+    if (argc < 2)
+        return fail(msg, cap, "missing command (see --help)");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        cfg->command = CMD_HELP;
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        cfg->command = CMD_VERSION;
+        return 0;
+    }
+    if (strcmp(argv[1], "serve") != 0)
+        return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
+    cfg->command = CMD_SERVE;
+    for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
+        char name[64] = "BISTORE_";
+        size_t n = strlen(name);
+        for (const char *p = env_flags[i]; *p && n < sizeof name - 1; p++)
+            name[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v && v[0] && apply(cfg, env_flags[i], v, msg, cap) != 0)
+            return -1;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0) {
+            cfg->command = CMD_HELP;
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return fail(msg, cap, "unexpected argument '%s' (see --help)", a);
+        const char *flag = a + 2;
+        const char *eq = strchr(flag, '=');
+        char name[64];
+        const char *value;
+        if (eq) {
+            size_t len = (size_t)(eq - flag);
+            if (len >= sizeof name)
+                return fail(msg, cap, "unknown option %s", a);
+            memcpy(name, flag, len);
+            name[len] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(name, sizeof name, "%s", flag);
+            if (strcmp(name, "insecure-no-auth") == 0)
+                value = "1";
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else
+                return fail(msg, cap, "option %s needs a value", a);
+        }
+        if (strcmp(name, "neo4j-password") == 0)
+            return fail(msg, cap, "--neo4j-password is not accepted on the command line: "
+                                  "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
+        if (apply(cfg, name, value, msg, cap) != 0)
+            return -1;
+    }
+    if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth)
+        return fail(msg, cap,
+                    "refusing to listen on %s without API keys: bind a loopback address, "
+                    "or pass --insecure-no-auth",
+                    cfg->listen_host);
+    return 0;
+}

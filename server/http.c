@@ -1,0 +1,239 @@
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/errors.h"
+#include "server/router.h"
+#include "stores/canon.h"
+#include "stores/ids.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct app *app;
+};
+
+/* Per-request state while the body arrives. */
+struct req_ctx {
+    struct buf body;
+    bool too_big;
+    int64_t started_ms;
+};
+
+static const char *lookup(void *ctx, enum lookup_kind kind, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, kind == LOOKUP_HEADER ? MHD_HEADER_KIND
+                                                                 : MHD_GET_ARGUMENT_KIND,
+                                       name);
+}
+
+static bool valid_request_id(const char *s)
+{
+    return s && ids_valid(s);
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct response *res,
+                                     const char *rid)
+{
+    char *text = NULL;
+    size_t len = 0;
+    struct MHD_Response *r;
+    if (res->body) {
+        struct buf b;
+        buf_init(&b, (size_t)1 << 30);
+        if (json_text_append(&b, res->body) != BUF_OK) {
+            buf_free(&b);
+            return MHD_NO;
+        }
+        len = b.len;
+        text = buf_steal(&b);
+        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    } else {
+        r = MHD_create_response_from_buffer(res->raw_len, (void *)res->raw,
+                                            MHD_RESPMEM_PERSISTENT);
+    }
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    if (res->body)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    else if (res->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
+    MHD_add_response_header(r, "X-Request-Id", rid);
+    for (size_t i = 0; i < res->n_headers; i++)
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(conn, res->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Answers an error before the body was read (413 from Content-Length). */
+static enum MHD_Result reply_early(struct MHD_Connection *conn, enum bs_code code,
+                                   const char *message)
+{
+    struct response res = {0};
+    struct bs_error err;
+    bs_error_clear(&err);
+    bs_error_set(&err, code, "%s", message);
+    reply_error(&res, &err);
+    char rid[UUID_STR_LEN];
+    ids_uuid7(rid);
+    enum MHD_Result ret = send_response(conn, &res, rid);
+    response_free(&res);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    size_t limit = srv->app->cfg->max_body_bytes;
+    struct req_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx)
+            return MHD_NO;
+        buf_init(&ctx->body, limit);
+        ctx->started_ms = time_monotonic_ms();
+        *con_cls = ctx;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > limit) {
+            /* Taler's way: answer 413 at once; MHD closes the connection. */
+            char msg[128];
+            snprintf(msg, sizeof msg, "the body is larger than %zu bytes", limit);
+            log_warn("%s %s: 413, Content-Length %s over %zu", method, url, cl, limit);
+            return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* Past the limit the rest is read and dropped, and 413 answered at the
+         * end: never a silently cut body. */
+        if (!ctx->too_big && buf_append(&ctx->body, upload_data, *upload_size) != BUF_OK)
+            ctx->too_big = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    char rid[ID_MAX_LEN + 1];
+    if (valid_request_id(given))
+        snprintf(rid, sizeof rid, "%s", given);
+    else
+        ids_uuid7(rid);
+
+    struct response res = {0};
+    if (ctx->too_big) {
+        reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes",
+                     limit);
+    } else {
+        struct request req = {
+            .method = method,
+            .path = url,
+            .body = ctx->body.len ? buf_str(&ctx->body) : NULL,
+            .body_len = ctx->body.len,
+            .rid = rid,
+            .lookup = lookup,
+            .lookup_ctx = conn,
+        };
+        router_dispatch(srv->app, &req, &res);
+    }
+    if (res.status == 0) { /* a handler that answered nothing is our bug */
+        log_msg(LOG_ERROR, rid, "%s %s: handler queued no response", method, url);
+        reply_errorf(&res, BS_STORAGE_ERROR, NULL, "internal error");
+    }
+    int64_t took = time_monotonic_ms() - ctx->started_ms;
+    log_msg(res.status >= 500 ? LOG_ERROR : res.status >= 400 ? LOG_WARN : LOG_INFO, rid,
+            "%s %s -> %u (%lld ms)", method, url, res.status, (long long)took);
+    enum MHD_Result ret = send_response(conn, &res, rid);
+    response_free(&res);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req_ctx *ctx = *con_cls;
+    if (ctx) {
+        buf_free(&ctx->body);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        line[--n] = '\0';
+    log_warn("http: %s", line);
+}
+
+struct http_server *http_start(struct app *app, const char *host, unsigned port,
+                               unsigned *bound_port, char *msg, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    int gai = getaddrinfo(h, portstr, &hints, &ai);
+    if (gai != 0) {
+        snprintf(msg, cap, "cannot resolve listen address %s: %s", host, gai_strerror(gai));
+        return NULL;
+    }
+    struct http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        freeaddrinfo(ai);
+        snprintf(msg, cap, "out of memory");
+        return NULL;
+    }
+    srv->app = app;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)",
+                 host, port);
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
+                                                           MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : port;
+    return srv;
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

@@ -1,0 +1,19 @@
+/*
+ * The HTTP daemon (libmicrohttpd, a thread per connection): collects each
+ * request body under the configured limit, assigns the request id, hands
+ * the request to the router and sends the response. The only file that
+ * knows libmicrohttpd.
+ */
+#ifndef BISTORE_HTTP_H
+#define BISTORE_HTTP_H
+
+#include "server/app.h"
+
+struct http_server;
+
+/* Binds host:port (port 0: any free one, written to *bound_port). */
+struct http_server *http_start(struct app *app, const char *host, unsigned port,
+                               unsigned *bound_port, char *msg, size_t cap);
+void http_stop(struct http_server *srv);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * What a handler sees of an HTTP exchange, without libmicrohttpd: the
+ * request (method, path, wildcard path arguments, body, header and query
+ * lookups) and the response it fills. server/http.c translates both.
+ */
+#ifndef BISTORE_REQUEST_H
+#define BISTORE_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "common/result.h"
+
+struct app;
+
+enum lookup_kind { LOOKUP_HEADER, LOOKUP_QUERY };
+
+struct request {
+    const char *method;
+    const char *path;
+    const char *args[2];   /* the path segments matched by '*' in the route */
+    size_t n_args;
+    const char *body;      /* NUL-terminated; NULL when there is none */
+    size_t body_len;
+    const char *rid;       /* the request id (X-Request-Id) */
+    const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
+    void *lookup_ctx;
+};
+
+#define RESPONSE_MAX_HEADERS 6
+
+struct response {
+    unsigned status;
+    json_t *body;               /* JSON body (owned), or NULL */
+    const char *raw;            /* or a static body of another type */
+    size_t raw_len;
+    const char *content_type;   /* for raw */
+    size_t n_headers;
+    struct {
+        char name[32];
+        char value[320];
+    } headers[RESPONSE_MAX_HEADERS];
+};
+
+typedef void (*handler_fn)(struct app *app, const struct request *req, struct response *res);
+
+const char *request_header(const struct request *req, const char *name);
+const char *request_query(const struct request *req, const char *name);
+
+void response_header(struct response *res, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sets status and JSON body (stolen). */
+void reply_json(struct response *res, unsigned status, json_t *body);
+/* The error reply of err: status from the error table, API.md's body. */
+void reply_error(struct response *res, const struct bs_error *err);
+/* Shorthand: reply_error with a code and message (printf-style). */
+void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+void response_free(struct response *res);
+
+#endif

@@ -1,0 +1,204 @@
+#include "stores/canon.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+static enum buf_status append_string(struct buf *out, const char *s, size_t len)
+{
+    enum buf_status st = buf_append_char(out, '"');
+    size_t run = 0; /* bytes copied as they are, flushed in one append */
+    for (size_t i = 0; i < len && st == BUF_OK; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[8];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c < 0x20) {
+                snprintf(u, sizeof u, "\\u%04x", c);
+                esc = u;
+            }
+        }
+        if (!esc) {
+            run++;
+            continue;
+        }
+        st = buf_append(out, s + i - run, run);
+        run = 0;
+        if (st == BUF_OK)
+            st = buf_append_str(out, esc);
+    }
+    if (st == BUF_OK)
+        st = buf_append(out, s + len - run, run);
+    if (st == BUF_OK)
+        st = buf_append_char(out, '"');
+    return st;
+}
+
+static enum buf_status append_real(struct buf *out, double d)
+{
+    char tmp[40];
+    /* Shortest precision that reads back to the same double. */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    if (!strpbrk(tmp, ".eEn")) { /* keep a real recognisable: 1 -> 1.0 */
+        size_t n = strlen(tmp);
+        if (n + 2 < sizeof tmp)
+            memcpy(tmp + n, ".0", 3);
+    }
+    return buf_append_str(out, tmp);
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static enum buf_status append_value(struct buf *out, const json_t *v, bool sorted);
+
+/* Keys in insertion order (for answers to clients). */
+static enum buf_status append_object_ordered(struct buf *out, const json_t *v)
+{
+    enum buf_status st = buf_append_char(out, '{');
+    bool first = true;
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)v, key, value)
+    {
+        if (st != BUF_OK)
+            break;
+        if (!first)
+            st = buf_append_char(out, ',');
+        first = false;
+        if (st == BUF_OK)
+            st = append_string(out, key, strlen(key));
+        if (st == BUF_OK)
+            st = buf_append_char(out, ':');
+        if (st == BUF_OK)
+            st = append_value(out, value, false);
+    }
+    return st == BUF_OK ? buf_append_char(out, '}') : st;
+}
+
+static enum buf_status append_object(struct buf *out, const json_t *v)
+{
+    size_t n = json_object_size(v);
+    const char *small[32];
+    const char **keys = n <= 32 ? small : malloc(n * sizeof *keys);
+    if (!keys)
+        return BUF_NOMEM;
+    size_t i = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)v, key, value) keys[i++] = key;
+    qsort(keys, n, sizeof *keys, compare_keys);
+    enum buf_status st = buf_append_char(out, '{');
+    for (i = 0; i < n && st == BUF_OK; i++) {
+        if (i)
+            st = buf_append_char(out, ',');
+        if (st == BUF_OK)
+            st = append_string(out, keys[i], strlen(keys[i]));
+        if (st == BUF_OK)
+            st = buf_append_char(out, ':');
+        if (st == BUF_OK)
+            st = canon_append(out, json_object_get(v, keys[i]));
+    }
+    if (st == BUF_OK)
+        st = buf_append_char(out, '}');
+    if (keys != small)
+        free(keys);
+    return st;
+}
+
+enum buf_status canon_append(struct buf *out, const json_t *v)
+{
+    return append_value(out, v, true);
+}
+
+enum buf_status json_text_append(struct buf *out, const json_t *v)
+{
+    return append_value(out, v, false);
+}
+
+static enum buf_status append_value(struct buf *out, const json_t *v, bool sorted)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return sorted ? append_object(out, v) : append_object_ordered(out, v);
+    case JSON_ARRAY: {
+        enum buf_status st = buf_append_char(out, '[');
+        for (size_t i = 0; i < json_array_size(v) && st == BUF_OK; i++) {
+            if (i)
+                st = buf_append_char(out, ',');
+            if (st == BUF_OK)
+                st = append_value(out, json_array_get(v, i), sorted);
+        }
+        return st == BUF_OK ? buf_append_char(out, ']') : st;
+    }
+    case JSON_STRING:
+        return append_string(out, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL:
+        return append_real(out, json_real_value(v));
+    case JSON_TRUE:
+        return buf_append_str(out, "true");
+    case JSON_FALSE:
+        return buf_append_str(out, "false");
+    case JSON_NULL:
+        return buf_append_str(out, "null");
+    }
+    return buf_append_str(out, "null");
+}
+
+char *canon_dumps(const json_t *v)
+{
+    struct buf b;
+    buf_init(&b, (size_t)1 << 31);
+    if (canon_append(&b, v) != BUF_OK) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+int canon_hash(const json_t *v, char hex[HASH_STR_LEN])
+{
+    struct buf b;
+    buf_init(&b, (size_t)1 << 31);
+    if (canon_append(&b, v) != BUF_OK) {
+        buf_free(&b);
+        return -1;
+    }
+    XXH64_hash_t h = XXH64(buf_str(&b), b.len, 0);
+    buf_free(&b);
+    snprintf(hex, HASH_STR_LEN, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+json_t *canon_entity_record(const char *id, const char *type, json_t *properties,
+                            int64_t version)
+{
+    return json_pack("{s:s, s:s, s:O, s:I}", "id", id, "type", type, "properties", properties,
+                     "version", (json_int_t)version);
+}
+
+json_t *canon_relationship_record(const char *id, const char *type, const char *source,
+                                  const char *target, json_t *properties, int64_t version)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "type", type, "source",
+                     source, "target", target, "properties", properties, "version",
+                     (json_int_t)version);
+}

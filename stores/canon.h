@@ -1,0 +1,44 @@
+/*
+ * Canonical JSON and the content hash of mirrored records.
+ *
+ * Canonical form: object keys sorted by byte value, no whitespace, strings
+ * as UTF-8 with only '"', '\\' and control characters escaped (\b \f \n \r
+ * \t, else \u00XX), integers in decimal, reals in the shortest form that
+ * reads back to the same double and always with a '.' or an exponent (so
+ * 1.0 stays a real). Both stores' content is compared through this form, so
+ * the same value read back from Neo4j or SQLite gives the same bytes.
+ *
+ * The hash of a record is XXH64 (seed 0) of its canonical JSON, written as
+ * 16 lowercase hex digits; that string is SQLite's `hash` and Neo4j's `_h`.
+ */
+#ifndef BISTORE_CANON_H
+#define BISTORE_CANON_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define HASH_STR_LEN 17
+
+/* Appends the canonical JSON of v to out. */
+enum buf_status canon_append(struct buf *out, const json_t *v);
+/* Compact JSON of v with keys in insertion order and reals as in the
+ * canonical form (shortest round trip): how answers are written. */
+enum buf_status json_text_append(struct buf *out, const json_t *v);
+/* The canonical JSON of v as a new string (free() it), or NULL on no memory. */
+char *canon_dumps(const json_t *v);
+/* hex = XXH64 of the canonical JSON of v. Returns 0, or -1 on no memory. */
+int canon_hash(const json_t *v, char hex[HASH_STR_LEN]);
+
+/*
+ * The hashed form of an entity: {"id","properties","type","version"}.
+ * Of a relationship: {"id","properties","source","target","type","version"}.
+ * New references (json_decref them); NULL on no memory.
+ */
+json_t *canon_entity_record(const char *id, const char *type, json_t *properties,
+                            int64_t version);
+json_t *canon_relationship_record(const char *id, const char *type, const char *source,
+                                  const char *target, json_t *properties, int64_t version);
+
+#endif

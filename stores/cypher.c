@@ -1,0 +1,191 @@
+#include "stores/cypher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "stores/neo4j.h"
+
+int cypher_batch_init(struct cypher_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    b->group_kind = -1;
+    b->statements = json_array();
+    return b->statements ? 0 : -1;
+}
+
+void cypher_batch_free(struct cypher_batch *b)
+{
+    json_decref(b->statements);
+    json_decref(b->group_rows);
+    free(b->expected);
+    memset(b, 0, sizeof *b);
+    b->group_kind = -1;
+}
+
+size_t cypher_batch_count(const struct cypher_batch *b)
+{
+    return json_array_size(b->statements);
+}
+
+/* The statement text of a group; labels were validated by model_valid_name(). */
+static int group_text(int kind, const char *label, char *out, size_t cap)
+{
+    BS_ASSERT(kind == OP_DELETE_ENTITY || kind == OP_UPDATE_ENTITY || model_valid_name(label));
+    int n = -1;
+    switch ((enum op_kind)kind) {
+    case OP_CREATE_ENTITY:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r CREATE (n:Entity:`%s`) SET n = r RETURN count(*)",
+                     label);
+        break;
+    case OP_UPDATE_ENTITY:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (n:Entity {id: r.id}) SET n = r.node"
+                     " RETURN count(*)");
+        break;
+    case OP_DELETE_ENTITY:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (n:Entity {id: r.id}) DETACH DELETE n"
+                     " RETURN count(*)");
+        break;
+    case OP_CREATE_RELATIONSHIP:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (a:Entity {id: r.source})"
+                     " MATCH (b:Entity {id: r.target}) CREATE (a)-[x:`%s`]->(b) SET x = r.rel"
+                     " RETURN count(*)",
+                     label);
+        break;
+    case OP_DELETE_RELATIONSHIP:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (:Entity {id: r.source})-[x:`%s` {id: r.id}]->()"
+                     " DELETE x RETURN count(*)",
+                     label);
+        break;
+    }
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static int close_group(struct cypher_batch *b)
+{
+    if (b->group_kind < 0)
+        return 0;
+    char text[512];
+    if (group_text(b->group_kind, b->group_label, text, sizeof text) != 0)
+        return -1;
+    size_t n = json_array_size(b->statements);
+    if (n + 1 > b->cap_expected) {
+        size_t cap = b->cap_expected ? b->cap_expected * 2 : 8;
+        size_t *p = realloc(b->expected, cap * sizeof *p);
+        if (!p)
+            return -1;
+        b->expected = p;
+        b->cap_expected = cap;
+    }
+    b->expected[n] = json_array_size(b->group_rows);
+    json_t *params = json_pack("{s:o}", "rows", b->group_rows);
+    b->group_rows = NULL;
+    b->group_kind = -1;
+    if (!params || neo4j_add_statement(b->statements, text, params) != 0)
+        return -1;
+    return 0;
+}
+
+/* Adds row (stolen) to the group of (kind, label), opening a new group when it differs. */
+static int add_row(struct cypher_batch *b, int kind, const char *label, json_t *row)
+{
+    if (!row)
+        return -1;
+    if (b->group_kind != kind || strcmp(b->group_label, label) != 0) {
+        if (close_group(b) != 0) {
+            json_decref(row);
+            return -1;
+        }
+        b->group_rows = json_array();
+        if (!b->group_rows) {
+            json_decref(row);
+            return -1;
+        }
+        b->group_kind = kind;
+        snprintf(b->group_label, sizeof b->group_label, "%s", label);
+    }
+    return json_array_append_new(b->group_rows, row);
+}
+
+int cypher_create_entity(struct cypher_batch *b, const char *type, json_t *node)
+{
+    return add_row(b, OP_CREATE_ENTITY, type, node);
+}
+
+int cypher_update_entity(struct cypher_batch *b, const char *id, json_t *node)
+{
+    return add_row(b, OP_UPDATE_ENTITY, "", json_pack("{s:s, s:o}", "id", id, "node", node));
+}
+
+int cypher_delete_entity(struct cypher_batch *b, const char *id)
+{
+    return add_row(b, OP_DELETE_ENTITY, "", json_pack("{s:s}", "id", id));
+}
+
+int cypher_create_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *target, json_t *rel)
+{
+    return add_row(b, OP_CREATE_RELATIONSHIP, type,
+                   json_pack("{s:s, s:s, s:o}", "source", source, "target", target, "rel", rel));
+}
+
+int cypher_delete_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *id)
+{
+    return add_row(b, OP_DELETE_RELATIONSHIP, type,
+                   json_pack("{s:s, s:s}", "source", source, "id", id));
+}
+
+int cypher_batch_finish(struct cypher_batch *b)
+{
+    return close_group(b);
+}
+
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev,
+                               int64_t seq)
+{
+    /* Lock first, then check: without the SET before the CASE, two
+     * transactions read the same old value and both commit. */
+    static const char text[] =
+        "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"
+        " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"
+        " SET w.seq = $seq RETURN w.seq";
+    json_t *params = json_pack("{s:s, s:I, s:I}", "store", store_id, "prev", (json_int_t)prev,
+                               "seq", (json_int_t)seq);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(statements, text, params);
+}
+
+int cypher_add_watermark_ensure(json_t *statements, const char *store_id)
+{
+    static const char text[] = "MERGE (w:" WATERMARK_LABEL " {store: $store})"
+                               " ON CREATE SET w.seq = 0 RETURN w.seq";
+    json_t *params = json_pack("{s:s}", "store", store_id);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(statements, text, params);
+}
+
+const char *cypher_entity_constraint(void)
+{
+    return "CREATE CONSTRAINT bistore_entity_id IF NOT EXISTS"
+           " FOR (n:Entity) REQUIRE n.id IS UNIQUE";
+}
+
+int cypher_relationship_constraint(const char *type, char *out, size_t cap)
+{
+    if (!model_valid_name(type))
+        return -1;
+    int n = snprintf(out, cap,
+                     "CREATE CONSTRAINT bistore_rel_%s_id IF NOT EXISTS"
+                     " FOR ()-[r:`%s`]-() REQUIRE r.id IS UNIQUE",
+                     type, type);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}

@@ -1,0 +1,110 @@
+/*
+ * The inside of struct bistore, shared by the files of stores/ that make
+ * it up (writer.c, commit.c, apply.c, orphans.c, reads.c). Not for
+ * handlers.
+ */
+#ifndef BISTORE_INTERNAL_H
+#define BISTORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stores/bistore.h"
+#include "stores/cypher.h"
+#include "stores/neo4j.h"
+#include "stores/sqlite.h"
+
+#define ORPHANS_MAX 64
+#define REASON_MAX 256
+#define REL_TYPES_MAX 4096
+
+/*
+ * The Neo4j transactions this gateway opened and has not seen finish, kept
+ * in a file beside the SQLite database (<sqlite>.neo4j-tx) so that a
+ * gateway killed mid-transaction finds them at its next start and rolls
+ * them back instead of waiting out Neo4j's idle timeout (DESIGN.md s. 4).
+ */
+struct orphan_log {
+    int fd;
+    size_t n;
+    char paths[ORPHANS_MAX][NEO4J_TX_PATH_MAX];
+};
+
+/* A client transaction waiting for the writer. */
+struct write_job {
+    struct bs_txn *txn;
+    const char *rid;
+    struct bistore_outcome *out;
+    bool done;
+    pthread_cond_t done_cond;
+    struct write_job *next;
+};
+
+struct bistore {
+    char *sqlite_path;
+    char *neo4j_url, *neo4j_database, *neo4j_user, *neo4j_password;
+    struct neo4j_config neo4j_cfg;
+    size_t max_queue;
+    struct sql_pool readers;
+    char store_id[UUID_STR_LEN];
+
+    /* Writer thread only. */
+    struct sql_conn *wconn;
+    struct neo4j_client *neo4j;
+    struct orphan_log orphans;
+    int64_t last_seq;     /* highest seq committed in SQLite */
+    int64_t applied_seq;  /* highest seq known to be in Neo4j */
+    bool recovered;       /* recovery ran since the writer (re)started talking to Neo4j */
+    char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
+    size_t n_rel_types;
+
+    /* Shared, under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct write_job *head, *tail;
+    size_t queued;
+    bool stopping;
+    bool ready;
+    char reason[REASON_MAX];
+    pthread_t writer;
+    bool writer_started;
+};
+
+/* writer.c */
+void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* commit.c: the commit protocol. */
+int commit_recover(struct bistore *bs, struct bs_error *err);
+int commit_replay_pending(struct bistore *bs, struct bs_error *err);
+void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
+                struct bistore_outcome *out);
+
+/* apply.c: one transaction's rows in SQLite and its Cypher. */
+struct apply_state {
+    struct cypher_batch cypher;
+    json_t *results;          /* [{"op","id","version"?}] */
+    json_t *records;          /* full records, null for deletes */
+    size_t *stmt_first_op;    /* first operation of each Cypher statement */
+    size_t n_stmt_first_op;
+    const char *new_rel_types[64]; /* types first seen in this transaction */
+    size_t n_new_rel_types;
+    char now[TIMESTAMP_LEN];
+};
+int apply_init(struct apply_state *st);
+void apply_free(struct apply_state *st);
+/* Applies every operation to SQLite (inside the caller's transaction) and
+ * builds the Cypher. On a client error err names the operation. */
+int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st,
+              struct bs_error *err);
+
+/* orphans.c */
+int orphans_open(struct orphan_log *log, const char *sqlite_path);
+void orphans_close(struct orphan_log *log);
+int orphans_add(struct orphan_log *log, const char *tx_path);
+void orphans_remove(struct orphan_log *log, const char *tx_path);
+/* DELETEs every recorded transaction; 0 when none is left, -1 otherwise. */
+int orphans_rollback_all(struct orphan_log *log, struct neo4j_client *neo4j);
+
+#endif

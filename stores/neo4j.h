@@ -1,0 +1,85 @@
+/*
+ * A client of Neo4j's HTTP transaction endpoint (/db/{db}/tx), over one
+ * keep-alive libcurl handle. A client is used by one thread at a time.
+ *
+ * Neo4j answers statement errors with HTTP 200 and an "errors" array, so
+ * every response is parsed for it: a call succeeds only when the HTTP status
+ * is right AND "errors" is empty. An error inside an open transaction makes
+ * Neo4j roll that transaction back.
+ *
+ * Statements are a JSON array of {"statement": text, "parameters": {...}};
+ * text is built only by stores/cypher.c from validated identifiers.
+ *
+ * The interface is the seam for a second adapter (the Query API,
+ * /db/{db}/query/v2/tx): callers see only begin/run/commit/rollback and
+ * the classified outcome.
+ */
+#ifndef BISTORE_NEO4J_H
+#define BISTORE_NEO4J_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define NEO4J_TX_PATH_MAX 256
+
+struct neo4j_config {
+    const char *url;        /* http://127.0.0.1:7474, no trailing slash needed */
+    const char *database;   /* "neo4j" */
+    const char *user;       /* NULL: no auth */
+    const char *password;
+    long timeout_ms;        /* whole request */
+    long connect_timeout_ms;
+};
+
+enum neo4j_status {
+    NEO4J_OK = 0,
+    NEO4J_UNAVAILABLE,   /* no answer: refused, reset, timed out, 5xx, garbage */
+    NEO4J_CLIENT_ERROR,  /* Neo.ClientError.*: the statement or its data is at fault */
+    NEO4J_TRANSIENT,     /* Neo.TransientError.*: may succeed if tried again */
+    NEO4J_DATABASE_ERROR,/* Neo.DatabaseError.* or an unexpected answer */
+    NEO4J_TX_GONE,       /* the transaction no longer exists (404 / TransactionNotFound) */
+};
+
+struct neo4j_result {
+    enum neo4j_status status;
+    bool timed_out;
+    json_t *results;       /* "results" array of the answer (owned), or NULL */
+    char code[128];        /* Neo4j's error code, e.g. Neo.ClientError.Schema.... */
+    char message[512];
+    long statement_index;  /* which statement failed, when Neo4j says; else -1 */
+};
+
+struct neo4j_client;
+
+struct neo4j_client *neo4j_client_new(const struct neo4j_config *cfg);
+void neo4j_client_free(struct neo4j_client *c);
+void neo4j_result_clear(struct neo4j_result *r);
+/* The request id logged with the calls that follow ("-" when NULL). */
+void neo4j_set_request_id(struct neo4j_client *c, const char *rid);
+
+/* GET / : true when Neo4j answers with its version (written to version). */
+bool neo4j_ping(struct neo4j_client *c, char *version, size_t cap);
+
+/* Opens an empty transaction (holds no lock yet); its path goes to tx_path. */
+enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH_MAX],
+                              struct neo4j_result *r);
+/* Runs statements in the open transaction. */
+enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                            struct neo4j_result *r);
+/* Commits the open transaction, running statements (may be NULL) first. */
+enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path,
+                               json_t *statements, struct neo4j_result *r);
+/* Rolls back (DELETE). NEO4J_TX_GONE when it no longer existed. */
+enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
+                                 struct neo4j_result *r);
+/* One-shot: runs statements in their own transaction and commits. */
+enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
+                                   struct neo4j_result *r);
+
+/* Appends {"statement": text, "parameters": params (stolen, may be NULL)} to arr. */
+int neo4j_add_statement(json_t *arr, const char *text, json_t *params);
+/* Row `row`, column `col` of statement `stmt`'s result, or NULL. Borrowed. */
+json_t *neo4j_cell(const struct neo4j_result *r, size_t stmt, size_t row, size_t col);
+size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt);
+
+#endif

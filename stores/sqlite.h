@@ -1,0 +1,164 @@
+/*
+ * The SQLite side: schema, prepared statements and row operations.
+ *
+ * A `struct sql_conn` is one connection with its cached prepared statements,
+ * used by one thread at a time. The writer thread owns the only connection
+ * that writes; readers take connections from a pool (WAL lets them read
+ * beside the writer). Nothing here knows HTTP or Neo4j.
+ *
+ * Functions return 0 on success, 1 for "no such row" where that applies,
+ * and -1 on an SQLite error (logged; err filled with storage_error).
+ */
+#ifndef BISTORE_SQLITE_H
+#define BISTORE_SQLITE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/result.h"
+#include "common/timeutil.h"
+#include "stores/canon.h"
+#include "stores/ids.h"
+#include "stores/model.h"
+
+enum sql_stmt_id {
+    Q_ENTITY_GET,
+    Q_ENTITY_INSERT,
+    Q_ENTITY_UPDATE,
+    Q_ENTITY_DELETE,
+    Q_ENTITY_LIST,
+    Q_ENTITY_LIST_TYPE,
+    Q_RELS_OF_ENTITY,
+    Q_REL_GET,
+    Q_REL_INSERT,
+    Q_REL_DELETE,
+    Q_INTENT_INSERT,
+    Q_INTENT_MARK_APPLIED,
+    Q_INTENT_PENDING,
+    Q_INTENT_MAX_SEQ,
+    Q_INTENT_PENDING_COUNT,
+    Q_TX_INSERT,
+    Q_TX_GET,
+    Q_TX_LIST,
+    Q_IDEM_GET,
+    Q_IDEM_INSERT,
+    Q_META_GET,
+    Q_META_SET,
+    Q_COUNT
+};
+
+struct sql_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[Q_COUNT];
+};
+
+/* A pool of read-only connections (bounded; callers wait when all are out). */
+struct sql_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    struct sql_conn **free_conns;
+    size_t n_free, n_open, max;
+    char *path;
+};
+
+/* An entity row as stored. Strings owned by the struct (sql_entity_clear). */
+struct sql_entity {
+    char id[ID_MAX_LEN + 1];
+    char type[NAME_MAX_LEN + 1];
+    json_t *properties;
+    json_t *metadata;  /* NULL when none */
+    int64_t version;
+    char hash[HASH_STR_LEN];
+    char created_at[TIMESTAMP_LEN];
+    char updated_at[TIMESTAMP_LEN];
+};
+
+struct sql_relationship {
+    char id[ID_MAX_LEN + 1];
+    char type[NAME_MAX_LEN + 1];
+    char source[ID_MAX_LEN + 1];
+    char target[ID_MAX_LEN + 1];
+    json_t *properties;
+    int64_t version;
+    char hash[HASH_STR_LEN];
+    char created_at[TIMESTAMP_LEN];
+    char updated_at[TIMESTAMP_LEN];
+};
+
+/* Opens path (creating it and the schema when writable). synchronous=FULL. */
+struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err);
+void sql_close(struct sql_conn *c);
+
+int sql_pool_init(struct sql_pool *p, const char *path, size_t max);
+struct sql_conn *sql_pool_get(struct sql_pool *p, struct bs_error *err);
+void sql_pool_put(struct sql_pool *p, struct sql_conn *c);
+void sql_pool_destroy(struct sql_pool *p);
+
+/* Plain statements without results (BEGIN IMMEDIATE, COMMIT, ROLLBACK...). */
+int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err);
+
+void sql_entity_clear(struct sql_entity *e);
+void sql_relationship_clear(struct sql_relationship *r);
+int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
+                   struct bs_error *err);
+int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
+int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
+int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
+/* Calls fn for each relationship touching entity id (as source or target). */
+int sql_relationships_of(struct sql_conn *c, const char *id,
+                         int (*fn)(const struct sql_relationship *r, void *arg), void *arg,
+                         struct bs_error *err);
+int sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relationship *out,
+                         struct bs_error *err);
+int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
+                            struct bs_error *err);
+int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err);
+/* Entities ordered by id, after `after` (NULL: from the start), of type (NULL: any). */
+int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,
+                    json_t *items, struct bs_error *err);
+
+/* The public JSON form of rows (new references). */
+json_t *sql_entity_json(const struct sql_entity *e);
+json_t *sql_relationship_json(const struct sql_relationship *r);
+
+/* Intent log. statements: the Neo4j statements JSON text, replayed as is. */
+int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id,
+                      const char *statements, const char *created_at, struct bs_error *err);
+/* Marks every intent with seq <= upto applied (at `at`). */
+int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at,
+                            struct bs_error *err);
+int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
+int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest_seq,
+                             struct bs_error *err);
+/* Pending intents with seq > after, in order, at most limit: calls fn for each. */
+int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
+                       int (*fn)(int64_t seq, const char *tx_id, const char *statements,
+                                 void *arg),
+                       void *arg, struct bs_error *err);
+
+/* Audit trail. seq < 0 for an aborted transaction. JSON texts may be NULL. */
+int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char *state,
+                  const char *created_at, const char *operations, const char *error,
+                  const char *provenance, struct bs_error *err);
+/* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
+int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
+/* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
+                json_t *items, int64_t *last, bool *more, struct bs_error *err);
+
+/* Idempotency: 1 when the key is unknown in scope. */
+int sql_idem_get(struct sql_conn *c, const char *key, const char *scope, char body_hash[17],
+                 json_t **result, char tx_id[UUID_STR_LEN], struct bs_error *err);
+int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope,
+                    const char *body_hash, const char *result, const char *tx_id,
+                    const char *created_at, struct bs_error *err);
+
+/* Gateway bookkeeping (store id...). 1 when the key is unset. */
+int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap,
+                 struct bs_error *err);
+int sql_meta_set(struct sql_conn *c, const char *key, const char *value, struct bs_error *err);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * The single writer: a queue of client transactions and the thread that
+ * runs them, one at a time and in arrival order, through the commit
+ * protocol (commit.c). It also owns recovery: at start-up, whenever Neo4j
+ * went away, and before any transaction while an intent is pending.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "stores/fault.h"
+#include "stores/internal.h"
+
+#define RETRY_INTERVAL_MS 1000
+
+void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
+{
+    pthread_mutex_lock(&bs->lock);
+    bool was = bs->ready;
+    bs->ready = ready;
+    va_list ap;
+    va_start(ap, reason_fmt);
+    vsnprintf(bs->reason, sizeof bs->reason, reason_fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&bs->lock);
+    if (was != ready) {
+        if (ready)
+            log_info("ready: accepting writes");
+        else
+            log_warn("not ready: %s", bs->reason);
+    }
+}
+
+bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
+{
+    pthread_mutex_lock(&bs->lock);
+    bool ready = bs->ready;
+    snprintf(reason, cap, "%s", bs->reason);
+    pthread_mutex_unlock(&bs->lock);
+    return ready;
+}
+
+static bool is_ready(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    bool ready = bs->ready;
+    pthread_mutex_unlock(&bs->lock);
+    return ready;
+}
+
+/* Recovery or replay as needed; true when a transaction may start. */
+static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool for_job,
+                           struct bs_error *err)
+{
+    bool clean = is_ready(bs) && bs->applied_seq == bs->last_seq && bs->orphans.n == 0;
+    if (clean)
+        return true;
+    int64_t now = time_monotonic_ms();
+    if (for_job && !is_ready(bs) && now - *last_attempt_ms < RETRY_INTERVAL_MS) {
+        /* Neo4j failed less than a second ago: fail fast, retry on the timer. */
+        char reason[REASON_MAX];
+        bistore_ready(bs, reason, sizeof reason);
+        bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j is unavailable: %s", reason);
+        return false;
+    }
+    *last_attempt_ms = now;
+    int rc = is_ready(bs) ? commit_replay_pending(bs, err) : commit_recover(bs, err);
+    if (rc != 0) {
+        if (err->code != BS_NEO4J_UNAVAILABLE) {
+            char msg[BS_ERROR_MESSAGE_MAX];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            bs_error_set(err, BS_NEO4J_UNAVAILABLE, "recovery is not finished: %s", msg);
+        }
+        char reason[REASON_MAX];
+        bistore_ready(bs, reason, sizeof reason);
+        if (strstr(reason, "watermark") == NULL) /* keep the more precise reason */
+            writer_set_ready(bs, false, "%s", err->message);
+        return false;
+    }
+    writer_set_ready(bs, true, "ready");
+    return true;
+}
+
+static void finish_job(struct bistore *bs, struct write_job *job)
+{
+    pthread_mutex_lock(&bs->lock);
+    job->done = true;
+    pthread_cond_signal(&job->done_cond);
+    pthread_mutex_unlock(&bs->lock);
+}
+
+static void *writer_main(void *arg)
+{
+    struct bistore *bs = arg;
+    int64_t last_attempt = -RETRY_INTERVAL_MS;
+    struct bs_error err;
+    bs_error_clear(&err);
+    writer_prepare(bs, &last_attempt, false, &err);
+    for (;;) {
+        pthread_mutex_lock(&bs->lock);
+        while (!bs->stopping && !bs->head) {
+            bool idle = bs->ready && bs->applied_seq == bs->last_seq && bs->orphans.n == 0;
+            if (idle) {
+                pthread_cond_wait(&bs->wake, &bs->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += RETRY_INTERVAL_MS / 1000;
+            if (pthread_cond_timedwait(&bs->wake, &bs->lock, &until) == ETIMEDOUT)
+                break;
+        }
+        struct write_job *job = bs->head;
+        if (job) {
+            bs->head = job->next;
+            if (!bs->head)
+                bs->tail = NULL;
+            bs->queued--;
+        }
+        bool stopping = bs->stopping;
+        pthread_mutex_unlock(&bs->lock);
+
+        if (stopping && job) {
+            bs_error_set(&job->out->err, BS_NEO4J_UNAVAILABLE, "the gateway is shutting down");
+            finish_job(bs, job);
+            continue;
+        }
+        if (stopping)
+            break;
+        bs_error_clear(&err);
+        bool can_write = writer_prepare(bs, &last_attempt, job != NULL, &err);
+        if (!job)
+            continue;
+        if (can_write)
+            commit_txn(bs, job->txn, job->rid, job->out);
+        else
+            job->out->err = err;
+        finish_job(bs, job);
+    }
+    return NULL;
+}
+
+void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
+                    struct bistore_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    bs_error_clear(&out->err);
+    struct write_job job = {.txn = txn, .rid = rid, .out = out};
+    pthread_cond_init(&job.done_cond, NULL);
+    pthread_mutex_lock(&bs->lock);
+    if (bs->stopping || bs->queued >= bs->max_queue) {
+        bs_error_set(&out->err, BS_NEO4J_UNAVAILABLE,
+                     bs->stopping ? "the gateway is shutting down"
+                                  : "too many writes are queued; retry later");
+        job.done = true;
+    } else {
+        if (bs->tail)
+            bs->tail->next = &job;
+        else
+            bs->head = &job;
+        bs->tail = &job;
+        bs->queued++;
+        pthread_cond_signal(&bs->wake);
+    }
+    while (!job.done)
+        pthread_cond_wait(&job.done_cond, &bs->lock);
+    pthread_mutex_unlock(&bs->lock);
+    pthread_cond_destroy(&job.done_cond);
+}
+
+void bistore_outcome_clear(struct bistore_outcome *out)
+{
+    json_decref(out->result);
+    out->result = NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* The store id pairs this SQLite file with its watermark in Neo4j. */
+static int load_store_id(struct bistore *bs, struct bs_error *err)
+{
+    int rc = sql_meta_get(bs->wconn, "store_id", bs->store_id, sizeof bs->store_id, err);
+    if (rc == 1) {
+        ids_uuid7(bs->store_id);
+        rc = sql_meta_set(bs->wconn, "store_id", bs->store_id, err);
+    }
+    return rc;
+}
+
+struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *err)
+{
+    struct bistore *bs = calloc(1, sizeof *bs);
+    if (!bs) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return NULL;
+    }
+    bs->orphans.fd = -1;
+    pthread_mutex_init(&bs->lock, NULL);
+    pthread_cond_init(&bs->wake, NULL);
+    snprintf(bs->reason, sizeof bs->reason, "recovery has not finished");
+    bs->sqlite_path = strdup(cfg->sqlite_path);
+    bs->neo4j_url = strdup(cfg->neo4j.url);
+    bs->neo4j_database = strdup(cfg->neo4j.database);
+    bs->neo4j_user = dup_or_null(cfg->neo4j.user);
+    bs->neo4j_password = dup_or_null(cfg->neo4j.password);
+    bs->max_queue = cfg->max_queue;
+    bs->neo4j_cfg = cfg->neo4j;
+    bs->neo4j_cfg.url = bs->neo4j_url;
+    bs->neo4j_cfg.database = bs->neo4j_database;
+    bs->neo4j_cfg.user = bs->neo4j_user;
+    bs->neo4j_cfg.password = bs->neo4j_password;
+    if (!bs->sqlite_path || !bs->neo4j_url || !bs->neo4j_database) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        goto fail;
+    }
+    bs->wconn = sql_open(bs->sqlite_path, true, err);
+    if (!bs->wconn || load_store_id(bs, err) != 0)
+        goto fail;
+    if (sql_pool_init(&bs->readers, bs->sqlite_path, cfg->read_connections) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        goto fail;
+    }
+    if (orphans_open(&bs->orphans, bs->sqlite_path) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot open %s.neo4j-tx", bs->sqlite_path);
+        goto fail_pool;
+    }
+    bs->neo4j = neo4j_client_new(&bs->neo4j_cfg);
+    if (!bs->neo4j) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
+        goto fail_pool;
+    }
+    if (sql_intent_max_seq(bs->wconn, &bs->last_seq, err) != 0)
+        goto fail_pool;
+    bs->applied_seq = -1; /* unknown until recovery reads the watermark */
+    return bs;
+fail_pool:
+    sql_pool_destroy(&bs->readers);
+fail:
+    neo4j_client_free(bs->neo4j);
+    orphans_close(&bs->orphans);
+    sql_close(bs->wconn);
+    free(bs->sqlite_path);
+    free(bs->neo4j_url);
+    free(bs->neo4j_database);
+    free(bs->neo4j_user);
+    free(bs->neo4j_password);
+    free(bs);
+    return NULL;
+}
+
+int bistore_start(struct bistore *bs, struct bs_error *err)
+{
+    fault_init();
+    log_info("SQLite %s open (store %s, intent log at seq %lld)", bs->sqlite_path,
+             bs->store_id, (long long)bs->last_seq);
+    if (pthread_create(&bs->writer, NULL, writer_main, bs) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot start the writer thread");
+        return -1;
+    }
+    bs->writer_started = true;
+    return 0;
+}
+
+void bistore_close(struct bistore *bs)
+{
+    if (!bs)
+        return;
+    pthread_mutex_lock(&bs->lock);
+    bs->stopping = true;
+    pthread_cond_broadcast(&bs->wake);
+    pthread_mutex_unlock(&bs->lock);
+    if (bs->writer_started)
+        pthread_join(bs->writer, NULL);
+    if (bs->orphans.n)
+        orphans_rollback_all(&bs->orphans, bs->neo4j);
+    neo4j_client_free(bs->neo4j);
+    orphans_close(&bs->orphans);
+    sql_pool_destroy(&bs->readers);
+    sql_close(bs->wconn);
+    for (size_t i = 0; i < bs->n_rel_types; i++)
+        free(bs->rel_types[i]);
+    free(bs->sqlite_path);
+    free(bs->neo4j_url);
+    free(bs->neo4j_database);
+    free(bs->neo4j_user);
+    free(bs->neo4j_password);
+    pthread_mutex_destroy(&bs->lock);
+    pthread_cond_destroy(&bs->wake);
+    free(bs);
+}
