@@ -15,7 +15,7 @@
 enum buf_status { BUF_OK = 0, BUF_NOMEM, BUF_TOO_BIG };
 
 struct buf {
-    char *data;   /* NULL until the first append */
+    char *data; /* NULL until the first append */
     size_t len;
     size_t cap;
     size_t limit; /* most bytes the buffer may hold */

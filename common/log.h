@@ -20,10 +20,10 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
 #define log_debug(...) log_msg(LOG_DEBUG, NULL, __VA_ARGS__)
 
 /* Always-on assertion for invariants of the commit protocol: logs and aborts. */
-#define BS_ASSERT(cond)                                                                  \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            bs_assert_fail(#cond, __FILE__, __LINE__);                                   \
+#define BS_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            bs_assert_fail(#cond, __FILE__, __LINE__);                                             \
     } while (0)
 _Noreturn void bs_assert_fail(const char *cond, const char *file, int line);
 

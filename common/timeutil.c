@@ -25,9 +25,8 @@ void time_format_rfc3339(int64_t unix_ms, char out[TIMESTAMP_LEN])
     /* Fields are bounded by gmtime_r; the casts tell the compiler so. */
     snprintf(out, TIMESTAMP_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
              (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
-             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
-             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
-             (unsigned)(unix_ms % 1000) % 1000u);
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned)(unix_ms % 1000) % 1000u);
 }
 
 void time_now_rfc3339(char out[TIMESTAMP_LEN])

@@ -52,8 +52,7 @@ bool only_fields(const json_t *obj, const char *const *allowed, const char *pref
 {
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)obj, key, value)
-    {
+    json_object_foreach ((json_t *)obj, key, value) {
         bool ok = false;
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(*a, key) == 0;
@@ -197,8 +196,7 @@ static bool get_metadata(const json_t *obj, const char *prefix, struct bs_op *op
     return true;
 }
 
-static bool get_version(const json_t *obj, const char *prefix, int64_t *out,
-                        struct bs_error *err)
+static bool get_version(const json_t *obj, const char *prefix, int64_t *out, struct bs_error *err)
 {
     json_t *v = json_object_get(obj, "if_version");
     *out = -1;
@@ -226,8 +224,7 @@ static bool get_endpoint(const json_t *obj, const char *field, const char *prefi
         snprintf(sub, sizeof sub, "%s%s%s", prefix, prefix[0] ? "." : "", field);
         static const char *const ref_fields[] = {"ref", NULL};
         const char *name;
-        if (!only_fields(v, ref_fields, sub, err) ||
-            !get_string(v, "ref", true, sub, &name, err))
+        if (!only_fields(v, ref_fields, sub, err) || !get_string(v, "ref", true, sub, &name, err))
             return false;
         const char *id = refs_find(refs, name);
         if (!id)
@@ -237,15 +234,13 @@ static bool get_endpoint(const json_t *obj, const char *field, const char *prefi
         return true;
     }
     return invalid(err, prefix, field,
-                   refs ? "must be an entity id or {\"ref\": \"<ref>\"}"
-                        : "must be an entity id");
+                   refs ? "must be an entity id or {\"ref\": \"<ref>\"}" : "must be an entity id");
 }
 
 static bool parse_kind(const char *s, enum op_kind *kind)
 {
-    static const enum op_kind kinds[] = {OP_CREATE_ENTITY, OP_CREATE_RELATIONSHIP,
-                                         OP_UPDATE_ENTITY, OP_DELETE_ENTITY,
-                                         OP_DELETE_RELATIONSHIP};
+    static const enum op_kind kinds[] = {OP_CREATE_ENTITY, OP_CREATE_RELATIONSHIP, OP_UPDATE_ENTITY,
+                                         OP_DELETE_ENTITY, OP_DELETE_RELATIONSHIP};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(s, op_kind_name(kinds[i])) == 0) {
             *kind = kinds[i];
@@ -258,12 +253,12 @@ static bool parse_kind(const char *s, enum op_kind *kind)
 bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct bs_op *op,
                      struct refs *refs, struct bs_error *err)
 {
-    static const char *const f_create_entity[] = {"op", "ref", "id", "type", "properties",
-                                                  "metadata", NULL};
-    static const char *const f_create_rel[] = {"op", "id", "type", "source", "target",
-                                               "properties", NULL};
-    static const char *const f_update[] = {"op", "id", "if_version", "properties", "metadata",
-                                           NULL};
+    static const char *const f_create_entity[] = {"op",         "ref",      "id", "type",
+                                                  "properties", "metadata", NULL};
+    static const char *const f_create_rel[] = {"op",     "id",         "type", "source",
+                                               "target", "properties", NULL};
+    static const char *const f_update[] = {"op",         "id",       "if_version",
+                                           "properties", "metadata", NULL};
     static const char *const f_delete_entity[] = {"op", "id", "if_version", NULL};
     static const char *const f_delete_rel[] = {"op", "id", NULL};
     memset(op, 0, sizeof *op);
@@ -279,8 +274,8 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
         return false;
     if (strcmp(kind, "cypher") == 0 || strcmp(kind, "sql") == 0) {
         bs_error_field(err, "%s.op", prefix);
-        bs_error_set(err, BS_FORBIDDEN,
-                     "raw '%s' statements are not enabled on this gateway", kind);
+        bs_error_set(err, BS_FORBIDDEN, "raw '%s' statements are not enabled on this gateway",
+                     kind);
         return false;
     }
     if (!parse_kind(kind, &op->kind))
@@ -319,8 +314,7 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
                get_endpoint(obj, "target", prefix, refs, op->target, err) &&
                get_properties(obj, false, prefix, &op->properties, err);
     case OP_UPDATE_ENTITY:
-        return only_fields(obj, f_update, prefix, err) &&
-               get_id(obj, true, prefix, op->id, err) &&
+        return only_fields(obj, f_update, prefix, err) && get_id(obj, true, prefix, op->id, err) &&
                get_version(obj, prefix, &op->if_version, err) &&
                get_properties(obj, true, prefix, &op->properties, err) &&
                get_metadata(obj, prefix, op, err);
@@ -389,8 +383,7 @@ bool query_limit(const struct request *req, int def, int max, int *limit, struct
     char *end;
     long n = strtol(v, &end, 10);
     if (end == v || *end || n < 1 || n > max) {
-        reply_errorf(res, BS_INVALID_REQUEST, "limit", "limit must be an integer in 1..%d",
-                     max);
+        reply_errorf(res, BS_INVALID_REQUEST, "limit", "limit must be an integer in 1..%d", max);
         return false;
     }
     *limit = (int)n;

@@ -30,8 +30,8 @@ struct refs {
     size_t n, cap;
     struct {
         char *name;
-        const char *id;   /* points into the op */
-    } *items;
+        const char *id; /* points into the op */
+    } * items;
 };
 void refs_free(struct refs *refs);
 

@@ -99,8 +99,8 @@ void handle_entity_list(struct app *app, const struct request *req, struct respo
     char *next = NULL;
     struct bs_error err;
     bs_error_clear(&err);
-    if (bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items,
-                              &next, &err) != 0) {
+    if (bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items, &next,
+                              &err) != 0) {
         reply_error(res, &err);
     } else {
         json_t *body = json_pack("{s:O, s:s?}", "items", items, "next", next);

@@ -16,14 +16,11 @@ void handle_entity_get(struct app *app, const struct request *req, struct respon
 void handle_entity_patch(struct app *app, const struct request *req, struct response *res);
 void handle_entity_delete(struct app *app, const struct request *req, struct response *res);
 
-void handle_relationship_create(struct app *app, const struct request *req,
-                                struct response *res);
+void handle_relationship_create(struct app *app, const struct request *req, struct response *res);
 void handle_relationship_get(struct app *app, const struct request *req, struct response *res);
-void handle_relationship_delete(struct app *app, const struct request *req,
-                                struct response *res);
+void handle_relationship_delete(struct app *app, const struct request *req, struct response *res);
 
-void handle_transaction_create(struct app *app, const struct request *req,
-                               struct response *res);
+void handle_transaction_create(struct app *app, const struct request *req, struct response *res);
 void handle_transaction_list(struct app *app, const struct request *req, struct response *res);
 void handle_transaction_get(struct app *app, const struct request *req, struct response *res);
 

@@ -7,8 +7,7 @@
 #include "stores/bistore.h"
 #include "stores/ids.h"
 
-void handle_relationship_create(struct app *app, const struct request *req,
-                                struct response *res)
+void handle_relationship_create(struct app *app, const struct request *req, struct response *res)
 {
     static const char *const allowed[] = {"id", "type", "source", "target", "properties", NULL};
     json_t *body = body_object(req, res);
@@ -52,8 +51,7 @@ void handle_relationship_get(struct app *app, const struct request *req, struct 
         reply_error(res, &err);
 }
 
-void handle_relationship_delete(struct app *app, const struct request *req,
-                                struct response *res)
+void handle_relationship_delete(struct app *app, const struct request *req, struct response *res)
 {
     if (!ids_valid(req->args[0])) {
         reply_errorf(res, BS_NOT_FOUND, NULL, "no relationship has this id");

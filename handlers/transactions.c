@@ -48,8 +48,7 @@ static bool parse_operations(const struct app *app, const json_t *ops, struct bs
     return ok;
 }
 
-void handle_transaction_create(struct app *app, const struct request *req,
-                               struct response *res)
+void handle_transaction_create(struct app *app, const struct request *req, struct response *res)
 {
     static const char *const allowed[] = {"operations", "provenance", NULL};
     json_t *body = body_object(req, res);
@@ -62,18 +61,16 @@ void handle_transaction_create(struct app *app, const struct request *req,
     if (!only_fields(body, allowed, "", &err)) {
         reply_error(res, &err);
     } else if (prov && !json_is_object(prov) && !json_is_null(prov)) {
-        reply_errorf(res, BS_INVALID_REQUEST, "provenance",
-                     "'provenance' must be an object");
+        reply_errorf(res, BS_INVALID_REQUEST, "provenance", "'provenance' must be an object");
     } else if (parse_operations(app, json_object_get(body, "operations"), &txn, res) &&
                idempotency_prepare(req, "POST /v1/transactions", body, &txn, res)) {
         txn.provenance = json_is_object(prov) ? json_incref(prov) : NULL;
         struct bistore_outcome out;
         if (submit(app, req, &txn, &out, res)) {
-            json_t *answer = json_pack("{s:O, s:s, s:s, s:O}", "tx_id",
-                                       json_object_get(out.result, "tx_id"), "state",
-                                       "committed", "neo4j",
-                                       out.neo4j_applied ? "applied" : "pending", "results",
-                                       json_object_get(out.result, "results"));
+            json_t *answer =
+                json_pack("{s:O, s:s, s:s, s:O}", "tx_id", json_object_get(out.result, "tx_id"),
+                          "state", "committed", "neo4j", out.neo4j_applied ? "applied" : "pending",
+                          "results", json_object_get(out.result, "results"));
             if (answer)
                 reply_json(res, 200, answer);
             else
@@ -119,8 +116,8 @@ void handle_transaction_list(struct app *app, const struct request *req, struct 
     char *next = NULL;
     struct bs_error err;
     bs_error_clear(&err);
-    if (bistore_list_transactions(app->store, state, request_query(req, "after"), limit,
-                                  &items, &next, &err) != 0) {
+    if (bistore_list_transactions(app->store, state, request_query(req, "after"), limit, &items,
+                                  &next, &err) != 0) {
         reply_error(res, &err);
     } else {
         json_t *body = json_pack("{s:O, s:s?}", "items", items, "next", next);

@@ -52,8 +52,7 @@ static int fail(char *msg, size_t cap, const char *fmt, ...)
     return -1;
 }
 
-static int copy(char *dst, size_t cap, const char *value, const char *name, char *msg,
-                size_t mcap)
+static int copy(char *dst, size_t cap, const char *value, const char *name, char *msg, size_t mcap)
 {
     if (strlen(value) >= cap)
         return fail(msg, mcap, "%s is too long", name);
@@ -98,8 +97,7 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path,
-                    strerror(errno));
+        return fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path, strerror(errno));
     size_t n = fread(cfg->neo4j_password, 1, sizeof cfg->neo4j_password - 1, f);
     fclose(f);
     cfg->neo4j_password[n] = '\0';
@@ -109,8 +107,7 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
 }
 
 /* One option: value from the flag, else from the environment variable. */
-static int apply(struct config *cfg, const char *flag, const char *value, char *msg,
-                 size_t cap)
+static int apply(struct config *cfg, const char *flag, const char *value, char *msg, size_t cap)
 {
     if (strcmp(flag, "listen") == 0)
         return parse_listen(cfg, value, msg, cap);
@@ -119,8 +116,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "neo4j-url") == 0)
         return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
     if (strcmp(flag, "neo4j-database") == 0)
-        return copy(cfg->neo4j_database, sizeof cfg->neo4j_database, value,
-                    "--neo4j-database", msg, cap);
+        return copy(cfg->neo4j_database, sizeof cfg->neo4j_database, value, "--neo4j-database", msg,
+                    cap);
     if (strcmp(flag, "neo4j-user") == 0)
         return copy(cfg->neo4j_user, sizeof cfg->neo4j_user, value, "--neo4j-user", msg, cap);
     if (strcmp(flag, "neo4j-password") == 0) /* environment only */
@@ -153,9 +150,10 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
 }
 
 static const char *const env_flags[] = {
-    "listen", "sqlite", "neo4j-url", "neo4j-database", "neo4j-user", "neo4j-password",
-    "neo4j-password-file", "neo4j-timeout-ms", "max-body-bytes", "max-operations",
-    "max-connections", "max-queue", "insecure-no-auth", "log-level"};
+    "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
+    "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
+    "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
+    "insecure-no-auth", "log-level"};
 
 static void defaults(struct config *cfg)
 {
@@ -229,8 +227,9 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
                 return fail(msg, cap, "option %s needs a value", a);
         }
         if (strcmp(name, "neo4j-password") == 0)
-            return fail(msg, cap, "--neo4j-password is not accepted on the command line: "
-                                  "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
+            return fail(msg, cap,
+                        "--neo4j-password is not accepted on the command line: "
+                        "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
         if (apply(cfg, name, value, msg, cap) != 0)
             return -1;
     }

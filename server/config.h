@@ -19,7 +19,7 @@ struct config {
     char neo4j_url[512];
     char neo4j_database[128];
     char neo4j_user[128];
-    char neo4j_password[256];   /* from --neo4j-password-file or BISTORE_NEO4J_PASSWORD */
+    char neo4j_password[256]; /* from --neo4j-password-file or BISTORE_NEO4J_PASSWORD */
     size_t max_body_bytes;
     size_t max_operations;
     long neo4j_timeout_ms;

@@ -83,8 +83,7 @@ void reply_error(struct response *res, const struct bs_error *err)
     reply_json(res, errors_http_status(err->code), errors_body(err));
 }
 
-void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt,
-                  ...)
+void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt, ...)
 {
     struct bs_error err;
     bs_error_clear(&err);

@@ -30,9 +30,8 @@ struct req_ctx {
 
 static const char *lookup(void *ctx, enum lookup_kind kind, const char *name)
 {
-    return MHD_lookup_connection_value(ctx, kind == LOOKUP_HEADER ? MHD_HEADER_KIND
-                                                                 : MHD_GET_ARGUMENT_KIND,
-                                       name);
+    return MHD_lookup_connection_value(
+        ctx, kind == LOOKUP_HEADER ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND, name);
 }
 
 static bool valid_request_id(const char *s)
@@ -57,8 +56,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
         text = buf_steal(&b);
         r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     } else {
-        r = MHD_create_response_from_buffer(res->raw_len, (void *)res->raw,
-                                            MHD_RESPMEM_PERSISTENT);
+        r = MHD_create_response_from_buffer(res->raw_len, (void *)res->raw, MHD_RESPMEM_PERSISTENT);
     }
     if (!r) {
         free(text);
@@ -93,8 +91,8 @@ static enum MHD_Result reply_early(struct MHD_Connection *conn, enum bs_code cod
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct http_server *srv = cls;
@@ -107,8 +105,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&ctx->body, limit);
         ctx->started_ms = time_monotonic_ms();
         *con_cls = ctx;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > limit) {
             /* Taler's way: answer 413 at once; MHD closes the connection. */
             char msg[128];
@@ -136,8 +134,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     struct response res = {0};
     if (ctx->too_big) {
-        reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes",
-                     limit);
+        reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes", limit);
     } else {
         struct request req = {
             .method = method,
@@ -155,8 +152,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_errorf(&res, BS_STORAGE_ERROR, NULL, "internal error");
     }
     int64_t took = time_monotonic_ms() - ctx->started_ms;
-    log_msg(res.status >= 500 ? LOG_ERROR : res.status >= 400 ? LOG_WARN : LOG_INFO, rid,
-            "%s %s -> %u (%lld ms)", method, url, res.status, (long long)took);
+    log_msg(res.status >= 500   ? LOG_ERROR
+            : res.status >= 400 ? LOG_WARN
+                                : LOG_INFO,
+            rid, "%s %s -> %u (%lld ms)", method, url, res.status, (long long)took);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;
@@ -190,8 +189,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct http_server *http_start(struct app *app, const char *host, unsigned port,
                                unsigned *bound_port, char *msg, size_t cap)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%u", port);
@@ -213,19 +212,18 @@ struct http_server *http_start(struct app *app, const char *host, unsigned port,
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
+        flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
-        snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)",
-                 host, port);
+        snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)", host,
+                 port);
         free(srv);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
-                                                           MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *bound_port = info ? info->port : port;
     return srv;
 }

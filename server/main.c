@@ -42,8 +42,8 @@ static int serve(const struct config *cfg)
                   .user = cfg->neo4j_user[0] ? cfg->neo4j_user : NULL,
                   .password = cfg->neo4j_password,
                   .timeout_ms = cfg->neo4j_timeout_ms,
-                  .connect_timeout_ms = cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms
-                                                                     : 2000},
+                  .connect_timeout_ms =
+                      cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
         .max_queue = cfg->max_queue,
         .read_connections = 16,
     };
@@ -58,8 +58,8 @@ static int serve(const struct config *cfg)
     struct app app = {.store = store, .cfg = cfg};
     char msg[256];
     unsigned port = 0;
-    struct http_server *http = http_start(&app, cfg->listen_host, cfg->listen_port, &port, msg,
-                                          sizeof msg);
+    struct http_server *http =
+        http_start(&app, cfg->listen_host, cfg->listen_port, &port, msg, sizeof msg);
     if (!http) {
         log_error("%s", msg);
         bistore_close(store);
@@ -96,14 +96,9 @@ int main(int argc, char **argv)
         return 2;
     }
     switch (cfg.command) {
-    case CMD_HELP:
-        fputs(config_usage(), stdout);
-        return 0;
-    case CMD_VERSION:
-        printf("bistore %s\n", BISTORE_VERSION);
-        return 0;
-    case CMD_SERVE:
-        break;
+    case CMD_HELP: fputs(config_usage(), stdout); return 0;
+    case CMD_VERSION: printf("bistore %s\n", BISTORE_VERSION); return 0;
+    case CMD_SERVE: break;
     }
     return serve(&cfg);
 }

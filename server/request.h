@@ -18,11 +18,11 @@ enum lookup_kind { LOOKUP_HEADER, LOOKUP_QUERY };
 struct request {
     const char *method;
     const char *path;
-    const char *args[2];   /* the path segments matched by '*' in the route */
+    const char *args[2]; /* the path segments matched by '*' in the route */
     size_t n_args;
-    const char *body;      /* NUL-terminated; NULL when there is none */
+    const char *body; /* NUL-terminated; NULL when there is none */
     size_t body_len;
-    const char *rid;       /* the request id (X-Request-Id) */
+    const char *rid; /* the request id (X-Request-Id) */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
     void *lookup_ctx;
 };
@@ -31,10 +31,10 @@ struct request {
 
 struct response {
     unsigned status;
-    json_t *body;               /* JSON body (owned), or NULL */
-    const char *raw;            /* or a static body of another type */
+    json_t *body;    /* JSON body (owned), or NULL */
+    const char *raw; /* or a static body of another type */
     size_t raw_len;
-    const char *content_type;   /* for raw */
+    const char *content_type; /* for raw */
     size_t n_headers;
     struct {
         char name[32];
@@ -54,8 +54,8 @@ void reply_json(struct response *res, unsigned status, json_t *body);
 /* The error reply of err: status from the error table, API.md's body. */
 void reply_error(struct response *res, const struct bs_error *err);
 /* Shorthand: reply_error with a code and message (printf-style). */
-void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt,
-                  ...) __attribute__((format(printf, 4, 5)));
+void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void response_free(struct response *res);
 
 #endif

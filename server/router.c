@@ -27,8 +27,7 @@ static const struct route routes[] = {
 
 /* True when path matches pattern; wildcard segments go to args (pointers
  * into path, which must stay alive; the segment ends at '/' or NUL). */
-static bool path_matches(const char *pattern, const char *path, const char **args,
-                         size_t *n_args)
+static bool path_matches(const char *pattern, const char *path, const char **args, size_t *n_args)
 {
     size_t n = 0;
     while (*pattern && *path) {
@@ -67,8 +66,7 @@ const struct route *router_match(const char *method, const char *path, const cha
 void router_dispatch(struct app *app, struct request *req, struct response *res)
 {
     if (strlen(req->path) > ROUTER_MAX_URL) {
-        reply_errorf(res, BS_URI_TOO_LONG, NULL, "the URL is longer than %d bytes",
-                     ROUTER_MAX_URL);
+        reply_errorf(res, BS_URI_TOO_LONG, NULL, "the URL is longer than %d bytes", ROUTER_MAX_URL);
         return;
     }
     const struct route *r = router_match(req->method, req->path, req->args, &req->n_args);
@@ -85,8 +83,8 @@ void router_dispatch(struct app *app, struct request *req, struct response *res)
         size_t n;
         if (!path_matches(routes[i].pattern, req->path, args, &n))
             continue;
-        int w = snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
-                         routes[i].method);
+        int w =
+            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
         if (w > 0 && (size_t)w < sizeof allow - used)
             used += (size_t)w;
     }

@@ -15,7 +15,7 @@ struct route {
     const char *pattern;
     const char *method;
     handler_fn handler;
-    const char *name;     /* for logs and metrics: "entities.create" */
+    const char *name; /* for logs and metrics: "entities.create" */
 };
 
 /* Fills req->args and answers res (through the handler or an error). */

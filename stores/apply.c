@@ -34,8 +34,7 @@ void apply_free(struct apply_state *st)
 }
 
 /* The node/relationship property map Neo4j gets: properties + id, _v, _h. */
-static json_t *mirror_props(const char *id, json_t *properties, int64_t version,
-                            const char *hash)
+static json_t *mirror_props(const char *id, json_t *properties, int64_t version, const char *hash)
 {
     json_t *m = json_deep_copy(properties);
     if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
@@ -119,8 +118,7 @@ static int existing_entity(struct bistore *bs, const struct bs_op *op, struct sq
         return bs_error_set(err, BS_NOT_FOUND, "entity '%s' does not exist", op->id), -1;
     }
     if (op->if_version >= 0 && op->if_version != e->version) {
-        bs_error_set(err, BS_VERSION_MISMATCH,
-                     "entity '%s' is at version %lld, not %lld", op->id,
+        bs_error_set(err, BS_VERSION_MISMATCH, "entity '%s' is at version %lld, not %lld", op->id,
                      (long long)e->version, (long long)op->if_version);
         return -1;
     }
@@ -138,8 +136,7 @@ static int update_entity(struct bistore *bs, const struct bs_op *op, struct appl
     int rc = -1;
     const char *key;
     json_t *value;
-    json_object_foreach(op->properties, key, value)
-    {
+    json_object_foreach (op->properties, key, value) {
         if (json_is_null(value))
             json_object_del(e.properties, key);
         else if (json_object_set(e.properties, key, value) != 0)
@@ -224,8 +221,8 @@ static int endpoint_exists(struct bistore *bs, const char *id, const char *field
     return found == 0 ? 0 : -1;
 }
 
-static int create_relationship(struct bistore *bs, const struct bs_op *op,
-                               struct apply_state *st, struct bs_error *err)
+static int create_relationship(struct bistore *bs, const struct bs_op *op, struct apply_state *st,
+                               struct bs_error *err)
 {
     if (endpoint_exists(bs, op->source, "source", err) != 0 ||
         endpoint_exists(bs, op->target, "target", err) != 0)
@@ -256,8 +253,8 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op,
         nomem(err);
     } else if (sql_relationship_insert(bs->wconn, &r, err) == 0) {
         json_t *props = mirror_props(r.id, r.properties, r.version, r.hash);
-        if (props && cypher_create_relationship(&st->cypher, r.type, r.source, r.target,
-                                                props) == 0 &&
+        if (props &&
+            cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
             add_result(st, op, 1, sql_relationship_json(&r)) == 0) {
             note_rel_type(bs, st, op->type);
             rc = 0;
@@ -270,8 +267,8 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op,
     return rc;
 }
 
-static int delete_relationship(struct bistore *bs, const struct bs_op *op,
-                               struct apply_state *st, struct bs_error *err)
+static int delete_relationship(struct bistore *bs, const struct bs_op *op, struct apply_state *st,
+                               struct bs_error *err)
 {
     struct sql_relationship r;
     int found = sql_relationship_get(bs->wconn, op->id, &r, err);
@@ -307,8 +304,7 @@ static int track_statement(struct apply_state *st, size_t before, size_t op_inde
     return 0;
 }
 
-int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st,
-              struct bs_error *err)
+int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err)
 {
     for (size_t i = 0; i < txn->n_ops; i++) {
         const struct bs_op *op = &txn->ops[i];

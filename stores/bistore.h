@@ -22,7 +22,7 @@
 struct bistore_config {
     const char *sqlite_path;
     struct neo4j_config neo4j;
-    size_t max_queue;       /* write transactions waiting at most; more: 503 */
+    size_t max_queue; /* write transactions waiting at most; more: 503 */
     size_t read_connections;
 };
 
@@ -70,7 +70,7 @@ int bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
  * next page or NULL (free() it). */
 int bistore_list_entities(struct bistore *bs, const char *type, const char *after, int limit,
                           json_t **items, char **next, struct bs_error *err);
-int bistore_list_transactions(struct bistore *bs, const char *state, const char *after,
-                              int limit, json_t **items, char **next, struct bs_error *err);
+int bistore_list_transactions(struct bistore *bs, const char *state, const char *after, int limit,
+                              json_t **items, char **next, struct bs_error *err);
 
 #endif

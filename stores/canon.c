@@ -75,8 +75,7 @@ static enum buf_status append_object_ordered(struct buf *out, const json_t *v)
     bool first = true;
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)v, key, value)
-    {
+    json_object_foreach ((json_t *)v, key, value) {
         if (st != BUF_OK)
             break;
         if (!first)
@@ -102,7 +101,8 @@ static enum buf_status append_object(struct buf *out, const json_t *v)
     size_t i = 0;
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)v, key, value) keys[i++] = key;
+    json_object_foreach ((json_t *)v, key, value)
+        keys[i++] = key;
     qsort(keys, n, sizeof *keys, compare_keys);
     enum buf_status st = buf_append_char(out, '{');
     for (i = 0; i < n && st == BUF_OK; i++) {
@@ -135,8 +135,7 @@ enum buf_status json_text_append(struct buf *out, const json_t *v)
 static enum buf_status append_value(struct buf *out, const json_t *v, bool sorted)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return sorted ? append_object(out, v) : append_object_ordered(out, v);
+    case JSON_OBJECT: return sorted ? append_object(out, v) : append_object_ordered(out, v);
     case JSON_ARRAY: {
         enum buf_status st = buf_append_char(out, '[');
         for (size_t i = 0; i < json_array_size(v) && st == BUF_OK; i++) {
@@ -147,18 +146,12 @@ static enum buf_status append_value(struct buf *out, const json_t *v, bool sorte
         }
         return st == BUF_OK ? buf_append_char(out, ']') : st;
     }
-    case JSON_STRING:
-        return append_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL:
-        return append_real(out, json_real_value(v));
-    case JSON_TRUE:
-        return buf_append_str(out, "true");
-    case JSON_FALSE:
-        return buf_append_str(out, "false");
-    case JSON_NULL:
-        return buf_append_str(out, "null");
+    case JSON_STRING: return append_string(out, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: return buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL: return append_real(out, json_real_value(v));
+    case JSON_TRUE: return buf_append_str(out, "true");
+    case JSON_FALSE: return buf_append_str(out, "false");
+    case JSON_NULL: return buf_append_str(out, "null");
     }
     return buf_append_str(out, "null");
 }
@@ -188,8 +181,7 @@ int canon_hash(const json_t *v, char hex[HASH_STR_LEN])
     return 0;
 }
 
-json_t *canon_entity_record(const char *id, const char *type, json_t *properties,
-                            int64_t version)
+json_t *canon_entity_record(const char *id, const char *type, json_t *properties, int64_t version)
 {
     return json_pack("{s:s, s:s, s:O, s:I}", "id", id, "type", type, "properties", properties,
                      "version", (json_int_t)version);
@@ -198,7 +190,6 @@ json_t *canon_entity_record(const char *id, const char *type, json_t *properties
 json_t *canon_relationship_record(const char *id, const char *type, const char *source,
                                   const char *target, json_t *properties, int64_t version)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "type", type, "source",
-                     source, "target", target, "properties", properties, "version",
-                     (json_int_t)version);
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "type", type, "source", source,
+                     "target", target, "properties", properties, "version", (json_int_t)version);
 }

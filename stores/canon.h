@@ -36,8 +36,7 @@ int canon_hash(const json_t *v, char hex[HASH_STR_LEN]);
  * Of a relationship: {"id","properties","source","target","type","version"}.
  * New references (json_decref them); NULL on no memory.
  */
-json_t *canon_entity_record(const char *id, const char *type, json_t *properties,
-                            int64_t version);
+json_t *canon_entity_record(const char *id, const char *type, json_t *properties, int64_t version);
 json_t *canon_relationship_record(const char *id, const char *type, const char *source,
                                   const char *target, json_t *properties, int64_t version);
 

@@ -38,8 +38,8 @@ static enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_resul
                             r->message);
     case NEO4J_TRANSIENT:
         return bs_error_set(err, BS_NEO4J_UNAVAILABLE,
-                            "Neo4j reported a transient error (%s), retry: %s %s", what,
-                            r->code, r->message);
+                            "Neo4j reported a transient error (%s), retry: %s %s", what, r->code,
+                            r->message);
     default:
         return bs_error_set(err, BS_NEO4J_ERROR, "Neo4j rejected the %s: %s %s", what, r->code,
                             r->message);
@@ -205,8 +205,7 @@ int commit_recover(struct bistore *bs, struct bs_error *err)
 /* ---- one client transaction ---- */
 
 /* Creates the uniqueness constraint of each relationship type new to us. */
-static int ensure_rel_constraints(struct bistore *bs, struct apply_state *st,
-                                  struct bs_error *err)
+static int ensure_rel_constraints(struct bistore *bs, struct apply_state *st, struct bs_error *err)
 {
     for (size_t i = 0; i < st->n_new_rel_types; i++) {
         char text[256];
@@ -236,8 +235,7 @@ static int ensure_rel_constraints(struct bistore *bs, struct apply_state *st,
 }
 
 /* The error of a Neo4j rejection of our data statements, naming the operation. */
-static void data_failure(struct apply_state *st, const struct neo4j_result *r,
-                         struct bs_error *err)
+static void data_failure(struct apply_state *st, const struct neo4j_result *r, struct bs_error *err)
 {
     long stmt = r->statement_index - 1; /* statement 0 is the watermark guard */
     if (stmt >= 0 && (size_t)stmt < st->n_stmt_first_op)
@@ -260,8 +258,8 @@ static void data_failure(struct apply_state *st, const struct neo4j_result *r,
 }
 
 /* Checks that each data statement touched as many rows as SQLite did. */
-static int check_counts(struct bistore *bs, struct apply_state *st,
-                        const struct neo4j_result *r, struct bs_error *err)
+static int check_counts(struct bistore *bs, struct apply_state *st, const struct neo4j_result *r,
+                        struct bs_error *err)
 {
     if (neo4j_row_count(r, 0) != 1)
         return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
@@ -285,13 +283,12 @@ static int check_counts(struct bistore *bs, struct apply_state *st,
 }
 
 /* An idempotent repeat: the stored result, or a conflict. 1: key unknown. */
-static int idempotency_check(struct bistore *bs, struct bs_txn *txn,
-                             struct bistore_outcome *out)
+static int idempotency_check(struct bistore *bs, struct bs_txn *txn, struct bistore_outcome *out)
 {
     char hash[17], tx_id[UUID_STR_LEN];
     json_t *result = NULL;
-    int rc = sql_idem_get(bs->wconn, txn->idem_key, txn->idem_scope, hash, &result, tx_id,
-                          &out->err);
+    int rc =
+        sql_idem_get(bs->wconn, txn->idem_key, txn->idem_scope, hash, &result, tx_id, &out->err);
     if (rc != 0)
         return rc;
     if (strcmp(hash, txn->idem_body_hash) != 0) {
@@ -306,7 +303,8 @@ static int idempotency_check(struct bistore *bs, struct bs_txn *txn,
     json_t *tx = NULL;
     struct bs_error ignored;
     if (sql_tx_get(bs->wconn, tx_id, &tx, &ignored) == 0)
-        out->neo4j_applied = strcmp(json_string_value(json_object_get(tx, "state")), "applied") == 0;
+        out->neo4j_applied =
+            strcmp(json_string_value(json_object_get(tx, "state")), "applied") == 0;
     json_decref(tx);
     return 0;
 }
@@ -319,8 +317,8 @@ static void record_aborted(struct bistore *bs, const char *tx_id, struct bs_txn 
     for (size_t i = 0; ops && i < txn->n_ops; i++)
         json_array_append_new(ops, json_pack("{s:s, s:s}", "op", op_kind_name(txn->ops[i].kind),
                                              "id", txn->ops[i].id));
-    json_t *e = json_pack("{s:s, s:s}", "code", bs_code_name(failure->code), "message",
-                          failure->message);
+    json_t *e =
+        json_pack("{s:s, s:s}", "code", bs_code_name(failure->code), "message", failure->message);
     if (e && failure->field[0])
         json_object_set_new(e, "field", json_string(failure->field));
     if (e && failure->op_index >= 0)
@@ -353,10 +351,11 @@ static int log_intent(struct bistore *bs, struct bs_txn *txn, const char *tx_id,
     if (!stmts || !ops || (txn->provenance && !prov) || (txn->idem_key && !res))
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
     else if (sql_intent_insert(bs->wconn, seq, tx_id, stmts, st->now, err) == 0 &&
-             sql_tx_insert(bs->wconn, tx_id, seq, "committed", st->now, ops, NULL, prov, err) == 0 &&
-             (!txn->idem_key || sql_idem_insert(bs->wconn, txn->idem_key, txn->idem_scope,
-                                                txn->idem_body_hash, res, tx_id, st->now,
-                                                err) == 0))
+             sql_tx_insert(bs->wconn, tx_id, seq, "committed", st->now, ops, NULL, prov, err) ==
+                 0 &&
+             (!txn->idem_key ||
+              sql_idem_insert(bs->wconn, txn->idem_key, txn->idem_scope, txn->idem_body_hash, res,
+                              tx_id, st->now, err) == 0))
         rc = 0;
     free(stmts);
     free(ops);
@@ -407,8 +406,8 @@ void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
     if (apply_txn(bs, txn, &st, err) != 0)
         goto fail_aborted;
     int64_t seq = bs->last_seq + 1;
-    result = json_pack("{s:s, s:O, s:O}", "tx_id", tx_id, "results", st.results, "records",
-                       st.records);
+    result =
+        json_pack("{s:s, s:O, s:O}", "tx_id", tx_id, "results", st.results, "records", st.records);
     if (!result) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         goto fail;

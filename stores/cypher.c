@@ -36,8 +36,7 @@ static int group_text(int kind, const char *label, char *out, size_t cap)
     int n = -1;
     switch ((enum op_kind)kind) {
     case OP_CREATE_ENTITY:
-        n = snprintf(out, cap,
-                     "UNWIND $rows AS r CREATE (n:Entity:`%s`) SET n = r RETURN count(*)",
+        n = snprintf(out, cap, "UNWIND $rows AS r CREATE (n:Entity:`%s`) SET n = r RETURN count(*)",
                      label);
         break;
     case OP_UPDATE_ENTITY:
@@ -147,15 +146,13 @@ int cypher_batch_finish(struct cypher_batch *b)
     return close_group(b);
 }
 
-int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev,
-                               int64_t seq)
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq)
 {
     /* Lock first, then check: without the SET before the CASE, two
      * transactions read the same old value and both commit. */
-    static const char text[] =
-        "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"
-        " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"
-        " SET w.seq = $seq RETURN w.seq";
+    static const char text[] = "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"
+                               " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"
+                               " SET w.seq = $seq RETURN w.seq";
     json_t *params = json_pack("{s:s, s:I, s:I}", "store", store_id, "prev", (json_int_t)prev,
                                "seq", (json_int_t)seq);
     if (!params)

@@ -20,11 +20,11 @@
 #define WATERMARK_LABEL "_BistoreWatermark"
 
 struct cypher_batch {
-    json_t *statements;  /* the data statements so far */
-    size_t *expected;    /* rows each statement should touch */
+    json_t *statements; /* the data statements so far */
+    size_t *expected;   /* rows each statement should touch */
     size_t cap_expected;
     /* the group being filled */
-    int group_kind;      /* enum op_kind, or -1 */
+    int group_kind; /* enum op_kind, or -1 */
     char group_label[NAME_MAX_LEN + 1];
     json_t *group_rows;
 };
@@ -51,8 +51,7 @@ int cypher_batch_finish(struct cypher_batch *b);
  * is at prev, then sets it to seq. Returns one row (the new seq) when it
  * passed; no row when the watermark node of store_id does not exist.
  */
-int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev,
-                               int64_t seq);
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq);
 /* Creates the watermark of store_id at 0 if missing and returns its seq. */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 

@@ -33,8 +33,7 @@ void fault_init(void)
         }
         armed_point = i;
         remaining = count;
-        log_warn("fault hook armed: SIGKILL at %s number %ld (test only)", point_names[i],
-                 count);
+        log_warn("fault hook armed: SIGKILL at %s number %ld (test only)", point_names[i], count);
         return;
     }
     log_error("BISTORE_FAULT=%s: unknown fault point", spec);

@@ -53,8 +53,7 @@ static uint64_t next_stamp(void)
     uint64_t prev = atomic_load_explicit(&last_stamp, memory_order_relaxed);
     for (;;) {
         uint64_t next = now > prev ? now : prev + 1;
-        if (atomic_compare_exchange_weak_explicit(&last_stamp, &prev, next,
-                                                  memory_order_relaxed,
+        if (atomic_compare_exchange_weak_explicit(&last_stamp, &prev, next, memory_order_relaxed,
                                                   memory_order_relaxed))
             return next;
     }

@@ -53,9 +53,9 @@ struct bistore {
     struct sql_conn *wconn;
     struct neo4j_client *neo4j;
     struct orphan_log orphans;
-    int64_t last_seq;     /* highest seq committed in SQLite */
-    int64_t applied_seq;  /* highest seq known to be in Neo4j */
-    bool recovered;       /* recovery ran since the writer (re)started talking to Neo4j */
+    int64_t last_seq;               /* highest seq committed in SQLite */
+    int64_t applied_seq;            /* highest seq known to be in Neo4j */
+    bool recovered;                 /* recovery ran since the writer (re)started talking to Neo4j */
     char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
     size_t n_rel_types;
 
@@ -84,9 +84,9 @@ void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
 /* apply.c: one transaction's rows in SQLite and its Cypher. */
 struct apply_state {
     struct cypher_batch cypher;
-    json_t *results;          /* [{"op","id","version"?}] */
-    json_t *records;          /* full records, null for deletes */
-    size_t *stmt_first_op;    /* first operation of each Cypher statement */
+    json_t *results;       /* [{"op","id","version"?}] */
+    json_t *records;       /* full records, null for deletes */
+    size_t *stmt_first_op; /* first operation of each Cypher statement */
     size_t n_stmt_first_op;
     const char *new_rel_types[64]; /* types first seen in this transaction */
     size_t n_new_rel_types;
@@ -96,8 +96,7 @@ int apply_init(struct apply_state *st);
 void apply_free(struct apply_state *st);
 /* Applies every operation to SQLite (inside the caller's transaction) and
  * builds the Cypher. On a client error err names the operation. */
-int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st,
-              struct bs_error *err);
+int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err);
 
 /* orphans.c */
 int orphans_open(struct orphan_log *log, const char *sqlite_path);

@@ -86,8 +86,7 @@ static bool check_value(const json_t *v, bool allow_null, const char *prefix, co
     int first = -1;
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item)
-    {
+    json_array_foreach (v, i, item) {
         int k = scalar_kind(item);
         if (k < 0) {
             bs_error_set(err, BS_INVALID_REQUEST,
@@ -121,8 +120,7 @@ bool model_check_properties(const json_t *props, bool allow_null, const char *pr
     }
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)props, key, value)
-    {
+    json_object_foreach ((json_t *)props, key, value) {
         if (key[0] == '_' || strcmp(key, "id") == 0) {
             bs_error_field(err, "%s.%s", prefix, key);
             bs_error_set(err, BS_INVALID_REQUEST,

@@ -30,24 +30,24 @@ enum op_kind {
 /* One operation of a transaction, validated and with refs resolved. */
 struct bs_op {
     enum op_kind kind;
-    char id[ID_MAX_LEN + 1];      /* the entity or relationship acted on */
-    char type[NAME_MAX_LEN + 1];  /* creates: entity type / relationship type */
-    char source[ID_MAX_LEN + 1];  /* create_relationship */
-    char target[ID_MAX_LEN + 1];  /* create_relationship */
-    json_t *properties;           /* create: all; update: the patch (null removes); or NULL */
-    json_t *metadata;             /* object or NULL */
-    bool set_metadata;            /* update: metadata given (replaces) */
-    int64_t if_version;           /* update/delete: expected version, or -1 */
+    char id[ID_MAX_LEN + 1];     /* the entity or relationship acted on */
+    char type[NAME_MAX_LEN + 1]; /* creates: entity type / relationship type */
+    char source[ID_MAX_LEN + 1]; /* create_relationship */
+    char target[ID_MAX_LEN + 1]; /* create_relationship */
+    json_t *properties;          /* create: all; update: the patch (null removes); or NULL */
+    json_t *metadata;            /* object or NULL */
+    bool set_metadata;           /* update: metadata given (replaces) */
+    int64_t if_version;          /* update/delete: expected version, or -1 */
 };
 
 /* A client transaction: what the writer needs, nothing of HTTP. */
 struct bs_txn {
     struct bs_op *ops;
     size_t n_ops;
-    json_t *provenance;           /* object or NULL */
+    json_t *provenance; /* object or NULL */
     /* Idempotency: key NULL when the request has none. */
     const char *idem_key;
-    const char *idem_scope;       /* "POST /v1/entities" */
+    const char *idem_scope; /* "POST /v1/entities" */
     char idem_body_hash[17];
 };
 

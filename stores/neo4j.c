@@ -15,7 +15,7 @@
 struct neo4j_client {
     CURL *curl;
     struct curl_slist *headers;
-    char base[NEO4J_URL_MAX];     /* url without trailing '/' */
+    char base[NEO4J_URL_MAX]; /* url without trailing '/' */
     char database[128];
     char rid[136];
     struct buf response;
@@ -190,8 +190,8 @@ static enum neo4j_status exchange(struct neo4j_client *c, const char *method, co
     if (http >= 500 || http == 401 || http == 403 || (http != expect && http != 200)) {
         char msg[160];
         snprintf(msg, sizeof msg, "Neo4j answered HTTP %ld", http);
-        return fail(r, http >= 500 ? NEO4J_UNAVAILABLE : NEO4J_DATABASE_ERROR,
-                    "bistore.HttpStatus", msg);
+        return fail(r, http >= 500 ? NEO4J_UNAVAILABLE : NEO4J_DATABASE_ERROR, "bistore.HttpStatus",
+                    msg);
     }
     json_error_t jerr;
     json_t *doc = json_loadb(buf_str(&c->response), c->response.len, 0, &jerr);
@@ -279,8 +279,8 @@ enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t 
     return st;
 }
 
-enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path,
-                               json_t *statements, struct neo4j_result *r)
+enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                               struct neo4j_result *r)
 {
     char path[NEO4J_TX_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/commit", tx_path);
@@ -313,8 +313,8 @@ enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
 
 int neo4j_add_statement(json_t *arr, const char *text, json_t *params)
 {
-    json_t *s = json_pack("{s:s, s:o}", "statement", text, "parameters",
-                          params ? params : json_object());
+    json_t *s =
+        json_pack("{s:s, s:o}", "statement", text, "parameters", params ? params : json_object());
     if (!s)
         return -1;
     return json_array_append_new(arr, s);

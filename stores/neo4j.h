@@ -23,30 +23,30 @@
 #define NEO4J_TX_PATH_MAX 256
 
 struct neo4j_config {
-    const char *url;        /* http://127.0.0.1:7474, no trailing slash needed */
-    const char *database;   /* "neo4j" */
-    const char *user;       /* NULL: no auth */
+    const char *url;      /* http://127.0.0.1:7474, no trailing slash needed */
+    const char *database; /* "neo4j" */
+    const char *user;     /* NULL: no auth */
     const char *password;
-    long timeout_ms;        /* whole request */
+    long timeout_ms; /* whole request */
     long connect_timeout_ms;
 };
 
 enum neo4j_status {
     NEO4J_OK = 0,
-    NEO4J_UNAVAILABLE,   /* no answer: refused, reset, timed out, 5xx, garbage */
-    NEO4J_CLIENT_ERROR,  /* Neo.ClientError.*: the statement or its data is at fault */
-    NEO4J_TRANSIENT,     /* Neo.TransientError.*: may succeed if tried again */
-    NEO4J_DATABASE_ERROR,/* Neo.DatabaseError.* or an unexpected answer */
-    NEO4J_TX_GONE,       /* the transaction no longer exists (404 / TransactionNotFound) */
+    NEO4J_UNAVAILABLE,    /* no answer: refused, reset, timed out, 5xx, garbage */
+    NEO4J_CLIENT_ERROR,   /* Neo.ClientError.*: the statement or its data is at fault */
+    NEO4J_TRANSIENT,      /* Neo.TransientError.*: may succeed if tried again */
+    NEO4J_DATABASE_ERROR, /* Neo.DatabaseError.* or an unexpected answer */
+    NEO4J_TX_GONE,        /* the transaction no longer exists (404 / TransactionNotFound) */
 };
 
 struct neo4j_result {
     enum neo4j_status status;
     bool timed_out;
-    json_t *results;       /* "results" array of the answer (owned), or NULL */
-    char code[128];        /* Neo4j's error code, e.g. Neo.ClientError.Schema.... */
+    json_t *results; /* "results" array of the answer (owned), or NULL */
+    char code[128];  /* Neo4j's error code, e.g. Neo.ClientError.Schema.... */
     char message[512];
-    long statement_index;  /* which statement failed, when Neo4j says; else -1 */
+    long statement_index; /* which statement failed, when Neo4j says; else -1 */
 };
 
 struct neo4j_client;
@@ -67,8 +67,8 @@ enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH
 enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
                             struct neo4j_result *r);
 /* Commits the open transaction, running statements (may be NULL) first. */
-enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path,
-                               json_t *statements, struct neo4j_result *r);
+enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                               struct neo4j_result *r);
 /* Rolls back (DELETE). NEO4J_TX_GONE when it no longer existed. */
 enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
                                  struct neo4j_result *r);

@@ -27,8 +27,7 @@ int bistore_get_entity(struct bistore *bs, const char *id, json_t **out, struct 
     return rc;
 }
 
-int bistore_get_relationship(struct bistore *bs, const char *id, json_t **out,
-                             struct bs_error *err)
+int bistore_get_relationship(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
 {
     *out = NULL;
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
@@ -65,8 +64,9 @@ static int decode_after(const char *after, char *key, size_t cap, struct bs_erro
         return 0;
     if (cursor_decode(after, key, cap) != 0) {
         bs_error_field(err, "after");
-        return bs_error_set(err, BS_INVALID_REQUEST, "'after' is not a cursor this gateway "
-                                                     "gave out"),
+        return bs_error_set(err, BS_INVALID_REQUEST,
+                            "'after' is not a cursor this gateway "
+                            "gave out"),
                -1;
     }
     return 0;
@@ -97,8 +97,8 @@ int bistore_list_entities(struct bistore *bs, const char *type, const char *afte
     return rc;
 }
 
-int bistore_list_transactions(struct bistore *bs, const char *state, const char *after,
-                              int limit, json_t **items, char **next, struct bs_error *err)
+int bistore_list_transactions(struct bistore *bs, const char *state, const char *after, int limit,
+                              json_t **items, char **next, struct bs_error *err)
 {
     *next = NULL;
     char key[32];
@@ -108,8 +108,9 @@ int bistore_list_transactions(struct bistore *bs, const char *state, const char 
     long long n = key[0] ? strtoll(key, &end, 10) : 0;
     if (key[0] && (*end || n < 0)) {
         bs_error_field(err, "after");
-        return bs_error_set(err, BS_INVALID_REQUEST, "'after' is not a cursor this gateway "
-                                                     "gave out"),
+        return bs_error_set(err, BS_INVALID_REQUEST,
+                            "'after' is not a cursor this gateway "
+                            "gave out"),
                -1;
     }
     *items = json_array();

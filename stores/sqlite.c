@@ -39,10 +39,10 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS bistore_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
     " WITHOUT ROWID;";
 
-#define TX_COLUMNS                                                                             \
-    "t.n, t.tx_id, CASE WHEN t.state = 'aborted' THEN 'aborted'"                               \
-    " WHEN i.applied_at IS NULL THEN 'pending' ELSE 'applied' END AS st,"                      \
-    " t.created_at, i.applied_at, t.operations, t.error, t.provenance"                         \
+#define TX_COLUMNS                                                                                 \
+    "t.n, t.tx_id, CASE WHEN t.state = 'aborted' THEN 'aborted'"                                   \
+    " WHEN i.applied_at IS NULL THEN 'pending' ELSE 'applied' END AS st,"                          \
+    " t.created_at, i.applied_at, t.operations, t.error, t.provenance"                             \
     " FROM bistore_transactions t LEFT JOIN bistore_intents i ON i.seq = t.seq"
 
 static const char *const stmt_sql[Q_COUNT] = {
@@ -153,8 +153,8 @@ int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err)
 static sqlite3_stmt *stmt(struct sql_conn *c, enum sql_stmt_id id, struct bs_error *err)
 {
     if (!c->stmts[id]) {
-        if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                               &c->stmts[id], NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+                               NULL) != SQLITE_OK) {
             sql_fail(c, err, "prepare");
             return NULL;
         }
@@ -185,8 +185,7 @@ static json_t *json_col(sqlite3_stmt *s, int col)
 }
 
 /* Runs a statement that returns no rows; -1 (err filled) on failure. */
-static int step_done(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err,
-                     const char *what)
+static int step_done(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, const char *what)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
@@ -284,8 +283,7 @@ static int read_entity(sqlite3_stmt *s, struct sql_entity *out)
     return out->properties ? 0 : -1;
 }
 
-int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
-                   struct bs_error *err)
+int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out, struct bs_error *err)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = stmt(c, Q_ENTITY_GET, err);
@@ -295,9 +293,9 @@ int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
     int rc = sqlite3_step(s);
     int ret = 1;
     if (rc == SQLITE_ROW)
-        ret = read_entity(s, out) == 0 ? 0 : (bs_error_set(err, BS_STORAGE_ERROR,
-                                                           "entity %s: unreadable JSON", id),
-                                              -1);
+        ret = read_entity(s, out) == 0
+                  ? 0
+                  : (bs_error_set(err, BS_STORAGE_ERROR, "entity %s: unreadable JSON", id), -1);
     else if (rc != SQLITE_DONE)
         ret = sql_fail(c, err, "read entity");
     sqlite3_reset(s);
@@ -485,14 +483,14 @@ json_t *sql_relationship_json(const struct sql_relationship *r)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:s, s:s}", "id", r->id, "type", r->type,
                      "source", r->source, "target", r->target, "properties", r->properties,
-                     "version", (json_int_t)r->version, "created_at", r->created_at,
-                     "updated_at", r->updated_at);
+                     "version", (json_int_t)r->version, "created_at", r->created_at, "updated_at",
+                     r->updated_at);
 }
 
 /* ---- intent log ---- */
 
-int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id,
-                      const char *statements, const char *created_at, struct bs_error *err)
+int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const char *statements,
+                      const char *created_at, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_INTENT_INSERT, err);
     if (!s)
@@ -504,8 +502,7 @@ int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id,
     return step_done(c, s, err, "insert intent");
 }
 
-int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at,
-                            struct bs_error *err)
+int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_INTENT_MARK_APPLIED, err);
     if (!s)
@@ -544,8 +541,7 @@ int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest
 }
 
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
-                       int (*fn)(int64_t seq, const char *tx_id, const char *statements,
-                                 void *arg),
+                       int (*fn)(int64_t seq, const char *tx_id, const char *statements, void *arg),
                        void *arg, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_INTENT_PENDING, err);
@@ -596,9 +592,9 @@ static json_t *tx_row_json(sqlite3_stmt *s)
     return json_pack("{s:s, s:s, s:s, s:s?, s:o, s:o, s:o}", "tx_id",
                      (const char *)sqlite3_column_text(s, 1), "state",
                      (const char *)sqlite3_column_text(s, 2), "created_at",
-                     (const char *)sqlite3_column_text(s, 3), "applied_at", applied,
-                     "operations", ops ? ops : json_array(), "error",
-                     error ? error : json_null(), "provenance", prov ? prov : json_null());
+                     (const char *)sqlite3_column_text(s, 3), "applied_at", applied, "operations",
+                     ops ? ops : json_array(), "error", error ? error : json_null(), "provenance",
+                     prov ? prov : json_null());
 }
 
 int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err)
@@ -620,8 +616,8 @@ int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_er
     return ret;
 }
 
-int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
-                json_t *items, int64_t *last, bool *more, struct bs_error *err)
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
+                int64_t *last, bool *more, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_TX_LIST, err);
     if (!s)
@@ -675,9 +671,9 @@ int sql_idem_get(struct sql_conn *c, const char *key, const char *scope, char bo
     return ret;
 }
 
-int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope,
-                    const char *body_hash, const char *result, const char *tx_id,
-                    const char *created_at, struct bs_error *err)
+int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope, const char *body_hash,
+                    const char *result, const char *tx_id, const char *created_at,
+                    struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_IDEM_INSERT, err);
     if (!s)
@@ -691,8 +687,7 @@ int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope,
     return step_done(c, s, err, "insert idempotency key");
 }
 
-int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap,
-                 struct bs_error *err)
+int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_META_GET, err);
     if (!s)

@@ -69,7 +69,7 @@ struct sql_entity {
     char id[ID_MAX_LEN + 1];
     char type[NAME_MAX_LEN + 1];
     json_t *properties;
-    json_t *metadata;  /* NULL when none */
+    json_t *metadata; /* NULL when none */
     int64_t version;
     char hash[HASH_STR_LEN];
     char created_at[TIMESTAMP_LEN];
@@ -125,18 +125,16 @@ json_t *sql_entity_json(const struct sql_entity *e);
 json_t *sql_relationship_json(const struct sql_relationship *r);
 
 /* Intent log. statements: the Neo4j statements JSON text, replayed as is. */
-int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id,
-                      const char *statements, const char *created_at, struct bs_error *err);
+int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const char *statements,
+                      const char *created_at, struct bs_error *err);
 /* Marks every intent with seq <= upto applied (at `at`). */
-int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at,
-                            struct bs_error *err);
+int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
 int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest_seq,
                              struct bs_error *err);
 /* Pending intents with seq > after, in order, at most limit: calls fn for each. */
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
-                       int (*fn)(int64_t seq, const char *tx_id, const char *statements,
-                                 void *arg),
+                       int (*fn)(int64_t seq, const char *tx_id, const char *statements, void *arg),
                        void *arg, struct bs_error *err);
 
 /* Audit trail. seq < 0 for an aborted transaction. JSON texts may be NULL. */
@@ -146,19 +144,18 @@ int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char
 /* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
 int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
 /* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
-int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
-                json_t *items, int64_t *last, bool *more, struct bs_error *err);
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
+                int64_t *last, bool *more, struct bs_error *err);
 
 /* Idempotency: 1 when the key is unknown in scope. */
 int sql_idem_get(struct sql_conn *c, const char *key, const char *scope, char body_hash[17],
                  json_t **result, char tx_id[UUID_STR_LEN], struct bs_error *err);
-int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope,
-                    const char *body_hash, const char *result, const char *tx_id,
-                    const char *created_at, struct bs_error *err);
+int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope, const char *body_hash,
+                    const char *result, const char *tx_id, const char *created_at,
+                    struct bs_error *err);
 
 /* Gateway bookkeeping (store id...). 1 when the key is unset. */
-int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap,
-                 struct bs_error *err);
+int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap, struct bs_error *err);
 int sql_meta_set(struct sql_conn *c, const char *key, const char *value, struct bs_error *err);
 
 #endif

@@ -258,8 +258,8 @@ fail:
 int bistore_start(struct bistore *bs, struct bs_error *err)
 {
     fault_init();
-    log_info("SQLite %s open (store %s, intent log at seq %lld)", bs->sqlite_path,
-             bs->store_id, (long long)bs->last_seq);
+    log_info("SQLite %s open (store %s, intent log at seq %lld)", bs->sqlite_path, bs->store_id,
+             (long long)bs->last_seq);
     if (pthread_create(&bs->writer, NULL, writer_main, bs) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot start the writer thread");
         return -1;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds bistore: scripts/build.sh [release|asan]  ->  build/ or build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-release}
+case "$kind" in
+  release) dir=build; opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan) dir=build-asan; opts=(-DCMAKE_BUILD_TYPE=Debug -DBISTORE_SANITIZE=ON) ;;
+  *) echo "usage: scripts/build.sh [release|asan]" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" -G Ninja "${opts[@]}" >/dev/null
+cmake --build "$dir"
