@@ -390,12 +390,23 @@ bool query_limit(const struct request *req, int def, int max, int *limit, struct
     return true;
 }
 
-bool submit(struct app *app, const struct request *req, struct bs_txn *txn,
+bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool batch,
             struct bistore_outcome *out, struct response *res)
 {
     bistore_submit(app->store, txn, req->rid, out);
     if (out->err.code != BS_OK) {
-        reply_error(res, &out->err);
+        struct bs_error *err = &out->err;
+        if (!batch) {
+            err->op_index = -1; /* a single resource has no operations */
+        } else if (err->op_index >= 0 && strncmp(err->field, "operations[", 11) != 0) {
+            char field[BS_ERROR_FIELD_MAX];
+            snprintf(field, sizeof field, "%s", err->field);
+            if (field[0])
+                bs_error_field(err, "operations[%ld].%s", err->op_index, field);
+            else
+                bs_error_field(err, "operations[%ld]", err->op_index);
+        }
+        reply_error(res, err);
         return false;
     }
     if (out->replayed)

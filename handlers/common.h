@@ -59,9 +59,10 @@ bool parse_if_match(const struct request *req, int64_t *version, struct response
 /* ?limit=: default when absent; false after 400 when not in 1..max. */
 bool query_limit(const struct request *req, int def, int max, int *limit, struct response *res);
 
-/* Runs txn through the writer; false after answering the error. out is
- * the caller's to clear. */
-bool submit(struct app *app, const struct request *req, struct bs_txn *txn,
+/* Runs txn through the writer; false after answering the error (in a
+ * batch, its field is prefixed with "operations[i]."). out is the
+ * caller's to clear. */
+bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool batch,
             struct bistore_outcome *out, struct response *res);
 
 /* The single record of a one-operation write, with tx_id added (new ref). */

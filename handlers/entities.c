@@ -32,7 +32,7 @@ static void run_single(struct app *app, const struct request *req, struct bs_txn
                        unsigned status, struct response *res)
 {
     struct bistore_outcome out;
-    if (submit(app, req, txn, &out, res)) {
+    if (submit(app, req, txn, false, &out, res)) {
         json_t *rec = single_record(&out);
         if (!rec) {
             reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
@@ -67,15 +67,16 @@ void handle_entity_get(struct app *app, const struct request *req, struct respon
     if (!path_id(req, res))
         return;
     const char *verify = request_query(req, "verify");
-    if (verify && strcmp(verify, "false") != 0) {
-        reply_errorf(res, BS_INVALID_REQUEST, "verify",
-                     "verify=true is not available in this version of the gateway");
+    if (verify && strcmp(verify, "true") != 0 && strcmp(verify, "false") != 0) {
+        reply_errorf(res, BS_INVALID_REQUEST, "verify", "verify must be true or false");
         return;
     }
     json_t *entity;
     struct bs_error err;
     bs_error_clear(&err);
-    int rc = bistore_get_entity(app->store, req->args[0], &entity, &err);
+    int rc = verify && strcmp(verify, "true") == 0
+                 ? bistore_verify_entity(app->store, req->args[0], &entity, &err)
+                 : bistore_get_entity(app->store, req->args[0], &entity, &err);
     if (rc == 0)
         reply_entity(res, 200, entity);
     else if (rc == 1)
@@ -157,7 +158,7 @@ void handle_entity_delete(struct app *app, const struct request *req, struct res
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
     struct bistore_outcome out;
-    if (submit(app, req, &txn, &out, res)) {
+    if (submit(app, req, &txn, false, &out, res)) {
         res->status = 204;
     }
     bistore_outcome_clear(&out);

@@ -18,7 +18,7 @@ void handle_relationship_create(struct app *app, const struct request *req, stru
     if (parse_single(body, allowed, "create_relationship", &op, res) &&
         idempotency_prepare(req, "POST /v1/relationships", body, &txn, res)) {
         struct bistore_outcome out;
-        if (submit(app, req, &txn, &out, res)) {
+        if (submit(app, req, &txn, false, &out, res)) {
             json_t *rec = single_record(&out);
             if (rec) {
                 response_header(res, "Location", "/v1/relationships/%s", op.id);
@@ -61,7 +61,7 @@ void handle_relationship_delete(struct app *app, const struct request *req, stru
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
     struct bistore_outcome out;
-    if (submit(app, req, &txn, &out, res))
+    if (submit(app, req, &txn, false, &out, res))
         res->status = 204;
     bistore_outcome_clear(&out);
 }

@@ -66,7 +66,7 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
                idempotency_prepare(req, "POST /v1/transactions", body, &txn, res)) {
         txn.provenance = json_is_object(prov) ? json_incref(prov) : NULL;
         struct bistore_outcome out;
-        if (submit(app, req, &txn, &out, res)) {
+        if (submit(app, req, &txn, true, &out, res)) {
             json_t *answer =
                 json_pack("{s:O, s:s, s:s, s:O}", "tx_id", json_object_get(out.result, "tx_id"),
                           "state", "committed", "neo4j", out.neo4j_applied ? "applied" : "pending",

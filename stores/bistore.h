@@ -66,6 +66,10 @@ int bistore_get_relationship(struct bistore *bs, const char *id, json_t **out,
                              struct bs_error *err);
 int bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
                             struct bs_error *err);
+/* The entity with "consistency": {"status": "consistent" | "mismatch" |
+ * "missing_in_neo4j", "details": [{"field", "sqlite", "neo4j"}...]},
+ * comparing its SQLite row with Neo4j's node. 503 when Neo4j is away. */
+int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
 /* Lists: items appended to *items (a new array); *next the cursor of the
  * next page or NULL (free() it). */
 int bistore_list_entities(struct bistore *bs, const char *type, const char *after, int limit,

@@ -18,6 +18,7 @@
 #define ORPHANS_MAX 64
 #define REASON_MAX 256
 #define REL_TYPES_MAX 4096
+#define READ_CLIENTS_MAX 8
 
 /*
  * The Neo4j transactions this gateway opened and has not seen finish, kept
@@ -69,6 +70,8 @@ struct bistore {
     char reason[REASON_MAX];
     pthread_t writer;
     bool writer_started;
+    struct neo4j_client *read_clients[READ_CLIENTS_MAX]; /* idle, for verify */
+    size_t n_read_clients;
 };
 
 /* writer.c */

@@ -281,6 +281,8 @@ void bistore_close(struct bistore *bs)
     if (bs->orphans.n)
         orphans_rollback_all(&bs->orphans, bs->neo4j);
     neo4j_client_free(bs->neo4j);
+    for (size_t i = 0; i < bs->n_read_clients; i++)
+        neo4j_client_free(bs->read_clients[i]);
     orphans_close(&bs->orphans);
     sql_pool_destroy(&bs->readers);
     sql_close(bs->wconn);

@@ -1,0 +1,171 @@
+/*
+ * GET /v1/entities/{id}?verify=true: compares one entity's SQLite row with
+ * the node Neo4j holds (labels, mirrored properties, _v, _h) and recomputes
+ * both hashes, so an edit on either side shows as a mismatch.
+ *
+ * Reader threads borrow Neo4j clients from a small pool (the writer keeps
+ * its own), so a verify never waits behind a write.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stores/canon.h"
+#include "stores/internal.h"
+
+static struct neo4j_client *client_get(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    struct neo4j_client *c = bs->n_read_clients ? bs->read_clients[--bs->n_read_clients] : NULL;
+    pthread_mutex_unlock(&bs->lock);
+    return c ? c : neo4j_client_new(&bs->neo4j_cfg);
+}
+
+static void client_put(struct bistore *bs, struct neo4j_client *c)
+{
+    pthread_mutex_lock(&bs->lock);
+    if (bs->n_read_clients < READ_CLIENTS_MAX) {
+        bs->read_clients[bs->n_read_clients++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&bs->lock);
+    neo4j_client_free(c);
+}
+
+static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t *neo4j)
+{
+    json_t *d = json_pack("{s:s, s:O?, s:O?}", "field", what, "sqlite", sqlite, "neo4j", neo4j);
+    return d ? json_array_append_new(details, d) : -1;
+}
+
+/* True when a and b have the same canonical JSON. */
+static bool same(const json_t *a, const json_t *b)
+{
+    char *ca = canon_dumps(a), *cb = canon_dumps(b);
+    bool eq = ca && cb && strcmp(ca, cb) == 0;
+    free(ca);
+    free(cb);
+    return eq;
+}
+
+/* Compares the SQLite entity with one Neo4j node (labels, properties). */
+static int compare_node(const json_t *entity, json_t *labels, json_t *props, json_t *details)
+{
+    const char *type = json_string_value(json_object_get(entity, "type"));
+    const char *id = json_string_value(json_object_get(entity, "id"));
+    json_t *want_labels = json_pack("[s, s]", "Entity", type);
+    size_t i;
+    json_t *l;
+    const char *other_type = NULL;
+    json_array_foreach (labels, i, l) {
+        if (strcmp(json_string_value(l), "Entity") != 0)
+            other_type = json_string_value(l);
+    }
+    int rc = 0;
+    if (json_array_size(labels) != 2 || !other_type || strcmp(other_type, type) != 0)
+        rc |= add_detail(details, "labels", want_labels, labels);
+    json_t *mirrored = json_deep_copy(props);
+    json_t *v = json_incref(json_object_get(props, "_v"));
+    json_t *h = json_incref(json_object_get(props, "_h"));
+    json_object_del(mirrored, "_v");
+    json_object_del(mirrored, "_h");
+    json_object_del(mirrored, "id");
+    json_t *sql_props = json_object_get(entity, "properties");
+    if (!same(mirrored, sql_props))
+        rc |= add_detail(details, "properties", sql_props, mirrored);
+    json_t *sql_v = json_object_get(entity, "version");
+    if (!json_equal(v, sql_v))
+        rc |= add_detail(details, "version", sql_v, v);
+    json_t *sql_h = json_object_get(entity, "_hash");
+    if (!json_equal(h, sql_h))
+        rc |= add_detail(details, "hash", sql_h, h);
+    /* The hash recomputed from what Neo4j holds must match its _h. */
+    char recomputed[HASH_STR_LEN];
+    json_t *rec =
+        canon_entity_record(id, other_type ? other_type : "", mirrored, json_integer_value(v));
+    if (rec && canon_hash(rec, recomputed) == 0 &&
+        (!json_is_string(h) || strcmp(recomputed, json_string_value(h)) != 0)) {
+        json_t *r = json_string(recomputed);
+        rc |= add_detail(details, "neo4j_content_hash", h, r);
+        json_decref(r);
+    }
+    json_decref(rec);
+    json_decref(mirrored);
+    json_decref(v);
+    json_decref(h);
+    json_decref(want_labels);
+    return rc;
+}
+
+int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
+{
+    *out = NULL;
+    struct sql_conn *c = sql_pool_get(&bs->readers, err);
+    if (!c)
+        return -1;
+    struct sql_entity e;
+    int rc = sql_entity_get(c, id, &e, err);
+    sql_pool_put(&bs->readers, c);
+    if (rc != 0) {
+        sql_entity_clear(&e);
+        return rc;
+    }
+    /* The row's own hash, recomputed: catches edits made in SQLite. */
+    char recomputed[HASH_STR_LEN] = "";
+    json_t *rec = canon_entity_record(e.id, e.type, e.properties, e.version);
+    bool sqlite_hash_bad = rec && canon_hash(rec, recomputed) == 0 && strcmp(recomputed, e.hash);
+    json_decref(rec);
+    json_t *entity = sql_entity_json(&e);
+    json_t *details = json_array();
+    if (entity)
+        json_object_set_new(entity, "_hash", json_string(e.hash));
+    sql_entity_clear(&e);
+    if (!entity || !details) {
+        json_decref(entity);
+        json_decref(details);
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    }
+    if (sqlite_hash_bad) {
+        json_t *got = json_string(recomputed);
+        add_detail(details, "sqlite_content_hash", json_object_get(entity, "_hash"), got);
+        json_decref(got);
+    }
+
+    struct neo4j_client *n4 = client_get(bs);
+    json_t *stmts = json_array();
+    struct neo4j_result r = {0};
+    rc = -1;
+    if (!n4 || !stmts ||
+        neo4j_add_statement(stmts, "MATCH (n:Entity {id: $id}) RETURN labels(n), properties(n)",
+                            json_pack("{s:s}", "id", id)) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+    } else if (neo4j_autocommit(n4, stmts, &r) != NEO4J_OK) {
+        bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j did not answer the verification: %s",
+                     r.message);
+    } else {
+        size_t rows = neo4j_row_count(&r, 0);
+        const char *status = "missing_in_neo4j";
+        if (rows > 0) {
+            if (rows > 1) {
+                json_t *n = json_integer((json_int_t)rows);
+                add_detail(details, "duplicate_nodes", NULL, n);
+                json_decref(n);
+            }
+            compare_node(entity, neo4j_cell(&r, 0, 0, 0), neo4j_cell(&r, 0, 0, 1), details);
+            status = json_array_size(details) ? "mismatch" : "consistent";
+        }
+        json_object_del(entity, "_hash");
+        json_object_set_new(entity, "consistency",
+                            json_pack("{s:s, s:O}", "status", status, "details", details));
+        *out = entity;
+        entity = NULL;
+        rc = 0;
+    }
+    if (n4)
+        client_put(bs, n4);
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    json_decref(details);
+    json_decref(entity);
+    return rc;
+}
