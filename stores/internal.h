@@ -68,6 +68,7 @@ struct bistore {
     bool stopping;
     bool ready;
     char reason[REASON_MAX];
+    int64_t last_ping_ms; /* when readiness last saw Neo4j answer */
     pthread_t writer;
     bool writer_started;
     struct neo4j_client *read_clients[READ_CLIENTS_MAX]; /* idle, for verify */
@@ -100,6 +101,10 @@ void apply_free(struct apply_state *st);
 /* Applies every operation to SQLite (inside the caller's transaction) and
  * builds the Cypher. On a client error err names the operation. */
 int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err);
+
+/* reads.c: Neo4j clients for reader threads (new when the pool is empty). */
+struct neo4j_client *read_client_get(struct bistore *bs);
+void read_client_put(struct bistore *bs, struct neo4j_client *c);
 
 /* orphans.c */
 int orphans_open(struct orphan_log *log, const char *sqlite_path);

@@ -130,3 +130,24 @@ int bistore_list_transactions(struct bistore *bs, const char *state, const char 
     }
     return rc;
 }
+
+/* Neo4j clients for reader threads (verify, readiness): the writer keeps its
+ * own, so a read never waits behind a write. */
+struct neo4j_client *read_client_get(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    struct neo4j_client *c = bs->n_read_clients ? bs->read_clients[--bs->n_read_clients] : NULL;
+    pthread_mutex_unlock(&bs->lock);
+    return c ? c : neo4j_client_new(&bs->neo4j_cfg);
+}
+
+void read_client_put(struct bistore *bs, struct neo4j_client *c)
+{
+    pthread_mutex_lock(&bs->lock);
+    if (bs->n_read_clients < READ_CLIENTS_MAX) {
+        bs->read_clients[bs->n_read_clients++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&bs->lock);
+    neo4j_client_free(c);
+}

@@ -2,9 +2,8 @@
  * GET /v1/entities/{id}?verify=true: compares one entity's SQLite row with
  * the node Neo4j holds (labels, mirrored properties, _v, _h) and recomputes
  * both hashes, so an edit on either side shows as a mismatch.
- *
- * Reader threads borrow Neo4j clients from a small pool (the writer keeps
- * its own), so a verify never waits behind a write.
+ * Reader threads borrow Neo4j clients from the read pool (reads.c), so a
+ * verify never waits behind a write.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,25 +11,6 @@
 
 #include "stores/canon.h"
 #include "stores/internal.h"
-
-static struct neo4j_client *client_get(struct bistore *bs)
-{
-    pthread_mutex_lock(&bs->lock);
-    struct neo4j_client *c = bs->n_read_clients ? bs->read_clients[--bs->n_read_clients] : NULL;
-    pthread_mutex_unlock(&bs->lock);
-    return c ? c : neo4j_client_new(&bs->neo4j_cfg);
-}
-
-static void client_put(struct bistore *bs, struct neo4j_client *c)
-{
-    pthread_mutex_lock(&bs->lock);
-    if (bs->n_read_clients < READ_CLIENTS_MAX) {
-        bs->read_clients[bs->n_read_clients++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&bs->lock);
-    neo4j_client_free(c);
-}
 
 static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t *neo4j)
 {
@@ -131,7 +111,7 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         json_decref(got);
     }
 
-    struct neo4j_client *n4 = client_get(bs);
+    struct neo4j_client *n4 = read_client_get(bs);
     json_t *stmts = json_array();
     struct neo4j_result r = {0};
     rc = -1;
@@ -162,7 +142,7 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         rc = 0;
     }
     if (n4)
-        client_put(bs, n4);
+        read_client_put(bs, n4);
     neo4j_result_clear(&r);
     json_decref(stmts);
     json_decref(details);

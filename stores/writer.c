@@ -35,10 +35,35 @@ void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ..
     }
 }
 
+#define READY_PING_INTERVAL_MS 1000
+
 bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
 {
     pthread_mutex_lock(&bs->lock);
     bool ready = bs->ready;
+    bool ping = ready && time_monotonic_ms() - bs->last_ping_ms >= READY_PING_INTERVAL_MS;
+    pthread_mutex_unlock(&bs->lock);
+    if (ping) {
+        /* "Neo4j answers" is part of ready: ask it, at most once a second. */
+        struct neo4j_client *c = read_client_get(bs);
+        char version[64];
+        bool up = c && neo4j_ping(c, version, sizeof version);
+        if (c)
+            read_client_put(bs, c);
+        if (up) {
+            pthread_mutex_lock(&bs->lock);
+            bs->last_ping_ms = time_monotonic_ms();
+            pthread_mutex_unlock(&bs->lock);
+        } else {
+            writer_set_ready(bs, false, "Neo4j at %s does not answer", bs->neo4j_url);
+            pthread_mutex_lock(&bs->lock);
+            pthread_cond_signal(&bs->wake); /* the writer retries recovery */
+            pthread_mutex_unlock(&bs->lock);
+            ready = false;
+        }
+    }
+    pthread_mutex_lock(&bs->lock);
+    ready = ready && bs->ready;
     snprintf(reason, cap, "%s", bs->reason);
     pthread_mutex_unlock(&bs->lock);
     return ready;
@@ -81,6 +106,9 @@ static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool fo
             writer_set_ready(bs, false, "%s", err->message);
         return false;
     }
+    pthread_mutex_lock(&bs->lock);
+    bs->last_ping_ms = time_monotonic_ms();
+    pthread_mutex_unlock(&bs->lock);
     writer_set_ready(bs, true, "ready");
     return true;
 }

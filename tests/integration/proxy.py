@@ -238,10 +238,13 @@ class FaultProxy:
         pattern = self._pattern
         if pattern is None:
             return False
+        # Only a match that ends inside the new chunk counts: the tail is
+        # there to find a pattern split across chunks, not to match an
+        # earlier request of the same keep-alive connection again.
         window = conn.tail + chunk
         if isinstance(pattern, bytes):
-            return pattern in window
-        return pattern.search(window) is not None
+            pattern = re.compile(re.escape(pattern))
+        return any(m.end() > len(conn.tail) for m in pattern.finditer(window))
 
     def _client_to_server(self, conn):
         while True:
