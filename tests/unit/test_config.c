@@ -1,0 +1,530 @@
+/*
+ * config_parse (server/config.c): defaults, flags, BISTORE_* variables,
+ * flag over variable, the loopback rule, and the Neo4j password sources.
+ * Criterion runs each test in its own process, so setenv is local to it.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/config.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Every variable config_parse reads, cleared so the test's environment
+ * cannot leak in. */
+static void clear_env(void)
+{
+    static const char *const vars[] = {
+        "BISTORE_LISTEN",
+        "BISTORE_SQLITE",
+        "BISTORE_NEO4J_URL",
+        "BISTORE_NEO4J_DATABASE",
+        "BISTORE_NEO4J_USER",
+        "BISTORE_NEO4J_PASSWORD",
+        "BISTORE_NEO4J_PASSWORD_FILE",
+        "BISTORE_NEO4J_TIMEOUT_MS",
+        "BISTORE_MAX_BODY_BYTES",
+        "BISTORE_MAX_OPERATIONS",
+        "BISTORE_MAX_CONNECTIONS",
+        "BISTORE_MAX_QUEUE",
+        "BISTORE_INSECURE_NO_AUTH",
+        "BISTORE_LOG_LEVEL",
+        "BISTORE_API_KEYS_FILE",
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static int parse(int argc, char **argv, struct config *cfg, char *msg, size_t cap)
+{
+    memset(cfg, 0xA5, sizeof *cfg); /* config_parse must set every field */
+    msg[0] = '\0';
+    return config_parse(argc, argv, cfg, msg, cap);
+}
+
+/* Parses argv, which must succeed. */
+static void parse_ok(int argc, char **argv, struct config *cfg)
+{
+    char msg[512];
+    int rc = parse(argc, argv, cfg, msg, sizeof msg);
+    cr_assert_eq(rc, 0, "config_parse failed: %s", msg);
+}
+
+/* Parses argv, which must fail with a message; the message goes to msg. */
+static void parse_fails(int argc, char **argv, char *msg, size_t cap)
+{
+    struct config cfg;
+    int rc = parse(argc, argv, &cfg, msg, cap);
+    cr_expect_eq(rc, -1, "config_parse must refuse this (argv[2] = '%s')", argc > 2 ? argv[2] : "");
+    cr_expect(msg[0] != '\0', "a refusal needs a message");
+}
+
+/* A temporary file holding content; path receives its name. */
+static void temp_file(char *path, size_t cap, const char *content, size_t len)
+{
+    snprintf(path, cap, "/tmp/bistore-test-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, content, len), (ssize_t)len);
+    close(fd);
+}
+
+Test(config, defaults)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_eq(cfg.command, CMD_SERVE);
+    cr_expect_str_eq(cfg.listen_host, "127.0.0.1");
+    cr_expect_eq(cfg.listen_port, 8080);
+    cr_expect_str_eq(cfg.neo4j_url, "http://127.0.0.1:7474");
+    cr_expect_str_eq(cfg.neo4j_database, "neo4j");
+    cr_expect_str_eq(cfg.neo4j_user, "");
+    cr_expect_str_eq(cfg.neo4j_password, "");
+    cr_expect(cfg.sqlite_path[0] != '\0');
+    cr_expect_eq(cfg.max_body_bytes, (size_t)16 << 20, "API.md: a 16 MiB body by default");
+    cr_expect_eq(cfg.max_operations, 10000, "API.md: at most 10,000 operations by default");
+    cr_expect_gt(cfg.neo4j_timeout_ms, 0);
+    cr_expect_gt(cfg.max_connections, 0);
+    cr_expect_gt(cfg.max_queue, 0);
+    cr_expect_eq(cfg.insecure_no_auth, false);
+    cr_expect_str_eq(cfg.log_level, "info");
+}
+
+Test(config, help_and_version)
+{
+    clear_env();
+    struct config cfg;
+    char *h[] = {"bistore", "--help"};
+    parse_ok(ARGC(h), h, &cfg);
+    cr_expect_eq(cfg.command, CMD_HELP);
+    char *v[] = {"bistore", "--version"};
+    parse_ok(ARGC(v), v, &cfg);
+    cr_expect_eq(cfg.command, CMD_VERSION);
+    char *sh[] = {"bistore", "serve", "--help"};
+    parse_ok(ARGC(sh), sh, &cfg);
+    cr_expect_eq(cfg.command, CMD_HELP);
+    cr_expect(strstr(config_usage(), "--listen") != NULL);
+    cr_expect(strstr(config_usage(), "--neo4j-password-file") != NULL);
+}
+
+Test(config, missing_or_unknown_command)
+{
+    clear_env();
+    char msg[512];
+    char *none[] = {"bistore"};
+    parse_fails(ARGC(none), none, msg, sizeof msg);
+    char *bad[] = {"bistore", "serv"};
+    parse_fails(ARGC(bad), bad, msg, sizeof msg);
+    cr_expect(strstr(msg, "serv") != NULL, "the message names the command: %s", msg);
+}
+
+Test(config, flags)
+{
+    clear_env();
+    char *argv[] = {"bistore",
+                    "serve",
+                    "--listen",
+                    "127.0.0.2:9001",
+                    "--sqlite",
+                    "/tmp/x.db",
+                    "--neo4j-url",
+                    "http://neo:7475",
+                    "--neo4j-database",
+                    "graph",
+                    "--neo4j-user",
+                    "alice",
+                    "--neo4j-timeout-ms",
+                    "1234",
+                    "--max-body-bytes",
+                    "1000",
+                    "--max-operations",
+                    "7",
+                    "--max-connections",
+                    "9",
+                    "--max-queue",
+                    "11",
+                    "--log-level",
+                    "debug"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "127.0.0.2");
+    cr_expect_eq(cfg.listen_port, 9001);
+    cr_expect_str_eq(cfg.sqlite_path, "/tmp/x.db");
+    cr_expect_str_eq(cfg.neo4j_url, "http://neo:7475");
+    cr_expect_str_eq(cfg.neo4j_database, "graph");
+    cr_expect_str_eq(cfg.neo4j_user, "alice");
+    cr_expect_eq(cfg.neo4j_timeout_ms, 1234);
+    cr_expect_eq(cfg.max_body_bytes, 1000);
+    cr_expect_eq(cfg.max_operations, 7);
+    cr_expect_eq(cfg.max_connections, 9);
+    cr_expect_eq(cfg.max_queue, 11);
+    cr_expect_str_eq(cfg.log_level, "debug");
+}
+
+Test(config, flags_with_equals)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--listen=127.0.0.1:7000", "--neo4j-url=http://h:1",
+                    "--max-operations=3"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_eq(cfg.listen_port, 7000);
+    cr_expect_str_eq(cfg.neo4j_url, "http://h:1");
+    cr_expect_eq(cfg.max_operations, 3);
+}
+
+Test(config, env_vars)
+{
+    clear_env();
+    setenv("BISTORE_LISTEN", "127.0.0.1:7001", 1);
+    setenv("BISTORE_SQLITE", "/tmp/env.db", 1);
+    setenv("BISTORE_NEO4J_URL", "http://envhost:7474", 1);
+    setenv("BISTORE_NEO4J_DATABASE", "envdb", 1);
+    setenv("BISTORE_NEO4J_USER", "bob", 1);
+    setenv("BISTORE_NEO4J_PASSWORD", "s3cret", 1);
+    setenv("BISTORE_NEO4J_TIMEOUT_MS", "250", 1);
+    setenv("BISTORE_MAX_BODY_BYTES", "4096", 1);
+    setenv("BISTORE_MAX_OPERATIONS", "50", 1);
+    setenv("BISTORE_MAX_CONNECTIONS", "60", 1);
+    setenv("BISTORE_MAX_QUEUE", "70", 1);
+    setenv("BISTORE_LOG_LEVEL", "warn", 1);
+    char *argv[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "127.0.0.1");
+    cr_expect_eq(cfg.listen_port, 7001);
+    cr_expect_str_eq(cfg.sqlite_path, "/tmp/env.db");
+    cr_expect_str_eq(cfg.neo4j_url, "http://envhost:7474");
+    cr_expect_str_eq(cfg.neo4j_database, "envdb");
+    cr_expect_str_eq(cfg.neo4j_user, "bob");
+    cr_expect_str_eq(cfg.neo4j_password, "s3cret");
+    cr_expect_eq(cfg.neo4j_timeout_ms, 250);
+    cr_expect_eq(cfg.max_body_bytes, 4096);
+    cr_expect_eq(cfg.max_operations, 50);
+    cr_expect_eq(cfg.max_connections, 60);
+    cr_expect_eq(cfg.max_queue, 70);
+    cr_expect_str_eq(cfg.log_level, "warn");
+}
+
+Test(config, flag_beats_variable)
+{
+    clear_env();
+    setenv("BISTORE_NEO4J_URL", "http://from-env:7474", 1);
+    setenv("BISTORE_LISTEN", "127.0.0.1:7001", 1);
+    setenv("BISTORE_MAX_OPERATIONS", "50", 1);
+    setenv("BISTORE_NEO4J_USER", "env_user", 1);
+    char *argv[] = {"bistore",  "serve",          "--neo4j-url",      "http://from-flag:7474",
+                    "--listen", "127.0.0.1:7002", "--max-operations", "5"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.neo4j_url, "http://from-flag:7474");
+    cr_expect_eq(cfg.listen_port, 7002);
+    cr_expect_eq(cfg.max_operations, 5);
+    cr_expect_str_eq(cfg.neo4j_user, "env_user", "a variable without a flag still applies");
+}
+
+Test(config, listen_port_zero)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--listen", "127.0.0.1:0"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "127.0.0.1");
+    cr_expect_eq(cfg.listen_port, 0);
+}
+
+Test(config, listen_loopback_forms)
+{
+    clear_env();
+    struct config cfg;
+    char *v6[] = {"bistore", "serve", "--listen", "[::1]:8081"};
+    parse_ok(ARGC(v6), v6, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "::1");
+    cr_expect_eq(cfg.listen_port, 8081);
+    char *lh[] = {"bistore", "serve", "--listen", "localhost:8082"};
+    parse_ok(ARGC(lh), lh, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "localhost");
+    cr_expect_eq(cfg.listen_port, 8082);
+}
+
+Test(config, non_loopback_needs_insecure_no_auth)
+{
+    clear_env();
+    char msg[512];
+    char *bad[] = {"bistore", "serve", "--listen", "0.0.0.0:8080"};
+    parse_fails(ARGC(bad), bad, msg, sizeof msg);
+    cr_expect(strstr(msg, "0.0.0.0") != NULL, "the message names the address: %s", msg);
+    cr_expect(strstr(msg, "--insecure-no-auth") != NULL, "the message tells the way out: %s", msg);
+
+    char *ok[] = {"bistore", "serve", "--listen", "0.0.0.0:8080", "--insecure-no-auth"};
+    struct config cfg;
+    parse_ok(ARGC(ok), ok, &cfg);
+    cr_expect_str_eq(cfg.listen_host, "0.0.0.0");
+    cr_expect_eq(cfg.listen_port, 8080);
+    cr_expect(cfg.insecure_no_auth);
+
+    /* the order of the flags does not matter */
+    char *ok2[] = {"bistore", "serve", "--insecure-no-auth", "--listen", "10.1.2.3:80"};
+    parse_ok(ARGC(ok2), ok2, &cfg);
+    cr_expect(cfg.insecure_no_auth);
+}
+
+Test(config, non_loopback_from_env_needs_insecure_no_auth)
+{
+    clear_env();
+    setenv("BISTORE_LISTEN", "[::]:8080", 1);
+    char msg[512];
+    char *argv[] = {"bistore", "serve"};
+    parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    setenv("BISTORE_INSECURE_NO_AUTH", "1", 1);
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect(cfg.insecure_no_auth);
+}
+
+Test(config, loopback_detection)
+{
+    cr_expect(config_is_loopback("127.0.0.1"));
+    cr_expect(config_is_loopback("127.1.2.3"));
+    cr_expect(config_is_loopback("::1"));
+    cr_expect(config_is_loopback("localhost"));
+    cr_expect_not(config_is_loopback("0.0.0.0"));
+    cr_expect_not(config_is_loopback("::"));
+    cr_expect_not(config_is_loopback("10.0.0.1"));
+    cr_expect_not(config_is_loopback("128.0.0.1"));
+    cr_expect_not(config_is_loopback("1127.0.0.1"));
+    cr_expect_not(config_is_loopback("example.com"));
+    cr_expect_not(config_is_loopback(""));
+}
+
+/* config.h: "True for 127.0.0.0/8, ::1 and localhost". http.c resolves the
+ * host with getaddrinfo, so a host NAME that merely starts with "127." is not
+ * in 127.0.0.0/8: it can resolve to any address and bind it without keys. */
+Test(config, loopback_rejects_hostnames_starting_with_127)
+{
+    cr_expect_not(config_is_loopback("127.example.com"),
+                  "'127.example.com' is a DNS name, not an address in 127.0.0.0/8");
+    cr_expect_not(config_is_loopback("127.0.0.1.nip.io"));
+    cr_expect_not(config_is_loopback("127."));
+}
+
+Test(config, bad_numbers_fail)
+{
+    clear_env();
+    static const char *const cases[][2] = {
+        {"--max-body-bytes", "abc"},     {"--max-body-bytes", "-1"},
+        {"--max-body-bytes", "0"},       {"--max-body-bytes", "12k"},
+        {"--max-body-bytes", ""},        {"--max-operations", "1.5"},
+        {"--max-operations", "0"},       {"--max-connections", "x"},
+        {"--max-queue", "-5"},           {"--neo4j-timeout-ms", "0"},
+        {"--neo4j-timeout-ms", "ten"},   {"--max-body-bytes", "99999999999999999999999"},
+        {"--listen", "127.0.0.1:65536"}, {"--listen", "127.0.0.1:-1"},
+        {"--listen", "127.0.0.1:80x"},   {"--listen", "127.0.0.1:"},
+        {"--listen", "127.0.0.1"},       {"--listen", ":8080"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[] = {"bistore", "serve", (char *)cases[i][0], (char *)cases[i][1]};
+        char msg[512];
+        parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    }
+}
+
+Test(config, bad_number_in_env_fails)
+{
+    clear_env();
+    setenv("BISTORE_MAX_OPERATIONS", "lots", 1);
+    char *argv[] = {"bistore", "serve"};
+    char msg[512];
+    parse_fails(ARGC(argv), argv, msg, sizeof msg);
+}
+
+/* A timeout too big for a long must not become a negative timeout. */
+Test(config, timeout_overflow_fails)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--neo4j-timeout-ms", "9223372036854775808"};
+    char msg[512];
+    struct config cfg;
+    int rc = parse(ARGC(argv), argv, &cfg, msg, sizeof msg);
+    cr_expect(rc == -1 || cfg.neo4j_timeout_ms > 0,
+              "--neo4j-timeout-ms 9223372036854775808 was accepted as %ld ms",
+              cfg.neo4j_timeout_ms);
+}
+
+/* "-1" is refused, but a leading space hides the sign from the check and
+ * strtoull wraps it to 2^64-1. */
+Test(config, negative_number_with_leading_space_fails)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--max-body-bytes", " -1"};
+    char msg[512];
+    struct config cfg;
+    int rc = parse(ARGC(argv), argv, &cfg, msg, sizeof msg);
+    cr_expect_eq(rc, -1, "' -1' was accepted as max_body_bytes = %zu", cfg.max_body_bytes);
+}
+
+Test(config, unknown_options_fail)
+{
+    clear_env();
+    char msg[512];
+    char *a[] = {"bistore", "serve", "--bogus", "1"};
+    parse_fails(ARGC(a), a, msg, sizeof msg);
+    cr_expect(strstr(msg, "bogus") != NULL, "the message names the option: %s", msg);
+    char *b[] = {"bistore", "serve", "--bogus=1"};
+    parse_fails(ARGC(b), b, msg, sizeof msg);
+    char *c[] = {"bistore", "serve", "listen", "127.0.0.1:1"};
+    parse_fails(ARGC(c), c, msg, sizeof msg);
+    char *d[] = {"bistore", "serve", "-l", "127.0.0.1:1"};
+    parse_fails(ARGC(d), d, msg, sizeof msg);
+    char *e[] = {"bistore", "serve", "--listen"}; /* no value */
+    parse_fails(ARGC(e), e, msg, sizeof msg);
+}
+
+Test(config, password_on_command_line_refused)
+{
+    clear_env();
+    char msg[512];
+    char *a[] = {"bistore", "serve", "--neo4j-password", "hunter2"};
+    parse_fails(ARGC(a), a, msg, sizeof msg);
+    cr_expect(strstr(msg, "hunter2") == NULL, "the message must not echo the password: %s", msg);
+    char *b[] = {"bistore", "serve", "--neo4j-password=hunter2"};
+    parse_fails(ARGC(b), b, msg, sizeof msg);
+    cr_expect(strstr(msg, "hunter2") == NULL, "the message must not echo the password: %s", msg);
+}
+
+Test(config, password_file)
+{
+    clear_env();
+    char path[64];
+    temp_file(path, sizeof path, "pa ss\tword\n", 11);
+    char *argv[] = {"bistore", "serve", "--neo4j-password-file", path};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.neo4j_password, "pa ss\tword", "trailing newline stripped, rest kept");
+    unlink(path);
+}
+
+Test(config, password_file_crlf_and_no_newline)
+{
+    clear_env();
+    char path[64];
+    struct config cfg;
+    temp_file(path, sizeof path, "secret\r\n", 8);
+    char *a[] = {"bistore", "serve", "--neo4j-password-file", path};
+    parse_ok(ARGC(a), a, &cfg);
+    cr_expect_str_eq(cfg.neo4j_password, "secret");
+    unlink(path);
+
+    temp_file(path, sizeof path, "secret", 6);
+    char *b[] = {"bistore", "serve", "--neo4j-password-file", path};
+    parse_ok(ARGC(b), b, &cfg);
+    cr_expect_str_eq(cfg.neo4j_password, "secret");
+    unlink(path);
+}
+
+Test(config, password_file_from_env)
+{
+    clear_env();
+    char path[64];
+    temp_file(path, sizeof path, "fromfile\n", 9);
+    setenv("BISTORE_NEO4J_PASSWORD_FILE", path, 1);
+    char *argv[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.neo4j_password, "fromfile");
+    unlink(path);
+}
+
+Test(config, password_file_missing_fails)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--neo4j-password-file", "/nonexistent/bistore/pw"};
+    char msg[512];
+    parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    cr_expect(strstr(msg, "/nonexistent/bistore/pw") != NULL, "the message names the file: %s",
+              msg);
+}
+
+/* A too-long BISTORE_NEO4J_PASSWORD is refused ("is too long"); a too-long
+ * password file must not be cut silently to 255 bytes either (Neo4j would
+ * then refuse a password that is not the one in the file). */
+Test(config, password_too_long)
+{
+    clear_env();
+    char pw[301];
+    memset(pw, 'p', 300);
+    pw[300] = '\0';
+    char msg[512];
+    char *argv[] = {"bistore", "serve"};
+    setenv("BISTORE_NEO4J_PASSWORD", pw, 1);
+    parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    unsetenv("BISTORE_NEO4J_PASSWORD");
+
+    char path[64];
+    temp_file(path, sizeof path, pw, 300);
+    char *f[] = {"bistore", "serve", "--neo4j-password-file", path};
+    struct config cfg;
+    int rc = parse(ARGC(f), f, &cfg, msg, sizeof msg);
+    cr_expect(rc == -1 || strcmp(cfg.neo4j_password, pw) == 0,
+              "a 300-byte password file was accepted and cut to %zu bytes",
+              strlen(cfg.neo4j_password));
+    unlink(path);
+}
+
+Test(config, insecure_no_auth_env_false)
+{
+    clear_env();
+    setenv("BISTORE_INSECURE_NO_AUTH", "false", 1);
+    char *argv[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_not(cfg.insecure_no_auth);
+}
+
+/* Only "0" and "false" turn --insecure-no-auth off: BISTORE_INSECURE_NO_AUTH=off
+ * (or "no", "FALSE") turns the loopback protection OFF, the opposite of what
+ * was written. A value that is not understood must be refused or read as false. */
+Test(config, insecure_no_auth_off_values_do_not_enable)
+{
+    static const char *const offs[] = {"off", "no", "FALSE", "False"};
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        clear_env();
+        setenv("BISTORE_INSECURE_NO_AUTH", offs[i], 1);
+        char *argv[] = {"bistore", "serve", "--listen", "0.0.0.0:8080"};
+        char msg[512];
+        struct config cfg;
+        int rc = parse(ARGC(argv), argv, &cfg, msg, sizeof msg);
+        cr_expect_eq(rc, -1,
+                     "BISTORE_INSECURE_NO_AUTH=%s let the gateway listen on 0.0.0.0 without keys",
+                     offs[i]);
+    }
+}
+
+/* The usage names four levels; anything else is kept as given and main.c
+ * silently falls back to info. */
+Test(config, unknown_log_level_fails)
+{
+    clear_env();
+    char *argv[] = {"bistore", "serve", "--log-level", "verbose"};
+    char msg[512];
+    struct config cfg;
+    int rc = parse(ARGC(argv), argv, &cfg, msg, sizeof msg);
+    cr_expect_eq(rc, -1, "--log-level verbose was accepted as '%s'", cfg.log_level);
+}
+
+Test(config, known_log_levels)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        clear_env();
+        char *argv[] = {"bistore", "serve", "--log-level", (char *)levels[i]};
+        struct config cfg;
+        parse_ok(ARGC(argv), argv, &cfg);
+        cr_expect_str_eq(cfg.log_level, levels[i]);
+    }
+}
