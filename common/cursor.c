@@ -60,6 +60,8 @@ int cursor_decode(const char *cursor, char *out, size_t cap)
             out[o++] = c;
         }
     }
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1; /* leftover bits: not what cursor_encode writes */
     out[o] = '\0';
     return 0;
 }

@@ -1,10 +1,13 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char usage[] =
     "bistore: one HTTP gateway in front of Neo4j and SQLite, written atomically.\n"
@@ -37,8 +40,13 @@ const char *config_usage(void)
 
 bool config_is_loopback(const char *host)
 {
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
-           strcmp(host, "::1") == 0;
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcmp(host, "localhost") == 0;
 }
 
 static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -60,16 +68,34 @@ static int copy(char *dst, size_t cap, const char *value, const char *name, char
     return 0;
 }
 
-static int parse_size(const char *value, const char *name, size_t min, size_t *out, char *msg,
-                      size_t cap)
+static int parse_size(const char *value, const char *name, size_t min, size_t max, size_t *out,
+                      char *msg, size_t cap)
 {
     char *end;
     errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (errno || end == value || *end || value[0] == '-' || v < min)
-        return fail(msg, cap, "%s: '%s' is not a valid number", name, value);
+    unsigned long long v = isdigit((unsigned char)value[0]) ? strtoull(value, &end, 10) : 0;
+    if (!isdigit((unsigned char)value[0]) || errno || *end || v < min || v > max)
+        return fail(msg, cap, "%s: '%s' is not a number in %zu..%zu", name, value, min, max);
     *out = (size_t)v;
     return 0;
+}
+
+/* true/false flags: 1, true, yes, on / 0, false, no, off (any case). */
+static int parse_bool(const char *value, const char *name, bool *out, char *msg, size_t cap)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(value, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(value, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return fail(msg, cap, "%s: '%s' is neither true nor false", name, value);
 }
 
 static int parse_listen(struct config *cfg, const char *value, char *msg, size_t cap)
@@ -87,7 +113,7 @@ static int parse_listen(struct config *cfg, const char *value, char *msg, size_t
     memcpy(cfg->listen_host, value, hlen);
     cfg->listen_host[hlen] = '\0';
     size_t port;
-    if (parse_size(colon + 1, "--listen port", 0, &port, msg, cap) != 0 || port > 65535)
+    if (parse_size(colon + 1, "--listen port", 0, 65535, &port, msg, cap) != 0)
         return fail(msg, cap, "--listen: bad port in '%s'", value);
     cfg->listen_port = (unsigned)port;
     return 0;
@@ -98,8 +124,11 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
     FILE *f = fopen(path, "r");
     if (!f)
         return fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path, strerror(errno));
-    size_t n = fread(cfg->neo4j_password, 1, sizeof cfg->neo4j_password - 1, f);
+    size_t n = fread(cfg->neo4j_password, 1, sizeof cfg->neo4j_password, f);
     fclose(f);
+    if (n == sizeof cfg->neo4j_password)
+        return fail(msg, cap, "--neo4j-password-file: %s holds more than %zu bytes", path,
+                    sizeof cfg->neo4j_password - 1);
     cfg->neo4j_password[n] = '\0';
     while (n && (cfg->neo4j_password[n - 1] == '\n' || cfg->neo4j_password[n - 1] == '\r'))
         cfg->neo4j_password[--n] = '\0';
@@ -125,23 +154,26 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
                     "BISTORE_NEO4J_PASSWORD", msg, cap);
     if (strcmp(flag, "neo4j-password-file") == 0)
         return read_password_file(cfg, value, msg, cap);
-    if (strcmp(flag, "log-level") == 0)
+    if (strcmp(flag, "log-level") == 0) {
+        if (strcmp(value, "debug") != 0 && strcmp(value, "info") != 0 &&
+            strcmp(value, "warn") != 0 && strcmp(value, "error") != 0)
+            return fail(msg, cap, "--log-level: '%s' is not debug, info, warn or error", value);
         return copy(cfg->log_level, sizeof cfg->log_level, value, "--log-level", msg, cap);
-    if (strcmp(flag, "insecure-no-auth") == 0) {
-        cfg->insecure_no_auth = strcmp(value, "0") != 0 && strcmp(value, "false") != 0;
-        return 0;
     }
+    if (strcmp(flag, "insecure-no-auth") == 0)
+        return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
     size_t v;
     if (strcmp(flag, "max-body-bytes") == 0)
-        return parse_size(value, "--max-body-bytes", 1, &cfg->max_body_bytes, msg, cap);
+        return parse_size(value, "--max-body-bytes", 1, (size_t)1 << 30, &cfg->max_body_bytes, msg,
+                          cap);
     if (strcmp(flag, "max-operations") == 0)
-        return parse_size(value, "--max-operations", 1, &cfg->max_operations, msg, cap);
+        return parse_size(value, "--max-operations", 1, 1000000, &cfg->max_operations, msg, cap);
     if (strcmp(flag, "max-connections") == 0)
-        return parse_size(value, "--max-connections", 1, &cfg->max_connections, msg, cap);
+        return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
-        return parse_size(value, "--max-queue", 1, &cfg->max_queue, msg, cap);
+        return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
     if (strcmp(flag, "neo4j-timeout-ms") == 0) {
-        if (parse_size(value, "--neo4j-timeout-ms", 1, &v, msg, cap) != 0)
+        if (parse_size(value, "--neo4j-timeout-ms", 1, 3600000, &v, msg, cap) != 0)
             return -1;
         cfg->neo4j_timeout_ms = (long)v;
         return 0;

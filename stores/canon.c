@@ -1,5 +1,6 @@
 #include "stores/canon.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ static enum buf_status append_real(struct buf *out, double d)
         if (strtod(tmp, NULL) == d)
             break;
     }
+    /* %g writes whole numbers with trailing zeros in exponent form (10.0 as
+     * 1e+01); below 1e16 write them out in full instead. */
+    if (strpbrk(tmp, "eE") && d == floor(d) && fabs(d) < 1e16)
+        snprintf(tmp, sizeof tmp, "%.1f", d);
     if (!strpbrk(tmp, ".eEn")) { /* keep a real recognisable: 1 -> 1.0 */
         size_t n = strlen(tmp);
         if (n + 2 < sizeof tmp)

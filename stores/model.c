@@ -130,7 +130,7 @@ bool model_check_properties(const json_t *props, bool allow_null, const char *pr
             return false;
         }
         if (!model_valid_name(key)) {
-            bs_error_field(err, "%s", prefix);
+            bs_error_field(err, "%s.%s", prefix, key);
             bs_error_set(err, BS_INVALID_REQUEST,
                          "property key is invalid: keys match ^[A-Za-z][A-Za-z0-9_]{0,63}$");
             return false;
