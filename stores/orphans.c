@@ -55,8 +55,11 @@ int orphans_open(struct orphan_log *log, const char *sqlite_path)
         save = strchr(line, '\n');
         if (save)
             *save++ = '\0';
-        if (strncmp(line, "/db/", 4) == 0 && strlen(line) < NEO4J_TX_PATH_MAX)
-            snprintf(log->paths[log->n++], NEO4J_TX_PATH_MAX, "%s", line);
+        size_t len = strlen(line);
+        if (strncmp(line, "/db/", 4) == 0 && len < NEO4J_TX_PATH_MAX) {
+            memcpy(log->paths[log->n], line, len + 1);
+            log->n++;
+        }
     }
     if (log->n)
         log_warn("found %zu Neo4j transaction(s) left open by an earlier run", log->n);
