@@ -772,6 +772,6 @@ def proxy_factory(fresh_neo4j):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed:
+    if report.failed and report.when in ("setup", "call"):  # teardown errors carry their own log tail
         for gw in getattr(item, "_bistore_gateways", []):
             report.sections.append((f"gateway log {gw.log_path.name} ({report.when})", gw.log_tail(80)))

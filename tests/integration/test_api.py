@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import (HASH_RE, RFC3339_UTC_RE, UUID7_RE, assert_absent, assert_entity_mirrored,
+from conftest import (RFC3339_UTC_RE, UUID7_RE, assert_absent, assert_entity_mirrored,
                       assert_intents_settled, assert_relationship_mirrored, assert_stores_consistent)
 
 JSON = {"Content-Type": "application/json"}

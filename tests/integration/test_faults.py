@@ -18,7 +18,7 @@ from conftest import (CONNECTION_ERRORS, assert_absent, assert_entity_mirrored, 
 
 # The commit of an explicit Neo4j transaction (POST /db/<db>/tx/<n>/commit):
 # sent by the gateway only after SQLite's COMMIT, the commit point.
-TX_COMMIT = re.compile(rb"POST /db/[^/ ]+/tx/\d+/commit")
+TX_COMMIT = re.compile(rb"POST /db/[^ ]*/tx/[^/ ]+/commit")
 
 COMMIT_POINT_PASSED = {"after_sqlite_commit", "after_neo4j_commit"}
 FAULT_POINTS = ["after_begin", "after_neo4j_statements", "after_sqlite_commit", "after_neo4j_commit"]
@@ -240,13 +240,19 @@ def test_pending_intent_is_applied_when_neo4j_returns_without_restart(gateway_fa
         r = gw.post("/v1/transactions", VICTIM, timeout=60)
     else:
         box = {}
-        t = threading.Thread(target=lambda: box.update(r=gw.post("/v1/transactions", VICTIM, fresh=True,
-                                                                   timeout=60)), daemon=True)
+
+        def write():
+            try:
+                box["r"] = gw.post("/v1/transactions", VICTIM, fresh=True, timeout=60)
+            except CONNECTION_ERRORS as exc:
+                box["error"] = exc
+
+        t = threading.Thread(target=write, daemon=True)
         t.start()
         assert proxy.wait_held(1, timeout=20), f"the gateway never sent a Neo4j commit:\n{gw.log_tail()}"
         proxy.refuse()  # Neo4j is gone: the held commit is cut, new connections fail
         t.join(60)
-        assert "r" in box, "no answer to the write whose Neo4j commit failed"
+        assert "r" in box, f"no answer to the write whose Neo4j commit failed: {box}"
         r = box["r"]
     # Committed at the commit point, so acknowledged, with Neo4j pending.
     assert r.status == 200, r
@@ -265,7 +271,9 @@ def test_pending_intent_is_applied_when_neo4j_returns_without_restart(gateway_fa
     # Neo4j comes back; the gateway is NOT restarted and gets no new write.
     proxy.release(deliver=False)
     proxy.pass_through()
-    poll(lambda: gw.store.pending_intents() == [], 60, interval=0.2,
+    # Well under Neo4j's 30 s idle timeout: the gateway must end its own
+    # abandoned Neo4j transaction (it holds the watermark lock), not wait it out.
+    poll(lambda: gw.store.pending_intents() == [], 20, interval=0.2,
          what="the pending intent to be applied without a restart")
     assert gw.alive()
     assert_acknowledged_present(gw, neo4j, acked)
@@ -312,7 +320,7 @@ def test_neo4j_stopped_writes_503_and_nothing_written(gateway_factory, neo4j):
         neo4j.stop()
         poll(lambda: readyz_status(gw) == 503, 20, what="/readyz to answer 503 with Neo4j stopped")
         ready = gw.get("/readyz")
-        assert ready.status == 503 and isinstance(ready.json.get("error"), dict), ready
+        assert ready.status == 503 and ready.error_code(), ready
         assert gw.get("/healthz").status == 200  # the process still serves
         for method, path, body in [
                 ("POST", "/v1/entities", {"id": "down-e", "type": "Person"}),

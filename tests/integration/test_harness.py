@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from proxy import FaultProxy
 
 
 def neo4j_commit(url_port, statement, timeout=10, **params):
