@@ -22,6 +22,7 @@ static const char *const code_names[BS_CODE_COUNT] = {
     [BS_IDEMPOTENCY_CONFLICT] = "idempotency_conflict",
     [BS_URI_TOO_LONG] = "uri_too_long",
     [BS_NOT_READY] = "not_ready",
+    [BS_RECONCILIATION_RUNNING] = "reconciliation_running",
 };
 
 const char *bs_code_name(enum bs_code code)

@@ -30,6 +30,7 @@ static const char usage[] =
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
+    "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
     "  --log-level LEVEL           debug, info, warn or error (info)\n";
 
@@ -172,6 +173,12 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
+    if (strcmp(flag, "validate-interval") == 0) {
+        if (parse_size(value, "--validate-interval", 0, 31 * 86400, &v, msg, cap) != 0)
+            return -1;
+        cfg->validate_interval_s = (unsigned)v;
+        return 0;
+    }
     if (strcmp(flag, "neo4j-timeout-ms") == 0) {
         if (parse_size(value, "--neo4j-timeout-ms", 1, 3600000, &v, msg, cap) != 0)
             return -1;
@@ -185,7 +192,7 @@ static const char *const env_flags[] = {
     "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
     "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
     "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
-    "insecure-no-auth", "log-level"};
+    "insecure-no-auth", "log-level",      "validate-interval"};
 
 static void defaults(struct config *cfg)
 {
@@ -201,6 +208,7 @@ static void defaults(struct config *cfg)
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
     cfg->max_queue = 4096;
+    cfg->validate_interval_s = 3600;
 }
 
 int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t cap)

@@ -25,6 +25,7 @@ struct config {
     long neo4j_timeout_ms;
     size_t max_connections;
     size_t max_queue;
+    unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
     char log_level[16];
 };

@@ -25,6 +25,7 @@ static const unsigned http_status[BS_CODE_COUNT] = {
     [BS_IDEMPOTENCY_CONFLICT] = 409,
     [BS_URI_TOO_LONG] = 414,
     [BS_NOT_READY] = 503,
+    [BS_RECONCILIATION_RUNNING] = 409,
 };
 
 unsigned errors_http_status(enum bs_code code)

@@ -45,6 +45,7 @@ static int serve(const struct config *cfg)
                   .connect_timeout_ms =
                       cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
         .max_queue = cfg->max_queue,
+        .validate_interval_s = cfg->validate_interval_s,
         .read_connections = 16,
     };
     struct bs_error err;

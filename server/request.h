@@ -20,7 +20,8 @@ struct request {
     const char *path;
     const char *args[2]; /* the path segments matched by '*' in the route */
     size_t n_args;
-    const char *body; /* NUL-terminated; NULL when there is none */
+    char arg_store[2][256]; /* their NUL-terminated copies (router_dispatch) */
+    const char *body;       /* NUL-terminated; NULL when there is none */
     size_t body_len;
     const char *rid; /* the request id (X-Request-Id) */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);

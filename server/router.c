@@ -22,6 +22,11 @@ static const struct route routes[] = {
     {"/v1/transactions", "GET", handle_transaction_list, "transactions.list"},
     {"/v1/transactions/*", "GET", handle_transaction_get, "transactions.get"},
     {"/v1/ids", "POST", handle_ids, "ids"},
+    {"/v1/reconciliations", "POST", handle_reconciliation_create, "reconciliations.create"},
+    {"/v1/reconciliations", "GET", handle_reconciliation_list, "reconciliations.list"},
+    {"/v1/reconciliations/*", "GET", handle_reconciliation_get, "reconciliations.get"},
+    {"/v1/reconciliations/*/findings", "GET", handle_reconciliation_findings,
+     "reconciliations.findings"},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -71,8 +76,18 @@ void router_dispatch(struct app *app, struct request *req, struct response *res)
     }
     const struct route *r = router_match(req->method, req->path, req->args, &req->n_args);
     if (r) {
-        /* Path arguments end at '/': copy-free, but the handler must see only
-         * the segment, so routes with '*' are the last segment. */
+        /* The handler sees each argument as its own string: copy the segment. */
+        for (size_t i = 0; i < req->n_args; i++) {
+            const char *end = strchr(req->args[i], '/');
+            size_t len = end ? (size_t)(end - req->args[i]) : strlen(req->args[i]);
+            if (len >= sizeof req->arg_store[i]) {
+                reply_errorf(res, BS_NOT_FOUND, NULL, "no such resource: %s", req->path);
+                return;
+            }
+            memcpy(req->arg_store[i], req->args[i], len);
+            req->arg_store[i][len] = '\0';
+            req->args[i] = req->arg_store[i];
+        }
         r->handler(app, req, res);
         return;
     }

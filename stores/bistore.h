@@ -24,6 +24,7 @@ struct bistore_config {
     struct neo4j_config neo4j;
     size_t max_queue; /* write transactions waiting at most; more: 503 */
     size_t read_connections;
+    unsigned validate_interval_s; /* periodic fast validation; 0: off */
 };
 
 /*
@@ -70,6 +71,22 @@ int bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
  * "missing_in_neo4j", "details": [{"field", "sqlite", "neo4j"}...]},
  * comparing its SQLite row with Neo4j's node. 503 when Neo4j is away. */
 int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
+/* Reconciliation (stores/reconcile.h): starts a run in the background
+ * (409 reconciliation_running when one runs); id gets its id. */
+struct recon_options;
+int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
+                            struct bs_error *err);
+/* {"id","state","mode","repair","dry_run","started_at","finished_at",
+ *  "progress": {"scanned","total"}, "summary": {...}, "error"} */
+int bistore_reconcile_get(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
+/* Newest first. */
+int bistore_reconcile_list(struct bistore *bs, const char *after, int limit, json_t **items,
+                           char **next, struct bs_error *err);
+/* 1 when the run does not exist. kind may be NULL. */
+int bistore_findings_list(struct bistore *bs, const char *run_id, const char *kind,
+                          const char *after, int limit, json_t **items, char **next,
+                          struct bs_error *err);
+
 /* Lists: items appended to *items (a new array); *next the cursor of the
  * next page or NULL (free() it). */
 int bistore_list_entities(struct bistore *bs, const char *type, const char *after, int limit,

@@ -66,13 +66,9 @@ static int group_text(int kind, const char *label, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-static int close_group(struct cypher_batch *b)
+/* Makes room for the expected count of one more statement. */
+static int reserve_expected(struct cypher_batch *b)
 {
-    if (b->group_kind < 0)
-        return 0;
-    char text[512];
-    if (group_text(b->group_kind, b->group_label, text, sizeof text) != 0)
-        return -1;
     size_t n = json_array_size(b->statements);
     if (n + 1 > b->cap_expected) {
         size_t cap = b->cap_expected ? b->cap_expected * 2 : 8;
@@ -82,6 +78,18 @@ static int close_group(struct cypher_batch *b)
         b->expected = p;
         b->cap_expected = cap;
     }
+    return 0;
+}
+
+static int close_group(struct cypher_batch *b)
+{
+    if (b->group_kind < 0)
+        return 0;
+    char text[512];
+    if (group_text(b->group_kind, b->group_label, text, sizeof text) != 0 ||
+        reserve_expected(b) != 0)
+        return -1;
+    size_t n = json_array_size(b->statements);
     b->expected[n] = json_array_size(b->group_rows);
     json_t *params = json_pack("{s:o}", "rows", b->group_rows);
     b->group_rows = NULL;
@@ -139,6 +147,16 @@ int cypher_delete_relationship(struct cypher_batch *b, const char *type, const c
 {
     return add_row(b, OP_DELETE_RELATIONSHIP, type,
                    json_pack("{s:s, s:s}", "source", source, "id", id));
+}
+
+int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params)
+{
+    if (close_group(b) != 0 || reserve_expected(b) != 0) {
+        json_decref(params);
+        return -1;
+    }
+    b->expected[json_array_size(b->statements)] = CYPHER_ANY_COUNT;
+    return neo4j_add_statement(b->statements, text, params);
 }
 
 int cypher_batch_finish(struct cypher_batch *b)

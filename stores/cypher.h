@@ -18,6 +18,7 @@
 #include "stores/model.h"
 
 #define WATERMARK_LABEL "_BistoreWatermark"
+#define CYPHER_ANY_COUNT ((size_t)-1)
 
 struct cypher_batch {
     json_t *statements; /* the data statements so far */
@@ -42,6 +43,9 @@ int cypher_create_relationship(struct cypher_batch *b, const char *type, const c
                                const char *target, json_t *rel);
 int cypher_delete_relationship(struct cypher_batch *b, const char *type, const char *source,
                                const char *id);
+/* A statement of its own (repairs): text built from validated names only;
+ * params stolen. Its row count is not checked. */
+int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params);
 /* Closes the last group. After it, b->statements is complete. */
 int cypher_batch_finish(struct cypher_batch *b);
 

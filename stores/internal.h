@@ -32,9 +32,11 @@ struct orphan_log {
     char paths[ORPHANS_MAX][NEO4J_TX_PATH_MAX];
 };
 
-/* A client transaction waiting for the writer. */
+/* A client transaction (or a function) waiting for the writer. */
 struct write_job {
     struct bs_txn *txn;
+    int (*fn)(struct bistore *bs, void *arg, struct bs_error *err); /* instead of txn */
+    void *fn_arg;
     const char *rid;
     struct bistore_outcome *out;
     bool done;
@@ -71,11 +73,22 @@ struct bistore {
     int64_t last_ping_ms; /* when readiness last saw Neo4j answer */
     pthread_t writer;
     bool writer_started;
+    struct recon_run *recon; /* the reconciliation running or finished, not yet joined */
+    bool recon_done;
+    pthread_t validator;           /* periodic validation, when configured */
+    pthread_cond_t validator_wake; /* its own: `wake` is the writer's alone */
+    bool validator_started;
+    unsigned validate_interval_s;
     struct neo4j_client *read_clients[READ_CLIENTS_MAX]; /* idle, for verify */
     size_t n_read_clients;
 };
 
 /* writer.c */
+/* Runs fn in the writer thread, between transactions, once nothing is
+ * pending (both stores hold the same committed state): reconciliation
+ * re-checks and repairs. 503 when Neo4j is unavailable. */
+int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
+                void *arg, struct bs_error *err);
 void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -105,6 +118,15 @@ int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, st
 /* reads.c: Neo4j clients for reader threads (new when the pool is empty). */
 struct neo4j_client *read_client_get(struct bistore *bs);
 void read_client_put(struct bistore *bs, struct neo4j_client *c);
+
+/* recon_run.c */
+struct recon_run;
+/* Joins the run thread if it finished (or, with wait, waits for it). */
+void recon_reap(struct bistore *bs, bool wait);
+/* Starts the periodic validation thread when configured. */
+int recon_start_validator(struct bistore *bs);
+/* Marks runs left "running" by a stopped gateway as failed. */
+int recon_mark_interrupted(struct sql_conn *c, struct bs_error *err);
 
 /* orphans.c */
 int orphans_open(struct orphan_log *log, const char *sqlite_path);

@@ -40,8 +40,15 @@ struct bs_op {
     int64_t if_version;          /* update/delete: expected version, or -1 */
 };
 
+struct bistore;
+struct apply_state;
+
 /* A client transaction: what the writer needs, nothing of HTTP. */
 struct bs_txn {
+    /* Internal transactions (repairs) apply their own rows and Cypher
+     * instead of ops; NULL for client transactions. */
+    int (*apply)(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err);
+    void *apply_ctx;
     struct bs_op *ops;
     size_t n_ops;
     json_t *provenance; /* object or NULL */

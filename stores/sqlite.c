@@ -37,7 +37,19 @@ static const char *const schema_sql =
     " result TEXT NOT NULL, tx_id TEXT NOT NULL,"
     " created_at TEXT NOT NULL, PRIMARY KEY (key, scope)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS bistore_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-    " WITHOUT ROWID;";
+    " WITHOUT ROWID;"
+    /* Reconciliation: the per-type scan of relationships, runs and findings. */
+    "CREATE INDEX IF NOT EXISTS relationships_type_id ON relationships(type, id);"
+    "CREATE TABLE IF NOT EXISTS bistore_reconciliations("
+    " n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, state TEXT NOT NULL,"
+    " mode TEXT NOT NULL, repair TEXT NOT NULL, dry_run INTEGER NOT NULL,"
+    " started_at TEXT NOT NULL, finished_at TEXT, scanned INTEGER NOT NULL DEFAULT 0,"
+    " total INTEGER NOT NULL DEFAULT 0, summary TEXT NOT NULL, error TEXT);"
+    "CREATE TABLE IF NOT EXISTS bistore_findings("
+    " run_n INTEGER NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,"
+    " id TEXT, sqlite TEXT, neo4j TEXT, action TEXT NOT NULL, PRIMARY KEY (run_n, n))"
+    " WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS bistore_findings_kind ON bistore_findings(run_n, kind, n);";
 
 #define TX_COLUMNS                                                                                 \
     "t.n, t.tx_id, CASE WHEN t.state = 'aborted' THEN 'aborted'"                                   \
@@ -50,8 +62,8 @@ static const char *const stmt_sql[Q_COUNT] = {
                      " updated_at FROM entities WHERE id = ?1",
     [Q_ENTITY_INSERT] = "INSERT INTO entities(id, type, properties, metadata, version, hash,"
                         " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [Q_ENTITY_UPDATE] = "UPDATE entities SET properties = ?3, metadata = ?4, version = ?5,"
-                        " hash = ?6, updated_at = ?8 WHERE id = ?1 AND type = ?2",
+    [Q_ENTITY_UPDATE] = "UPDATE entities SET type = ?2, properties = ?3, metadata = ?4,"
+                        " version = ?5, hash = ?6, updated_at = ?8 WHERE id = ?1",
     [Q_ENTITY_DELETE] = "DELETE FROM entities WHERE id = ?1",
     [Q_ENTITY_LIST] = "SELECT id, type, properties, metadata, version, hash, created_at,"
                       " updated_at FROM entities WHERE id > ?1 ORDER BY id LIMIT ?2",

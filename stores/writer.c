@@ -163,13 +163,40 @@ static void *writer_main(void *arg)
         bool can_write = writer_prepare(bs, &last_attempt, job != NULL, &err);
         if (!job)
             continue;
-        if (can_write)
-            commit_txn(bs, job->txn, job->rid, job->out);
-        else
+        if (!can_write)
             job->out->err = err;
+        else if (job->fn)
+            job->fn(bs, job->fn_arg, &job->out->err);
+        else
+            commit_txn(bs, job->txn, job->rid, job->out);
         finish_job(bs, job);
     }
     return NULL;
+}
+
+/* Queues job and waits until the writer has run it. */
+static void run_job(struct bistore *bs, struct write_job *job)
+{
+    pthread_cond_init(&job->done_cond, NULL);
+    pthread_mutex_lock(&bs->lock);
+    if (bs->stopping || bs->queued >= bs->max_queue) {
+        bs_error_set(&job->out->err, BS_NEO4J_UNAVAILABLE,
+                     bs->stopping ? "the gateway is shutting down"
+                                  : "too many writes are queued; retry later");
+        job->done = true;
+    } else {
+        if (bs->tail)
+            bs->tail->next = job;
+        else
+            bs->head = job;
+        bs->tail = job;
+        bs->queued++;
+        pthread_cond_signal(&bs->wake);
+    }
+    while (!job->done)
+        pthread_cond_wait(&job->done_cond, &bs->lock);
+    pthread_mutex_unlock(&bs->lock);
+    pthread_cond_destroy(&job->done_cond);
 }
 
 void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
@@ -178,26 +205,19 @@ void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
     memset(out, 0, sizeof *out);
     bs_error_clear(&out->err);
     struct write_job job = {.txn = txn, .rid = rid, .out = out};
-    pthread_cond_init(&job.done_cond, NULL);
-    pthread_mutex_lock(&bs->lock);
-    if (bs->stopping || bs->queued >= bs->max_queue) {
-        bs_error_set(&out->err, BS_NEO4J_UNAVAILABLE,
-                     bs->stopping ? "the gateway is shutting down"
-                                  : "too many writes are queued; retry later");
-        job.done = true;
-    } else {
-        if (bs->tail)
-            bs->tail->next = &job;
-        else
-            bs->head = &job;
-        bs->tail = &job;
-        bs->queued++;
-        pthread_cond_signal(&bs->wake);
-    }
-    while (!job.done)
-        pthread_cond_wait(&job.done_cond, &bs->lock);
-    pthread_mutex_unlock(&bs->lock);
-    pthread_cond_destroy(&job.done_cond);
+    run_job(bs, &job);
+}
+
+int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
+                void *arg, struct bs_error *err)
+{
+    struct bistore_outcome out;
+    memset(&out, 0, sizeof out);
+    bs_error_clear(&out.err);
+    struct write_job job = {.fn = fn, .fn_arg = arg, .out = &out};
+    run_job(bs, &job);
+    *err = out.err;
+    return out.err.code == BS_OK ? 0 : -1;
 }
 
 void bistore_outcome_clear(struct bistore_outcome *out)
@@ -232,6 +252,7 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
     bs->orphans.fd = -1;
     pthread_mutex_init(&bs->lock, NULL);
     pthread_cond_init(&bs->wake, NULL);
+    pthread_cond_init(&bs->validator_wake, NULL);
     snprintf(bs->reason, sizeof bs->reason, "recovery has not finished");
     bs->sqlite_path = strdup(cfg->sqlite_path);
     bs->neo4j_url = strdup(cfg->neo4j.url);
@@ -264,8 +285,10 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
         goto fail_pool;
     }
-    if (sql_intent_max_seq(bs->wconn, &bs->last_seq, err) != 0)
+    if (sql_intent_max_seq(bs->wconn, &bs->last_seq, err) != 0 ||
+        recon_mark_interrupted(bs->wconn, err) != 0)
         goto fail_pool;
+    bs->validate_interval_s = cfg->validate_interval_s;
     bs->applied_seq = -1; /* unknown until recovery reads the watermark */
     return bs;
 fail_pool:
@@ -293,6 +316,10 @@ int bistore_start(struct bistore *bs, struct bs_error *err)
         return -1;
     }
     bs->writer_started = true;
+    if (recon_start_validator(bs) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot start the validation thread");
+        return -1;
+    }
     return 0;
 }
 
@@ -303,7 +330,11 @@ void bistore_close(struct bistore *bs)
     pthread_mutex_lock(&bs->lock);
     bs->stopping = true;
     pthread_cond_broadcast(&bs->wake);
+    pthread_cond_broadcast(&bs->validator_wake);
     pthread_mutex_unlock(&bs->lock);
+    if (bs->validator_started)
+        pthread_join(bs->validator, NULL);
+    recon_reap(bs, true); /* a running reconciliation stops at the writer */
     if (bs->writer_started)
         pthread_join(bs->writer, NULL);
     if (bs->orphans.n)
@@ -323,5 +354,6 @@ void bistore_close(struct bistore *bs)
     free(bs->neo4j_password);
     pthread_mutex_destroy(&bs->lock);
     pthread_cond_destroy(&bs->wake);
+    pthread_cond_destroy(&bs->validator_wake);
     free(bs);
 }

@@ -33,6 +33,7 @@ static const struct {
     {BS_IDEMPOTENCY_CONFLICT, "idempotency_conflict", 409},
     {BS_URI_TOO_LONG, "uri_too_long", 414},
     {BS_NOT_READY, "not_ready", 503},
+    {BS_RECONCILIATION_RUNNING, "reconciliation_running", 409},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
