@@ -24,8 +24,7 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
 void handle_transaction_list(struct app *app, const struct request *req, struct response *res);
 void handle_transaction_get(struct app *app, const struct request *req, struct response *res);
 
-void handle_reconciliation_create(struct app *app, const struct request *req,
-                                  struct response *res);
+void handle_reconciliation_create(struct app *app, const struct request *req, struct response *res);
 void handle_reconciliation_list(struct app *app, const struct request *req, struct response *res);
 void handle_reconciliation_get(struct app *app, const struct request *req, struct response *res);
 void handle_reconciliation_findings(struct app *app, const struct request *req,
