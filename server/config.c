@@ -14,6 +14,12 @@ static const char usage[] =
     "\n"
     "usage:\n"
     "  bistore serve [options]     run the gateway\n"
+    "  bistore check [--deep] [store options]\n"
+    "                              compare the stores; exit 0 iff they agree (1: they\n"
+    "                              disagree, 2: error). Safe beside a serving gateway.\n"
+    "  bistore repair --policy sqlite_wins|neo4j_wins [--deep] [--dry-run] [store options]\n"
+    "                              find and repair disagreements; a second writer: stop\n"
+    "                              the gateway first (or use POST /v1/reconciliations)\n"
     "  bistore --help | --version\n"
     "\n"
     "options (each also read from BISTORE_<OPTION>, e.g. BISTORE_NEO4J_URL):\n"
@@ -225,9 +231,14 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         cfg->command = CMD_VERSION;
         return 0;
     }
-    if (strcmp(argv[1], "serve") != 0)
+    if (strcmp(argv[1], "serve") == 0)
+        cfg->command = CMD_SERVE;
+    else if (strcmp(argv[1], "check") == 0)
+        cfg->command = CMD_CHECK;
+    else if (strcmp(argv[1], "repair") == 0)
+        cfg->command = CMD_REPAIR;
+    else
         return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
-    cfg->command = CMD_SERVE;
     for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
         char name[64] = "BISTORE_";
         size_t n = strlen(name);
@@ -259,7 +270,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             value = eq + 1;
         } else {
             snprintf(name, sizeof name, "%s", flag);
-            if (strcmp(name, "insecure-no-auth") == 0)
+            if (strcmp(name, "insecure-no-auth") == 0 || strcmp(name, "deep") == 0 ||
+                strcmp(name, "dry-run") == 0)
                 value = "1";
             else if (i + 1 < argc)
                 value = argv[++i];
@@ -270,9 +282,27 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             return fail(msg, cap,
                         "--neo4j-password is not accepted on the command line: "
                         "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
+        bool tool = cfg->command != CMD_SERVE;
+        if (strcmp(name, "deep") == 0 || strcmp(name, "dry-run") == 0 ||
+            strcmp(name, "policy") == 0) {
+            if (!tool || (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0))
+                return fail(msg, cap, "--%s does not apply to this command", name);
+            if (strcmp(name, "policy") == 0) {
+                if (strcmp(value, "sqlite_wins") != 0 && strcmp(value, "neo4j_wins") != 0)
+                    return fail(msg, cap, "--policy: '%s' is not sqlite_wins or neo4j_wins", value);
+                snprintf(cfg->policy, sizeof cfg->policy, "%s", value);
+            } else if (parse_bool(value, name,
+                                  strcmp(name, "deep") == 0 ? &cfg->deep : &cfg->dry_run, msg,
+                                  cap) != 0) {
+                return -1;
+            }
+            continue;
+        }
         if (apply(cfg, name, value, msg, cap) != 0)
             return -1;
     }
+    if (cfg->command == CMD_REPAIR && !cfg->policy[0])
+        return fail(msg, cap, "repair needs --policy sqlite_wins or --policy neo4j_wins");
     if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth)
         return fail(msg, cap,
                     "refusing to listen on %s without API keys: bind a loopback address, "

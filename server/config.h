@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum command { CMD_SERVE, CMD_HELP, CMD_VERSION };
+enum command { CMD_SERVE, CMD_CHECK, CMD_REPAIR, CMD_HELP, CMD_VERSION };
 
 struct config {
     enum command command;
@@ -28,6 +28,10 @@ struct config {
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
     char log_level[16];
+    /* check and repair */
+    bool deep;
+    char policy[16]; /* sqlite_wins | neo4j_wins */
+    bool dry_run;
 };
 
 /* Fills cfg from argv and the environment. 0 on success; -1 with a message

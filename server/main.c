@@ -7,14 +7,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "stores/bistore.h"
+#include "stores/check.h"
+#include "stores/reconcile.h"
 
-static int serve(const struct config *cfg)
+static void set_log_level(const struct config *cfg)
 {
     if (strcmp(cfg->log_level, "debug") == 0)
         log_set_level(LOG_DEBUG);
@@ -22,6 +27,190 @@ static int serve(const struct config *cfg)
         log_set_level(LOG_WARN);
     else if (strcmp(cfg->log_level, "error") == 0)
         log_set_level(LOG_ERROR);
+}
+
+static struct bistore_config store_config(const struct config *cfg)
+{
+    struct bistore_config scfg = {
+        .sqlite_path = cfg->sqlite_path,
+        .neo4j = {.url = cfg->neo4j_url,
+                  .database = cfg->neo4j_database,
+                  .user = cfg->neo4j_user[0] ? cfg->neo4j_user : NULL,
+                  .password = cfg->neo4j_password,
+                  .timeout_ms = cfg->neo4j_timeout_ms,
+                  .connect_timeout_ms =
+                      cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
+        .max_queue = cfg->max_queue,
+        .read_connections = 16,
+        .validate_interval_s = cfg->command == CMD_SERVE ? cfg->validate_interval_s : 0,
+    };
+    return scfg;
+}
+
+/* ---- progress for check and repair: a live line on a terminal, plain
+ * lines every few seconds in a pipe ---- */
+
+struct progress {
+    bool tty;
+    int64_t started_ms, last_ms;
+};
+
+static void progress_show(struct progress *p, int64_t scanned, int64_t total, bool last)
+{
+    int64_t now = time_monotonic_ms();
+    if (!last && now - p->last_ms < (p->tty ? 200 : 5000))
+        return;
+    p->last_ms = now;
+    double secs = (double)(now - p->started_ms) / 1000.0;
+    double rate = secs > 0 ? (double)scanned / secs : 0;
+    double left = rate > 0 && total > scanned ? (double)(total - scanned) / rate : 0;
+    fprintf(stderr, "%sscanned %lld of %lld (%.0f/s, %.0f s left)%s", p->tty ? "\r" : "",
+            (long long)scanned, (long long)total, rate, left, p->tty && !last ? "" : "\n");
+    fflush(stderr);
+}
+
+struct finding_printer {
+    struct progress *progress;
+    long shown;
+};
+
+static void check_progress(void *arg, int64_t scanned, int64_t total)
+{
+    struct finding_printer *fp = arg;
+    progress_show(fp->progress, scanned, total, false);
+}
+
+#define FINDINGS_SHOWN 50
+
+static void check_finding(void *arg, const json_t *f)
+{
+    struct finding_printer *fp = arg;
+    if (fp->shown++ >= FINDINGS_SHOWN)
+        return;
+    const char *id = json_string_value(json_object_get(f, "id"));
+    if (fp->progress->tty)
+        fputs("\r\033[K", stderr);
+    printf("%-15s %-12s %s\n", json_string_value(json_object_get(f, "kind")),
+           json_string_value(json_object_get(f, "object")), id ? id : "(no id)");
+}
+
+static void print_summary(const struct recon_summary *s)
+{
+    printf("entities:      %lld in SQLite, %lld in Neo4j\n", (long long)s->entities_sqlite,
+           (long long)s->entities_neo4j);
+    printf("relationships: %lld in SQLite, %lld in Neo4j\n", (long long)s->relationships_sqlite,
+           (long long)s->relationships_neo4j);
+    printf("only in SQLite %lld, only in Neo4j %lld, mismatched %lld, duplicate ids %lld, "
+           "missing ids %lld, repaired %lld\n",
+           (long long)s->only_in_sqlite, (long long)s->only_in_neo4j, (long long)s->mismatched,
+           (long long)s->duplicate_ids, (long long)s->missing_ids, (long long)s->repaired);
+}
+
+static int run_check(const struct config *cfg)
+{
+    struct bistore_config scfg = store_config(cfg);
+    struct recon_options opt = {cfg->deep ? RECON_DEEP : RECON_FAST, REPAIR_NONE, false};
+    int64_t t0 = time_monotonic_ms();
+    struct progress p = {isatty(STDERR_FILENO), t0, t0};
+    struct finding_printer fp = {&p, 0};
+    struct check_hooks hooks = {check_finding, check_progress, &fp};
+    struct recon_summary sum;
+    struct bs_error err;
+    bs_error_clear(&err);
+    int rc = bistore_check(&scfg, &opt, &hooks, &sum, &err);
+    if (rc != 0) {
+        fprintf(stderr, "bistore check: %s\n", err.message);
+        return 2;
+    }
+    int64_t scanned =
+        sum.entities_sqlite > sum.entities_neo4j ? sum.entities_sqlite : sum.entities_neo4j;
+    scanned += sum.relationships_sqlite > sum.relationships_neo4j ? sum.relationships_sqlite
+                                                                  : sum.relationships_neo4j;
+    progress_show(&p, scanned, scanned, true);
+    if (fp.shown > FINDINGS_SHOWN)
+        printf("... and %ld more findings\n", fp.shown - FINDINGS_SHOWN);
+    print_summary(&sum);
+    bool dirty = recon_summary_dirty(&sum);
+    printf("%s\n", dirty ? "the stores DISAGREE" : "the stores agree");
+    return dirty ? 1 : 0;
+}
+
+/* Runs a reconciliation with repair in-process, through a full gateway
+ * core (writer, recovery, commit protocol), without HTTP. */
+static int run_repair(const struct config *cfg)
+{
+    struct bistore_config scfg = store_config(cfg);
+    struct recon_options opt = {cfg->deep ? RECON_DEEP : RECON_FAST, REPAIR_NONE, cfg->dry_run};
+    recon_repair_parse(cfg->policy, &opt.repair);
+    struct bs_error err;
+    bs_error_clear(&err);
+    struct bistore *store = bistore_open(&scfg, &err);
+    if (!store || bistore_start(store, &err) != 0) {
+        fprintf(stderr, "bistore repair: %s\n", err.message);
+        bistore_close(store);
+        return 2;
+    }
+    char reason[256];
+    int64_t deadline = time_monotonic_ms() + 60000;
+    while (!bistore_ready(store, reason, sizeof reason) && time_monotonic_ms() < deadline) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char id[64];
+    json_t *run = NULL;
+    int rc = 2;
+    if (!bistore_ready(store, reason, sizeof reason)) {
+        fprintf(stderr, "bistore repair: not ready after 60 s: %s\n", reason);
+    } else if (bistore_reconcile_start(store, &opt, id, &err) != 0) {
+        fprintf(stderr, "bistore repair: %s\n", err.message);
+    } else {
+        int64_t t0 = time_monotonic_ms();
+        struct progress p = {isatty(STDERR_FILENO), t0, t0};
+        const char *state = "running";
+        for (;;) {
+            json_decref(run);
+            run = NULL;
+            if (bistore_reconcile_get(store, id, &run, &err) != 0)
+                break;
+            state = json_string_value(json_object_get(run, "state"));
+            json_t *pr = json_object_get(run, "progress");
+            bool done = strcmp(state, "running") != 0;
+            progress_show(&p, json_integer_value(json_object_get(pr, "scanned")),
+                          json_integer_value(json_object_get(pr, "total")), done);
+            if (done)
+                break;
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        json_t *s = json_object_get(run, "summary");
+        struct recon_summary sum = {0};
+#define GET(f) sum.f = json_integer_value(json_object_get(s, #f))
+        GET(entities_sqlite);
+        GET(entities_neo4j);
+        GET(relationships_sqlite);
+        GET(relationships_neo4j);
+        GET(only_in_sqlite);
+        GET(only_in_neo4j);
+        GET(mismatched);
+        GET(duplicate_ids);
+        GET(missing_ids);
+        GET(repaired);
+#undef GET
+        print_summary(&sum);
+        const char *error = json_string_value(json_object_get(run, "error"));
+        printf("reconciliation %s %s%s%s%s\n", id, state ? state : "unknown",
+               opt.dry_run ? " (dry run: nothing written)" : "", error ? ": " : "",
+               error ? error : "");
+        rc = state && strcmp(state, "done") == 0 ? 0 : 2;
+    }
+    json_decref(run);
+    bistore_close(store);
+    return rc;
+}
+
+static int serve(const struct config *cfg)
+{
+    set_log_level(cfg);
 
     /* Signals are taken by sigwait() below, in this thread only. */
     sigset_t stop_signals;
@@ -35,19 +224,7 @@ static int serve(const struct config *cfg)
         log_error("cannot initialise libcurl");
         return 1;
     }
-    struct bistore_config scfg = {
-        .sqlite_path = cfg->sqlite_path,
-        .neo4j = {.url = cfg->neo4j_url,
-                  .database = cfg->neo4j_database,
-                  .user = cfg->neo4j_user[0] ? cfg->neo4j_user : NULL,
-                  .password = cfg->neo4j_password,
-                  .timeout_ms = cfg->neo4j_timeout_ms,
-                  .connect_timeout_ms =
-                      cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
-        .max_queue = cfg->max_queue,
-        .validate_interval_s = cfg->validate_interval_s,
-        .read_connections = 16,
-    };
+    struct bistore_config scfg = store_config(cfg);
     struct bs_error err;
     bs_error_clear(&err);
     struct bistore *store = bistore_open(&scfg, &err);
@@ -100,6 +277,15 @@ int main(int argc, char **argv)
     case CMD_HELP: fputs(config_usage(), stdout); return 0;
     case CMD_VERSION: printf("bistore %s\n", BISTORE_VERSION); return 0;
     case CMD_SERVE: break;
+    case CMD_CHECK:
+    case CMD_REPAIR: {
+        set_log_level(&cfg);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return 2;
+        int rc = cfg.command == CMD_CHECK ? run_check(&cfg) : run_repair(&cfg);
+        curl_global_cleanup();
+        return rc;
+    }
     }
     return serve(&cfg);
 }
