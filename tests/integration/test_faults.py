@@ -13,12 +13,16 @@ import time
 
 import pytest
 
-from conftest import (CONNECTION_ERRORS, assert_absent, assert_entity_mirrored, assert_intents_settled,
+from conftest import (CONNECTION_ERRORS, Gateway, assert_absent, assert_entity_mirrored, assert_intents_settled,
                       assert_relationship_mirrored, assert_stores_consistent, poll)
 
 # The commit of an explicit Neo4j transaction (POST /db/<db>/tx/<n>/commit):
 # sent by the gateway only after SQLite's COMMIT, the commit point.
 TX_COMMIT = re.compile(rb"POST /db/[^ ]*/tx/[^/ ]+/commit")
+
+# Short enough that a lost Neo4j answer shows quickly, long enough that an
+# ordinary write on a busy two-core machine does not time out.
+SHORT_NEO4J_TIMEOUT_MS = "3000"
 
 COMMIT_POINT_PASSED = {"after_sqlite_commit", "after_neo4j_commit"}
 FAULT_POINTS = ["after_begin", "after_neo4j_statements", "after_sqlite_commit", "after_neo4j_commit"]
@@ -45,6 +49,27 @@ VICTIM = {"operations": [
      "target": "ack-e2"},
     {"op": "update_entity", "id": "ack-e1", "properties": {"name": "one-updated"}}],
     "provenance": {"tool_id": "fault-test"}}
+
+
+@pytest.fixture(scope="session")
+def warmed_neo4j(neo4j, tmp_path_factory):
+    """Runs the writes of these scenarios once through a gateway with the
+    default Neo4j timeout, so the relationship-type constraints exist and the
+    JVM is warm before a test starts a gateway with a timeout of a second or
+    two (creating a constraint alone can take longer than that)."""
+    neo4j.ensure_running()
+    neo4j.wipe()  # a previous test's data would collide with these ids
+    home = tmp_path_factory.mktemp("warm-up")
+    gw = Gateway(home / "warm.sqlite", neo4j.url, home / "gateway.log")
+    gw.start()
+    try:
+        acknowledged_writes(gw)
+        r = gw.post("/v1/transactions", VICTIM)
+        assert r.status == 200, r
+    finally:
+        code = gw.terminate()
+    assert code == 0, f"warm-up gateway exit status {code}:\n{gw.log_tail()}"
+    return neo4j
 
 
 def assert_acknowledged_present(gw, neo4j, acked):
@@ -230,10 +255,10 @@ def test_held_commit_delivered_after_recovery_applies_once(gateway_factory, prox
 
 
 @pytest.mark.parametrize("failure", ["commit_times_out", "neo4j_unreachable"])
-def test_pending_intent_is_applied_when_neo4j_returns_without_restart(gateway_factory, proxy_factory, neo4j,
-                                                                      failure):
+def test_pending_intent_is_applied_when_neo4j_returns_without_restart(warmed_neo4j, gateway_factory,
+                                                                      proxy_factory, neo4j, failure):
     proxy = proxy_factory()
-    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", "1000"])
+    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", SHORT_NEO4J_TIMEOUT_MS])
     acked = acknowledged_writes(gw)
     proxy.hold_matching(TX_COMMIT)
     if failure == "commit_times_out":
@@ -286,9 +311,9 @@ def test_pending_intent_is_applied_when_neo4j_returns_without_restart(gateway_fa
     assert_gateway_still_writes(gw, neo4j, "after-pending")
 
 
-def test_neo4j_blackholed_before_commit_point_writes_nothing(gateway_factory, proxy_factory, neo4j):
+def test_neo4j_blackholed_before_commit_point_writes_nothing(warmed_neo4j, gateway_factory, proxy_factory, neo4j):
     proxy = proxy_factory()
-    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", "1000"])
+    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", SHORT_NEO4J_TIMEOUT_MS])
     acked = acknowledged_writes(gw)
     before = gw.store.dump(with_aborted=False)
     n_before = neo4j.dump()
@@ -311,9 +336,9 @@ def test_neo4j_blackholed_before_commit_point_writes_nothing(gateway_factory, pr
 
 
 @pytest.mark.neo4j_restart
-def test_neo4j_stopped_writes_503_and_nothing_written(gateway_factory, neo4j):
+def test_neo4j_stopped_writes_503_and_nothing_written(warmed_neo4j, gateway_factory, neo4j):
     neo4j.require_control()
-    gw = gateway_factory(args=["--neo4j-timeout-ms", "2000"])
+    gw = gateway_factory()
     acked = acknowledged_writes(gw)
     before = gw.store.dump(with_aborted=False)
     try:
@@ -346,9 +371,9 @@ def test_neo4j_stopped_writes_503_and_nothing_written(gateway_factory, neo4j):
 
 
 @pytest.mark.neo4j_restart
-def test_neo4j_frozen_writes_503_then_recovers(gateway_factory, neo4j):
+def test_neo4j_frozen_writes_503_then_recovers(warmed_neo4j, gateway_factory, neo4j):
     neo4j.require_control()
-    gw = gateway_factory(args=["--neo4j-timeout-ms", "1000"])
+    gw = gateway_factory(args=["--neo4j-timeout-ms", SHORT_NEO4J_TIMEOUT_MS])
     acked = acknowledged_writes(gw)
     before = gw.store.dump(with_aborted=False)
     try:
