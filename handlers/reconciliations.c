@@ -34,7 +34,8 @@ static bool get_choice(const json_t *body, const char *name, const char *def, co
 void handle_reconciliation_create(struct app *app, const struct request *req, struct response *res)
 {
     static const char *const allowed[] = {"mode", "repair", "dry_run", NULL};
-    json_t *body = body_object(req, res);
+    /* No body at all: the defaults (a fast check, no repair). */
+    json_t *body = req->body_len == 0 ? json_object() : body_object(req, res);
     if (!body)
         return;
     struct bs_error err;

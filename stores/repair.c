@@ -282,8 +282,11 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
     }
     struct sql_entity e = {0};
     char fresh[UUID_STR_LEN];
-    if (missing_id)
+    if (missing_id) {
         ids_uuid7(fresh);
+        /* the adopted node's new id goes into the finding and the audit */
+        json_object_set_new((json_t *)finding, "adopted_id", json_string(fresh));
+    }
     snprintf(e.id, sizeof e.id, "%s", missing_id ? fresh : str(group, "id"));
     snprintf(e.type, sizeof e.type, "%s", type);
     e.properties = props;
@@ -346,8 +349,11 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
     }
     struct sql_relationship r = {0};
     char fresh[UUID_STR_LEN];
-    if (missing_id)
+    if (missing_id) {
         ids_uuid7(fresh);
+        /* the adopted node's new id goes into the finding and the audit */
+        json_object_set_new((json_t *)finding, "adopted_id", json_string(fresh));
+    }
     snprintf(r.id, sizeof r.id, "%s", missing_id ? fresh : str(group, "id"));
     snprintf(r.type, sizeof r.type, "%s", type);
     snprintf(r.source, sizeof r.source, "%s", src);
@@ -395,16 +401,21 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
 /* ---- one batch ---- */
 
 static int set_action(struct bistore *bs, int64_t run_n, int64_t n, const char *action,
-                      struct bs_error *err)
+                      const char *adopted_id, struct bs_error *err)
 {
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(bs->wconn->db,
-                           "UPDATE bistore_findings SET action = ?3 WHERE run_n = ?1 AND n = ?2",
+                           "UPDATE bistore_findings SET action = ?3,"
+                           " neo4j = CASE WHEN ?4 IS NULL THEN neo4j"
+                           " ELSE json_set(neo4j, '$.adopted_id', ?4) END"
+                           " WHERE run_n = ?1 AND n = ?2",
                            -1, &q, NULL) != SQLITE_OK)
         return bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(bs->wconn->db)), -1;
     sqlite3_bind_int64(q, 1, run_n);
     sqlite3_bind_int64(q, 2, n);
     sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC);
+    if (adopted_id)
+        sqlite3_bind_text(q, 4, adopted_id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? 0
@@ -496,15 +507,16 @@ static int apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, st
         if (still)
             rc = repair_one(bs, rb, rb->dry_run ? NULL : st, f, g, &action, err);
         if (rc == 0)
-            rc =
-                set_action(bs, rb->run_n, json_integer_value(json_object_get(f, "n")), action, err);
+            rc = set_action(bs, rb->run_n, json_integer_value(json_object_get(f, "n")), action,
+                            str(f, "adopted_id"), err);
         if (rc != 0)
             break;
         if (strcmp(action, "none") != 0) {
             rb->repaired++;
+            json_t *id = json_object_get(f, "adopted_id");
             json_t *r =
                 json_pack("{s:s, s:s, s:O, s:s}", "op", "repair", "object", str(f, "object"), "id",
-                          json_object_get(f, "id"), "action", action);
+                          id ? id : json_object_get(f, "id"), "action", action);
             if (!r || json_array_append_new(st->results, r) != 0)
                 rc = oom(err);
         }
