@@ -1,0 +1,687 @@
+#!/usr/bin/env python3
+"""The performance run behind bench/perf.sh (see bench/PERF.md).
+
+Starts its own Neo4j (HTTP + Bolt) and gateway in --work, runs every
+workload for bistore and for the baselines one at a time, prints the table
+and writes results.json / results.md there. Everything it started is
+stopped on the way out, failures and signals included.
+
+    python3 bench/perf_run.py --work DIR [--build build] [--smoke]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NEO4J_SH = REPO / "scripts" / "neo4j.sh"
+LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+
+FULL = dict(duration=10.0, warmup=1.0, clients=[1, 8, 32, 128], neo4j_warmup=2000,
+            batch_docs=5, replay=10000, uuid_count=20_000_000, read_clients=[1, 8],
+            mixed_clients=[8, 32], bg_writers=8)
+SMOKE = dict(duration=1.0, warmup=0.2, count_per_client=3, clients=[1, 8, 32, 128],
+             neo4j_warmup=50,
+             batch_docs=1, replay=200, uuid_count=1_000_000, read_clients=[1, 8],
+             mixed_clients=[8, 32], bg_writers=8)
+
+# The gateway's per-request Neo4j timeout in these runs (the default, 5 s, is
+# shorter than a 6,000-operation document takes on a busy 2-core machine).
+NEO4J_TIMEOUT_MS = 60000
+
+# Targets of the issue (bench/PERF.md).
+TARGET_P50_OVER_NAIVE_MS = 1.0
+TARGET_32_VS_NAIVE = 5.0
+TARGET_BATCH_VS_RAW = 0.8
+TARGET_READ_P50_MS = 0.3
+TARGET_READS_KEPT = 0.9
+TARGET_REPLAY = 10_000
+TARGET_UUID = 10_000_000
+
+
+def log(msg):
+    sys.stderr.write(f"[perf {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+class Failure(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ processes
+
+
+class Run:
+    """Everything this run started, so it can all be stopped."""
+
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(args.work).resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.build = Path(args.build).resolve()
+        self.cfg = SMOKE if args.smoke else FULL
+        self.neo4j_home = self.work / "neo4j"
+        self.neo4j_http = self.neo4j_bolt = None
+        self.neo4j_pid = None
+        self.gateway = None
+        self.gateway_url = None
+        self.gateway_log = None
+        self.children = []
+        self.results = []
+        self.failures = []
+        self.notes = []
+
+    # ---- Neo4j
+    def start_neo4j(self):
+        log(f"starting Neo4j in {self.neo4j_home}")
+        out = subprocess.run([str(NEO4J_SH), "start", str(self.neo4j_home), "0", "0"],
+                             capture_output=True, text=True, timeout=200)
+        if out.returncode != 0:
+            raise Failure(f"neo4j.sh start failed: {out.stderr}{out.stdout}")
+        m = re.search(r"http=(\d+) bolt=(\d+)", out.stdout)
+        if not m:
+            raise Failure(f"neo4j.sh printed no ports: {out.stdout!r}")
+        self.neo4j_http, self.neo4j_bolt = int(m.group(1)), int(m.group(2))
+        self.neo4j_pid = int((self.neo4j_home / "pid").read_text().strip())
+        log(f"Neo4j http={self.neo4j_http} bolt={self.neo4j_bolt} pid={self.neo4j_pid}")
+
+    def stop_neo4j(self):
+        if self.neo4j_home.exists() and (self.neo4j_home / "pid").exists():
+            log("stopping Neo4j")
+            subprocess.run([str(NEO4J_SH), "stop", str(self.neo4j_home)], capture_output=True,
+                           text=True, timeout=120)
+
+    @property
+    def neo4j_url(self):
+        return f"http://127.0.0.1:{self.neo4j_http}"
+
+    def cypher(self, statements, timeout=300):
+        body = json.dumps({"statements": [{"statement": s, "parameters": p or {}}
+                                          for s, p in statements]})
+        conn = http.client.HTTPConnection("127.0.0.1", self.neo4j_http, timeout=timeout)
+        try:
+            conn.request("POST", "/db/neo4j/tx/commit", body=body,
+                         headers={"Content-Type": "application/json",
+                                  "Accept": "application/json"})
+            resp = conn.getresponse()
+            data = json.loads(resp.read())
+        finally:
+            conn.close()
+        if data.get("errors"):
+            raise Failure(f"Cypher failed: {data['errors']}")
+        return [[d["row"] for d in r["data"]] for r in data["results"]]
+
+    # ---- the gateway
+    def start_gateway(self, sqlite_path, wait_ready=True):
+        self.gateway_log = self.work / "gateway.log"
+        logf = open(self.gateway_log, "ab")
+        cmd = [str(self.build / "bistore"), "serve", "--listen", "127.0.0.1:0", "--sqlite",
+               str(sqlite_path), "--neo4j-url", self.neo4j_url, "--validate-interval", "0",
+               "--log-level", "warn", "--neo4j-timeout-ms", str(NEO4J_TIMEOUT_MS)]
+        start = time.monotonic()
+        self.gateway = subprocess.Popen(cmd, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
+        logf.close()
+        (self.work / "gateway.pid").write_text(str(self.gateway.pid))
+        port = self._gateway_port(start)
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        if wait_ready:
+            self.wait_ready(60)
+        return start
+
+    def _gateway_port(self, start):
+        """The port from the log line, or (--log-level warn hides it) from the
+        listening socket the process owns."""
+        deadline = start + 30
+        while time.monotonic() < deadline:
+            if self.gateway.poll() is not None:
+                raise Failure(f"the gateway exited with {self.gateway.returncode}; "
+                              f"see {self.gateway_log}")
+            ports = LISTEN_RE.findall(self.gateway_log.read_text(errors="replace"))
+            if ports and self._owns_port(int(ports[-1])):
+                return int(ports[-1])
+            port = self._listening_port(self.gateway.pid)
+            if port:
+                return port
+            time.sleep(0.005)
+        raise Failure("the gateway did not start listening within 30 s")
+
+    @staticmethod
+    def _socket_inodes(pid):
+        inodes = set()
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            pass
+        return inodes
+
+    def _listening_port(self, pid):
+        inodes = self._socket_inodes(pid)
+        if not inodes:
+            return None
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                f = line.split()
+                if len(f) > 9 and f[3] == "0A" and f[9] in inodes:
+                    return int(f[1].rsplit(":", 1)[1], 16)
+        return None
+
+    def _owns_port(self, port):
+        return self._listening_port(self.gateway.pid) == port
+
+    def gateway_get(self, path, timeout=10):
+        host, port = self.gateway_url[len("http://"):].rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def wait_ready(self, timeout, interval=0.01):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.gateway.poll() is not None:
+                raise Failure(f"the gateway exited with {self.gateway.returncode}; "
+                              f"see {self.gateway_log}")
+            try:
+                status, _ = self.gateway_get("/readyz", timeout=5)
+                if status == 200:
+                    return time.monotonic()
+            except OSError:
+                pass
+            time.sleep(interval)
+        raise Failure(f"the gateway was not ready within {timeout} s")
+
+    def stop_gateway(self):
+        if self.gateway and self.gateway.poll() is None:
+            self.gateway.send_signal(signal.SIGTERM)
+            try:
+                self.gateway.wait(30)
+            except subprocess.TimeoutExpired:
+                self.gateway.kill()
+                self.gateway.wait()
+        self.gateway = None
+        try:
+            (self.work / "gateway.pid").unlink()
+        except OSError:
+            pass
+
+    def stop_all(self):
+        for p in self.children:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.stop_gateway()
+        self.stop_neo4j()
+
+    # ---- tools
+    def tool(self, cmd, label, record=True, background=False):
+        """Runs a benchmark tool; returns its RESULT (a dict) or None."""
+        log(f"{label}: {' '.join(str(c) for c in cmd)}")
+        p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.children.append(p)
+        if background:
+            return p
+        return self.finish(p, label, record)
+
+    def finish(self, p, label, record=True):
+        out, err = p.communicate()
+        self.children.remove(p)
+        result = None
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+            else:
+                print(f"  {line}", flush=True)
+        for line in err.splitlines()[:8]:
+            print(f"  ! {line}", flush=True)
+        if p.returncode != 0 or result is None:
+            self.failures.append(f"{label}: exit {p.returncode}")
+            log(f"{label} FAILED (exit {p.returncode})")
+        if result is not None:
+            result["label"] = label
+            if record:
+                self.results.append(result)
+        return result
+
+    def amount(self, clients, count, duration, warmup):
+        """How long a run lasts: a count, or a duration after a warm-up. A
+        smoke run counts a few requests per client (some always finish, however
+        slow the machine is)."""
+        if count:
+            return ["--count", count, "--warmup", 0 if warmup is None else warmup]
+        if "count_per_client" in self.cfg and duration is None:
+            return ["--count", clients * self.cfg["count_per_client"], "--warmup", 0]
+        return ["--duration", duration or self.cfg["duration"],
+                "--warmup", self.cfg["warmup"] if warmup is None else warmup]
+
+    def cpu_pids(self, with_gateway=True):
+        pids = ["--cpu-pid", f"neo4j:{self.neo4j_pid}"]
+        if with_gateway and self.gateway:
+            pids += ["--cpu-pid", f"gateway:{self.gateway.pid}"]
+        return pids
+
+    def bench_load(self, workload, clients, extra=(), label=None, record=True, background=False,
+                   duration=None, count=None, warmup=None):
+        cmd = [self.build / "bench" / "bench_load", "--url", self.gateway_url, "--workload",
+               workload, "--clients", clients]
+        cmd += self.amount(clients, count, duration, warmup)
+        cmd += self.cpu_pids() + list(extra)
+        return self.tool(cmd, label or f"bistore {workload} c={clients}", record, background)
+
+    def bench_naive(self, workload, clients, sqlite_path, count=None, label=None, record=True,
+                    warmup=None):
+        cmd = [self.build / "bench" / "bench_naive", "--neo4j-url", self.neo4j_url,
+               "--sqlite", sqlite_path, "--workload", workload, "--clients", clients]
+        cmd += self.amount(clients, count, None, warmup)
+        cmd += self.cpu_pids(with_gateway=False)
+        return self.tool(cmd, label or f"naive {workload} c={clients}", record)
+
+    def python_baseline(self, clients, sqlite_path):
+        cmd = [sys.executable, REPO / "bench" / "python_baseline.py", "--bolt",
+               f"bolt://127.0.0.1:{self.neo4j_bolt}", "--sqlite", sqlite_path, "--clients",
+               clients] + self.amount(clients, None, None, None)
+        cmd += self.cpu_pids(with_gateway=False)
+        return self.tool(cmd, f"python create c={clients}")
+
+
+# ------------------------------------------------------------------ phases
+
+
+def phase_uuid(run):
+    run.tool([run.build / "bench" / "bench_uuid7", "--count", run.cfg["uuid_count"]],
+             "uuid7")
+
+
+def phase_creates(run):
+    for c in run.cfg["clients"]:
+        run.bench_load("create", c)
+        run.bench_naive("create", c, run.work / "naive.db")
+        run.python_baseline(c, run.work / "python.db")
+
+
+def intents_in(db_path):
+    con = sqlite3.connect(db_path)
+    try:
+        return con.execute("SELECT coalesce(max(seq), 0) FROM bistore_intents").fetchone()[0]
+    finally:
+        con.close()
+
+
+def phase_replay(run, db_path):
+    """Makes the last N intents pending (as a crash after the commit point
+    leaves them) and times the restart until ready with nothing pending."""
+    n = run.cfg["replay"]
+    have = intents_in(db_path)
+    if have < n:
+        run.bench_load("create", 8, count=n - have, warmup=0, label="replay fill", record=False)
+    run.stop_gateway()
+
+    # A restart with nothing pending, for the fixed cost of starting.
+    t0 = run.start_gateway(db_path, wait_ready=False)
+    t_empty = run.wait_ready(60) - t0
+    run.stop_gateway()
+
+    con = sqlite3.connect(db_path)
+    try:
+        top = con.execute("SELECT max(seq) FROM bistore_intents").fetchone()[0]
+        base = top - n
+        store = con.execute("SELECT value FROM bistore_meta WHERE key = 'store_id'").fetchone()[0]
+        rows = con.execute("SELECT t.operations FROM bistore_transactions t"
+                           " JOIN bistore_intents i ON i.seq = t.seq WHERE i.seq > ?",
+                           (base,)).fetchall()
+        ids = []
+        for (ops,) in rows:
+            for op in json.loads(ops):
+                if op.get("op") != "create_entity":
+                    raise Failure(f"replay: intent with {op.get('op')}: only creates expected")
+                ids.append(op["id"])
+        if len(ids) != n:
+            raise Failure(f"replay: {len(ids)} created entities in the last {n} intents")
+        log(f"replay: deleting {n} nodes from Neo4j, watermark {top} -> {base}")
+        deleted = 0
+        for i in range(0, n, 5000):
+            deleted += run.cypher([("MATCH (e:Entity) WHERE e.id IN $ids DETACH DELETE e"
+                                    " RETURN count(*)", {"ids": ids[i:i + 5000]})])[0][0][0]
+        if deleted != n:
+            raise Failure(f"replay: deleted {deleted} nodes, expected {n}")
+        wm = run.cypher([("MATCH (w:_BistoreWatermark {store: $store}) SET w.seq = $seq"
+                          " RETURN w.seq", {"store": store, "seq": base})])[0]
+        if not wm:
+            raise Failure("replay: no watermark node")
+        con.execute("UPDATE bistore_intents SET applied_at = NULL WHERE seq > ?", (base,))
+        con.commit()
+    finally:
+        con.close()
+
+    n4_before = cpu_of(run.neo4j_pid)
+    t0 = run.start_gateway(db_path, wait_ready=False)
+    t_ready = run.wait_ready(600, interval=0.005)
+    status, body = run.gateway_get("/v1/transactions?state=pending&limit=1")
+    pending = json.loads(body).get("items") if status == 200 else None
+    elapsed = t_ready - t0
+    gw_cpu = cpu_of(run.gateway.pid)
+    n4_cpu = cpu_of(run.neo4j_pid) - n4_before
+    back = run.cypher([("MATCH (e:Entity) WHERE e.id IN $ids RETURN count(e)",
+                        {"ids": ids})])[0][0][0]
+    if pending != [] or back != n:
+        run.failures.append(f"replay: pending={pending!r}, {back} of {n} nodes back in Neo4j")
+    net = max(elapsed - t_empty, 1e-9)
+    result = {"system": "bistore", "workload": "replay", "clients": 1, "ok": n,
+              "errors": 0 if back == n else n - back, "seconds": elapsed,
+              "tx_per_s": n / elapsed, "net_tx_per_s": n / net, "startup_s": t_empty,
+              "cpu_s_per_1k": {"gateway": gw_cpu * 1000 / n, "neo4j": n4_cpu * 1000 / n},
+              "label": "replay"}
+    print(f"  replay: {n} intents, ready with nothing pending {elapsed:.2f} s after start "
+          f"({n / elapsed:.0f} intents/s; an empty restart takes {t_empty:.2f} s, so "
+          f"{n / net:.0f}/s net); gateway CPU {gw_cpu:.2f} s, Neo4j CPU {n4_cpu:.2f} s",
+          flush=True)
+    run.results.append(result)
+
+
+def cpu_of(pid):
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = data[data.rindex(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase_reads(run):
+    d = run.cfg["duration"]
+    for c in run.cfg["read_clients"]:
+        run.bench_load("reads", c, label=f"bistore reads c={c}")
+    for c in run.cfg["read_clients"]:
+        bg_duration = d + run.cfg["warmup"] + 3.0
+        bg = run.bench_load("create", run.cfg["bg_writers"], duration=bg_duration, warmup=0,
+                            label=f"background creates c={run.cfg['bg_writers']}",
+                            background=True,
+                            extra=["--system", "bistore-bg"])
+        time.sleep(1.5)
+        r = run.bench_load("reads", c, label=f"bistore reads under write load c={c}",
+                           extra=["--system", "bistore-under-load"])
+        run.finish(bg, f"background creates (during reads c={c})")
+        if r is not None:
+            r["workload"] = "reads-under-load"
+    for c in run.cfg["mixed_clients"]:
+        run.bench_load("mixed", c)
+
+
+def phase_batches(run):
+    docs = run.cfg["batch_docs"]
+    # one unmeasured document each first (constraints, plans, JIT)
+    run.bench_load("batch", 1, count=1, warmup=0, label="bistore batch warm-up", record=False)
+    run.bench_naive("raw", 1, run.work / "naive.db", count=1, warmup=0,
+                    label="raw warm-up", record=False)
+    run.bench_naive("batch", 1, run.work / "naive.db", count=1, warmup=0,
+                    label="naive batch warm-up", record=False)
+    run.bench_load("batch", 1, count=docs, warmup=0, label="bistore batch")
+    run.bench_naive("raw", 1, run.work / "naive.db", count=docs, warmup=0, label="neo4j raw UNWIND")
+    run.bench_naive("batch", 1, run.work / "naive.db", count=docs, warmup=0, label="naive batch")
+
+
+# ------------------------------------------------------------------ the report
+
+
+def find(results, system, workload, clients=None):
+    for r in results:
+        if r["system"] == system and r["workload"] == workload and (
+                clients is None or r["clients"] == clients):
+            return r
+    return None
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join([line, sep] + body)
+
+
+def cpu_cols(r):
+    """gateway-side CPU s/1k tx (bistore's gateway, or the baseline's own
+    process), Neo4j CPU s/1k tx, client CPU s/1k tx."""
+    if r is None:
+        return ["-", "-", "-"]
+    cpus = r.get("cpu_s_per_1k", {})
+    client = r.get("client_cpu_s_per_1k")
+    if "gateway" in cpus:
+        gw = cpus["gateway"]
+    else:
+        gw = client  # the baseline's own process does the gateway's work
+        client = None
+    return [fmt(gw, 3), fmt(cpus.get("neo4j"), 3), fmt(client, 3) if client is not None else "-"]
+
+
+def report(run):
+    res = run.results
+    out = []
+    hdr = ["system", "clients", "tx/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+           "gateway CPU s/1k", "Neo4j CPU s/1k", "client CPU s/1k"]
+    rows = []
+    for c in run.cfg["clients"]:
+        for system in ("bistore", "naive", "python"):
+            r = find(res, system, "create", c)
+            if r:
+                rows.append([system, c, fmt(r["tx_per_s"]), fmt(r["p50_ms"], 2),
+                             fmt(r["p95_ms"], 2), fmt(r["p99_ms"], 2), r["errors"]] + cpu_cols(r))
+    out.append("### Single-entity creates (POST /v1/entities vs the baselines)\n")
+    out.append("'gateway CPU' is bistore's gateway process, or for a baseline its own "
+               "process (which does the gateway's work).\n")
+    out.append(table(hdr, rows))
+
+    rows = []
+    for c in run.cfg["clients"]:
+        b = find(res, "bistore", "create", c)
+        if not b:
+            continue
+        for base in ("naive", "python"):
+            r = find(res, base, "create", c)
+            if not r:
+                continue
+            bc, rc = b.get("cpu_s_per_1k", {}), r.get("cpu_s_per_1k", {})
+            gw_ratio = (bc.get("gateway") / r["client_cpu_s_per_1k"]
+                        if bc.get("gateway") is not None and r.get("client_cpu_s_per_1k") else None)
+            n4_ratio = (bc.get("neo4j") / rc.get("neo4j")
+                        if bc.get("neo4j") is not None and rc.get("neo4j") else None)
+            rows.append([c, base, fmt(b["tx_per_s"] / r["tx_per_s"] if r["tx_per_s"] else None, 2),
+                         fmt(b["p50_ms"] - r["p50_ms"], 2),
+                         fmt(b["p50_ms"] / r["p50_ms"] if r["p50_ms"] else None, 2),
+                         fmt(gw_ratio, 2), fmt(n4_ratio, 2)])
+    out.append("\n### bistore relative to each baseline (same run)\n")
+    out.append(table(["clients", "baseline", "throughput x", "p50 +ms", "p50 x",
+                      "gateway CPU x", "Neo4j CPU x"], rows))
+
+    rows = []
+    for system, label in (("bistore", "bistore batch"), ("naive", "naive batch"),
+                          ("neo4j-raw", "neo4j raw UNWIND")):
+        r = find(res, system, "batch")
+        if r:
+            rows.append([label, r["ok"], fmt(r["tx_per_s"], 2), fmt(r["items_per_s"]),
+                         fmt(r["p50_ms"]), fmt(r["p99_ms"]), r["errors"]] + cpu_cols(r)[:2])
+    out.append("\n### Document batches (1,000 entities + 5,000 relationships each)\n")
+    out.append(table(["system", "docs", "docs/s", "items/s", "p50 ms", "p99 ms", "errors",
+                      "gateway CPU s/1k", "Neo4j CPU s/1k"], rows))
+
+    rows = []
+    for c in run.cfg["read_clients"]:
+        for wl, label in (("reads", "reads alone"), ("reads-under-load", "reads + creates")):
+            r = find(res, "bistore-under-load" if wl != "reads" else "bistore", wl, c)
+            if r:
+                rows.append([label, c, fmt(r["tx_per_s"]), fmt(r["p50_ms"], 3),
+                             fmt(r["p95_ms"], 3), fmt(r["p99_ms"], 3), r["errors"]])
+    for c in run.cfg["mixed_clients"]:
+        r = find(res, "bistore", "mixed", c)
+        if r:
+            rows.append([f"mixed 80/20 (read p50 {fmt(r.get('read_p50_ms'), 3)}, write p50 "
+                         f"{fmt(r.get('write_p50_ms'), 2)})", c, fmt(r["tx_per_s"]),
+                         fmt(r["p50_ms"], 3), fmt(r["p95_ms"], 3), fmt(r["p99_ms"], 3),
+                         r["errors"]])
+    out.append("\n### Reads by id and the mixed workload (bistore)\n")
+    out.append(table(["workload", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
+                     rows))
+
+    rows = []
+    r = find(res, "bistore", "replay")
+    if r:
+        rows.append(["recovery replay", f"{r['ok']} intents", f"{fmt(r['tx_per_s'])} intents/s",
+                     f"{r['seconds']:.2f} s start to ready (empty restart "
+                     f"{r['startup_s']:.2f} s; net {fmt(r['net_tx_per_s'])}/s); CPU s/1k: "
+                     f"gateway {r['cpu_s_per_1k']['gateway']:.3f}, "
+                     f"Neo4j {r['cpu_s_per_1k']['neo4j']:.3f}"])
+    r = find(res, "bistore", "uuid7")
+    if r:
+        rows.append(["UUIDv7, one thread", f"{r['ok']:,} ids", f"{r['tx_per_s'] / 1e6:.2f} M/s",
+                     f"{r['client_cpu_s'] * 1e9 / r['ok']:.0f} ns CPU each "
+                     f"({r['ok'] / r['client_cpu_s'] / 1e6:.1f} M/s per CPU second)"
+                     if r.get("client_cpu_s") else ""])
+    out.append("\n### Recovery and ids\n")
+    out.append(table(["what", "size", "rate", "detail"], rows))
+
+    out.append("\n### Targets\n")
+    out.append(table(["target", "measured", "met"], targets(run)))
+    return "\n".join(out)
+
+
+def targets(run):
+    res = run.results
+    rows = []
+
+    def row(name, measured, ok):
+        rows.append([name, measured, "-" if ok is None else ("yes" if ok else "NO")])
+
+    b, n = find(res, "bistore", "create", 1), find(res, "naive", "create", 1)
+    if b and n:
+        d = b["p50_ms"] - n["p50_ms"]
+        row("create, 1 client: p50 <= naive + 1 ms",
+            f"{b['p50_ms']:.2f} vs {n['p50_ms']:.2f} ms (+{d:.2f})", d <= TARGET_P50_OVER_NAIVE_MS)
+    b, n = find(res, "bistore", "create", 32), find(res, "naive", "create", 32)
+    if b and n and n["tx_per_s"]:
+        x = b["tx_per_s"] / n["tx_per_s"]
+        row("create, 32 clients: >= 5x naive", f"{b['tx_per_s']:.0f} vs {n['tx_per_s']:.0f} tx/s "
+            f"({x:.2f}x)", x >= TARGET_32_VS_NAIVE)
+    b, r = find(res, "bistore", "batch"), find(res, "neo4j-raw", "batch")
+    if b and r and r["items_per_s"]:
+        x = b["items_per_s"] / r["items_per_s"]
+        row("batches: >= 80 % of raw UNWIND", f"{b['items_per_s']:.0f} vs {r['items_per_s']:.0f} "
+            f"items/s ({x * 100:.0f} %)", x >= TARGET_BATCH_VS_RAW)
+    a = find(res, "bistore", "reads", 1)
+    if a:
+        row("reads, 1 client: p50 < 0.3 ms", f"{a['p50_ms']:.3f} ms",
+            a["p50_ms"] < TARGET_READ_P50_MS)
+    for c in run.cfg["read_clients"]:
+        a, u = find(res, "bistore", "reads", c), find(res, "bistore-under-load",
+                                                     "reads-under-load", c)
+        if a and u and a["tx_per_s"]:
+            x = u["tx_per_s"] / a["tx_per_s"]
+            row(f"reads, {c} client(s): >= 90 % kept under writes",
+                f"{u['tx_per_s']:.0f} of {a['tx_per_s']:.0f} req/s ({x * 100:.0f} %)",
+                x >= TARGET_READS_KEPT)
+    r = find(res, "bistore", "replay")
+    if r:
+        row("replay >= 10,000 intents/s", f"{r['tx_per_s']:.0f}/s", r["tx_per_s"] >= TARGET_REPLAY)
+    r = find(res, "bistore", "uuid7")
+    if r:
+        row("UUIDv7 >= 10 M/s, one thread", f"{r['tx_per_s'] / 1e6:.2f} M/s",
+            r["tx_per_s"] >= TARGET_UUID)
+    return rows
+
+
+# ------------------------------------------------------------------ main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True, help="folder for the stores, logs and results")
+    ap.add_argument("--build", default=str(REPO / "build"))
+    ap.add_argument("--smoke", action="store_true", help="everything tiny (CI: does it work?)")
+    ap.add_argument("--only", default="uuid,creates,replay,reads,batches",
+                    help="comma-separated phases")
+    args = ap.parse_args()
+    run = Run(args)
+    phases = set(args.only.split(","))
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    load = os.getloadavg()
+    log(f"{'smoke' if args.smoke else 'full'} run in {run.work}; {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if load[0] > 1.0:
+        run.notes.append(f"the load average was {load[0]:.2f} at the start: something else was "
+                         "using the CPUs, so the figures are lower than on an idle machine")
+    rc = 0
+    try:
+        if "uuid" in phases:
+            phase_uuid(run)
+        run.start_neo4j()
+        log(f"warming Neo4j up: {run.cfg['neo4j_warmup']} naive writes")
+        run.bench_naive("create", 8, run.work / "warmup.db", count=run.cfg["neo4j_warmup"],
+                        warmup=0, label="Neo4j warm-up", record=False)
+        db = run.work / "bistore.db"
+        run.start_gateway(db)
+        log(f"gateway {run.gateway_url} pid {run.gateway.pid}")
+        if "creates" in phases:
+            phase_creates(run)
+        if "replay" in phases:
+            phase_replay(run, db)
+        if "reads" in phases:
+            phase_reads(run)
+        if "batches" in phases:
+            phase_batches(run)
+    except (Failure, KeyboardInterrupt, OSError, subprocess.SubprocessError) as exc:
+        run.failures.append(f"aborted: {exc}")
+        log(f"aborted: {exc}")
+        rc = 1
+    finally:
+        run.stop_all()
+    text = report(run)
+    elapsed = time.monotonic() - started
+    print()
+    print(text)
+    for note in run.notes:
+        print(f"\nNote: {note}")
+    print(f"\n{len(run.results)} results in {elapsed:.0f} s; work folder {run.work}")
+    (run.work / "results.json").write_text(json.dumps(run.results, indent=1))
+    (run.work / "results.md").write_text(text + "\n")
+    if run.failures:
+        print("\nFAILURES:\n  " + "\n  ".join(run.failures))
+        rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
