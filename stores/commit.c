@@ -593,6 +593,8 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
             members++;
         }
     fault_hit(FAULT_AFTER_BEGIN);
+    if (n > 1)
+        log_debug("group commit: %zu transactions, %zu to Neo4j", n, members);
     if (members == 0) { /* only aborted records (or idempotent repeats) to keep */
         if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0)
             sql_exec(bs->wconn, "ROLLBACK", NULL);
@@ -724,6 +726,7 @@ void commit_group(struct bistore *bs, struct commit_item *items, size_t n)
     if (run_group(bs, items, n) == 0)
         return;
     /* Neo4j refused one of them: each alone, so only that one fails. */
+    log_info("group commit: Neo4j refused a group of %zu; applying them one by one", n);
     for (size_t i = 0; i < n; i++) {
         if (bs->applied_seq != bs->last_seq) {
             bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
