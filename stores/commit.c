@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "stores/fault.h"
 #include "stores/internal.h"
+#include <stdio.h>
 
 static enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_result *r,
                                   const char *what)
@@ -74,54 +75,111 @@ static int read_watermark(struct bistore *bs, int64_t *seq, struct bs_error *err
 
 /* ---- replay ---- */
 
-struct replay_ctx {
-    struct bistore *bs;
-    struct bs_error *err;
-    int failed;
-};
-
 /*
- * Applies one pending intent in its own Neo4j transaction, guarded by
- * prev = seq - 1. When the guard fails, someone (a late request of an
- * earlier gateway) moved the watermark: the caller re-reads it.
+ * Marks intents applied. Without an fsync: the mark only saves work, the
+ * watermark in Neo4j is the truth, and recovery marks again from it.
  */
-static int replay_one(int64_t seq, const char *tx_id, const char *statements, void *arg)
-{
-    struct replay_ctx *ctx = arg;
-    struct bistore *bs = ctx->bs;
-    json_error_t jerr;
-    json_t *data = json_loads(statements, 0, &jerr);
-    json_t *stmts = json_array();
-    struct neo4j_result r = {0};
-    int rc = -1;
-    if (!data || !stmts || cypher_add_watermark_guard(stmts, bs->store_id, seq - 1, seq) != 0 ||
-        json_array_extend(stmts, data) != 0) {
-        bs_error_set(ctx->err, BS_STORAGE_ERROR, "intent %lld unreadable", (long long)seq);
-    } else if (neo4j_autocommit(bs->neo4j, stmts, &r) != NEO4J_OK) {
-        neo4j_failure(ctx->err, &r, "replay");
-        log_warn("replay of intent %lld (tx %s) failed: %s", (long long)seq, tx_id,
-                 ctx->err->message);
-    } else if (neo4j_row_count(&r, 0) != 1) {
-        bs_error_set(ctx->err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
-                     bs->store_id);
-    } else {
-        bs->applied_seq = seq;
-        log_info("replayed intent %lld (tx %s)", (long long)seq, tx_id);
-        rc = 0;
-    }
-    neo4j_result_clear(&r);
-    json_decref(stmts);
-    json_decref(data);
-    if (rc != 0)
-        ctx->failed = 1;
-    return rc;
-}
-
 static int mark_applied(struct bistore *bs, int64_t upto, struct bs_error *err)
 {
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
-    return sql_intent_mark_applied(bs->wconn, upto, now, err);
+    if (sql_exec(bs->wconn, "PRAGMA synchronous = OFF", err) != 0)
+        return -1;
+    int rc = sql_intent_mark_applied(bs->wconn, upto, now, err);
+    if (sql_exec(bs->wconn, "PRAGMA synchronous = FULL", err) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Intents replayed together in one Neo4j transaction, at most. */
+#define REPLAY_BATCH_INTENTS 500
+#define REPLAY_BATCH_BYTES ((size_t)8 << 20)
+
+struct replay_ctx {
+    struct bistore *bs;
+    struct bs_error *err;
+    json_t *stmts; /* the batch: guard first, then every intent's statements */
+    int64_t first, last;
+    size_t bytes;
+    int failed;
+};
+
+/* Collects one pending intent into the batch. */
+static int replay_collect(int64_t seq, const char *tx_id, const char *statements, void *arg)
+{
+    struct replay_ctx *ctx = arg;
+    (void)tx_id;
+    if (ctx->last && (seq != ctx->last + 1 || ctx->bytes > REPLAY_BATCH_BYTES))
+        return 1; /* the batch is full (or the log has a gap): stop here */
+    json_t *data = json_loads(statements, 0, NULL);
+    if (!data || json_array_extend(ctx->stmts, data) != 0) {
+        json_decref(data);
+        bs_error_set(ctx->err, BS_STORAGE_ERROR, "intent %lld unreadable", (long long)seq);
+        ctx->failed = 1;
+        return -1;
+    }
+    json_decref(data);
+    if (!ctx->first)
+        ctx->first = seq;
+    ctx->last = seq;
+    ctx->bytes += strlen(statements);
+    return 0;
+}
+
+/*
+ * Replays the pending intents after `watermark` in batches: one Neo4j
+ * transaction per batch, guarded from watermark to the batch's last seq,
+ * so each intent is applied once and in order. 0 when all are applied; -1
+ * on failure (a guard failure means the watermark moved under us: the
+ * caller reads it again).
+ */
+static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error *err)
+{
+    int64_t at = watermark;
+    while (at < bs->last_seq) {
+        struct replay_ctx ctx = {bs, err, json_array(), 0, 0, 0, 0};
+        if (!ctx.stmts || cypher_add_watermark_guard(ctx.stmts, bs->store_id, 0, 0) != 0) {
+            json_decref(ctx.stmts);
+            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+        }
+        int rc = sql_intent_pending(bs->wconn, at, REPLAY_BATCH_INTENTS, replay_collect, &ctx, err);
+        if (ctx.failed || (rc != 0 && ctx.last == 0)) {
+            json_decref(ctx.stmts);
+            return -1;
+        }
+        if (ctx.first != at + 1) {
+            json_decref(ctx.stmts);
+            return bs_error_set(err, BS_STORAGE_ERROR, "the intent log has a gap after seq %lld",
+                                (long long)at),
+                   -1;
+        }
+        /* the guard: from the watermark to the last intent of the batch */
+        json_t *params = json_object_get(json_array_get(ctx.stmts, 0), "parameters");
+        json_object_set_new(params, "prev", json_integer(at));
+        json_object_set_new(params, "seq", json_integer(ctx.last));
+        struct neo4j_result r = {0};
+        enum neo4j_status st = neo4j_autocommit(bs->neo4j, ctx.stmts, &r);
+        json_decref(ctx.stmts);
+        if (st != NEO4J_OK) {
+            neo4j_failure(err, &r, "replay");
+            log_warn("replay of intents %lld..%lld failed: %s", (long long)ctx.first,
+                     (long long)ctx.last, err->message);
+            neo4j_result_clear(&r);
+            return -1;
+        }
+        bool guarded = neo4j_row_count(&r, 0) == 1;
+        neo4j_result_clear(&r);
+        if (!guarded)
+            return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
+                                bs->store_id),
+                   -1;
+        log_info("replayed intents %lld..%lld", (long long)ctx.first, (long long)ctx.last);
+        at = ctx.last;
+        bs->applied_seq = at;
+        if (mark_applied(bs, at, err) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /*
@@ -131,6 +189,7 @@ static int mark_applied(struct bistore *bs, int64_t upto, struct bs_error *err)
  */
 int commit_replay_pending(struct bistore *bs, struct bs_error *err)
 {
+    bs->spare_tx[0] = '\0'; /* rolled back with every other recorded transaction */
     for (int attempt = 0; attempt < 3; attempt++) {
         if (orphans_rollback_all(&bs->orphans, bs->neo4j) != 0)
             return bs_error_set(err, BS_NEO4J_UNAVAILABLE,
@@ -152,15 +211,9 @@ int commit_replay_pending(struct bistore *bs, struct bs_error *err)
             return -1;
         if (watermark == bs->last_seq)
             return 0;
-        struct replay_ctx ctx = {bs, err, 0};
-        if (sql_intent_pending(bs->wconn, watermark, 1000, replay_one, &ctx, err) != 0 &&
-            !ctx.failed)
-            return -1;
-        if (mark_applied(bs, bs->applied_seq, err) != 0)
-            return -1;
-        if (!ctx.failed && bs->applied_seq == bs->last_seq)
+        if (replay_batches(bs, watermark, err) == 0)
             return 0;
-        if (ctx.failed && err->code != BS_NEO4J_ERROR)
+        if (err->code != BS_NEO4J_ERROR)
             return -1;
         /* A guard failure: the watermark moved under us; read it again. */
     }
@@ -229,56 +282,6 @@ static int ensure_rel_constraints(struct bistore *bs, struct apply_state *st, st
             char *copy = strdup(st->new_rel_types[i]);
             if (copy)
                 bs->rel_types[bs->n_rel_types++] = copy;
-        }
-    }
-    return 0;
-}
-
-/* The error of a Neo4j rejection of our data statements, naming the operation. */
-static void data_failure(struct apply_state *st, const struct neo4j_result *r, struct bs_error *err)
-{
-    long stmt = r->statement_index - 1; /* statement 0 is the watermark guard */
-    if (stmt >= 0 && (size_t)stmt < st->n_stmt_first_op)
-        err->op_index = (long)st->stmt_first_op[stmt];
-    if (strstr(r->code, "ConstraintValidationFailed")) {
-        bool rel = strstr(r->message, "relationship") || strstr(r->message, "Relationship");
-        bs_error_set(err, rel ? BS_RELATIONSHIP_EXISTS : BS_ENTITY_EXISTS,
-                     "Neo4j already holds this id (the stores disagree; run a "
-                     "reconciliation): %s",
-                     r->message);
-        return;
-    }
-    if (r->statement_index == 0 && strstr(r->code, "ArithmeticError")) {
-        bs_error_set(err, BS_NEO4J_UNAVAILABLE,
-                     "Neo4j's watermark moved under this gateway: is a second gateway "
-                     "writing to the same stores? Recovering");
-        return;
-    }
-    neo4j_failure(err, r, "transaction");
-}
-
-/* Checks that each data statement touched as many rows as SQLite did. */
-static int check_counts(struct bistore *bs, struct apply_state *st, const struct neo4j_result *r,
-                        struct bs_error *err)
-{
-    if (neo4j_row_count(r, 0) != 1)
-        return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
-                            bs->store_id),
-               -1;
-    size_t n = cypher_batch_count(&st->cypher);
-    for (size_t i = 0; i < n; i++) {
-        if (st->cypher.expected[i] == CYPHER_ANY_COUNT)
-            continue;
-        json_t *v = neo4j_cell(r, i + 1, 0, 0);
-        if (!json_is_integer(v) || (size_t)json_integer_value(v) != st->cypher.expected[i]) {
-            if (i < st->n_stmt_first_op)
-                err->op_index = (long)st->stmt_first_op[i];
-            bs_error_set(err, BS_NEO4J_ERROR,
-                         "Neo4j lacks a node or relationship that SQLite has (statement %zu "
-                         "touched %lld of %zu rows): the stores disagree; run a "
-                         "reconciliation",
-                         i, (long long)json_integer_value(v), st->cypher.expected[i]);
-            return -1;
         }
     }
     return 0;
@@ -376,125 +379,369 @@ static void neo4j_abandon(struct bistore *bs, const char *tx_path)
     neo4j_result_clear(&r);
 }
 
-void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
-                struct bistore_outcome *out)
-{
-    BS_ASSERT(bs->applied_seq == bs->last_seq); /* nothing pending: order holds */
-    struct bs_error *err = &out->err;
-    struct apply_state st;
-    char tx_id[UUID_STR_LEN];
-    char tx_path[NEO4J_TX_PATH_MAX] = "";
-    struct neo4j_result r = {0};
-    json_t *result = NULL;
-    bool began = false;
-    ids_uuid7(tx_id);
-    neo4j_set_request_id(bs->neo4j, rid);
-    if (apply_init(&st) != 0) {
-        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        return;
-    }
+/* ---- the spare transaction ---- */
 
-    /* sqlite: BEGIN IMMEDIATE; apply rows; log the intent */
-    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", err) != 0)
-        goto fail;
-    began = true;
-    if (txn->idem_key) {
-        int rc = idempotency_check(bs, txn, out);
-        if (rc <= 0) {
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
-            goto done;
+/*
+ * An idle writer opens the next Neo4j transaction ahead of time (empty, so
+ * it holds no lock; recorded like any other), which takes one round trip
+ * off the next write. A spare older than SPARE_MAX_AGE_MS is replaced:
+ * Neo4j ends idle transactions after 30 s by default.
+ */
+#define SPARE_MAX_AGE_MS 20000
+
+void commit_open_spare(struct bistore *bs)
+{
+    if (bs->spare_tx[0] || bs->applied_seq != bs->last_seq || bs->orphans.n)
+        return;
+    struct neo4j_result r = {0};
+    char path[NEO4J_TX_PATH_MAX];
+    if (neo4j_begin(bs->neo4j, path, &r) == NEO4J_OK) {
+        if (orphans_add(&bs->orphans, path) == 0) {
+            snprintf(bs->spare_tx, sizeof bs->spare_tx, "%s", path);
+            bs->spare_opened_ms = time_monotonic_ms();
+        } else {
+            neo4j_abandon(bs, path);
         }
     }
-    if ((txn->apply ? txn->apply(bs, txn->apply_ctx, &st, err) : apply_txn(bs, txn, &st, err)) != 0)
-        goto fail_aborted;
-    int64_t seq = bs->last_seq + 1;
-    result =
-        json_pack("{s:s, s:O, s:O}", "tx_id", tx_id, "results", st.results, "records", st.records);
-    if (!result) {
-        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        goto fail;
-    }
-    if (log_intent(bs, txn, tx_id, seq, &st, result, err) != 0)
-        goto fail;
-    fault_hit(FAULT_AFTER_BEGIN);
+    neo4j_result_clear(&r);
+}
 
-    /* neo4j: open an empty tx, record it, run guard + data */
-    if (ensure_rel_constraints(bs, &st, err) != 0)
-        goto fail_aborted;
-    if (neo4j_begin(bs->neo4j, tx_path, &r) != NEO4J_OK) {
-        neo4j_failure(err, &r, "transaction start");
-        goto fail_aborted;
-    }
-    if (orphans_add(&bs->orphans, tx_path) != 0) {
+/* A Neo4j transaction for the next group: the spare, or a new one. */
+static enum neo4j_status take_transaction(struct bistore *bs, char tx_path[NEO4J_TX_PATH_MAX],
+                                          struct neo4j_result *r, bool *was_spare)
+{
+    *was_spare = false;
+    if (bs->spare_tx[0]) {
+        snprintf(tx_path, NEO4J_TX_PATH_MAX, "%s", bs->spare_tx);
+        bs->spare_tx[0] = '\0';
+        if (time_monotonic_ms() - bs->spare_opened_ms < SPARE_MAX_AGE_MS) {
+            *was_spare = true;
+            return NEO4J_OK;
+        }
         neo4j_abandon(bs, tx_path);
-        bs_error_set(err, BS_STORAGE_ERROR, "cannot record the Neo4j transaction");
-        goto fail;
     }
-    json_t *stmts = json_array();
-    if (!stmts || cypher_add_watermark_guard(stmts, bs->store_id, bs->last_seq, seq) != 0 ||
-        json_array_extend(stmts, st.cypher.statements) != 0) {
-        json_decref(stmts);
+    enum neo4j_status st = neo4j_begin(bs->neo4j, tx_path, r);
+    if (st == NEO4J_OK && orphans_add(&bs->orphans, tx_path) != 0) {
         neo4j_abandon(bs, tx_path);
-        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        goto fail;
+        return NEO4J_DATABASE_ERROR;
     }
-    enum neo4j_status ns = neo4j_run(bs->neo4j, tx_path, stmts, &r);
-    json_decref(stmts);
+    return st;
+}
+
+/* ---- a group of client transactions ---- */
+
+/* One transaction of a group. */
+struct member {
+    struct commit_item *item;
+    struct apply_state st;
+    char tx_id[UUID_STR_LEN];
+    int64_t seq;       /* its intent; 0 when it is not in the group's Neo4j tx */
+    size_t first_stmt; /* its first data statement in the group's list */
+    json_t *result;
+};
+
+/* Applies one member in its own SAVEPOINT; false when it left the group. */
+static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
+{
+    struct bs_txn *txn = m->item->txn;
+    struct bistore_outcome *out = m->item->out;
+    struct bs_error *err = &out->err;
+    if (sql_exec(bs->wconn, "SAVEPOINT member", err) != 0)
+        return false;
+    if (txn->idem_key && idempotency_check(bs, txn, out) <= 0) {
+        sql_exec(bs->wconn, "ROLLBACK TO member; RELEASE member", NULL);
+        return false; /* a replayed result, or a conflict */
+    }
+    int rc =
+        txn->apply ? txn->apply(bs, txn->apply_ctx, &m->st, err) : apply_txn(bs, txn, &m->st, err);
+    if (rc == 0) {
+        m->result = json_pack("{s:s, s:O, s:O}", "tx_id", m->tx_id, "results", m->st.results,
+                              "records", m->st.records);
+        rc = m->result ? log_intent(bs, txn, m->tx_id, seq, &m->st, m->result, err)
+                       : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
+    }
+    if (rc != 0) {
+        sql_exec(bs->wconn, "ROLLBACK TO member; RELEASE member", NULL);
+        if (err->code != BS_STORAGE_ERROR)
+            record_aborted(bs, m->tx_id, txn, err); /* inside the group's transaction */
+        return false;
+    }
+    if (sql_exec(bs->wconn, "RELEASE member", err) != 0)
+        return false;
+    m->seq = seq;
+    return true;
+}
+
+/* The member and operation a group statement came from, for an error. */
+static struct member *statement_owner(struct member *ms, size_t n, long stmt, long *op_index)
+{
+    struct member *owner = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].seq && (long)ms[i].first_stmt <= stmt)
+            owner = &ms[i];
+    *op_index = -1;
+    if (owner) {
+        size_t local = (size_t)stmt - owner->first_stmt;
+        if (local < owner->st.n_stmt_first_op)
+            *op_index = (long)owner->st.stmt_first_op[local];
+    }
+    return owner;
+}
+
+/* Checks every data statement touched as many rows as SQLite did. */
+static int check_group_counts(struct bistore *bs, struct member *ms, size_t n,
+                              const struct neo4j_result *r, long *bad_stmt, struct bs_error *err)
+{
+    *bad_stmt = -1;
+    if (neo4j_row_count(r, 0) != 1)
+        return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
+                            bs->store_id),
+               -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].seq)
+            continue;
+        size_t k = cypher_batch_count(&ms[i].st.cypher);
+        for (size_t j = 0; j < k; j++) {
+            size_t want = ms[i].st.cypher.expected[j];
+            if (want == CYPHER_ANY_COUNT)
+                continue;
+            json_t *v = neo4j_cell(r, 1 + ms[i].first_stmt + j, 0, 0);
+            if (!json_is_integer(v) || (size_t)json_integer_value(v) != want) {
+                *bad_stmt = (long)(ms[i].first_stmt + j);
+                return bs_error_set(err, BS_NEO4J_ERROR,
+                                    "Neo4j lacks a node or relationship that SQLite has "
+                                    "(touched %lld of %zu rows): the stores disagree; run a "
+                                    "reconciliation",
+                                    (long long)json_integer_value(v), want),
+                       -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* A Neo4j rejection of our data statements, as the error of the member. */
+static void statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err)
+{
+    err->op_index = op_index;
+    if (strstr(r->code, "ConstraintValidationFailed")) {
+        bool rel = strstr(r->message, "relationship") || strstr(r->message, "Relationship");
+        bs_error_set(err, rel ? BS_RELATIONSHIP_EXISTS : BS_ENTITY_EXISTS,
+                     "Neo4j already holds this id (the stores disagree; run a "
+                     "reconciliation): %s",
+                     r->message);
+        return;
+    }
+    if (r->statement_index == 0 && strstr(r->code, "ArithmeticError")) {
+        bs_error_set(err, BS_NEO4J_UNAVAILABLE,
+                     "Neo4j's watermark moved under this gateway: is a second gateway "
+                     "writing to the same stores? Recovering");
+        return;
+    }
+    neo4j_failure(err, r, "transaction");
+}
+
+static void fail_members(struct member *ms, size_t n, const struct bs_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].seq)
+            ms[i].item->out->err = *err;
+}
+
+/*
+ * The protocol for a group (one transaction each in SQLite SAVEPOINTs, one
+ * SQLite transaction, one Neo4j transaction, one fsync). A member that
+ * fails in SQLite (a conflict, a missing entity) leaves the group alone.
+ * Returns 1 when Neo4j refused the group's statements and more than one
+ * member was in it: the caller retries them one by one, so one bad request
+ * cannot fail its neighbours.
+ */
+static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
+{
+    BS_ASSERT(bs->applied_seq == bs->last_seq); /* nothing pending: order holds */
+    struct member *ms = calloc(n, sizeof *ms);
+    struct bs_error gerr;
+    bs_error_clear(&gerr);
+    int retry = 0;
+    if (!ms) {
+        for (size_t i = 0; i < n; i++)
+            bs_error_set(&items[i].out->err, BS_STORAGE_ERROR, "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ms[i].item = &items[i];
+        ids_uuid7(ms[i].tx_id);
+        if (apply_init(&ms[i].st) != 0)
+            bs_error_set(&items[i].out->err, BS_STORAGE_ERROR, "out of memory");
+    }
+    char tx_path[NEO4J_TX_PATH_MAX] = "";
+    struct neo4j_result r = {0};
+    json_t *stmts = NULL;
+    neo4j_set_request_id(bs->neo4j, items[0].rid);
+
+    /* sqlite: BEGIN IMMEDIATE; each member in a SAVEPOINT; intents */
+    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", &gerr) != 0) {
+        for (size_t i = 0; i < n; i++)
+            items[i].out->err = gerr;
+        goto done;
+    }
+    int64_t seq = bs->last_seq;
+    size_t members = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].out->err.code == BS_OK && apply_member(bs, &ms[i], seq + 1)) {
+            seq++;
+            members++;
+        }
+    fault_hit(FAULT_AFTER_BEGIN);
+    if (n > 1)
+        log_debug("group commit: %zu transactions, %zu to Neo4j", n, members);
+    if (members == 0) { /* only aborted records (or idempotent repeats) to keep */
+        if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0)
+            sql_exec(bs->wconn, "ROLLBACK", NULL);
+        goto done;
+    }
+
+    /* neo4j: a transaction (recorded), the guarded watermark, all data */
+    stmts = json_array();
+    if (!stmts || cypher_add_watermark_guard(stmts, bs->store_id, bs->last_seq, seq) != 0) {
+        bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
+        goto rollback;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].seq)
+            continue;
+        ms[i].first_stmt = json_array_size(stmts) - 1;
+        if (ensure_rel_constraints(bs, &ms[i].st, &gerr) != 0)
+            goto rollback;
+        if (json_array_extend(stmts, ms[i].st.cypher.statements) != 0) {
+            bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
+            goto rollback;
+        }
+    }
+    bool was_spare;
+    enum neo4j_status ns = take_transaction(bs, tx_path, &r, &was_spare);
+    if (ns == NEO4J_OK) {
+        ns = neo4j_run(bs->neo4j, tx_path, stmts, &r);
+        if (ns == NEO4J_TX_GONE && was_spare) { /* the spare expired: once more, fresh */
+            orphans_remove(&bs->orphans, tx_path);
+            ns = take_transaction(bs, tx_path, &r, &was_spare);
+            if (ns == NEO4J_OK)
+                ns = neo4j_run(bs->neo4j, tx_path, stmts, &r);
+        }
+    } else {
+        tx_path[0] = '\0';
+    }
+    long bad_stmt = -1;
     if (ns != NEO4J_OK) {
-        data_failure(&st, &r, err);
-        neo4j_abandon(bs, tx_path);
-        if (err->code == BS_NEO4J_UNAVAILABLE)
-            writer_set_ready(bs, false, "%s", err->message);
-        goto fail_aborted;
+        if (tx_path[0])
+            neo4j_abandon(bs, tx_path);
+        if (r.status == NEO4J_CLIENT_ERROR && r.statement_index > 0 && n > 1) {
+            retry = 1;
+            goto rollback_quiet;
+        }
+        if (r.status == NEO4J_CLIENT_ERROR && r.statement_index > 0) {
+            long op_index;
+            struct member *owner = statement_owner(ms, n, r.statement_index - 1, &op_index);
+            statement_failure(&r, op_index, &gerr);
+            sql_exec(bs->wconn, "ROLLBACK", NULL);
+            if (owner) {
+                owner->item->out->err = gerr;
+                record_aborted(bs, owner->tx_id, owner->item->txn, &gerr);
+                owner->seq = 0;
+            }
+            goto done;
+        }
+        statement_failure(&r, -1, &gerr);
+        if (gerr.code == BS_NEO4J_UNAVAILABLE)
+            writer_set_ready(bs, false, "%s", gerr.message);
+        goto rollback;
     }
-    if (check_counts(bs, &st, &r, err) != 0) {
+    if (check_group_counts(bs, ms, n, &r, &bad_stmt, &gerr) != 0) {
         neo4j_abandon(bs, tx_path);
-        goto fail_aborted;
+        if (bad_stmt >= 0 && n > 1) {
+            retry = 1;
+            goto rollback_quiet;
+        }
+        goto rollback;
     }
     fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);
 
     /* sqlite: COMMIT, the commit point */
-    if (sql_exec(bs->wconn, "COMMIT", err) != 0) {
+    if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0) {
         neo4j_abandon(bs, tx_path);
-        goto fail;
+        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        fail_members(ms, n, &gerr);
+        goto done;
     }
-    began = false;
     bs->last_seq = seq;
     fault_hit(FAULT_AFTER_SQLITE_COMMIT);
 
-    /* neo4j: commit; on failure the intent stays pending */
-    out->result = result;
-    result = NULL;
-    if (neo4j_commit(bs->neo4j, tx_path, NULL, &r) != NEO4J_OK) {
-        log_msg(LOG_WARN, rid, "tx %s committed; Neo4j commit failed (%s), intent %lld pending",
-                tx_id, r.message, (long long)seq);
-        out->neo4j_applied = false;
-        goto done;
+    /* neo4j: commit; on failure the intents stay pending */
+    bool applied = neo4j_commit(bs->neo4j, tx_path, NULL, &r) == NEO4J_OK;
+    if (applied) {
+        orphans_remove(&bs->orphans, tx_path);
+        fault_hit(FAULT_AFTER_NEO4J_COMMIT);
+        bs->applied_seq = seq;
+        struct bs_error mark_err;
+        if (mark_applied(bs, seq, &mark_err) != 0) /* the watermark stays the truth */
+            log_warn("intents up to %lld applied but not marked: %s", (long long)seq,
+                     mark_err.message);
+    } else {
+        log_warn("intents %lld..%lld committed; Neo4j commit failed (%s): pending",
+                 (long long)(bs->last_seq - (int64_t)members + 1), (long long)seq, r.message);
     }
-    orphans_remove(&bs->orphans, tx_path);
-    fault_hit(FAULT_AFTER_NEO4J_COMMIT);
-    bs->applied_seq = seq;
-    out->neo4j_applied = true;
-    struct bs_error mark_err;
-    if (mark_applied(bs, seq, &mark_err) != 0) /* the watermark stays the truth */
-        log_msg(LOG_WARN, rid, "intent %lld applied but not marked: %s", (long long)seq,
-                mark_err.message);
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].seq)
+            continue;
+        ms[i].item->out->result = ms[i].result;
+        ms[i].item->out->neo4j_applied = applied;
+        ms[i].result = NULL;
+    }
     goto done;
 
-fail_aborted:
-    if (began) {
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
-        began = false;
-        record_aborted(bs, tx_id, txn, err);
-    }
-fail:
-    if (began)
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
+rollback:
+    fail_members(ms, n, &gerr);
+rollback_quiet:
+    sql_exec(bs->wconn, "ROLLBACK", NULL);
     /* A Neo4j transaction whose DELETE failed stays recorded; the writer
      * rolls it back before the next transaction. */
 done:
-    json_decref(result);
+    json_decref(stmts);
     neo4j_result_clear(&r);
-    apply_free(&st);
+    for (size_t i = 0; i < n; i++) {
+        json_decref(ms[i].result);
+        apply_free(&ms[i].st);
+    }
+    free(ms);
     neo4j_set_request_id(bs->neo4j, NULL);
+    return retry;
+}
+
+void commit_group(struct bistore *bs, struct commit_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(items[i].out, 0, sizeof *items[i].out);
+        bs_error_clear(&items[i].out->err);
+    }
+    if (run_group(bs, items, n) == 0)
+        return;
+    /* Neo4j refused one of them: each alone, so only that one fails. */
+    log_info("group commit: Neo4j refused a group of %zu; applying them one by one", n);
+    for (size_t i = 0; i < n; i++) {
+        if (bs->applied_seq != bs->last_seq) {
+            bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
+                         "Neo4j did not take an earlier transaction; retry");
+            continue;
+        }
+        memset(items[i].out, 0, sizeof *items[i].out);
+        bs_error_clear(&items[i].out->err);
+        run_group(bs, &items[i], 1);
+    }
+}
+
+void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
+                struct bistore_outcome *out)
+{
+    struct commit_item item = {txn, rid, out};
+    commit_group(bs, &item, 1);
 }

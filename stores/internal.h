@@ -60,6 +60,8 @@ struct bistore {
     int64_t applied_seq;            /* highest seq known to be in Neo4j */
     bool recovered;                 /* recovery ran since the writer (re)started talking to Neo4j */
     char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
+    char spare_tx[NEO4J_TX_PATH_MAX]; /* an empty Neo4j tx opened ahead, or "" */
+    int64_t spare_opened_ms;
     size_t n_rel_types;
 
     /* Shared, under lock. */
@@ -97,6 +99,17 @@ int commit_recover(struct bistore *bs, struct bs_error *err);
 int commit_replay_pending(struct bistore *bs, struct bs_error *err);
 void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
                 struct bistore_outcome *out);
+/* A group of client transactions through the protocol together (group
+ * commit): one SQLite transaction (a SAVEPOINT each), one Neo4j transaction,
+ * one fsync. Each item gets its own outcome. */
+struct commit_item {
+    struct bs_txn *txn;
+    const char *rid;
+    struct bistore_outcome *out;
+};
+void commit_group(struct bistore *bs, struct commit_item *items, size_t n);
+/* While idle: opens the next Neo4j transaction ahead of time. */
+void commit_open_spare(struct bistore *bs);
 
 /* apply.c: one transaction's rows in SQLite and its Cypher. */
 struct apply_state {
