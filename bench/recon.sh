@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The reconciliation benchmark (bench/README.md):
+#
+#   bench/recon.sh            1,000,000 entities and 2,000,000 relationships
+#   bench/recon.sh --smoke    2,000 and 4,000: a quick check that it works (CI)
+#
+# Builds (scripts/build.sh release), starts its own Neo4j in a temporary
+# folder, loads a consistent store with bench_recon_load (UNWIND batches,
+# not through the gateway), measures Neo4j's raw keyset scan
+# (bench/neo4j_scan.py), starts the gateway, runs a fast reconciliation
+# through the API and times it, reads the gateway's peak RSS, then times
+# `bistore check` (the same scan from the CLI) under /usr/bin/time.
+# Fails (exit 1) when anything fails or the check finds a disagreement.
+# Everything it started is stopped and its folder removed, even on failure.
+#
+# Environment: ENTITIES, RELATIONSHIPS (sizes), BATCH (rows per load batch,
+# 10000), SEED (1), BENCH_DIR (where the temporary folder goes, default
+# $TMPDIR or /tmp; it needs a few GB for the full run), KEEP=1 (keep the
+# folder: the stores and the logs), NEO4J_TIMEOUT_MS (passed to the gateway
+# and the CLI as --neo4j-timeout-ms; unset: the gateway's default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--smoke" ]; then
+  ENTITIES=2000 RELATIONSHIPS=4000
+elif [ $# -gt 0 ]; then
+  sed -n '2,20p' "$0" >&2
+  exit 2
+fi
+ENTITIES=${ENTITIES:-1000000}
+RELATIONSHIPS=${RELATIONSHIPS:-2000000}
+BATCH=${BATCH:-10000}
+SEED=${SEED:-1}
+KEEP=${KEEP:-0}
+
+work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bistore-recon-bench.XXXXXX")
+neo4j_home="$work/neo4j"
+gw_pid=""
+neo4j_started=0
+
+say() { printf '%s\n' "$*"; }
+fail() { say "recon.sh: FAILED: $*" >&2; exit 1; }
+
+cleanup() {
+  local status=$?
+  if [ -n "$gw_pid" ] && kill -0 "$gw_pid" 2>/dev/null; then
+    kill -TERM "$gw_pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$gw_pid" 2>/dev/null || true
+    wait "$gw_pid" 2>/dev/null || true
+  fi
+  if [ "$neo4j_started" = 1 ] || [ -f "$neo4j_home/pid" ]; then
+    scripts/neo4j.sh stop "$neo4j_home" >/dev/null 2>&1 || true
+  fi
+  if [ "$KEEP" = 1 ]; then
+    say "recon.sh: kept $work"
+  else
+    rm -rf "$work"
+  fi
+  exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+json() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# Runs a command and writes its max RSS and CPU time to $check_time in
+# /usr/bin/time -v's words; python's resource module where time is missing.
+max_rss() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -v -o "$check_time" "$@"
+  else
+    python3 - "$check_time" "$@" <<'PY'
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    f.write(f"User time (seconds): {u.ru_utime:.2f}\nSystem time (seconds): {u.ru_stime:.2f}\n"
+            f"Maximum resident set size (kbytes): {u.ru_maxrss}\n")
+sys.exit(rc)
+PY
+  fi
+}
+
+timeout_flags=()
+if [ -n "${NEO4J_TIMEOUT_MS:-}" ]; then
+  timeout_flags=(--neo4j-timeout-ms "$NEO4J_TIMEOUT_MS")
+fi
+
+say "== reconciliation benchmark: $ENTITIES entities, $RELATIONSHIPS relationships"
+say "   $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $(loadavg), folder $work"
+
+say "== build"
+scripts/build.sh release >/dev/null
+[ -x build/bench/bench_recon_load ] || fail "build/bench/bench_recon_load missing (BISTORE_BENCH off?)"
+
+say "== Neo4j"
+ports=$(scripts/neo4j.sh start "$neo4j_home" 0) || fail "Neo4j did not start"
+neo4j_started=1
+neo4j_port=$(printf '%s\n' "$ports" | sed -n 's/.*http=\([0-9]*\).*/\1/p')
+[ -n "$neo4j_port" ] || fail "no Neo4j port in '$ports'"
+neo4j_url="http://127.0.0.1:$neo4j_port"
+neo4j_pid=$(cat "$neo4j_home/pid")
+neo4j_version=$(curl -sf "$neo4j_url/" | json 'd["neo4j_version"] + " " + d["neo4j_edition"]') ||
+  fail "Neo4j at $neo4j_url does not answer"
+say "   Neo4j $neo4j_version at $neo4j_url (pid $neo4j_pid, JVM -Xmx1g)"
+
+say "== load (bench_recon_load, batches of $BATCH)"
+sqlite_path="$work/bistore.db"
+build/bench/bench_recon_load --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" \
+  --entities "$ENTITIES" --relationships "$RELATIONSHIPS" --batch "$BATCH" --seed "$SEED" ||
+  fail "the load failed"
+say "   SQLite file $(du -h "$sqlite_path" | cut -f1), Neo4j folder $(du -sh "$neo4j_home" | cut -f1)"
+
+say "== Neo4j alone: keyset scan, pages of 5000 (bench/neo4j_scan.py)"
+python3 bench/neo4j_scan.py "$neo4j_url" | sed 's/^/   /' || fail "the raw Neo4j scan failed"
+
+say "== gateway: fast reconciliation through the API"
+gw_log="$work/gateway.log"
+build/bistore serve --listen 127.0.0.1:0 --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" \
+  --validate-interval 0 --log-level debug "${timeout_flags[@]}" 2>"$gw_log" &
+gw_pid=$!
+gw_port=""
+deadline=$((SECONDS + 30))
+while [ -z "$gw_port" ]; do
+  kill -0 "$gw_pid" 2>/dev/null || { cat "$gw_log" >&2; fail "the gateway exited"; }
+  [ $SECONDS -lt $deadline ] || fail "no 'listening on' line from the gateway in 30 s"
+  gw_port=$(head -n 1 "$gw_log" | sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p')
+  [ -n "$gw_port" ] || sleep 0.1
+done
+gw="http://127.0.0.1:$gw_port"
+deadline=$((SECONDS + 120))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$gw/readyz")" = 200 ]; do
+  kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$gw_log" >&2; fail "the gateway exited"; }
+  [ $SECONDS -lt $deadline ] || fail "the gateway not ready after 120 s"
+  sleep 0.2
+done
+rss_ready=$(awk '/^VmHWM/ { print $2 }' "/proc/$gw_pid/status")
+say "   gateway pid $gw_pid at $gw, ready (VmHWM ${rss_ready} kB)"
+
+# debug logs one line per Neo4j request with its duration: the split below
+log_mark=$(wc -l <"$gw_log")
+load_before=$(loadavg)
+gw_cpu0=$(cpu_s "$gw_pid")
+neo_cpu0=$(cpu_s "$neo4j_pid")
+t0=$(now)
+answer=$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"mode":"fast"}' \
+  "$gw/v1/reconciliations") || fail "POST /v1/reconciliations refused"
+run_id=$(printf '%s' "$answer" | json 'd["id"]')
+last_note=$SECONDS
+while :; do
+  run=$(curl -sf "$gw/v1/reconciliations/$run_id") || fail "GET /v1/reconciliations/$run_id failed"
+  state=$(printf '%s' "$run" | json 'd["state"]')
+  [ "$state" = running ] || break
+  if [ $((SECONDS - last_note)) -ge 15 ]; then
+    say "   ... $(printf '%s' "$run" | json '"%d of %d" % (d["progress"]["scanned"], d["progress"]["total"])')"
+    last_note=$SECONDS
+  fi
+  kill -0 "$gw_pid" 2>/dev/null || fail "the gateway died during the run"
+  sleep 0.25
+done
+t1=$(now)
+gw_cpu=$(awk -v a="$gw_cpu0" -v b="$(cpu_s "$gw_pid")" 'BEGIN { printf "%.1f", b - a }')
+neo_cpu=$(awk -v a="$neo_cpu0" -v b="$(cpu_s "$neo4j_pid")" 'BEGIN { printf "%.1f", b - a }')
+load_after=$(loadavg)
+gw_hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$gw_pid/status")
+summary=$(printf '%s' "$run" | json 'json.dumps(d["summary"])')
+if [ "$state" != done ]; then
+  say "   run $run_id: $run" >&2
+  fail "the reconciliation ended '$state': $(printf '%s' "$run" | json 'd["error"]')"
+fi
+secs=$(elapsed "$t0" "$t1")
+ents=$(printf '%s' "$run" | json 'd["summary"]["entities_sqlite"]')
+rels=$(printf '%s' "$run" | json 'd["summary"]["relationships_sqlite"]')
+dirty=$(printf '%s' "$run" | json 'sum(d["summary"][k] for k in ("only_in_sqlite", "only_in_neo4j", "mismatched", "duplicate_ids", "missing_ids"))')
+say "   run $run_id done"
+say "   summary: $summary"
+[ "$ents" = "$ENTITIES" ] && [ "$rels" = "$RELATIONSHIPS" ] ||
+  fail "the run counted $ents entities and $rels relationships, not $ENTITIES and $RELATIONSHIPS"
+[ "$dirty" = 0 ] || fail "$dirty findings on a consistent store"
+say "   total time:            $secs s (POST to state done, polled every 0.25 s)"
+say "   entities checked/s:    $(rate "$ents" "$secs")"
+say "   rows checked/s:        $(rate $((ents + rels)) "$secs") (entities + relationships)"
+say "   gateway peak RSS:      $gw_hwm kB (VmHWM; $rss_ready kB when ready)"
+say "   CPU during the run:    gateway $gw_cpu s, Neo4j $neo_cpu s"
+tail -n +$((log_mark + 1)) "$gw_log" |
+  awk -v secs="$secs" '/ neo4j POST .* in [0-9]+ ms$/ { n++; ms += $(NF - 1) }
+    END { printf "   waiting on Neo4j:      %.1f s in %d requests (%.0f%%); the rest %.1f s" \
+                 " (SQLite pages, JSON, merge)\n",
+          ms / 1000, n, (secs > 0 ? 100 * ms / 1000 / secs : 0), secs - ms / 1000 }'
+say "   load average:          $load_before before, $load_after after"
+grep -E 'reconciliation .* (done|failed) in' "$gw_log" | sed 's/^/   gateway log: /' || true
+
+kill -TERM "$gw_pid"
+wait "$gw_pid" 2>/dev/null || true
+gw_pid=""
+
+say "== CLI: bistore check (same scan, no gateway)"
+check_out="$work/check.out"
+check_time="$work/check.time"
+t0=$(now)
+set +e
+max_rss build/bistore check --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" --log-level debug \
+  "${timeout_flags[@]}" >"$check_out" 2>"$work/check.err"
+check_rc=$?
+set -e
+t1=$(now)
+sed 's/^/   /' "$check_out"
+if [ $check_rc -ne 0 ]; then
+  grep -v ' DEBUG ' "$work/check.err" | tail -n 5 >&2
+  fail "bistore check exited $check_rc"
+fi
+secs=$(elapsed "$t0" "$t1")
+check_rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$check_time")
+check_cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$check_time")
+say "   total time:            $secs s"
+say "   entities checked/s:    $(rate "$ENTITIES" "$secs")"
+say "   rows checked/s:        $(rate $((ENTITIES + RELATIONSHIPS)) "$secs")"
+say "   CLI max RSS:           $check_rss kB (CPU $check_cpu s)"
+awk -v secs="$secs" '/ neo4j POST .* in [0-9]+ ms$/ { n++; ms += $(NF - 1) }
+  END { printf "   waiting on Neo4j:      %.1f s in %d requests (%.0f%%)\n",
+        ms / 1000, n, (secs > 0 ? 100 * ms / 1000 / secs : 0) }' "$work/check.err"
+say "== done"
