@@ -7,6 +7,7 @@
 #   5. one real Neo4j for the whole run, then the integration and fault
 #      tests (pytest) against the release gateway and again against the
 #      ASan+UBSan gateway
+#   6. the benchmarks in their --smoke form (they still run; not timed)
 # Prints "N passed, N failed" at the end; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,21 @@ run_pytest() { # run_pytest LABEL BINARY
 }
 run_pytest release "$root/build/bistore"
 run_pytest asan+ubsan "$root/build-asan/bistore"
+
+# The benchmarks, tiny: a check that they still run (each starts its own
+# Neo4j), not a timed test; their figures are in bench/README.md and PERF.md.
+run_smoke() { # run_smoke LABEL COMMAND...
+  local label=$1 log; shift; log=$(mktemp)
+  echo "== benchmark smoke: $label"
+  if "$@" >"$log" 2>&1; then
+    tail -n 5 "$log"; count 1 0
+  else
+    cat "$log"; echo "benchmark smoke $label FAILED"; count 0 1
+  fi
+  rm -f "$log"
+}
+run_smoke perf bench/perf.sh --smoke
+run_smoke reconciliation bench/recon.sh --smoke
 
 echo "== suite took $((SECONDS - start)) s"
 echo "$passed passed, $failed failed"

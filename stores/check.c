@@ -49,7 +49,8 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
     c.sql = sql_open(cfg->sqlite_path, false, err);
     if (!c.sql)
         return -1;
-    c.n4 = neo4j_client_new(&cfg->neo4j);
+    struct neo4j_config ncfg = recon_neo4j_config(&cfg->neo4j);
+    c.n4 = neo4j_client_new(&ncfg);
     if (!c.n4) {
         sql_close(c.sql);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client"), -1;

@@ -37,6 +37,11 @@ struct recon_hooks {
     void *arg;
 };
 
+/* The Neo4j settings of a scan: the gateway's, with a timeout of at least
+ * RECON_NEO4J_TIMEOUT_MS (a page of a large store can take seconds). */
+#define RECON_NEO4J_TIMEOUT_MS 120000
+struct neo4j_config recon_neo4j_config(const struct neo4j_config *base);
+
 /* The whole scan; fills sum (all but repaired). */
 int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
                const struct recon_hooks *hooks, struct recon_summary *sum, struct bs_error *err);

@@ -342,7 +342,8 @@ int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt,
     ids_uuid7(run->id);
     run->store = sql_open(bs->sqlite_path, true, err);
     run->reader = run->store ? sql_open(bs->sqlite_path, false, err) : NULL;
-    run->n4 = run->reader ? neo4j_client_new(&bs->neo4j_cfg) : NULL;
+    struct neo4j_config ncfg = recon_neo4j_config(&bs->neo4j_cfg);
+    run->n4 = run->reader ? neo4j_client_new(&ncfg) : NULL;
     if (!run->n4) {
         if (err->code == BS_OK)
             bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");

@@ -19,6 +19,14 @@
 
 /* ---- small helpers ---- */
 
+struct neo4j_config recon_neo4j_config(const struct neo4j_config *base)
+{
+    struct neo4j_config c = *base;
+    if (c.timeout_ms < RECON_NEO4J_TIMEOUT_MS)
+        c.timeout_ms = RECON_NEO4J_TIMEOUT_MS;
+    return c;
+}
+
 static int oom(struct bs_error *err)
 {
     bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
@@ -114,6 +122,10 @@ static json_t *sqlite_rel_row(sqlite3_stmt *s, bool deep)
 #define N_ENTITY_RETURN_FAST "n.id, n._v, n._h, elementId(n)"
 #define N_REL_RETURN "r.id, r._v, r._h, elementId(r), type(r), a.id, b.id, properties(r)"
 #define N_REL_RETURN_FAST "r.id, r._v, r._h, elementId(r), type(r), a.id, b.id"
+/* The fast scan leaves element ids out (half the bytes of a page): only
+ * findings need them, and findings are read again before they count. */
+#define N_ENTITY_SCAN_FAST "n.id, n._v, n._h, null"
+#define N_REL_SCAN_FAST "r.id, r._v, r._h, null, type(r), a.id, b.id"
 
 static json_t *neo4j_entity_row(json_t *cells)
 {
@@ -288,6 +300,7 @@ struct scan {
     sqlite3_stmt *q_entities, *q_rels;
     json_t *batch; /* candidates waiting for their re-check */
     int64_t scanned, total;
+    int64_t neo4j_entities; /* nodes labelled Entity, from the count store */
 };
 
 static int cursor_init(struct cursor *c, bool neo4j)
@@ -339,11 +352,11 @@ static int fetch_neo4j(struct scan *sc, struct cursor *c, struct bs_error *err)
         snprintf(text, sizeof text,
                  "MATCH (a:Entity)-[r:%s]->(b:Entity) WHERE r.id >= $after RETURN %s"
                  " ORDER BY r.id LIMIT $limit",
-                 quoted, sc->deep ? N_REL_RETURN : N_REL_RETURN_FAST);
+                 quoted, sc->deep ? N_REL_RETURN : N_REL_SCAN_FAST);
     } else {
         snprintf(text, sizeof text,
                  "MATCH (n:Entity) WHERE n.id >= $after RETURN %s ORDER BY n.id LIMIT $limit",
-                 sc->deep ? N_ENTITY_RETURN : N_ENTITY_RETURN_FAST);
+                 sc->deep ? N_ENTITY_RETURN : N_ENTITY_SCAN_FAST);
     }
     struct neo4j_result r = {0};
     json_t *params =
@@ -610,6 +623,17 @@ static int rel_types(struct scan *sc, json_t **types, struct bs_error *err)
     return 0;
 }
 
+/* A count Neo4j answers from its count store (no scan). -1 on failure. */
+static int64_t neo4j_count(struct scan *sc, const char *text, struct bs_error *err)
+{
+    struct neo4j_result r = {0};
+    int64_t n = -1;
+    if (neo4j_query(sc->n4, text, NULL, &r, "counts", err) == 0)
+        n = json_integer_value(neo4j_cell(&r, 0, 0, 0));
+    neo4j_result_clear(&r);
+    return n;
+}
+
 static int count_totals(struct scan *sc, struct bs_error *err)
 {
     sqlite3_stmt *q = NULL;
@@ -621,19 +645,51 @@ static int count_totals(struct scan *sc, struct bs_error *err)
         sqlite3_step(q) == SQLITE_ROW)
         sqlite_total = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
-    struct neo4j_result r = {0};
-    int64_t neo4j_total = 0;
-    if (neo4j_query(sc->n4,
-                    "MATCH (n:Entity) WITH count(n) AS c"
-                    " OPTIONAL MATCH (:Entity)-[r]->() WITH c, count(r) AS d RETURN c + d",
-                    NULL, &r, "counts", err) != 0) {
-        neo4j_result_clear(&r);
+    sc->neo4j_entities = neo4j_count(sc, "MATCH (n:Entity) RETURN count(n)", err);
+    int64_t rels = sc->neo4j_entities < 0
+                       ? -1
+                       : neo4j_count(sc, "MATCH (:Entity)-[r]->() RETURN count(r)", err);
+    if (rels < 0)
         return -1;
-    }
-    neo4j_total = json_integer_value(neo4j_cell(&r, 0, 0, 0));
-    neo4j_result_clear(&r);
+    int64_t neo4j_total = sc->neo4j_entities + rels;
     sc->total = sqlite_total > neo4j_total ? sqlite_total : neo4j_total;
     return 0;
+}
+
+/*
+ * Whether to look for id-less nodes (or relationships of the current type):
+ * only when Neo4j's count store holds more than the scan saw with a string
+ * id. The search itself reads every node (or expands every entity), which
+ * costs seconds on a large store.
+ */
+static int need_missing_ids(struct scan *sc, int64_t seen, bool *need, struct bs_error *err)
+{
+    if (!sc->rel_type) {
+        *need = sc->neo4j_entities != seen;
+        return 0;
+    }
+    char text[400], quoted[300];
+    if (quote_type(sc->rel_type, quoted, sizeof quoted) != 0)
+        return bs_error_set(err, BS_NEO4J_ERROR, "relationship type too long"), -1;
+    snprintf(text, sizeof text, "MATCH (:Entity)-[r:%s]->() RETURN count(r)", quoted);
+    int64_t n = neo4j_count(sc, text, err);
+    if (n < 0)
+        return -1;
+    *need = n != seen;
+    return 0;
+}
+
+/* Merges one object kind (entities, or one relationship type) and looks
+ * for its id-less items. */
+static int scan_kind(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs_error *err)
+{
+    int64_t before = *n_neo4j;
+    bool need = true;
+    if (merge(sc, n_sqlite, n_neo4j, err) != 0 ||
+        need_missing_ids(sc, *n_neo4j - before, &need, err) != 0 ||
+        (need && missing_ids(sc, err) != 0))
+        return -1;
+    return flush_batch(sc, err);
 }
 
 int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
@@ -664,8 +720,7 @@ int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct re
     }
     if (count_totals(&sc, err) != 0)
         goto out;
-    if (merge(&sc, &sum->entities_sqlite, &sum->entities_neo4j, err) != 0 ||
-        missing_ids(&sc, err) != 0 || flush_batch(&sc, err) != 0)
+    if (scan_kind(&sc, &sum->entities_sqlite, &sum->entities_neo4j, err) != 0)
         goto out;
     if (rel_types(&sc, &types, err) != 0)
         goto out;
@@ -673,8 +728,7 @@ int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct re
     json_t *t;
     json_array_foreach (types, i, t) {
         sc.rel_type = json_string_value(t);
-        if (merge(&sc, &sum->relationships_sqlite, &sum->relationships_neo4j, err) != 0 ||
-            missing_ids(&sc, err) != 0 || flush_batch(&sc, err) != 0)
+        if (scan_kind(&sc, &sum->relationships_sqlite, &sum->relationships_neo4j, err) != 0)
             goto out;
     }
     if (hooks->progress)

@@ -4,7 +4,6 @@ Every scenario damages one store behind the gateway's back (Cypher straight to
 Neo4j, SQL straight to the SQLite file), asks the gateway (or `bistore check` /
 `bistore repair`) what it sees, and checks both stores read directly."""
 
-import hashlib
 import json
 import os
 import re
@@ -1212,28 +1211,3 @@ def test_writes_during_a_deep_run_are_not_reported(gateway, neo4j):
     assert findings == [], f"a deep run beside ordinary writes reported {findings[:5]}"
     assert_stores_consistent(gw.store, neo4j)
     assert_clean(gw, neo4j, "deep")
-
-
-def test_reconciliation_repair_needs_admin_scope(gateway_factory, tmp_path):
-    if "--api-keys-file" not in run_cli("--help").stdout:
-        pytest.skip("this gateway has no --api-keys-file (authentication not built yet)")
-    keys = {"reader-key": "read", "writer-key": "read,write", "admin-key": "read,write,admin"}
-    f = tmp_path / "keys"
-    f.write_text("".join(f"{hashlib.sha256(k.encode()).hexdigest()} {s} {k}\n" for k, s in keys.items()))
-    gw = gateway_factory(args=["--api-keys-file", str(f)])
-    auth = lambda k: {"Authorization": f"Bearer {k}"}  # noqa: E731
-    error_of(gw.post("/v1/reconciliations", {}), 401, "unauthorized")
-    error_of(gw.post("/v1/reconciliations", {}, headers=auth("reader-key")), 403, "forbidden")
-    for body in ({"repair": "sqlite_wins"}, {"repair": "neo4j_wins", "dry_run": True}):
-        error_of(gw.post("/v1/reconciliations", body, headers=auth("writer-key")), 403, "forbidden")
-    r = gw.post("/v1/reconciliations", {"mode": "deep"}, headers=auth("writer-key"))
-    assert r.status == 202, r
-    rid = r.json["id"]
-    poll(lambda: gw.get(f"/v1/reconciliations/{rid}", headers=auth("reader-key")).json["state"] == "done", 30,
-         what="the run to finish")
-    error_of(gw.get(f"/v1/reconciliations/{rid}"), 401, "unauthorized")
-    assert gw.get(f"/v1/reconciliations/{rid}/findings", headers=auth("reader-key")).status == 200
-    r = gw.post("/v1/reconciliations", {"repair": "sqlite_wins", "dry_run": True}, headers=auth("admin-key"))
-    assert r.status == 202, r
-    poll(lambda: gw.get(f"/v1/reconciliations/{r.json['id']}", headers=auth("admin-key")).json["state"] == "done",
-         30, what="the dry run to finish")
