@@ -27,11 +27,11 @@ LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 FULL = dict(duration=10.0, warmup=1.0, clients=[1, 8, 32, 128], neo4j_warmup=2000,
             batch_docs=5, replay=10000, uuid_count=20_000_000, read_clients=[1, 8],
-            mixed_clients=[8, 32], bg_writers=8)
+            mixed_clients=[8, 32], bg_writers=8, warm_s=5.0)
 SMOKE = dict(duration=1.0, warmup=0.2, count_per_client=3, clients=[1, 8, 32, 128],
              neo4j_warmup=50,
              batch_docs=1, replay=200, uuid_count=1_000_000, read_clients=[1, 8],
-             mixed_clients=[8, 32], bg_writers=8)
+             mixed_clients=[8, 32], bg_writers=8, warm_s=0.5)
 
 # The gateway's per-request Neo4j timeout in these runs (the default, 5 s, is
 # shorter than a 6,000-operation document takes on a busy 2-core machine).
@@ -237,8 +237,10 @@ class Run:
     def tool(self, cmd, label, record=True, background=False):
         """Runs a benchmark tool; returns its RESULT (a dict) or None."""
         log(f"{label}: {' '.join(str(c) for c in cmd)}")
+        jit_before = jit_cpu(self.neo4j_pid) if self.neo4j_pid else 0.0
         p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
+        p.jit_before = jit_before
         self.children.append(p)
         if background:
             return p
@@ -246,6 +248,7 @@ class Run:
 
     def finish(self, p, label, record=True):
         out, err = p.communicate()
+        jit = jit_cpu(self.neo4j_pid) - p.jit_before if self.neo4j_pid else 0.0
         self.children.remove(p)
         result = None
         for line in out.splitlines():
@@ -260,6 +263,10 @@ class Run:
             log(f"{label} FAILED (exit {p.returncode})")
         if result is not None:
             result["label"] = label
+            result["neo4j_jit_s"] = jit
+            if jit > 0.5:
+                print(f"  (Neo4j's JIT compiler threads used {jit:.2f} s of CPU during this run)",
+                      flush=True)
             if record:
                 self.results.append(result)
         return result
@@ -399,6 +406,25 @@ def phase_replay(run, db_path):
     run.results.append(result)
 
 
+def jit_cpu(pid):
+    """CPU seconds of the JVM's JIT compiler threads (C1/C2) so far."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for t in tasks:
+        try:
+            if not Path(f"/proc/{pid}/task/{t}/comm").read_text().startswith(("C1 ", "C2 ")):
+                continue
+            data = Path(f"/proc/{pid}/task/{t}/stat").read_text()
+        except OSError:
+            continue
+        f = data[data.rindex(")") + 2:].split()
+        total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_of(pid):
     try:
         data = Path(f"/proc/{pid}/stat").read_text()
@@ -488,17 +514,19 @@ def report(run):
     res = run.results
     out = []
     hdr = ["system", "clients", "tx/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-           "gateway CPU s/1k", "Neo4j CPU s/1k", "client CPU s/1k"]
+           "gateway CPU s/1k", "Neo4j CPU s/1k", "client CPU s/1k", "Neo4j JIT s"]
     rows = []
     for c in run.cfg["clients"]:
         for system in ("bistore", "naive", "python"):
             r = find(res, system, "create", c)
             if r:
                 rows.append([system, c, fmt(r["tx_per_s"]), fmt(r["p50_ms"], 2),
-                             fmt(r["p95_ms"], 2), fmt(r["p99_ms"], 2), r["errors"]] + cpu_cols(r))
+                             fmt(r["p95_ms"], 2), fmt(r["p99_ms"], 2), r["errors"]] + cpu_cols(r)
+                            + [fmt(r.get("neo4j_jit_s"), 1)])
     out.append("### Single-entity creates (POST /v1/entities vs the baselines)\n")
     out.append("'gateway CPU' is bistore's gateway process, or for a baseline its own "
-               "process (which does the gateway's work).\n")
+               "process (which does the gateway's work); 'Neo4j JIT s' is the CPU time of "
+               "the JVM's JIT compiler threads during the run (part of Neo4j's CPU).\n")
     out.append(table(hdr, rows))
 
     rows = []
@@ -529,10 +557,11 @@ def report(run):
         r = find(res, system, "batch")
         if r:
             rows.append([label, r["ok"], fmt(r["tx_per_s"], 2), fmt(r["items_per_s"]),
-                         fmt(r["p50_ms"]), fmt(r["p99_ms"]), r["errors"]] + cpu_cols(r)[:2])
+                         fmt(r["p50_ms"]), fmt(r["p99_ms"]), r["errors"]] + cpu_cols(r)[:2]
+                        + [fmt(r.get("neo4j_jit_s"), 1)])
     out.append("\n### Document batches (1,000 entities + 5,000 relationships each)\n")
     out.append(table(["system", "docs", "docs/s", "items/s", "p50 ms", "p99 ms", "errors",
-                      "gateway CPU s/1k", "Neo4j CPU s/1k"], rows))
+                      "gateway CPU s/1k", "Neo4j CPU s/1k", "Neo4j JIT s"], rows))
 
     rows = []
     for c in run.cfg["read_clients"]:
@@ -654,6 +683,12 @@ def main():
         db = run.work / "bistore.db"
         run.start_gateway(db)
         log(f"gateway {run.gateway_url} pid {run.gateway.pid}")
+        # the gateway's and the Bolt driver's request shapes too
+        run.bench_load("create", 8, duration=run.cfg["warm_s"], warmup=0,
+                       label="gateway warm-up", record=False)
+        run.tool([sys.executable, REPO / "bench" / "python_baseline.py", "--bolt",
+                  f"bolt://127.0.0.1:{run.neo4j_bolt}", "--sqlite", run.work / "warmup.db",
+                  "--clients", 8, "--duration", run.cfg["warm_s"]], "Bolt warm-up", record=False)
         if "creates" in phases:
             phase_creates(run)
         if "replay" in phases:
