@@ -707,8 +707,8 @@ def main():
     log(f"{'smoke' if args.smoke else 'full'} run in {run.work}; {os.cpu_count()} CPUs, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if load[0] > 1.0:
-        run.notes.append(f"the load average was {load[0]:.2f} at the start: something else was "
-                         "using the CPUs, so the figures are lower than on an idle machine")
+        run.notes.append(f"the 1-minute load average was {load[0]:.2f} at the start: other work "
+                         "(or an earlier run) was using the 2 cores, and may have gone on")
     rc = 0
     try:
         if "uuid" in phases:
