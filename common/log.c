@@ -8,7 +8,7 @@
 #include "common/timeutil.h"
 
 static enum log_level min_level = LOG_INFO;
-static const char *const level_names[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
+static const char *const level_names[] = {"DEBUG", "INFO ", "WARN ", "ERROR", "INFO "};
 
 void log_set_level(enum log_level level)
 {

@@ -7,7 +7,9 @@
 #ifndef BISTORE_LOG_H
 #define BISTORE_LOG_H
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+/* LOG_ALWAYS: shown at every level, tagged INFO (the "listening on" line,
+ * which tests and scripts read the bound port from). */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_ALWAYS };
 
 void log_set_level(enum log_level level);
 /* rid: the request id the line belongs to, or NULL. */

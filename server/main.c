@@ -246,8 +246,8 @@ static int serve(const struct config *cfg)
     }
     const char *h = cfg->listen_host;
     bool v6 = strchr(h, ':') != NULL;
-    log_info("bistore %s listening on http://%s%s%s:%u", BISTORE_VERSION, v6 ? "[" : "", h,
-             v6 ? "]" : "", port);
+    log_msg(LOG_ALWAYS, NULL, "bistore %s listening on http://%s%s%s:%u", BISTORE_VERSION,
+            v6 ? "[" : "", h, v6 ? "]" : "", port);
     if (bistore_start(store, &err) != 0) {
         log_error("%s", err.message);
         http_stop(http);

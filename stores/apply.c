@@ -211,9 +211,7 @@ static void note_rel_type(struct bistore *bs, struct apply_state *st, const char
 static int endpoint_exists(struct bistore *bs, const char *id, const char *field,
                            struct bs_error *err)
 {
-    struct sql_entity e;
-    int found = sql_entity_get(bs->wconn, id, &e, err);
-    sql_entity_clear(&e);
+    int found = sql_entity_exists(bs->wconn, id, err);
     if (found == 1) {
         bs_error_field(err, "%s", field);
         bs_error_set(err, BS_NOT_FOUND, "%s entity '%s' does not exist", field, id);

@@ -104,6 +104,41 @@ struct replay_ctx {
     int failed;
 };
 
+/* The rows of an UNWIND statement whose only parameter is $rows, or NULL. */
+static json_t *only_rows(json_t *stmt)
+{
+    json_t *params = json_object_get(stmt, "parameters");
+    json_t *rows = json_object_get(params, "rows");
+    return json_is_array(rows) && json_object_size(params) == 1 ? rows : NULL;
+}
+
+/*
+ * Appends an intent's statements to the batch. A statement with the same
+ * text as the one before it (the same UNWIND template, e.g. creates of one
+ * type from consecutive intents) is merged into it: its rows go on the end
+ * of the previous statement's rows, which applies them in the same order,
+ * and Neo4j plans and runs one statement instead of hundreds.
+ */
+static int replay_append(json_t *batch, json_t *statements)
+{
+    size_t i;
+    json_t *stmt;
+    json_array_foreach (statements, i, stmt) {
+        size_t n = json_array_size(batch);
+        json_t *last = n > 1 ? json_array_get(batch, n - 1) : NULL; /* [0] is the guard */
+        json_t *last_rows = last ? only_rows(last) : NULL;
+        json_t *rows = only_rows(stmt);
+        if (last_rows && rows &&
+            json_equal(json_object_get(last, "statement"), json_object_get(stmt, "statement"))) {
+            if (json_array_extend(last_rows, rows) != 0)
+                return -1;
+        } else if (json_array_append(batch, stmt) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Collects one pending intent into the batch. */
 static int replay_collect(int64_t seq, const char *tx_id, const char *statements, void *arg)
 {
@@ -112,7 +147,7 @@ static int replay_collect(int64_t seq, const char *tx_id, const char *statements
     if (ctx->last && (seq != ctx->last + 1 || ctx->bytes > REPLAY_BATCH_BYTES))
         return 1; /* the batch is full (or the log has a gap): stop here */
     json_t *data = json_loads(statements, 0, NULL);
-    if (!data || json_array_extend(ctx->stmts, data) != 0) {
+    if (!data || replay_append(ctx->stmts, data) != 0) {
         json_decref(data);
         bs_error_set(ctx->err, BS_STORAGE_ERROR, "intent %lld unreadable", (long long)seq);
         ctx->failed = 1;

@@ -859,8 +859,8 @@ int recon_reread(struct sql_conn *sql, struct neo4j_client *neo4j, bool deep, js
                 return -1;
             }
             json_t *nrows = json_object_get(by_id, json_string_value(id));
-            json_t *g = json_pack("{s:s, s:O, s:o, s:O}", "object", object, "id", id, "sqlite",
-                                  srow, "neo4j", nrows ? nrows : json_array());
+            json_t *g = json_pack("{s:s, s:O, s:o, s:o}", "object", object, "id", id, "sqlite",
+                                  srow, "neo4j", nrows ? json_incref(nrows) : json_array());
             if (g && type)
                 json_object_set_new(g, "type", json_string(type));
             if (!g || json_array_append_new(*groups, g) != 0) {

@@ -60,6 +60,7 @@ static const char *const schema_sql =
 static const char *const stmt_sql[Q_COUNT] = {
     [Q_ENTITY_GET] = "SELECT id, type, properties, metadata, version, hash, created_at,"
                      " updated_at FROM entities WHERE id = ?1",
+    [Q_ENTITY_EXISTS] = "SELECT 1 FROM entities WHERE id = ?1",
     [Q_ENTITY_INSERT] = "INSERT INTO entities(id, type, properties, metadata, version, hash,"
                         " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_ENTITY_UPDATE] = "UPDATE entities SET type = ?2, properties = ?3, metadata = ?4,"
@@ -312,6 +313,19 @@ int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out, s
         ret = sql_fail(c, err, "read entity");
     sqlite3_reset(s);
     return ret;
+}
+
+int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err)
+{
+    sqlite3_stmt *s = stmt(c, Q_ENTITY_EXISTS, err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? 1 : sql_fail(c, err, "entity exists");
 }
 
 /* Binds ?1..?8 of the entity insert/update statements. */

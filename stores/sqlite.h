@@ -26,6 +26,7 @@
 
 enum sql_stmt_id {
     Q_ENTITY_GET,
+    Q_ENTITY_EXISTS,
     Q_ENTITY_INSERT,
     Q_ENTITY_UPDATE,
     Q_ENTITY_DELETE,
@@ -104,6 +105,8 @@ void sql_entity_clear(struct sql_entity *e);
 void sql_relationship_clear(struct sql_relationship *r);
 int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
                    struct bs_error *err);
+/* 0 when entity id exists, 1 when not (no row is read or parsed). */
+int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err);
 int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
