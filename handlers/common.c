@@ -422,6 +422,16 @@ json_t *single_record(const struct bistore_outcome *out)
     return rec;
 }
 
+void reply_page(struct response *res, json_t *items, char *next)
+{
+    json_t *body = json_pack("{s:o, s:s?}", "items", items, "next", next);
+    free(next);
+    if (body)
+        reply_json(res, 200, body);
+    else
+        reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+}
+
 bool parse_single(const json_t *body, const char *const *allowed, const char *kind,
                   struct bs_op *op, struct response *res)
 {

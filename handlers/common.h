@@ -65,6 +65,9 @@ bool query_limit(const struct request *req, int def, int max, int *limit, struct
 bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool batch,
             struct bistore_outcome *out, struct response *res);
 
+/* Answers 200 {"items": items, "next": next | null}; consumes both. */
+void reply_page(struct response *res, json_t *items, char *next);
+
 /* The single record of a one-operation write, with tx_id added (new ref). */
 json_t *single_record(const struct bistore_outcome *out);
 

@@ -102,16 +102,12 @@ void handle_entity_list(struct app *app, const struct request *req, struct respo
     bs_error_clear(&err);
     if (bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items, &next,
                               &err) != 0) {
+        json_decref(items);
+        free(next);
         reply_error(res, &err);
-    } else {
-        json_t *body = json_pack("{s:O, s:s?}", "items", items, "next", next);
-        if (body)
-            reply_json(res, 200, body);
-        else
-            reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+        return;
     }
-    json_decref(items);
-    free(next);
+    reply_page(res, items, next);
 }
 
 void handle_entity_patch(struct app *app, const struct request *req, struct response *res)

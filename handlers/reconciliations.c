@@ -88,17 +88,6 @@ void handle_reconciliation_get(struct app *app, const struct request *req, struc
         reply_error(res, &err);
 }
 
-/* {"items": items, "next": next} (both consumed). */
-static void reply_page(struct response *res, json_t *items, char *next)
-{
-    json_t *body = json_pack("{s:o, s:s?}", "items", items, "next", next);
-    free(next);
-    if (body)
-        reply_json(res, 200, body);
-    else
-        reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
-}
-
 void handle_reconciliation_list(struct app *app, const struct request *req, struct response *res)
 {
     int limit;

@@ -118,14 +118,10 @@ void handle_transaction_list(struct app *app, const struct request *req, struct 
     bs_error_clear(&err);
     if (bistore_list_transactions(app->store, state, request_query(req, "after"), limit, &items,
                                   &next, &err) != 0) {
+        json_decref(items);
+        free(next);
         reply_error(res, &err);
-    } else {
-        json_t *body = json_pack("{s:O, s:s?}", "items", items, "next", next);
-        if (body)
-            reply_json(res, 200, body);
-        else
-            reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+        return;
     }
-    json_decref(items);
-    free(next);
+    reply_page(res, items, next);
 }

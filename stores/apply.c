@@ -33,19 +33,6 @@ void apply_free(struct apply_state *st)
     memset(st, 0, sizeof *st);
 }
 
-/* The node/relationship property map Neo4j gets: properties + id, _v, _h. */
-static json_t *mirror_props(const char *id, json_t *properties, int64_t version, const char *hash)
-{
-    json_t *m = json_deep_copy(properties);
-    if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
-        json_object_set_new(m, "_v", json_integer(version)) != 0 ||
-        json_object_set_new(m, "_h", json_string(hash)) != 0) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
-}
-
 static int nomem(struct bs_error *err)
 {
     bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
@@ -95,7 +82,7 @@ static int create_entity(struct bistore *bs, const struct bs_op *op, struct appl
     int rc = -1;
     json_t *node = NULL;
     if (e.properties && entity_hash(&e, err) == 0 && sql_entity_insert(bs->wconn, &e, err) == 0) {
-        node = mirror_props(e.id, e.properties, e.version, e.hash);
+        node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
         if (node && cypher_create_entity(&st->cypher, e.type, node) == 0 &&
             add_result(st, op, 1, sql_entity_json(&e)) == 0)
             rc = 0;
@@ -156,7 +143,7 @@ static int update_entity(struct bistore *bs, const struct bs_op *op, struct appl
     snprintf(e.updated_at, sizeof e.updated_at, "%s", st->now);
     if (entity_hash(&e, err) != 0 || sql_entity_update(bs->wconn, &e, err) != 0)
         goto out;
-    json_t *node = mirror_props(e.id, e.properties, e.version, e.hash);
+    json_t *node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
     if (!node || cypher_update_entity(&st->cypher, e.id, node) != 0 ||
         add_result(st, op, e.version, sql_entity_json(&e)) != 0) {
         nomem(err);
@@ -250,7 +237,7 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op, struc
     if (!rec || canon_hash(rec, r.hash) != 0) {
         nomem(err);
     } else if (sql_relationship_insert(bs->wconn, &r, err) == 0) {
-        json_t *props = mirror_props(r.id, r.properties, r.version, r.hash);
+        json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
         if (props &&
             cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
             add_result(st, op, 1, sql_relationship_json(&r)) == 0) {

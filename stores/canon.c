@@ -198,3 +198,26 @@ json_t *canon_relationship_record(const char *id, const char *type, const char *
     return json_pack("{s:s, s:s, s:s, s:s, s:O, s:I}", "id", id, "type", type, "source", source,
                      "target", target, "properties", properties, "version", (json_int_t)version);
 }
+
+json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version, const char *hash)
+{
+    json_t *m = json_deep_copy(properties);
+    if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
+        json_object_set_new(m, "_v", json_integer(version)) != 0 ||
+        json_object_set_new(m, "_h", json_string(hash)) != 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+json_t *canon_mirrored(const json_t *props)
+{
+    json_t *m = json_is_object(props) ? json_deep_copy(props) : json_object();
+    if (m) {
+        json_object_del(m, "id");
+        json_object_del(m, "_v");
+        json_object_del(m, "_h");
+    }
+    return m;
+}

@@ -40,4 +40,14 @@ json_t *canon_entity_record(const char *id, const char *type, json_t *properties
 json_t *canon_relationship_record(const char *id, const char *type, const char *source,
                                   const char *target, json_t *properties, int64_t version);
 
+/*
+ * The property map Neo4j holds for a record: its mirrored properties plus
+ * id, _v and _h (a new reference; NULL on no memory).
+ */
+json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version,
+                        const char *hash);
+/* The mirrored properties of a Neo4j property map: without id, _v and _h
+ * (a new object; an empty one when props is not an object). */
+json_t *canon_mirrored(const json_t *props);
+
 #endif

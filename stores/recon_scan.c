@@ -153,18 +153,6 @@ static json_t *neo4j_rel_row(json_t *cells)
 
 /* ---- classification ---- */
 
-/* The mirrored properties of a Neo4j row: without id, _v, _h. */
-static json_t *mirrored(const json_t *props)
-{
-    json_t *m = json_is_object(props) ? json_deep_copy(props) : json_object();
-    if (m) {
-        json_object_del(m, "id");
-        json_object_del(m, "_v");
-        json_object_del(m, "_h");
-    }
-    return m;
-}
-
 static bool same_canon(const json_t *a, const json_t *b)
 {
     char *ca = canon_dumps(a), *cb = canon_dumps(b);
@@ -212,7 +200,7 @@ static bool entity_agrees(const json_t *s, const json_t *n, bool deep)
     bool ok = hash_is(rec, hash);
     json_decref(rec);
     const char *ntype = entity_type_of(json_object_get(n, "labels"));
-    json_t *nprops = mirrored(json_object_get(n, "properties"));
+    json_t *nprops = canon_mirrored(json_object_get(n, "properties"));
     ok = ok && ntype && strcmp(ntype, type) == 0 && nprops && same_canon(nprops, sprops);
     rec = ok ? canon_entity_record(id, ntype, nprops, v) : NULL;
     ok = ok && hash_is(rec, json_string_value(json_object_get(n, "_h")));
@@ -242,7 +230,7 @@ static bool rel_agrees(const json_t *s, const json_t *n, bool deep)
         json_is_object(sprops) ? canon_relationship_record(id, type, src, dst, sprops, v) : NULL;
     bool ok = hash_is(rec, hash);
     json_decref(rec);
-    json_t *nprops = mirrored(json_object_get(n, "properties"));
+    json_t *nprops = canon_mirrored(json_object_get(n, "properties"));
     ok = ok && nprops && same_canon(nprops, sprops);
     rec = ok ? canon_relationship_record(id, type, src, dst, nprops, v) : NULL;
     ok = ok && hash_is(rec, json_string_value(json_object_get(n, "_h")));

@@ -37,30 +37,6 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-/* The node/relationship map Neo4j gets: properties + id, _v, _h. */
-static json_t *neo4j_map(const char *id, const json_t *props, int64_t version, const char *hash)
-{
-    json_t *m = json_deep_copy(props);
-    if (m && (json_object_set_new(m, "id", json_string(id)) != 0 ||
-              json_object_set_new(m, "_v", json_integer(version)) != 0 ||
-              json_object_set_new(m, "_h", json_string(hash)) != 0)) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
-}
-
-static json_t *mirrored(const json_t *props)
-{
-    json_t *m = json_is_object(props) ? json_deep_copy(props) : json_object();
-    if (m) {
-        json_object_del(m, "id");
-        json_object_del(m, "_v");
-        json_object_del(m, "_h");
-    }
-    return m;
-}
-
 static int raw(struct apply_state *st, const char *text, json_t *params, struct bs_error *err)
 {
     return params && cypher_add_raw(&st->cypher, text, params) == 0 ? 0 : oom(err);
@@ -167,8 +143,9 @@ static int sqlite_wins_entity(struct bistore *bs, struct apply_state *st, const 
     if (rehash_sqlite_row(bs, st, s, true, err) != 0)
         return -1;
     const char *id = str(s, "id"), *type = str(s, "type");
-    json_t *map = neo4j_map(id, json_object_get(s, "properties"),
-                            json_integer_value(json_object_get(s, "version")), str(s, "hash"));
+    json_t *map =
+        canon_neo4j_map(id, json_object_get(s, "properties"),
+                        json_integer_value(json_object_get(s, "version")), str(s, "hash"));
     if (!map)
         return oom(err);
     if (json_array_size(ns) == 0) {
@@ -213,8 +190,9 @@ static int sqlite_wins_relationship(struct bistore *bs, struct apply_state *st, 
              "MATCH (a:Entity {id: $source}) MATCH (b:Entity {id: $target})"
              " CREATE (a)-[r:`%s`]->(b) SET r = $map",
              type);
-    json_t *map = neo4j_map(str(s, "id"), json_object_get(s, "properties"),
-                            json_integer_value(json_object_get(s, "version")), str(s, "hash"));
+    json_t *map =
+        canon_neo4j_map(str(s, "id"), json_object_get(s, "properties"),
+                        json_integer_value(json_object_get(s, "version")), str(s, "hash"));
     if (!map)
         return oom(err);
     return raw(st, text,
@@ -269,7 +247,7 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
         return sql_entity_delete(bs->wconn, id, err);
     }
     json_t *keep = missing_id ? json_object_get(finding, "neo4j") : json_array_get(ns, 0);
-    json_t *props = mirrored(json_object_get(keep, "properties"));
+    json_t *props = canon_mirrored(json_object_get(keep, "properties"));
     const char *type;
     const char *why = props ? unadoptable(json_object_get(keep, "labels"), props, &type) : NULL;
     if (!props || why) {
@@ -336,7 +314,7 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
         return sql_relationship_delete(bs->wconn, str(s, "id"), err);
     }
     json_t *keep = missing_id ? json_object_get(finding, "neo4j") : json_array_get(ns, 0);
-    json_t *props = mirrored(json_object_get(keep, "properties"));
+    json_t *props = canon_mirrored(json_object_get(keep, "properties"));
     struct bs_error ignored;
     bs_error_clear(&ignored);
     const char *type = str(keep, "type");
