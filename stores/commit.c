@@ -104,38 +104,19 @@ struct replay_ctx {
     int failed;
 };
 
-/* The rows of an UNWIND statement whose only parameter is $rows, or NULL. */
-static json_t *only_rows(json_t *stmt)
-{
-    json_t *params = json_object_get(stmt, "parameters");
-    json_t *rows = json_object_get(params, "rows");
-    return json_is_array(rows) && json_object_size(params) == 1 ? rows : NULL;
-}
-
 /*
- * Appends an intent's statements to the batch. A statement with the same
- * text as the one before it (the same UNWIND template, e.g. creates of one
- * type from consecutive intents) is merged into it: its rows go on the end
- * of the previous statement's rows, which applies them in the same order,
- * and Neo4j plans and runs one statement instead of hundreds.
+ * Appends an intent's statements to the batch, merging each into the one
+ * before it when they share a template (creates of one type from
+ * consecutive intents): one statement instead of hundreds.
  */
 static int replay_append(json_t *batch, json_t *statements)
 {
     size_t i;
     json_t *stmt;
-    json_array_foreach (statements, i, stmt) {
-        size_t n = json_array_size(batch);
-        json_t *last = n > 1 ? json_array_get(batch, n - 1) : NULL; /* [0] is the guard */
-        json_t *last_rows = last ? only_rows(last) : NULL;
-        json_t *rows = only_rows(stmt);
-        if (last_rows && rows &&
-            json_equal(json_object_get(last, "statement"), json_object_get(stmt, "statement"))) {
-            if (json_array_extend(last_rows, rows) != 0)
-                return -1;
-        } else if (json_array_append(batch, stmt) != 0) {
+    bool merged;
+    json_array_foreach (statements, i, stmt)
+        if (cypher_append_merged(batch, 1, stmt, &merged) != 0) /* [0] is the guard */
             return -1;
-        }
-    }
     return 0;
 }
 
@@ -523,33 +504,59 @@ static struct member *statement_owner(struct member *ms, size_t n, long stmt, lo
     return owner;
 }
 
+/*
+ * Appends the members' data statements to the group's list (after the
+ * guard) and sets want[i], the rows statement i must touch. With `merge`, a
+ * statement with the template of the one before it (creates of one type by
+ * consecutive members) joins it: one UNWIND for the burst instead of one per
+ * member, which must touch the sum of their rows. Every row of these
+ * templates touches at most one node or relationship (ids are unique), so
+ * the sum holds only when each row did.
+ */
+static int group_statements(struct member *ms, size_t n, bool merge, json_t *stmts, size_t *want)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].seq)
+            continue;
+        ms[i].first_stmt = json_array_size(stmts) - 1;
+        for (size_t j = 0; j < cypher_batch_count(&ms[i].st.cypher); j++) {
+            json_t *stmt = json_array_get(ms[i].st.cypher.statements, j);
+            size_t rows = ms[i].st.cypher.expected[j];
+            bool merged = false;
+            if ((merge ? cypher_append_merged(stmts, 1, stmt, &merged)
+                       : json_array_append(stmts, stmt)) != 0)
+                return -1;
+            size_t at = json_array_size(stmts) - 2;
+            if (!merged)
+                want[at] = rows;
+            else if (want[at] != CYPHER_ANY_COUNT)
+                want[at] = rows == CYPHER_ANY_COUNT ? rows : want[at] + rows;
+        }
+    }
+    return 0;
+}
+
 /* Checks every data statement touched as many rows as SQLite did. */
-static int check_group_counts(struct bistore *bs, struct member *ms, size_t n,
-                              const struct neo4j_result *r, long *bad_stmt, struct bs_error *err)
+static int check_group_counts(struct bistore *bs, const size_t *want, const struct neo4j_result *r,
+                              size_t n_stmts, long *bad_stmt, struct bs_error *err)
 {
     *bad_stmt = -1;
     if (neo4j_row_count(r, 0) != 1)
         return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
                             bs->store_id),
                -1;
-    for (size_t i = 0; i < n; i++) {
-        if (!ms[i].seq)
+    for (size_t i = 0; i < n_stmts; i++) {
+        if (want[i] == CYPHER_ANY_COUNT)
             continue;
-        size_t k = cypher_batch_count(&ms[i].st.cypher);
-        for (size_t j = 0; j < k; j++) {
-            size_t want = ms[i].st.cypher.expected[j];
-            if (want == CYPHER_ANY_COUNT)
-                continue;
-            json_t *v = neo4j_cell(r, 1 + ms[i].first_stmt + j, 0, 0);
-            if (!json_is_integer(v) || (size_t)json_integer_value(v) != want) {
-                *bad_stmt = (long)(ms[i].first_stmt + j);
-                return bs_error_set(err, BS_NEO4J_ERROR,
-                                    "Neo4j lacks a node or relationship that SQLite has "
-                                    "(touched %lld of %zu rows): the stores disagree; run a "
-                                    "reconciliation",
-                                    (long long)json_integer_value(v), want),
-                       -1;
-            }
+        json_t *v = neo4j_cell(r, 1 + i, 0, 0);
+        if (!json_is_integer(v) || (size_t)json_integer_value(v) != want[i]) {
+            *bad_stmt = (long)i;
+            return bs_error_set(err, BS_NEO4J_ERROR,
+                                "Neo4j lacks a node or relationship that SQLite has "
+                                "(touched %lld of %zu rows): the stores disagree; run a "
+                                "reconciliation",
+                                (long long)json_integer_value(v), want[i]),
+                   -1;
         }
     }
     return 0;
@@ -612,6 +619,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     char tx_path[NEO4J_TX_PATH_MAX] = "";
     struct neo4j_result r = {0};
     json_t *stmts = NULL;
+    size_t *want = NULL;
     neo4j_set_request_id(bs->neo4j, items[0].rid);
 
     /* sqlite: BEGIN IMMEDIATE; each member in a SAVEPOINT; intents */
@@ -628,8 +636,8 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
             members++;
         }
     fault_hit(FAULT_AFTER_BEGIN);
-    if (n > 1)
-        log_debug("group commit: %zu transactions, %zu to Neo4j", n, members);
+    if (n > 1 && members == 0)
+        log_debug("group commit: %zu transactions, none to Neo4j", n);
     if (members == 0) { /* only aborted records (or idempotent repeats) to keep */
         if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0)
             sql_exec(bs->wconn, "ROLLBACK", NULL);
@@ -637,22 +645,23 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     }
 
     /* neo4j: a transaction (recorded), the guarded watermark, all data */
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].seq && ensure_rel_constraints(bs, &ms[i].st, &gerr) != 0)
+            goto rollback;
+        total += ms[i].seq ? cypher_batch_count(&ms[i].st.cypher) : 0;
+    }
     stmts = json_array();
-    if (!stmts || cypher_add_watermark_guard(stmts, bs->store_id, bs->last_seq, seq) != 0) {
+    want = malloc((total + 1) * sizeof *want);
+    if (!stmts || !want ||
+        cypher_add_watermark_guard(stmts, bs->store_id, bs->last_seq, seq) != 0 ||
+        group_statements(ms, n, members > 1, stmts, want) != 0) {
         bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
         goto rollback;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!ms[i].seq)
-            continue;
-        ms[i].first_stmt = json_array_size(stmts) - 1;
-        if (ensure_rel_constraints(bs, &ms[i].st, &gerr) != 0)
-            goto rollback;
-        if (json_array_extend(stmts, ms[i].st.cypher.statements) != 0) {
-            bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
-            goto rollback;
-        }
-    }
+    if (n > 1)
+        log_debug("group commit: %zu transactions, %zu to Neo4j in %zu statements", n, members,
+                  json_array_size(stmts) - 1);
     bool was_spare;
     enum neo4j_status ns = take_transaction(bs, tx_path, &r, &was_spare);
     if (ns == NEO4J_OK) {
@@ -691,7 +700,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
             writer_set_ready(bs, false, "%s", gerr.message);
         goto rollback;
     }
-    if (check_group_counts(bs, ms, n, &r, &bad_stmt, &gerr) != 0) {
+    if (check_group_counts(bs, want, &r, json_array_size(stmts) - 1, &bad_stmt, &gerr) != 0) {
         neo4j_abandon(bs, tx_path);
         if (bad_stmt >= 0 && n > 1) {
             retry = 1;
@@ -742,6 +751,7 @@ rollback_quiet:
      * rolls it back before the next transaction. */
 done:
     json_decref(stmts);
+    free(want);
     neo4j_result_clear(&r);
     for (size_t i = 0; i < n; i++) {
         json_decref(ms[i].result);

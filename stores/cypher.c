@@ -164,6 +164,33 @@ int cypher_batch_finish(struct cypher_batch *b)
     return close_group(b);
 }
 
+/* The rows of an UNWIND statement whose only parameter is $rows, or NULL. */
+static json_t *only_rows(json_t *stmt)
+{
+    json_t *params = json_object_get(stmt, "parameters");
+    json_t *rows = json_object_get(params, "rows");
+    return json_is_array(rows) && json_object_size(params) == 1 ? rows : NULL;
+}
+
+int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged)
+{
+    size_t n = json_array_size(out);
+    json_t *last = n > floor ? json_array_get(out, n - 1) : NULL;
+    json_t *rows = only_rows(stmt);
+    json_t *last_rows = last ? only_rows(last) : NULL;
+    const char *text = json_string_value(json_object_get(stmt, "statement"));
+    const char *last_text = json_string_value(json_object_get(last, "statement"));
+    *merged = rows && last_rows && text && last_text && strcmp(text, last_text) == 0;
+    if (*merged)
+        return json_array_extend(last_rows, rows);
+    if (!rows)
+        return json_array_append(out, stmt);
+    /* a copy, so that merging into it never changes the caller's rows */
+    json_t *copy = json_pack("{s:O, s:{s:o}}", "statement", json_object_get(stmt, "statement"),
+                             "parameters", "rows", json_copy(rows));
+    return copy ? json_array_append_new(out, copy) : -1;
+}
+
 int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq)
 {
     /* Lock first, then check: without the SET before the CASE, two

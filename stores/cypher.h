@@ -12,6 +12,7 @@
 #define BISTORE_CYPHER_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,16 @@ int cypher_delete_relationship(struct cypher_batch *b, const char *type, const c
 int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params);
 /* Closes the last group. After it, b->statements is complete. */
 int cypher_batch_finish(struct cypher_batch *b);
+
+/*
+ * Appends stmt to out. When the last statement of out (at an index >= floor)
+ * has the same text and both are UNWIND statements whose only parameter is
+ * $rows, stmt's rows go on the end of it instead: the rows are applied in
+ * the same order, and Neo4j plans and runs one statement instead of many.
+ * The statement merged into is a copy, so stmt is never changed. *merged
+ * says which happened. 0, or -1 when out of memory.
+ */
+int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged);
 
 /*
  * The guarded watermark statement (DESIGN.md section 4): takes the

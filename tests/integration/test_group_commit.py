@@ -71,3 +71,55 @@ def test_grouped_transactions_keep_their_own_errors_and_results(gateway_factory,
     assert_absent(gw.store, neo4j, entity_ids=[])
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
+
+
+STMTS_RE = re.compile(r"group commit: (\d+) transactions, (\d+) to Neo4j in (\d+) statements")
+
+
+def test_grouped_creates_of_one_type_share_one_statement(gateway_factory, neo4j):
+    gw = gateway_factory(args=["--log-level", "debug"])
+    bodies = [{"id": f"m-{i:03d}", "type": "Person", "properties": {"n": i}} for i in range(40)]
+    results = burst(gw, bodies)
+    for body in bodies:
+        assert results[body["id"]].status == 201, results[body["id"]]
+        assert_entity_mirrored(gw.store, neo4j, body["id"], {"version": 1, "properties": body["properties"]})
+    assert_intents_settled(gw.store, neo4j)
+    groups = [tuple(map(int, m)) for m in STMTS_RE.findall(gw.log_path.read_text(errors="replace"))]
+    # a group of k creates of one type is one UNWIND statement, not k
+    assert any(members > 1 for _, members, _ in groups), f"no group formed: {groups}"
+    for _, members, statements in groups:
+        assert statements == 1, f"{members} creates of Person in {statements} statements"
+
+
+def test_a_member_neo4j_lacks_fails_alone_and_writes_nothing(gateway_factory, neo4j):
+    gw = gateway_factory(args=["--log-level", "debug"])
+    ids = [f"u-{i:02d}" for i in range(30)]
+    for i in ids:
+        assert gw.post("/v1/entities", {"id": i, "type": "Person", "properties": {"n": 0}}).status == 201
+    # Neo4j loses u-07 behind the gateway's back: its update matches no node,
+    # inside whatever merged UNWIND it joins.
+    neo4j.run("MATCH (n:Entity {id: 'u-07'}) DETACH DELETE n")
+    results = {}
+    barrier = threading.Barrier(len(ids))
+
+    def one(i):
+        barrier.wait()
+        results[i] = gw.request("PATCH", f"/v1/entities/{i}", body={"properties": {"n": 1}}, fresh=True,
+                                timeout=60)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    bad = results["u-07"]
+    assert bad.status == 502 and bad.error_code() == "neo4j_error", bad
+    assert "lacks" in bad.json["error"]["message"], bad.json
+    assert gw.store.entity("u-07")["version"] == 1, "the refused update changed SQLite"
+    for i in ids:
+        if i != "u-07":
+            assert results[i].status == 200, (i, results[i])
+            assert_entity_mirrored(gw.store, neo4j, i, {"version": 2, "properties": {"n": 1}})
+    assert_intents_settled(gw.store, neo4j)
+    groups = [tuple(map(int, m)) for m in STMTS_RE.findall(gw.log_path.read_text(errors="replace"))]
+    assert any(members > 1 for _, members, _ in groups), f"no group formed: {groups}"

@@ -326,3 +326,67 @@ Test(cypher, watermark_ensure)
                      "store-9");
     json_decref(stmts);
 }
+
+/* Two members' batches (A: Person p1, p2; B: Person p3 then Org o1) merged
+ * into one list behind a guard at index 0. */
+Test(cypher, append_merged_joins_consecutive_templates_only)
+{
+    struct cypher_batch a, b;
+    cr_assert_eq(cypher_batch_init(&a), 0);
+    cr_assert_eq(cypher_batch_init(&b), 0);
+    add_person(&a, "Person", "p1");
+    add_person(&a, "Person", "p2");
+    add_person(&b, "Person", "p3");
+    add_person(&b, "Org", "o1");
+    cr_assert_eq(cypher_batch_finish(&a), 0);
+    cr_assert_eq(cypher_batch_finish(&b), 0);
+    json_t *out = json_array();
+    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 2), 0);
+    bool merged[3];
+    cr_assert_eq(cypher_append_merged(out, 1, json_array_get(a.statements, 0), &merged[0]), 0);
+    cr_assert_eq(cypher_append_merged(out, 1, json_array_get(b.statements, 0), &merged[1]), 0);
+    cr_assert_eq(cypher_append_merged(out, 1, json_array_get(b.statements, 1), &merged[2]), 0);
+    cr_expect(!merged[0] && merged[1] && !merged[2]);
+    cr_assert_eq(json_array_size(out), 3, "guard, Person x3, Org: got %zu", json_array_size(out));
+    json_t *rows = json_object_get(json_object_get(json_array_get(out, 1), "parameters"), "rows");
+    cr_assert_eq(json_array_size(rows), 3);
+    static const char *const ids[] = {"p1", "p2", "p3"};
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_str_eq(json_string_value(json_object_get(json_array_get(rows, i), "id")), ids[i]);
+    /* the members' own statements are untouched */
+    cr_expect_eq(json_array_size(stmt_rows(&a, 0)), 2);
+    cr_expect_eq(json_array_size(stmt_rows(&b, 0)), 1);
+    json_decref(out);
+    cypher_batch_free(&a);
+    cypher_batch_free(&b);
+}
+
+Test(cypher, append_merged_never_merges_into_the_guard_or_other_statements)
+{
+    json_t *out = json_array();
+    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 1), 0);
+    struct cypher_batch a;
+    cr_assert_eq(cypher_batch_init(&a), 0);
+    cr_assert_eq(cypher_add_raw(&a, "MATCH (n) RETURN n", json_pack("{s:[]}", "rows")), 0);
+    add_person(&a, "Person", "p1");
+    cr_assert_eq(cypher_add_raw(&a, "MATCH (n) RETURN n", json_pack("{s:[], s:i}", "rows", "x", 1)),
+                 0);
+    cr_assert_eq(cypher_add_raw(&a, "MATCH (n) RETURN n", json_pack("{s:[], s:i}", "rows", "x", 1)),
+                 0);
+    cr_assert_eq(cypher_batch_finish(&a), 0);
+    bool merged;
+    for (size_t i = 0; i < cypher_batch_count(&a); i++) {
+        cr_assert_eq(cypher_append_merged(out, 1, json_array_get(a.statements, i), &merged), 0);
+        cr_expect(!merged, "statement %zu was merged", i);
+    }
+    cr_expect_eq(json_array_size(out), 5);
+    /* floor: the first data statement is never merged into index 0 */
+    json_t *again = json_array();
+    cr_assert_eq(cypher_append_merged(again, 1, json_array_get(a.statements, 0), &merged), 0);
+    cr_assert_eq(cypher_append_merged(again, 1, json_array_get(a.statements, 0), &merged), 0);
+    cr_expect(!merged);
+    cr_expect_eq(json_array_size(again), 2);
+    json_decref(again);
+    json_decref(out);
+    cypher_batch_free(&a);
+}
