@@ -205,7 +205,6 @@ static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error
  */
 int commit_replay_pending(struct bistore *bs, struct bs_error *err)
 {
-    bs->spare_tx[0] = '\0'; /* rolled back with every other recorded transaction */
     for (int attempt = 0; attempt < 3; attempt++) {
         if (orphans_rollback_all(&bs->orphans, bs->neo4j) != 0)
             return bs_error_set(err, BS_NEO4J_UNAVAILABLE,
@@ -395,48 +394,12 @@ static void neo4j_abandon(struct bistore *bs, const char *tx_path)
     neo4j_result_clear(&r);
 }
 
-/* ---- the spare transaction ---- */
-
-/*
- * An idle writer opens the next Neo4j transaction ahead of time (empty, so
- * it holds no lock; recorded like any other), which takes one round trip
- * off the next write. A spare older than SPARE_MAX_AGE_MS is replaced:
- * Neo4j ends idle transactions after 30 s by default.
- */
-#define SPARE_MAX_AGE_MS 20000
-
-void commit_open_spare(struct bistore *bs)
-{
-    if (bs->spare_tx[0] || bs->applied_seq != bs->last_seq || bs->orphans.n)
-        return;
-    struct neo4j_result r = {0};
-    char path[NEO4J_TX_PATH_MAX];
-    if (neo4j_begin(bs->neo4j, path, &r) == NEO4J_OK) {
-        if (orphans_add(&bs->orphans, path) == 0) {
-            snprintf(bs->spare_tx, sizeof bs->spare_tx, "%s", path);
-            bs->spare_opened_ms = time_monotonic_ms();
-        } else {
-            neo4j_abandon(bs, path);
-        }
-    }
-    neo4j_result_clear(&r);
-}
-
-/* A Neo4j transaction for the next group: the spare, or a new one. */
+/* A Neo4j transaction for the next group: the spare (if allowed), or a new one. */
 static enum neo4j_status take_transaction(struct bistore *bs, char tx_path[NEO4J_TX_PATH_MAX],
-                                          struct neo4j_result *r, bool *was_spare)
+                                          bool allow_spare, struct neo4j_result *r, bool *was_spare)
 {
-    *was_spare = false;
-    if (bs->spare_tx[0]) {
-        snprintf(tx_path, NEO4J_TX_PATH_MAX, "%s", bs->spare_tx);
-        bs->spare_tx[0] = '\0';
-        if (time_monotonic_ms() - bs->spare_opened_ms < SPARE_MAX_AGE_MS) {
-            *was_spare = true;
-            return NEO4J_OK;
-        }
-        neo4j_abandon(bs, tx_path);
-    }
-    enum neo4j_status st = neo4j_begin(bs->neo4j, tx_path, r);
+    *was_spare = allow_spare && spare_take(&bs->spare, tx_path);
+    enum neo4j_status st = *was_spare ? NEO4J_OK : neo4j_begin(bs->neo4j, tx_path, r);
     if (st == NEO4J_OK && orphans_add(&bs->orphans, tx_path) != 0) {
         neo4j_abandon(bs, tx_path);
         return NEO4J_DATABASE_ERROR;
@@ -663,12 +626,12 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
         log_debug("group commit: %zu transactions, %zu to Neo4j in %zu statements", n, members,
                   json_array_size(stmts) - 1);
     bool was_spare;
-    enum neo4j_status ns = take_transaction(bs, tx_path, &r, &was_spare);
+    enum neo4j_status ns = take_transaction(bs, tx_path, true, &r, &was_spare);
     if (ns == NEO4J_OK) {
         ns = neo4j_run(bs->neo4j, tx_path, stmts, &r);
         if (ns == NEO4J_TX_GONE && was_spare) { /* the spare expired: once more, fresh */
             orphans_remove(&bs->orphans, tx_path);
-            ns = take_transaction(bs, tx_path, &r, &was_spare);
+            ns = take_transaction(bs, tx_path, false, &r, &was_spare);
             if (ns == NEO4J_OK)
                 ns = neo4j_run(bs->neo4j, tx_path, stmts, &r);
         }

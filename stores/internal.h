@@ -13,6 +13,7 @@
 #include "stores/bistore.h"
 #include "stores/cypher.h"
 #include "stores/neo4j.h"
+#include "stores/spare.h"
 #include "stores/sqlite.h"
 
 #define ORPHANS_MAX 64
@@ -60,8 +61,7 @@ struct bistore {
     int64_t applied_seq;            /* highest seq known to be in Neo4j */
     bool recovered;                 /* recovery ran since the writer (re)started talking to Neo4j */
     char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
-    char spare_tx[NEO4J_TX_PATH_MAX]; /* an empty Neo4j tx opened ahead, or "" */
-    int64_t spare_opened_ms;
+    struct spare spare;             /* empty Neo4j transactions opened ahead */
     size_t n_rel_types;
 
     /* Shared, under lock. */
@@ -108,8 +108,6 @@ struct commit_item {
     struct bistore_outcome *out;
 };
 void commit_group(struct bistore *bs, struct commit_item *items, size_t n);
-/* While idle: opens the next Neo4j transaction ahead of time. */
-void commit_open_spare(struct bistore *bs);
 
 /* apply.c: one transaction's rows in SQLite and its Cypher. */
 struct apply_state {

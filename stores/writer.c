@@ -77,10 +77,10 @@ static bool is_ready(struct bistore *bs)
     return ready;
 }
 
-/* True when nothing but the spare transaction is open and nothing pending. */
+/* True when no Neo4j transaction of ours is open and nothing is pending. */
 static bool writer_clean(struct bistore *bs)
 {
-    return bs->applied_seq == bs->last_seq && bs->orphans.n == (bs->spare_tx[0] ? 1u : 0u);
+    return bs->applied_seq == bs->last_seq && bs->orphans.n == 0;
 }
 
 /* Recovery or replay as needed; true when a transaction may start. */
@@ -208,11 +208,6 @@ static void *writer_main(void *arg)
         }
         for (size_t i = 0; i < n; i++)
             finish_job(bs, jobs[i]);
-        pthread_mutex_lock(&bs->lock);
-        bool idle = !bs->head;
-        pthread_mutex_unlock(&bs->lock);
-        if (idle && can_write)
-            commit_open_spare(bs);
     }
     return NULL;
 }
@@ -354,6 +349,8 @@ int bistore_start(struct bistore *bs, struct bs_error *err)
     fault_init();
     log_info("SQLite %s open (store %s, intent log at seq %lld)", bs->sqlite_path, bs->store_id,
              (long long)bs->last_seq);
+    if (spare_start(&bs->spare, &bs->neo4j_cfg) != 0)
+        log_warn("no spare Neo4j transactions: every write opens its own");
     if (pthread_create(&bs->writer, NULL, writer_main, bs) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot start the writer thread");
         return -1;
@@ -380,6 +377,7 @@ void bistore_close(struct bistore *bs)
     recon_reap(bs, true); /* a running reconciliation stops at the writer */
     if (bs->writer_started)
         pthread_join(bs->writer, NULL);
+    spare_stop(&bs->spare);
     if (bs->orphans.n)
         orphans_rollback_all(&bs->orphans, bs->neo4j);
     neo4j_client_free(bs->neo4j);

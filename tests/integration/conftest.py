@@ -224,6 +224,13 @@ class Neo4j:
         assert len(rows) == 1 and len(rows[0]) == 1, f"expected one value from {statement!r}, got {rows!r}"
         return rows[0][0]
 
+    def open_transactions(self):
+        """Ids of the transactions running now (open HTTP ones included), but this one."""
+        rows = self.run("SHOW TRANSACTIONS YIELD transactionId, currentQuery, status "
+                        "WHERE NOT currentQuery STARTS WITH 'SHOW TRANSACTIONS' "
+                        "AND status = 'Running' RETURN transactionId")
+        return [r[0] for r in rows]
+
     def terminate_other_transactions(self):
         rows = self.run("SHOW TRANSACTIONS YIELD transactionId, currentQuery, status "
                         "WHERE NOT currentQuery STARTS WITH 'SHOW TRANSACTIONS' "

@@ -5,6 +5,7 @@ neighbours."""
 
 import re
 import threading
+import time
 
 from conftest import assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
 
@@ -123,3 +124,28 @@ def test_a_member_neo4j_lacks_fails_alone_and_writes_nothing(gateway_factory, ne
     assert_intents_settled(gw.store, neo4j)
     groups = [tuple(map(int, m)) for m in STMTS_RE.findall(gw.log_path.read_text(errors="replace"))]
     assert any(members > 1 for _, members, _ in groups), f"no group formed: {groups}"
+
+
+def test_writes_take_a_transaction_opened_ahead(gateway_factory, neo4j):
+    """A spare Neo4j transaction is opened ahead on a connection of its own,
+    so a write's own requests are only the statements and the commit."""
+    gw = gateway_factory(args=["--log-level", "debug"])
+    assert gw.post("/v1/entities", {"id": "warm", "type": "Person"}).status == 201
+    rids = []
+    for i in range(5):
+        time.sleep(0.3)  # the next spare is open by now
+        rid = f"spare-{i}"
+        r = gw.post("/v1/entities", {"id": f"s-{i}", "type": "Person"}, headers={"X-Request-Id": rid})
+        assert r.status == 201, r
+        rids.append(rid)
+    log = gw.log_path.read_text(errors="replace")
+    for rid in rids:
+        calls = re.findall(r"\[" + re.escape(rid) + r"\] neo4j (POST|DELETE) (\S+)", log)
+        paths = [p for _, p in calls]
+        assert len(paths) == 2, f"{rid}: {calls}"
+        assert re.fullmatch(r"/db/neo4j/tx/\d+", paths[0]) and paths[1] == paths[0] + "/commit", calls
+    assert_intents_settled(gw.store, neo4j)
+    # the spare left open is rolled back on shutdown: nothing of ours stays open
+    assert len(neo4j.open_transactions()) >= 1, "no spare transaction is open"
+    assert gw.terminate() == 0, gw.log_tail()
+    assert neo4j.open_transactions() == [], neo4j.open_transactions()
