@@ -73,37 +73,12 @@ bool only_fields(const json_t *obj, const char *const *allowed, const char *pref
 
 void refs_free(struct refs *refs)
 {
-    for (size_t i = 0; i < refs->n; i++)
-        free(refs->items[i].name);
-    free(refs->items);
-    memset(refs, 0, sizeof *refs);
+    strmap_free(&refs->ids);
 }
 
 static const char *refs_find(const struct refs *refs, const char *name)
 {
-    for (size_t i = 0; i < refs->n; i++)
-        if (strcmp(refs->items[i].name, name) == 0)
-            return refs->items[i].id;
-    return NULL;
-}
-
-static bool refs_add(struct refs *refs, const char *name, const char *id)
-{
-    if (refs->n == refs->cap) {
-        size_t cap = refs->cap ? refs->cap * 2 : 16;
-        void *p = realloc(refs->items, cap * sizeof *refs->items);
-        if (!p)
-            return false;
-        refs->items = p;
-        refs->cap = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        return false;
-    refs->items[refs->n].name = copy;
-    refs->items[refs->n].id = id;
-    refs->n++;
-    return true;
+    return strmap_get(&refs->ids, name);
 }
 
 static bool invalid(struct bs_error *err, const char *prefix, const char *field,
@@ -297,9 +272,10 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
                 return invalid(err, prefix, "ref", "'ref' is only for transactions");
             if (ref[0] == '\0' || strlen(ref) > MAX_REFS_LEN)
                 return invalid(err, prefix, "ref", "a ref is 1..128 characters");
-            if (refs_find(refs, ref))
+            enum strmap_status added = strmap_add(&refs->ids, ref, op->id);
+            if (added == STRMAP_EXISTS)
                 return invalid(err, prefix, "ref", "this ref is already used in the transaction");
-            if (!refs_add(refs, ref, op->id)) {
+            if (added != STRMAP_OK) { /* too big cannot happen below max_operations */
                 bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
                 return false;
             }

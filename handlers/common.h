@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "common/strmap.h"
 #include "server/app.h"
 #include "server/request.h"
 #include "stores/model.h"
@@ -25,13 +26,10 @@ json_t *body_object(const struct request *req, struct response *res);
 bool only_fields(const json_t *obj, const char *const *allowed, const char *prefix,
                  struct bs_error *err);
 
-/* In-batch refs: "ref" names of create_entity operations and their ids. */
+/* In-batch refs: "ref" names of create_entity operations and their ids
+ * (pointing into the ops). Zero-initialised: no refs yet. */
 struct refs {
-    size_t n, cap;
-    struct {
-        char *name;
-        const char *id; /* points into the op */
-    } * items;
+    struct strmap ids;
 };
 void refs_free(struct refs *refs);
 

@@ -11,12 +11,17 @@
 #include "stores/canon.h"
 #include "stores/internal.h"
 
+/* Canonical JSON of one record: bounded by the request body, far below. */
+#define CANON_TEXT_MAX ((size_t)1 << 31)
+
 int apply_init(struct apply_state *st)
 {
     memset(st, 0, sizeof *st);
     st->results = json_array();
     st->records = json_array();
     time_now_rfc3339(st->now);
+    buf_init(&st->properties, CANON_TEXT_MAX);
+    buf_init(&st->record, CANON_TEXT_MAX);
     if (cypher_batch_init(&st->cypher) != 0 || !st->results || !st->records) {
         apply_free(st);
         return -1;
@@ -30,6 +35,8 @@ void apply_free(struct apply_state *st)
     json_decref(st->results);
     json_decref(st->records);
     free(st->stmt_first_op);
+    buf_free(&st->properties);
+    buf_free(&st->record);
     memset(st, 0, sizeof *st);
 }
 
@@ -52,6 +59,7 @@ static int add_result(struct apply_state *st, const struct bs_op *op, int64_t ve
     return json_array_append_new(st->records, record ? record : json_null());
 }
 
+/* e->hash for an update, whose properties are serialised again by the row write. */
 static int entity_hash(struct sql_entity *e, struct bs_error *err)
 {
     json_t *rec = canon_entity_record(e->id, e->type, e->properties, e->version);
@@ -60,18 +68,18 @@ static int entity_hash(struct sql_entity *e, struct bs_error *err)
     return rc == 0 ? 0 : nomem(err);
 }
 
+/* The canonical JSON of props in st->properties (for the hash and the row). */
+static int properties_text(struct apply_state *st, const json_t *props, struct bs_error *err)
+{
+    buf_reset(&st->properties);
+    return canon_append(&st->properties, props) == BUF_OK ? 0 : nomem(err);
+}
+
+/* The insert is the existence check: the primary key refuses a taken id. */
 static int create_entity(struct bistore *bs, const struct bs_op *op, struct apply_state *st,
                          struct bs_error *err)
 {
     struct sql_entity e = {0};
-    int found = sql_entity_get(bs->wconn, op->id, &e, err);
-    sql_entity_clear(&e);
-    if (found < 0)
-        return -1;
-    if (found == 0) {
-        bs_error_field(err, "id");
-        return bs_error_set(err, BS_ENTITY_EXISTS, "entity '%s' already exists", op->id), -1;
-    }
     snprintf(e.id, sizeof e.id, "%s", op->id);
     snprintf(e.type, sizeof e.type, "%s", op->type);
     e.properties = op->properties ? json_incref(op->properties) : json_object();
@@ -80,15 +88,39 @@ static int create_entity(struct bistore *bs, const struct bs_op *op, struct appl
     snprintf(e.created_at, sizeof e.created_at, "%s", st->now);
     snprintf(e.updated_at, sizeof e.updated_at, "%s", st->now);
     int rc = -1;
-    json_t *node = NULL;
-    if (e.properties && entity_hash(&e, err) == 0 && sql_entity_insert(bs->wconn, &e, err) == 0) {
-        node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
-        if (node && cypher_create_entity(&st->cypher, e.type, node) == 0 &&
-            add_result(st, op, 1, sql_entity_json(&e)) == 0)
-            rc = 0;
-        else
-            nomem(err);
+    if (!e.properties) {
+        nomem(err);
+        goto out;
     }
+    if (properties_text(st, e.properties, err) != 0)
+        goto out;
+    struct canon_record rec = {.id = e.id,
+                               .type = e.type,
+                               .properties = buf_str(&st->properties),
+                               .properties_len = st->properties.len,
+                               .version = e.version};
+    if (canon_entity_hash(&st->record, &rec, e.hash) != 0) {
+        nomem(err);
+        goto out;
+    }
+    int created = sql_entity_create(bs->wconn, &e, buf_str(&st->properties), err);
+    if (created == 1) {
+        if (sql_entity_exists(bs->wconn, op->id, err) == 0) {
+            bs_error_field(err, "id");
+            bs_error_set(err, BS_ENTITY_EXISTS, "entity '%s' already exists", op->id);
+        } else {
+            log_error("insert of entity %s refused: %s", op->id, err->message);
+        }
+    }
+    if (created != 0)
+        goto out;
+    json_t *node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
+    if (node && cypher_create_entity(&st->cypher, e.type, node) == 0 &&
+        add_result(st, op, 1, sql_entity_json(&e)) == 0)
+        rc = 0;
+    else
+        nomem(err);
+out:
     sql_entity_clear(&e);
     return rc;
 }
@@ -206,22 +238,35 @@ static int endpoint_exists(struct bistore *bs, const char *id, const char *field
     return found == 0 ? 0 : -1;
 }
 
-static int create_relationship(struct bistore *bs, const struct bs_op *op, struct apply_state *st,
-                               struct bs_error *err)
+/*
+ * Names the rule a refused relationship insert broke, checked in the order
+ * a client is told: the source, the target, then the id. err keeps the
+ * SQLite message when none of them explains it.
+ */
+static int relationship_refused(struct bistore *bs, const struct bs_op *op, struct bs_error *err)
 {
     if (endpoint_exists(bs, op->source, "source", err) != 0 ||
         endpoint_exists(bs, op->target, "target", err) != 0)
         return -1;
-    struct sql_relationship r = {0};
-    int found = sql_relationship_get(bs->wconn, op->id, &r, err);
-    sql_relationship_clear(&r);
-    if (found < 0)
-        return -1;
+    int found = sql_relationship_exists(bs->wconn, op->id, err);
     if (found == 0) {
         bs_error_field(err, "id");
         bs_error_set(err, BS_RELATIONSHIP_EXISTS, "relationship '%s' already exists", op->id);
-        return -1;
+    } else if (found == 1) {
+        log_error("insert of relationship %s refused: %s", op->id, err->message);
     }
+    return -1;
+}
+
+/*
+ * The insert is the check: the foreign keys refuse a missing endpoint
+ * (entities deleted earlier in this transaction included) and the primary
+ * key a taken id; only then do we look for which, to answer.
+ */
+static int create_relationship(struct bistore *bs, const struct bs_op *op, struct apply_state *st,
+                               struct bs_error *err)
+{
+    struct sql_relationship r = {0};
     snprintf(r.id, sizeof r.id, "%s", op->id);
     snprintf(r.type, sizeof r.type, "%s", op->type);
     snprintf(r.source, sizeof r.source, "%s", op->source);
@@ -231,23 +276,37 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op, struc
     snprintf(r.created_at, sizeof r.created_at, "%s", st->now);
     snprintf(r.updated_at, sizeof r.updated_at, "%s", st->now);
     int rc = -1;
-    json_t *rec = r.properties ? canon_relationship_record(r.id, r.type, r.source, r.target,
-                                                           r.properties, r.version)
-                               : NULL;
-    if (!rec || canon_hash(rec, r.hash) != 0) {
+    if (!r.properties) {
         nomem(err);
-    } else if (sql_relationship_insert(bs->wconn, &r, err) == 0) {
-        json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
-        if (props &&
-            cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
-            add_result(st, op, 1, sql_relationship_json(&r)) == 0) {
-            note_rel_type(bs, st, op->type);
-            rc = 0;
-        } else {
-            nomem(err);
-        }
+        goto out;
     }
-    json_decref(rec);
+    if (properties_text(st, r.properties, err) != 0)
+        goto out;
+    struct canon_record rec = {.id = r.id,
+                               .type = r.type,
+                               .source = r.source,
+                               .target = r.target,
+                               .properties = buf_str(&st->properties),
+                               .properties_len = st->properties.len,
+                               .version = r.version};
+    if (canon_relationship_hash(&st->record, &rec, r.hash) != 0) {
+        nomem(err);
+        goto out;
+    }
+    int created = sql_relationship_create(bs->wconn, &r, buf_str(&st->properties), err);
+    if (created == 1)
+        relationship_refused(bs, op, err);
+    if (created != 0)
+        goto out;
+    json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
+    if (props && cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
+        add_result(st, op, 1, sql_relationship_json(&r)) == 0) {
+        note_rel_type(bs, st, op->type);
+        rc = 0;
+    } else {
+        nomem(err);
+    }
+out:
     sql_relationship_clear(&r);
     return rc;
 }

@@ -1,5 +1,6 @@
 #include "stores/canon.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -199,9 +200,66 @@ json_t *canon_relationship_record(const char *id, const char *type, const char *
                      "target", target, "properties", properties, "version", (json_int_t)version);
 }
 
+/* Appends sep (',' or the opening '{') and `"key":"value"`, value escaped. */
+static enum buf_status append_string_member(struct buf *out, char sep, const char *key,
+                                            const char *value)
+{
+    enum buf_status st = buf_append_char(out, sep);
+    if (st == BUF_OK)
+        st = append_string(out, key, strlen(key));
+    if (st == BUF_OK)
+        st = buf_append_char(out, ':');
+    return st == BUF_OK ? append_string(out, value, strlen(value)) : st;
+}
+
+/* hex = XXH64 of the record text in out, which ends with version. */
+static int hash_record(struct buf *out, enum buf_status st, int64_t version, char hex[HASH_STR_LEN])
+{
+    if (st == BUF_OK)
+        st = buf_printf(out, ",\"version\":%" PRId64 "}", version);
+    if (st != BUF_OK)
+        return -1;
+    XXH64_hash_t h = XXH64(buf_str(out), out->len, 0);
+    snprintf(hex, HASH_STR_LEN, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+/* Keys in canonical (byte) order: id, properties, source, target, type, version. */
+int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char hex[HASH_STR_LEN])
+{
+    buf_reset(scratch);
+    enum buf_status st = append_string_member(scratch, '{', "id", r->id);
+    if (st == BUF_OK)
+        st = buf_append_str(scratch, ",\"properties\":");
+    if (st == BUF_OK)
+        st = buf_append(scratch, r->properties, r->properties_len);
+    if (st == BUF_OK)
+        st = append_string_member(scratch, ',', "type", r->type);
+    return hash_record(scratch, st, r->version, hex);
+}
+
+int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
+                            char hex[HASH_STR_LEN])
+{
+    buf_reset(scratch);
+    enum buf_status st = append_string_member(scratch, '{', "id", r->id);
+    if (st == BUF_OK)
+        st = buf_append_str(scratch, ",\"properties\":");
+    if (st == BUF_OK)
+        st = buf_append(scratch, r->properties, r->properties_len);
+    if (st == BUF_OK)
+        st = append_string_member(scratch, ',', "source", r->source);
+    if (st == BUF_OK)
+        st = append_string_member(scratch, ',', "target", r->target);
+    if (st == BUF_OK)
+        st = append_string_member(scratch, ',', "type", r->type);
+    return hash_record(scratch, st, r->version, hex);
+}
+
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version, const char *hash)
 {
-    json_t *m = json_deep_copy(properties);
+    /* A shallow copy: the values are shared, and no one changes them. */
+    json_t *m = json_copy((json_t *)properties);
     if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
         json_object_set_new(m, "_v", json_integer(version)) != 0 ||
         json_object_set_new(m, "_h", json_string(hash)) != 0) {

@@ -41,6 +41,23 @@ json_t *canon_relationship_record(const char *id, const char *type, const char *
                                   const char *target, json_t *properties, int64_t version);
 
 /*
+ * The same hashes without building the record: properties given as their
+ * canonical JSON text (canon_append), which the caller also stores. What
+ * canon_hash gives for canon_entity_record / canon_relationship_record of
+ * the same fields (source and target unused for an entity). scratch is
+ * the caller's (reset here, kept for the next call). 0, or -1 on no memory.
+ */
+struct canon_record {
+    const char *id, *type, *source, *target;
+    const char *properties;
+    size_t properties_len;
+    int64_t version;
+};
+int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char hex[HASH_STR_LEN]);
+int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
+                            char hex[HASH_STR_LEN]);
+
+/*
  * The property map Neo4j holds for a record: its mirrored properties plus
  * id, _v and _h (a new reference; NULL on no memory).
  */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "stores/bistore.h"
 #include "stores/cypher.h"
 #include "stores/neo4j.h"
@@ -119,6 +120,8 @@ struct apply_state {
     const char *new_rel_types[64]; /* types first seen in this transaction */
     size_t n_new_rel_types;
     char now[TIMESTAMP_LEN];
+    struct buf properties; /* canonical JSON of the properties of one create */
+    struct buf record;     /* the canonical record being hashed */
 };
 int apply_init(struct apply_state *st);
 void apply_free(struct apply_state *st);

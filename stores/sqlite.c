@@ -78,6 +78,7 @@ static const char *const stmt_sql[Q_COUNT] = {
                          " ORDER BY 1",
     [Q_REL_GET] = "SELECT id, type, source_id, target_id, properties, version, hash,"
                   " created_at, updated_at FROM relationships WHERE id = ?1",
+    [Q_REL_EXISTS] = "SELECT 1 FROM relationships WHERE id = ?1",
     [Q_REL_INSERT] = "INSERT INTO relationships(id, type, source_id, target_id, properties,"
                      " version, hash, created_at, updated_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -114,6 +115,26 @@ static int sql_fail(struct sql_conn *c, struct bs_error *err, const char *what)
     return -1;
 }
 
+/*
+ * Checks that the pragma took: a relationship insert relies on the foreign
+ * keys to refuse a missing endpoint (sql_relationship_create), and a
+ * SQLite built without them would take it silently.
+ */
+static int foreign_keys_on(struct sql_conn *c, struct bs_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int on = 0;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA foreign_keys", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        on = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (on == 1)
+        return 0;
+    log_error("sqlite: foreign keys are not enforced by this SQLite");
+    bs_error_set(err, BS_STORAGE_ERROR, "SQLite: foreign keys are not enforced");
+    return -1;
+}
+
 struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
 {
     struct sql_conn *c = calloc(1, sizeof *c);
@@ -132,7 +153,8 @@ struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
     const char *pragmas = writable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                      " PRAGMA foreign_keys=ON;"
                                    : "PRAGMA foreign_keys=ON;";
-    if (sql_exec(c, pragmas, err) != 0 || (writable && sql_exec(c, schema_sql, err) != 0)) {
+    if (sql_exec(c, pragmas, err) != 0 || (writable && sql_exec(c, schema_sql, err) != 0) ||
+        foreign_keys_on(c, err) != 0) {
         sql_close(c);
         return NULL;
     }
@@ -205,6 +227,22 @@ static int step_done(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, 
     if (rc != SQLITE_DONE)
         return sql_fail(c, err, what);
     return 0;
+}
+
+/*
+ * Runs an insert of a new row: 0 done, 1 refused by a constraint (err
+ * filled, not logged: a client's mistake the caller names), -1 otherwise.
+ */
+static int step_create(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_CONSTRAINT)
+        return sql_fail(c, err, what);
+    bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s: %s", what, sqlite3_errmsg(c->db));
+    return 1;
 }
 
 /* ---- pool ---- */
@@ -328,20 +366,18 @@ int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err)
     return rc == SQLITE_DONE ? 1 : sql_fail(c, err, "entity exists");
 }
 
-/* Binds ?1..?8 of the entity insert/update statements. */
-static int write_entity(struct sql_conn *c, enum sql_stmt_id id, const struct sql_entity *e,
-                        struct bs_error *err)
+/* Binds ?1..?8 of the entity insert/update statements; props: canonical JSON. */
+static sqlite3_stmt *bind_entity(struct sql_conn *c, enum sql_stmt_id id,
+                                 const struct sql_entity *e, const char *props,
+                                 struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, id, err);
     if (!s)
-        return -1;
-    char *props = canon_dumps(e->properties);
+        return NULL;
     char *meta = e->metadata ? canon_dumps(e->metadata) : NULL;
-    if (!props || (e->metadata && !meta)) {
-        free(props);
-        free(meta);
+    if (e->metadata && !meta) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        return -1;
+        return NULL;
     }
     bind_text(s, 1, e->id);
     bind_text(s, 2, e->type);
@@ -351,8 +387,22 @@ static int write_entity(struct sql_conn *c, enum sql_stmt_id id, const struct sq
     bind_text(s, 6, e->hash);
     bind_text(s, 7, e->created_at);
     bind_text(s, 8, e->updated_at);
-    free(props);
     free(meta);
+    return s;
+}
+
+static int write_entity(struct sql_conn *c, enum sql_stmt_id id, const struct sql_entity *e,
+                        struct bs_error *err)
+{
+    char *props = canon_dumps(e->properties);
+    if (!props) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return -1;
+    }
+    sqlite3_stmt *s = bind_entity(c, id, e, props, err);
+    free(props);
+    if (!s)
+        return -1;
     int rc = step_done(c, s, err, id == Q_ENTITY_INSERT ? "insert entity" : "update entity");
     if (rc == 0 && id == Q_ENTITY_UPDATE && sqlite3_changes(c->db) != 1)
         return sql_fail(c, err, "update entity: row vanished");
@@ -362,6 +412,13 @@ static int write_entity(struct sql_conn *c, enum sql_stmt_id id, const struct sq
 int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err)
 {
     return write_entity(c, Q_ENTITY_INSERT, e, err);
+}
+
+int sql_entity_create(struct sql_conn *c, const struct sql_entity *e, const char *properties_text,
+                      struct bs_error *err)
+{
+    sqlite3_stmt *s = bind_entity(c, Q_ENTITY_INSERT, e, properties_text, err);
+    return s ? step_create(c, s, err, "insert entity") : -1;
 }
 
 int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err)
@@ -472,17 +529,26 @@ int sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relation
     return ret;
 }
 
-int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
-                            struct bs_error *err)
+int sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err)
+{
+    sqlite3_stmt *s = stmt(c, Q_REL_EXISTS, err);
+    if (!s)
+        return -1;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? 1 : sql_fail(c, err, "relationship exists");
+}
+
+/* Binds ?1..?9 of the relationship insert; props: canonical JSON. */
+static sqlite3_stmt *bind_relationship(struct sql_conn *c, const struct sql_relationship *r,
+                                       const char *props, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_REL_INSERT, err);
     if (!s)
-        return -1;
-    char *props = canon_dumps(r->properties);
-    if (!props) {
-        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        return -1;
-    }
+        return NULL;
     bind_text(s, 1, r->id);
     bind_text(s, 2, r->type);
     bind_text(s, 3, r->source);
@@ -492,8 +558,27 @@ int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r
     bind_text(s, 7, r->hash);
     bind_text(s, 8, r->created_at);
     bind_text(s, 9, r->updated_at);
+    return s;
+}
+
+int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
+                            struct bs_error *err)
+{
+    char *props = canon_dumps(r->properties);
+    if (!props) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return -1;
+    }
+    sqlite3_stmt *s = bind_relationship(c, r, props, err);
     free(props);
-    return step_done(c, s, err, "insert relationship");
+    return s ? step_done(c, s, err, "insert relationship") : -1;
+}
+
+int sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
+                            const char *properties_text, struct bs_error *err)
+{
+    sqlite3_stmt *s = bind_relationship(c, r, properties_text, err);
+    return s ? step_create(c, s, err, "insert relationship") : -1;
 }
 
 int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err)

@@ -34,6 +34,7 @@ enum sql_stmt_id {
     Q_ENTITY_LIST_TYPE,
     Q_RELS_OF_ENTITY,
     Q_REL_GET,
+    Q_REL_EXISTS,
     Q_REL_INSERT,
     Q_REL_DELETE,
     Q_INTENT_INSERT,
@@ -108,6 +109,14 @@ int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
 /* 0 when entity id exists, 1 when not (no row is read or parsed). */
 int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err);
 int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
+/*
+ * Inserts a new entity whose properties are already in canonical JSON
+ * (properties_text; e->properties is not read). 1 when a constraint
+ * refused the row (in practice: the id is taken), with err filled but
+ * nothing logged, so the caller can name the client's mistake.
+ */
+int sql_entity_create(struct sql_conn *c, const struct sql_entity *e, const char *properties_text,
+                      struct bs_error *err);
 int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
 /* Calls fn for each relationship touching entity id (as source or target). */
@@ -118,6 +127,16 @@ int sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relation
                          struct bs_error *err);
 int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
                             struct bs_error *err);
+/* 0 when relationship id exists, 1 when not (no row is read or parsed). */
+int sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err);
+/*
+ * Inserts a new relationship whose properties are already in canonical
+ * JSON (properties_text). 1 when a constraint refused the row: the id is
+ * taken, or an endpoint does not exist (the foreign keys, on for every
+ * connection sql_open makes); err filled, nothing logged.
+ */
+int sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
+                            const char *properties_text, struct bs_error *err);
 int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err);
 /* Entities ordered by id, after `after` (NULL: from the start), of type (NULL: any). */
 int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,

@@ -433,3 +433,66 @@ Test(canon, round_trip_through_jansson_dumps)
     json_decref(back);
     json_decref(orig);
 }
+
+/* canon_entity_hash / canon_relationship_hash (from the properties' text)
+ * give what canon_hash gives for the built record, for awkward strings,
+ * nested and empty properties and large versions, with one scratch buffer. */
+Test(canon, record_hash_from_text_matches_record)
+{
+    static const char *const props_texts[] = {
+        "{}",
+        "{\"weight\": 0.7}",
+        "{\"b\": [1, 2.5, {\"z\": null, \"a\": true}], \"a\": \"x\\\"y\\\\z\\n\\u0001\"}",
+        "{\"name\": \"\\u00e9t\\u00e9\", \"n\": -9007199254740993}",
+    };
+    static const char *const ids[] = {"e1", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "a.b:c-d_e",
+                                      "q\"uote\\back"};
+    struct buf scratch;
+    buf_init(&scratch, (size_t)1 << 20);
+    for (size_t i = 0; i < sizeof props_texts / sizeof props_texts[0]; i++) {
+        json_t *props = parse(props_texts[i]);
+        char *text = canon_dumps(props);
+        cr_assert_not_null(text);
+        const char *id = ids[i % 4];
+        int64_t version = i == 3 ? INT64_MAX : (int64_t)i + 1;
+        struct canon_record cr = {.id = id,
+                                  .type = "WORKS_AT",
+                                  .source = ids[(i + 1) % 4],
+                                  .target = ids[(i + 2) % 4],
+                                  .properties = text,
+                                  .properties_len = strlen(text),
+                                  .version = version};
+        char want[HASH_STR_LEN], got[HASH_STR_LEN];
+
+        json_t *rec = canon_entity_record(id, "WORKS_AT", props, version);
+        cr_assert_eq(canon_hash(rec, want), 0);
+        cr_assert_eq(canon_entity_hash(&scratch, &cr, got), 0);
+        cr_expect_str_eq(got, want, "entity %zu", i);
+        json_decref(rec);
+
+        rec = canon_relationship_record(id, "WORKS_AT", cr.source, cr.target, props, version);
+        cr_assert_eq(canon_hash(rec, want), 0);
+        cr_assert_eq(canon_relationship_hash(&scratch, &cr, got), 0);
+        cr_expect_str_eq(got, want, "relationship %zu", i);
+        json_decref(rec);
+        free(text);
+        json_decref(props);
+    }
+    buf_free(&scratch);
+}
+
+/* The Neo4j map shares the property values and leaves the input alone. */
+Test(canon, neo4j_map_leaves_properties_alone)
+{
+    json_t *props = parse("{\"tags\": [\"a\"], \"w\": 1.5}");
+    json_t *m = canon_neo4j_map("r1", props, 2, "0123456789abcdef");
+    cr_assert_not_null(m);
+    cr_expect_eq(json_object_size(props), 2);
+    cr_expect_eq(json_object_size(m), 5);
+    cr_expect_str_eq(json_string_value(json_object_get(m, "id")), "r1");
+    cr_expect_eq(json_integer_value(json_object_get(m, "_v")), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(m, "_h")), "0123456789abcdef");
+    cr_expect(json_equal(json_object_get(m, "tags"), json_object_get(props, "tags")));
+    json_decref(m);
+    json_decref(props);
+}

@@ -353,12 +353,12 @@ Test(parse, ref_resolves_to_earlier_create)
     cr_expect(is_uuid7(ops[0].id));
     cr_expect_str_eq(ops[2].source, ops[0].id, "{\"ref\": \"a\"} is the first op's id");
     cr_expect_str_eq(ops[2].target, "entity_9c1b");
-    cr_expect_eq(refs.n, 2);
+    cr_expect_eq(refs.ids.n, 2);
     for (int i = 0; i < 3; i++)
         op_free(&ops[i]);
     refs_free(&refs);
-    cr_expect_eq(refs.n, 0);
-    cr_expect_null(refs.items);
+    cr_expect_eq(refs.ids.n, 0);
+    cr_expect_null(refs.ids.slots);
 }
 
 Test(parse, ref_mixed_with_plain_id)
@@ -419,7 +419,7 @@ Test(parse, duplicate_ref_rejected)
     expect_ok("{\"op\": \"create_entity\", \"ref\": \"a\", \"type\": \"P\"}", &op, &refs);
     expect_bad("{\"op\": \"create_entity\", \"ref\": \"a\", \"type\": \"Q\"}", &refs,
                BS_INVALID_REQUEST, "operations[2].ref");
-    cr_expect_eq(refs.n, 1, "the duplicate is not recorded");
+    cr_expect_eq(refs.ids.n, 1, "the duplicate is not recorded");
     op_free(&op);
     refs_free(&refs);
 }
@@ -438,7 +438,7 @@ Test(parse, bad_refs)
     snprintf(text, sizeof text, "{\"op\": \"create_entity\", \"ref\": \"%s\", \"type\": \"P\"}",
              longref);
     expect_bad(text, &refs, BS_INVALID_REQUEST, "operations[2].ref");
-    cr_expect_eq(refs.n, 0);
+    cr_expect_eq(refs.ids.n, 0);
     refs_free(&refs);
 }
 
@@ -474,7 +474,7 @@ Test(parse, many_refs)
               "%s", err.message);
     cr_expect_str_eq(ops[N].source, "e0");
     cr_expect_str_eq(ops[N].target, "e39");
-    cr_expect_eq(refs.n, N);
+    cr_expect_eq(refs.ids.n, N);
     for (int i = 0; i <= N; i++)
         op_free(&ops[i]);
     free(ops);
