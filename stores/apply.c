@@ -215,7 +215,7 @@ static int delete_entity(struct bistore *bs, const struct bs_op *op, struct appl
 }
 
 /* Notes a relationship type whose constraint may not exist yet. */
-static void note_rel_type(struct bistore *bs, struct apply_state *st, const char *type)
+void apply_note_rel_type(struct bistore *bs, struct apply_state *st, const char *type)
 {
     for (size_t i = 0; i < bs->n_rel_types; i++)
         if (strcmp(bs->rel_types[i], type) == 0)
@@ -301,7 +301,7 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op, struc
     json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
     if (props && cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
         add_result(st, op, 1, sql_relationship_json(&r)) == 0) {
-        note_rel_type(bs, st, op->type);
+        apply_note_rel_type(bs, st, op->type);
         rc = 0;
     } else {
         nomem(err);
@@ -368,6 +368,8 @@ int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, st
         }
         if (track_statement(st, before, i) != 0)
             return nomem(err);
+        if (st->after_op && st->after_op(st->after_op_arg, st, err) != 0)
+            return -1; /* err names its operation */
     }
     if (cypher_batch_finish(&st->cypher) != 0)
         return nomem(err);

@@ -21,13 +21,16 @@
  *  - intents are applied in seq order: a new transaction starts only when
  *    nothing is pending (applied_seq == last_seq).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
+#include "stores/canon.h"
 #include "stores/fault.h"
 #include "stores/internal.h"
-#include <stdio.h>
 
 static enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_result *r,
                                   const char *what)
@@ -92,7 +95,7 @@ static int mark_applied(struct bistore *bs, int64_t upto, struct bs_error *err)
 }
 
 /* Intents replayed together in one Neo4j transaction, at most. */
-#define REPLAY_BATCH_INTENTS 500
+#define REPLAY_BATCH_INTENTS 2000
 #define REPLAY_BATCH_BYTES ((size_t)8 << 20)
 
 struct replay_ctx {
@@ -361,16 +364,18 @@ static void record_aborted(struct bistore *bs, const char *tx_id, struct bs_txn 
 
 /* Writes the intent, the audit row and the idempotency row of the transaction. */
 static int log_intent(struct bistore *bs, struct bs_txn *txn, const char *tx_id, int64_t seq,
-                      struct apply_state *st, json_t *result, struct bs_error *err)
+                      struct apply_state *st, const char *stmts_text, json_t *result,
+                      struct bs_error *err)
 {
-    char *stmts = json_dumps(st->cypher.statements, JSON_COMPACT);
+    char *stmts = stmts_text ? NULL : json_dumps(st->cypher.statements, JSON_COMPACT);
     char *ops = json_dumps(st->results, JSON_COMPACT);
     char *prov = txn->provenance ? json_dumps(txn->provenance, JSON_COMPACT) : NULL;
     char *res = txn->idem_key ? json_dumps(result, JSON_COMPACT) : NULL;
     int rc = -1;
-    if (!stmts || !ops || (txn->provenance && !prov) || (txn->idem_key && !res))
+    if ((!stmts && !stmts_text) || !ops || (txn->provenance && !prov) || (txn->idem_key && !res))
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-    else if (sql_intent_insert(bs->wconn, seq, tx_id, stmts, st->now, err) == 0 &&
+    else if (sql_intent_insert(bs->wconn, seq, tx_id, stmts_text ? stmts_text : stmts, st->now,
+                               err) == 0 &&
              sql_tx_insert(bs->wconn, tx_id, seq, "committed", st->now, ops, NULL, prov, err) ==
                  0 &&
              (!txn->idem_key ||
@@ -417,7 +422,12 @@ struct member {
     int64_t seq;       /* its intent; 0 when it is not in the group's Neo4j tx */
     size_t first_stmt; /* its first data statement in the group's list */
     json_t *result;
+    struct pipeline *pipe; /* a large transaction's, or NULL */
 };
+
+struct pipeline;
+static int pipeline_finish(struct pipeline *p, const struct apply_state *st, struct bs_error *err);
+static const char *pipeline_statements_text(struct pipeline *p);
 
 /* Applies one member in its own SAVEPOINT; false when it left the group. */
 static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
@@ -433,15 +443,18 @@ static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
     }
     int rc =
         txn->apply ? txn->apply(bs, txn->apply_ctx, &m->st, err) : apply_txn(bs, txn, &m->st, err);
+    if (rc == 0 && m->pipe) /* the last statements, and every answer checked */
+        rc = pipeline_finish(m->pipe, &m->st, err);
     if (rc == 0) {
         m->result = json_pack("{s:s, s:O, s:O}", "tx_id", m->tx_id, "results", m->st.results,
                               "records", m->st.records);
-        rc = m->result ? log_intent(bs, txn, m->tx_id, seq, &m->st, m->result, err)
+        const char *text = m->pipe ? pipeline_statements_text(m->pipe) : NULL;
+        rc = m->result ? log_intent(bs, txn, m->tx_id, seq, &m->st, text, m->result, err)
                        : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     }
     if (rc != 0) {
         sql_exec(bs->wconn, "ROLLBACK TO member; RELEASE member", NULL);
-        if (err->code != BS_STORAGE_ERROR)
+        if (err->code != BS_STORAGE_ERROR && err->code != BS_NEO4J_UNAVAILABLE)
             record_aborted(bs, m->tx_id, txn, err); /* inside the group's transaction */
         return false;
     }
@@ -499,6 +512,18 @@ static int group_statements(struct member *ms, size_t n, bool merge, json_t *stm
     return 0;
 }
 
+/* True (with err set) when a statement's count v is not the `want` rows SQLite touched. */
+static bool count_differs(json_t *v, size_t want, struct bs_error *err)
+{
+    if (want == CYPHER_ANY_COUNT || (json_is_integer(v) && (size_t)json_integer_value(v) == want))
+        return false;
+    bs_error_set(err, BS_NEO4J_ERROR,
+                 "Neo4j lacks a node or relationship that SQLite has (touched %lld of %zu "
+                 "rows): the stores disagree; run a reconciliation",
+                 (long long)json_integer_value(v), want);
+    return true;
+}
+
 /* Checks every data statement touched as many rows as SQLite did. */
 static int check_group_counts(struct bistore *bs, const size_t *want, const struct neo4j_result *r,
                               size_t n_stmts, long *bad_stmt, struct bs_error *err)
@@ -509,17 +534,9 @@ static int check_group_counts(struct bistore *bs, const size_t *want, const stru
                             bs->store_id),
                -1;
     for (size_t i = 0; i < n_stmts; i++) {
-        if (want[i] == CYPHER_ANY_COUNT)
-            continue;
-        json_t *v = neo4j_cell(r, 1 + i, 0, 0);
-        if (!json_is_integer(v) || (size_t)json_integer_value(v) != want[i]) {
+        if (count_differs(neo4j_cell(r, 1 + i, 0, 0), want[i], err)) {
             *bad_stmt = (long)i;
-            return bs_error_set(err, BS_NEO4J_ERROR,
-                                "Neo4j lacks a node or relationship that SQLite has "
-                                "(touched %lld of %zu rows): the stores disagree; run a "
-                                "reconciliation",
-                                (long long)json_integer_value(v), want[i]),
-                   -1;
+            return -1;
         }
     }
     return 0;
@@ -551,6 +568,50 @@ static void fail_members(struct member *ms, size_t n, const struct bs_error *err
     for (size_t i = 0; i < n; i++)
         if (ms[i].seq)
             ms[i].item->out->err = *err;
+}
+
+/*
+ * From SQLite's commit (the commit point) on, for the members in Neo4j
+ * transaction tx_path whose statements all passed: COMMIT, then Neo4j's
+ * commit (on failure the intents stay pending and are replayed), then the
+ * outcomes.
+ */
+static void commit_point(struct bistore *bs, struct member *ms, size_t n, size_t members,
+                         int64_t seq, const char *tx_path)
+{
+    struct bs_error gerr;
+    struct neo4j_result r = {0};
+    if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0) {
+        neo4j_abandon(bs, tx_path);
+        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        fail_members(ms, n, &gerr);
+        return;
+    }
+    bs->last_seq = seq;
+    fault_hit(FAULT_AFTER_SQLITE_COMMIT);
+
+    /* neo4j: commit; on failure the intents stay pending */
+    bool applied = neo4j_commit(bs->neo4j, tx_path, NULL, &r) == NEO4J_OK;
+    if (applied) {
+        orphans_remove(&bs->orphans, tx_path);
+        fault_hit(FAULT_AFTER_NEO4J_COMMIT);
+        bs->applied_seq = seq;
+        struct bs_error mark_err;
+        if (mark_applied(bs, seq, &mark_err) != 0) /* the watermark stays the truth */
+            log_warn("intents up to %lld applied but not marked: %s", (long long)seq,
+                     mark_err.message);
+    } else {
+        log_warn("intents %lld..%lld committed; Neo4j commit failed (%s): pending",
+                 (long long)(bs->last_seq - (int64_t)members + 1), (long long)seq, r.message);
+    }
+    neo4j_result_clear(&r);
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].seq)
+            continue;
+        ms[i].item->out->result = ms[i].result;
+        ms[i].item->out->neo4j_applied = applied;
+        ms[i].result = NULL;
+    }
 }
 
 /*
@@ -673,37 +734,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     }
     fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);
 
-    /* sqlite: COMMIT, the commit point */
-    if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0) {
-        neo4j_abandon(bs, tx_path);
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
-        fail_members(ms, n, &gerr);
-        goto done;
-    }
-    bs->last_seq = seq;
-    fault_hit(FAULT_AFTER_SQLITE_COMMIT);
-
-    /* neo4j: commit; on failure the intents stay pending */
-    bool applied = neo4j_commit(bs->neo4j, tx_path, NULL, &r) == NEO4J_OK;
-    if (applied) {
-        orphans_remove(&bs->orphans, tx_path);
-        fault_hit(FAULT_AFTER_NEO4J_COMMIT);
-        bs->applied_seq = seq;
-        struct bs_error mark_err;
-        if (mark_applied(bs, seq, &mark_err) != 0) /* the watermark stays the truth */
-            log_warn("intents up to %lld applied but not marked: %s", (long long)seq,
-                     mark_err.message);
-    } else {
-        log_warn("intents %lld..%lld committed; Neo4j commit failed (%s): pending",
-                 (long long)(bs->last_seq - (int64_t)members + 1), (long long)seq, r.message);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!ms[i].seq)
-            continue;
-        ms[i].item->out->result = ms[i].result;
-        ms[i].item->out->neo4j_applied = applied;
-        ms[i].result = NULL;
-    }
+    commit_point(bs, ms, n, members, seq, tx_path);
     goto done;
 
 rollback:
@@ -725,8 +756,253 @@ done:
     return retry;
 }
 
+/* ---- a large transaction, pipelined ---- */
+
+/*
+ * A transaction of PIPELINE_MIN_OPS operations or more runs alone, and its
+ * statements go to Neo4j in chunks of about PIPELINE_CHUNK_ROWS rows while
+ * the operations after them are applied to SQLite: Neo4j's execution and
+ * SQLite's overlap instead of adding up. The protocol is the same: the first
+ * chunk starts with the guarded watermark, every count is checked before
+ * SQLite's commit point, and any failure rolls back both.
+ */
+#define PIPELINE_CHUNK_ROWS 1000
+/* The statements' text: bounded by the request body, far below this. */
+#define PIPELINE_TEXT_MAX ((size_t)1 << 31)
+
+struct pipeline {
+    struct bistore *bs;
+    char tx_path[NEO4J_TX_PATH_MAX];
+    int64_t prev, seq; /* the guard */
+    size_t shipped;    /* data statements sent so far */
+    /* the request in flight */
+    bool in_flight, threaded, guard, guard_sent;
+    pthread_t thread;
+    json_t *request;
+    size_t first, count; /* its data statements */
+    struct neo4j_result r;
+    enum neo4j_status status;
+    /* every data statement sent, as JSON text ("{...},{...}"): serialised
+     * once, off the writer's path, for the request and for the intent */
+    struct buf text;
+    bool text_failed;
+    json_t *guard_stmt; /* the guarded watermark, sent first */
+};
+
+/* The request thread: serialises the chunk's statements onto the kept text
+ * (for the intent) and sends them, after the guard when it goes first. */
+static void *pipeline_send(void *arg)
+{
+    struct pipeline *p = arg;
+    enum buf_status bst = p->text.len ? buf_append_char(&p->text, ',') : BUF_OK;
+    size_t start = p->text.len;
+    for (size_t i = 0; i < json_array_size(p->request) && bst == BUF_OK; i++) {
+        if (i)
+            bst = buf_append_char(&p->text, ',');
+        if (bst == BUF_OK)
+            bst = json_text_append(&p->text, json_array_get(p->request, i));
+    }
+    struct buf first;
+    buf_init(&first, (size_t)1 << 20);
+    if (bst == BUF_OK && p->guard) {
+        bst = json_text_append(&first, json_array_get(p->guard_stmt, 0));
+        if (bst == BUF_OK && p->text.len > start)
+            bst = buf_append_char(&first, ',');
+        if (bst == BUF_OK)
+            bst = buf_append(&first, buf_str(&p->text) + start, p->text.len - start);
+    }
+    neo4j_result_clear(&p->r);
+    if (bst != BUF_OK) {
+        p->text_failed = true;
+        p->r.status = p->status = NEO4J_DATABASE_ERROR;
+        snprintf(p->r.message, sizeof p->r.message, "out of memory");
+    } else if (p->guard) {
+        p->status = neo4j_run_text(p->bs->neo4j, p->tx_path, buf_str(&first), first.len, &p->r);
+    } else {
+        p->status = neo4j_run_text(p->bs->neo4j, p->tx_path, buf_str(&p->text) + start,
+                                   p->text.len - start, &p->r);
+    }
+    buf_free(&first);
+    return NULL;
+}
+
+/* Waits for the request in flight and checks its answer: 0, or -1 with err set. */
+static int pipeline_wait(struct pipeline *p, const struct apply_state *st, struct bs_error *err)
+{
+    if (!p->in_flight)
+        return 0;
+    if (p->threaded)
+        pthread_join(p->thread, NULL);
+    p->in_flight = false;
+    json_decref(p->request);
+    p->request = NULL;
+    size_t base = p->guard ? 1 : 0;
+    int rc = 0;
+    if (p->status != NEO4J_OK) {
+        long op_index = -1;
+        long at = p->r.statement_index - (long)base;
+        if (p->r.status == NEO4J_CLIENT_ERROR && at >= 0 &&
+            p->first + (size_t)at < st->n_stmt_first_op)
+            op_index = (long)st->stmt_first_op[p->first + (size_t)at];
+        statement_failure(&p->r, op_index, err);
+        if (err->code == BS_NEO4J_UNAVAILABLE)
+            writer_set_ready(p->bs, false, "%s", err->message);
+        rc = -1;
+    } else if (p->guard && neo4j_row_count(&p->r, 0) != 1) {
+        bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
+                     p->bs->store_id);
+        rc = -1;
+    } else {
+        for (size_t i = 0; i < p->count && rc == 0; i++)
+            if (count_differs(neo4j_cell(&p->r, base + i, 0, 0), st->cypher.expected[p->first + i],
+                              err))
+                rc = -1;
+    }
+    neo4j_result_clear(&p->r);
+    return rc;
+}
+
+/* Sends the statements not sent yet (the guard first, once), after the
+ * request before them was answered and checked. */
+static int pipeline_ship(struct pipeline *p, const struct apply_state *st, struct bs_error *err)
+{
+    if (pipeline_wait(p, st, err) != 0)
+        return -1;
+    size_t total = cypher_batch_count(&st->cypher);
+    if (total == p->shipped && p->guard_sent)
+        return 0;
+    json_t *req = json_array();
+    for (size_t i = p->shipped; req && i < total; i++)
+        if (json_array_append(req, json_array_get(st->cypher.statements, i)) != 0) {
+            json_decref(req);
+            req = NULL;
+        }
+    if (!req)
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    p->request = req;
+    p->guard = !p->guard_sent;
+    p->guard_sent = true;
+    p->first = p->shipped;
+    p->count = total - p->shipped;
+    p->shipped = total;
+    p->in_flight = true;
+    p->threaded = pthread_create(&p->thread, NULL, pipeline_send, p) == 0;
+    if (!p->threaded)
+        pipeline_send(p); /* no thread: in line, still correct */
+    return 0;
+}
+
+/* The statements left, and every answer checked: 0, or -1 with err set. */
+static int pipeline_finish(struct pipeline *p, const struct apply_state *st, struct bs_error *err)
+{
+    if (pipeline_ship(p, st, err) != 0 || pipeline_wait(p, st, err) != 0)
+        return -1;
+    if (p->shipped != cypher_batch_count(&st->cypher) || p->text_failed)
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    return 0;
+}
+
+/* Every data statement sent, as the JSON array the intent log keeps. */
+static const char *pipeline_statements_text(struct pipeline *p)
+{
+    /* "{...},{...}" becomes "[{...},{...}]" in place */
+    if (buf_append_char(&p->text, ']') != BUF_OK || buf_append_char(&p->text, '\0') != BUF_OK)
+        return NULL;
+    memmove(p->text.data + 1, p->text.data, p->text.len - 1);
+    p->text.data[0] = '[';
+    return p->text.data;
+}
+
+/* After each operation: ships a chunk once enough rows wait. */
+static int pipeline_after_op(void *arg, struct apply_state *st, struct bs_error *err)
+{
+    struct pipeline *p = arg;
+    size_t rows = cypher_open_rows(&st->cypher);
+    for (size_t i = p->shipped; i < cypher_batch_count(&st->cypher); i++)
+        rows += st->cypher.expected[i] == CYPHER_ANY_COUNT ? 1 : st->cypher.expected[i];
+    if (rows < PIPELINE_CHUNK_ROWS)
+        return 0;
+    if (cypher_batch_finish(&st->cypher) != 0)
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    return pipeline_ship(p, st, err);
+}
+
+/* The relationship types of txn new to Neo4j get their constraint first:
+ * schema statements cannot run inside the data's transaction. */
+static int ensure_txn_rel_types(struct bistore *bs, const struct bs_txn *txn,
+                                struct apply_state *st, struct bs_error *err)
+{
+    for (size_t i = 0; i < txn->n_ops; i++)
+        if (txn->ops[i].kind == OP_CREATE_RELATIONSHIP)
+            apply_note_rel_type(bs, st, txn->ops[i].type);
+    int rc = ensure_rel_constraints(bs, st, err);
+    st->n_new_rel_types = 0;
+    return rc;
+}
+
+static void run_pipelined(struct bistore *bs, struct commit_item *item)
+{
+    BS_ASSERT(bs->applied_seq == bs->last_seq);
+    struct bistore_outcome *out = item->out;
+    struct pipeline p = {.bs = bs, .prev = bs->last_seq, .seq = bs->last_seq + 1};
+    struct member m = {.item = item, .pipe = &p};
+    struct neo4j_result r = {0};
+    bool was_spare;
+    ids_uuid7(m.tx_id);
+    buf_init(&p.text, PIPELINE_TEXT_MAX);
+    neo4j_set_request_id(bs->neo4j, item->rid);
+    p.guard_stmt = json_array();
+    if (apply_init(&m.st) != 0 || !p.guard_stmt ||
+        cypher_add_watermark_guard(p.guard_stmt, bs->store_id, p.prev, p.seq) != 0) {
+        bs_error_set(&out->err, BS_STORAGE_ERROR, "out of memory");
+        goto done;
+    }
+    if (ensure_txn_rel_types(bs, item->txn, &m.st, &out->err) != 0)
+        goto done;
+    /* a fresh transaction: a spare lost to a Neo4j restart would fail mid-way */
+    if (take_transaction(bs, p.tx_path, false, &r, &was_spare) != NEO4J_OK) {
+        statement_failure(&r, -1, &out->err);
+        if (out->err.code == BS_NEO4J_UNAVAILABLE)
+            writer_set_ready(bs, false, "%s", out->err.message);
+        goto done;
+    }
+    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", &out->err) != 0) {
+        neo4j_abandon(bs, p.tx_path);
+        goto done;
+    }
+    m.st.after_op = pipeline_after_op;
+    m.st.after_op_arg = &p;
+    bool ok = apply_member(bs, &m, p.seq); /* ships the chunks, checks every answer */
+    fault_hit(FAULT_AFTER_BEGIN);
+    if (!ok) {
+        /* SQLite's error or a chunk's is the answer; a chunk still in flight
+         * is waited for before its transaction is rolled back. */
+        struct bs_error ignored;
+        pipeline_wait(&p, &m.st, &ignored);
+        neo4j_abandon(bs, p.tx_path);
+        if (sql_exec(bs->wconn, "COMMIT", NULL) != 0) /* keeps the aborted record */
+            sql_exec(bs->wconn, "ROLLBACK", NULL);
+        goto done;
+    }
+    fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);
+    commit_point(bs, &m, 1, 1, p.seq, p.tx_path);
+done:
+    neo4j_result_clear(&r);
+    json_decref(m.result);
+    json_decref(p.guard_stmt);
+    buf_free(&p.text);
+    apply_free(&m.st);
+    neo4j_set_request_id(bs->neo4j, NULL);
+}
+
 void commit_group(struct bistore *bs, struct commit_item *items, size_t n)
 {
+    if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].txn->apply) {
+        memset(items[0].out, 0, sizeof *items[0].out);
+        bs_error_clear(&items[0].out->err);
+        run_pipelined(bs, &items[0]);
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);

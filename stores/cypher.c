@@ -29,6 +29,11 @@ size_t cypher_batch_count(const struct cypher_batch *b)
     return json_array_size(b->statements);
 }
 
+size_t cypher_open_rows(const struct cypher_batch *b)
+{
+    return b->group_kind >= 0 ? json_array_size(b->group_rows) : 0;
+}
+
 /* The statement text of a group; labels were validated by model_valid_name(). */
 static int group_text(int kind, const char *label, char *out, size_t cap)
 {

@@ -34,6 +34,8 @@ struct cypher_batch {
 int cypher_batch_init(struct cypher_batch *b);
 void cypher_batch_free(struct cypher_batch *b);
 size_t cypher_batch_count(const struct cypher_batch *b);
+/* Rows in the group still open (not yet a statement). */
+size_t cypher_open_rows(const struct cypher_batch *b);
 
 /* node: every property of the node (id, _v, _h and the mirrored ones); stolen. */
 int cypher_create_entity(struct cypher_batch *b, const char *type, json_t *node);

@@ -120,6 +120,10 @@ struct apply_state {
     const char *new_rel_types[64]; /* types first seen in this transaction */
     size_t n_new_rel_types;
     char now[TIMESTAMP_LEN];
+    /* Called after each operation, or NULL: a pipelined commit ships the
+     * statements built so far (commit.c). -1 stops with err set. */
+    int (*after_op)(void *arg, struct apply_state *st, struct bs_error *err);
+    void *after_op_arg;
     struct buf properties; /* canonical JSON of the properties of one create */
     struct buf record;     /* the canonical record being hashed */
 };
@@ -128,6 +132,11 @@ void apply_free(struct apply_state *st);
 /* Applies every operation to SQLite (inside the caller's transaction) and
  * builds the Cypher. On a client error err names the operation. */
 int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err);
+/* Notes type as new to Neo4j in st unless its constraint is known to exist. */
+void apply_note_rel_type(struct bistore *bs, struct apply_state *st, const char *type);
+/* A transaction of this many operations or more is committed alone and
+ * pipelined (commit.c). */
+#define PIPELINE_MIN_OPS 1000
 
 /* reads.c: Neo4j clients for reader threads (new when the pool is empty). */
 struct neo4j_client *read_client_get(struct bistore *bs);

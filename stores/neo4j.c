@@ -147,16 +147,15 @@ static enum neo4j_status classify(const char *code)
  * One HTTP exchange: method on path (relative to base), body JSON or NULL.
  * Parses the answer into r. expect: the HTTP status that means success.
  */
-static enum neo4j_status exchange(struct neo4j_client *c, const char *method, const char *path,
-                                  json_t *body, long expect, struct neo4j_result *r)
+/* One request; text (len bytes, may be NULL) is the body. */
+static enum neo4j_status exchange_text(struct neo4j_client *c, const char *method, const char *path,
+                                       const char *text, size_t len, long expect,
+                                       struct neo4j_result *r)
 {
     neo4j_result_clear(r);
     char url[NEO4J_URL_MAX * 2];
     if (snprintf(url, sizeof url, "%s%s", c->base, path) >= (int)sizeof url)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.UrlTooLong", "Neo4j URL too long");
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    if (body && !text)
-        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     buf_reset(&c->response);
     c->location[0] = '\0';
     CURL *e = c->curl;
@@ -168,12 +167,11 @@ static enum neo4j_status exchange(struct neo4j_client *c, const char *method, co
         /* Always give a body (maybe empty): never let libcurl fall back to
          * reading one from stdin. */
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, text ? text : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(text ? strlen(text) : 0));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(text ? len : 0));
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     int64_t t0 = time_monotonic_ms();
     CURLcode rc = curl_easy_perform(e);
-    free(text);
     long http = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
     int64_t took = time_monotonic_ms() - t0;
@@ -213,6 +211,20 @@ static enum neo4j_status exchange(struct neo4j_client *c, const char *method, co
     r->results = json_incref(json_object_get(doc, "results"));
     json_decref(doc);
     return NEO4J_OK;
+}
+
+/* One request; body (may be NULL) is sent as JSON text. */
+static enum neo4j_status exchange(struct neo4j_client *c, const char *method, const char *path,
+                                  json_t *body, long expect, struct neo4j_result *r)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (body && !text) {
+        neo4j_result_clear(r);
+        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+    }
+    enum neo4j_status st = exchange_text(c, method, path, text, text ? strlen(text) : 0, expect, r);
+    free(text);
+    return st;
 }
 
 bool neo4j_ping(struct neo4j_client *c, char *version, size_t cap)
@@ -276,6 +288,25 @@ enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t 
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     enum neo4j_status st = exchange(c, "POST", tx_path, body, 200, r);
     json_decref(body);
+    return st;
+}
+
+enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
+                                 const char *statements, size_t len, struct neo4j_result *r)
+{
+    static const char head[] = "{\"statements\":[", tail[] = "]}";
+    struct buf body;
+    buf_init(&body, len + sizeof head + sizeof tail);
+    enum neo4j_status st;
+    if (buf_append(&body, head, sizeof head - 1) != BUF_OK ||
+        buf_append(&body, statements, len) != BUF_OK ||
+        buf_append(&body, tail, sizeof tail - 1) != BUF_OK) {
+        neo4j_result_clear(r);
+        st = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+    } else {
+        st = exchange_text(c, "POST", tx_path, buf_str(&body), body.len, 200, r);
+    }
+    buf_free(&body);
     return st;
 }
 

@@ -66,6 +66,10 @@ enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH
 /* Runs statements in the open transaction. */
 enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
                             struct neo4j_result *r);
+/* The same, with the statements as JSON text: the members of the array
+ * without its brackets ("{...},{...}"), len bytes. */
+enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
+                                 const char *statements, size_t len, struct neo4j_result *r);
 /* Commits the open transaction, running statements (may be NULL) first. */
 enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json_t *statements,
                                struct neo4j_result *r);

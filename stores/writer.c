@@ -142,15 +142,16 @@ static size_t take_jobs(struct bistore *bs, struct write_job **jobs)
     size_t n = 0, ops = 0;
     while (bs->head && n < GROUP_MAX_TXNS) {
         struct write_job *job = bs->head;
-        if (n > 0 && (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS))
+        if (n > 0 && (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
+                      job->txn->n_ops >= PIPELINE_MIN_OPS))
             break;
         bs->head = job->next;
         if (!bs->head)
             bs->tail = NULL;
         bs->queued--;
         jobs[n++] = job;
-        if (job->fn)
-            break;
+        if (job->fn || job->txn->n_ops >= PIPELINE_MIN_OPS)
+            break; /* alone: a function, or a large transaction (pipelined) */
         ops += job->txn->n_ops;
     }
     return n;
