@@ -31,6 +31,7 @@
 struct orphan_log {
     int fd;
     size_t n;
+    size_t file_len; /* bytes in the file */
     char paths[ORPHANS_MAX][NEO4J_TX_PATH_MAX];
 };
 

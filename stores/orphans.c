@@ -6,32 +6,33 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "common/buf.h"
 #include "common/log.h"
 #include "stores/internal.h"
 
+/* Writes the list (one path a line) over the file; truncates only what is
+ * left of a longer list, and empties it with a truncate alone. */
 static int rewrite(struct orphan_log *log)
 {
-    struct buf b;
-    buf_init(&b, ORPHANS_MAX * (NEO4J_TX_PATH_MAX + 1));
+    char text[ORPHANS_MAX * (NEO4J_TX_PATH_MAX + 1)];
+    size_t len = 0;
     for (size_t i = 0; i < log->n; i++) {
-        if (buf_append_str(&b, log->paths[i]) != BUF_OK || buf_append_char(&b, '\n') != BUF_OK) {
-            buf_free(&b);
-            return -1;
-        }
+        size_t n = strlen(log->paths[i]);
+        memcpy(text + len, log->paths[i], n); /* n < NEO4J_TX_PATH_MAX: fits */
+        text[len + n] = '\n';
+        len += n + 1;
     }
-    int rc = 0;
-    if (pwrite(log->fd, buf_str(&b), b.len, 0) != (ssize_t)b.len ||
-        ftruncate(log->fd, (off_t)b.len) != 0) {
+    if ((len > 0 && pwrite(log->fd, text, len, 0) != (ssize_t)len) ||
+        (len < log->file_len && ftruncate(log->fd, (off_t)len) != 0)) {
         log_error("cannot write the Neo4j transaction record: %s", strerror(errno));
-        rc = -1;
+        return -1;
     }
-    buf_free(&b);
-    return rc;
+    log->file_len = len;
+    return 0;
 }
 
 int orphans_open(struct orphan_log *log, const char *sqlite_path)
@@ -40,6 +41,7 @@ int orphans_open(struct orphan_log *log, const char *sqlite_path)
     if (snprintf(path, sizeof path, "%s.neo4j-tx", sqlite_path) >= (int)sizeof path)
         return -1;
     log->n = 0;
+    log->file_len = SIZE_MAX; /* unknown: the first rewrite truncates */
     log->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (log->fd < 0) {
         log_error("cannot open %s: %s", path, strerror(errno));
