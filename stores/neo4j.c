@@ -71,11 +71,15 @@ struct neo4j_client *neo4j_client_new(const struct neo4j_config *cfg)
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *h2 =
         c->headers ? curl_slist_append(c->headers, "Accept: application/json;charset=UTF-8") : NULL;
-    if (!c->curl || !h2) {
+    /* no "Expect: 100-continue" on large bodies: a round trip for nothing */
+    struct curl_slist *h3 = h2 ? curl_slist_append(h2, "Expect:") : NULL;
+    if (!c->curl || !h3) {
+        if (h2)
+            c->headers = h2;
         neo4j_client_free(c);
         return NULL;
     }
-    c->headers = h2;
+    c->headers = h3;
     CURL *e = c->curl;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
