@@ -997,15 +997,13 @@ done:
 
 void commit_group(struct bistore *bs, struct commit_item *items, size_t n)
 {
-    if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].txn->apply) {
-        memset(items[0].out, 0, sizeof *items[0].out);
-        bs_error_clear(&items[0].out->err);
-        run_pipelined(bs, &items[0]);
-        return;
-    }
     for (size_t i = 0; i < n; i++) {
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);
+    }
+    if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].txn->apply) {
+        run_pipelined(bs, &items[0]);
+        return;
     }
     if (run_group(bs, items, n) == 0)
         return;
