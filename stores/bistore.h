@@ -31,6 +31,7 @@ struct bistore_config {
  * The outcome of a submitted transaction. On success `result` is
  *   {"tx_id", "results": [{"op","id","version"?}...], "records": [entity or
  *    relationship JSON, or null for deletes]}
+ * ("records" is empty for a txn with results_only and no Idempotency-Key)
  * (owned: json_decref it), neo4j_applied tells whether Neo4j has it yet,
  * and replayed is true when an Idempotency-Key returned a stored result.
  */
