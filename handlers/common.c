@@ -392,10 +392,13 @@ bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool
 
 json_t *single_record(const struct bistore_outcome *out)
 {
-    json_t *rec = json_deep_copy(json_array_get(json_object_get(out->result, "records"), 0));
-    if (rec)
-        json_object_set(rec, "tx_id", json_object_get(out->result, "tx_id"));
-    return rec;
+    /* The outcome is wholly the caller's (bistore.h), so tx_id goes into the
+     * record itself: no copy per answer. */
+    json_t *rec = json_array_get(json_object_get(out->result, "records"), 0);
+    if (!json_is_object(rec) ||
+        json_object_set(rec, "tx_id", json_object_get(out->result, "tx_id")) != 0)
+        return NULL;
+    return json_incref(rec);
 }
 
 void reply_page(struct response *res, json_t *items, char *next)
@@ -416,7 +419,7 @@ bool parse_single(const json_t *body, const char *const *allowed, const char *ki
     json_t *as_op = NULL;
     bool ok = only_fields(body, allowed, "", &err);
     if (ok) {
-        as_op = json_deep_copy(body);
+        as_op = json_copy((json_t *)body); /* shallow: only "op" is added at the top */
         ok = as_op && json_object_set_new(as_op, "op", json_string(kind)) == 0;
         if (!ok)
             bs_error_set(&err, BS_STORAGE_ERROR, "out of memory");

@@ -66,7 +66,8 @@ bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool
 /* Answers 200 {"items": items, "next": next | null}; consumes both. */
 void reply_page(struct response *res, json_t *items, char *next);
 
-/* The single record of a one-operation write, with tx_id added (new ref). */
+/* The single record of a one-operation write, with tx_id added (a new
+ * reference to the record inside out->result, which it changes). */
 json_t *single_record(const struct bistore_outcome *out);
 
 #endif

@@ -65,6 +65,7 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
     } else if (parse_operations(app, json_object_get(body, "operations"), &txn, res) &&
                idempotency_prepare(req, "POST /v1/transactions", body, &txn, res)) {
         txn.provenance = json_is_object(prov) ? json_incref(prov) : NULL;
+        txn.results_only = true; /* the answer below reads no records */
         struct bistore_outcome out;
         if (submit(app, req, &txn, true, &out, res)) {
             json_t *answer =

@@ -46,6 +46,10 @@ static int nomem(struct bs_error *err)
     return -1;
 }
 
+/*
+ * Appends op's entry to results and, unless records are skipped, record
+ * (consumed; NULL for a delete) to records. 0, or -1 on no memory.
+ */
 static int add_result(struct apply_state *st, const struct bs_op *op, int64_t version,
                       json_t *record)
 {
@@ -56,7 +60,29 @@ static int add_result(struct apply_state *st, const struct bs_op *op, int64_t ve
         json_decref(record);
         return -1;
     }
+    if (st->skip_records)
+        return 0;
     return json_array_append_new(st->records, record ? record : json_null());
+}
+
+/* add_result for a written entity or relationship; its record is built
+ * only when someone will read it. */
+static int add_entity_result(struct apply_state *st, const struct bs_op *op,
+                             const struct sql_entity *e)
+{
+    json_t *record = NULL;
+    if (!st->skip_records && !(record = sql_entity_json(e)))
+        return -1;
+    return add_result(st, op, e->version, record);
+}
+
+static int add_relationship_result(struct apply_state *st, const struct bs_op *op,
+                                   const struct sql_relationship *r)
+{
+    json_t *record = NULL;
+    if (!st->skip_records && !(record = sql_relationship_json(r)))
+        return -1;
+    return add_result(st, op, r->version, record);
 }
 
 /* e->hash for an update, whose properties are serialised again by the row write. */
@@ -116,7 +142,7 @@ static int create_entity(struct bistore *bs, const struct bs_op *op, struct appl
         goto out;
     json_t *node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
     if (node && cypher_create_entity(&st->cypher, e.type, node) == 0 &&
-        add_result(st, op, 1, sql_entity_json(&e)) == 0)
+        add_entity_result(st, op, &e) == 0)
         rc = 0;
     else
         nomem(err);
@@ -177,7 +203,7 @@ static int update_entity(struct bistore *bs, const struct bs_op *op, struct appl
         goto out;
     json_t *node = canon_neo4j_map(e.id, e.properties, e.version, e.hash);
     if (!node || cypher_update_entity(&st->cypher, e.id, node) != 0 ||
-        add_result(st, op, e.version, sql_entity_json(&e)) != 0) {
+        add_entity_result(st, op, &e) != 0) {
         nomem(err);
         goto out;
     }
@@ -300,7 +326,7 @@ static int create_relationship(struct bistore *bs, const struct bs_op *op, struc
         goto out;
     json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
     if (props && cypher_create_relationship(&st->cypher, r.type, r.source, r.target, props) == 0 &&
-        add_result(st, op, 1, sql_relationship_json(&r)) == 0) {
+        add_relationship_result(st, op, &r) == 0) {
         apply_note_rel_type(bs, st, op->type);
         rc = 0;
     } else {
@@ -350,6 +376,8 @@ static int track_statement(struct apply_state *st, size_t before, size_t op_inde
 
 int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err)
 {
+    /* A stored idempotency result keeps the records whatever the answer. */
+    st->skip_records = txn->results_only && !txn->idem_key;
     for (size_t i = 0; i < txn->n_ops; i++) {
         const struct bs_op *op = &txn->ops[i];
         size_t before = cypher_batch_count(&st->cypher);

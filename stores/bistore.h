@@ -31,8 +31,11 @@ struct bistore_config {
  * The outcome of a submitted transaction. On success `result` is
  *   {"tx_id", "results": [{"op","id","version"?}...], "records": [entity or
  *    relationship JSON, or null for deletes]}
- * (owned: json_decref it), neo4j_applied tells whether Neo4j has it yet,
- * and replayed is true when an Idempotency-Key returned a stored result.
+ * ("records" is empty for a txn with results_only and no Idempotency-Key).
+ * result is owned by the caller (json_decref it): the writer keeps no part
+ * of it, so the caller may change it (values shared with txn's ops are the
+ * caller's already). neo4j_applied tells whether Neo4j has it yet, and
+ * replayed is true when an Idempotency-Key returned a stored result.
  */
 struct bistore_outcome {
     json_t *result;

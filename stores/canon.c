@@ -1,6 +1,5 @@
 #include "stores/canon.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,6 +43,21 @@ static enum buf_status append_string(struct buf *out, const char *s, size_t len)
     if (st == BUF_OK)
         st = buf_append_char(out, '"');
     return st;
+}
+
+/* Decimal, by hand: answers and hashed records write several integers each. */
+static enum buf_status append_integer(struct buf *out, json_int_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static enum buf_status append_real(struct buf *out, double d)
@@ -153,7 +167,7 @@ static enum buf_status append_value(struct buf *out, const json_t *v, bool sorte
         return st == BUF_OK ? buf_append_char(out, ']') : st;
     }
     case JSON_STRING: return append_string(out, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: return buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_INTEGER: return append_integer(out, json_integer_value(v));
     case JSON_REAL: return append_real(out, json_real_value(v));
     case JSON_TRUE: return buf_append_str(out, "true");
     case JSON_FALSE: return buf_append_str(out, "false");
@@ -216,7 +230,11 @@ static enum buf_status append_string_member(struct buf *out, char sep, const cha
 static int hash_record(struct buf *out, enum buf_status st, int64_t version, char hex[HASH_STR_LEN])
 {
     if (st == BUF_OK)
-        st = buf_printf(out, ",\"version\":%" PRId64 "}", version);
+        st = buf_append_str(out, ",\"version\":");
+    if (st == BUF_OK)
+        st = append_integer(out, version);
+    if (st == BUF_OK)
+        st = buf_append_char(out, '}');
     if (st != BUF_OK)
         return -1;
     XXH64_hash_t h = XXH64(buf_str(out), out->len, 0);

@@ -115,7 +115,8 @@ void commit_group(struct bistore *bs, struct commit_item *items, size_t n);
 struct apply_state {
     struct cypher_batch cypher;
     json_t *results;       /* [{"op","id","version"?}] */
-    json_t *records;       /* full records, null for deletes */
+    json_t *records;       /* full records, null for deletes; empty when skipped */
+    bool skip_records;     /* set by apply_txn: no one will read records */
     size_t *stmt_first_op; /* first operation of each Cypher statement */
     size_t n_stmt_first_op;
     const char *new_rel_types[64]; /* types first seen in this transaction */

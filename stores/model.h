@@ -56,6 +56,10 @@ struct bs_txn {
     const char *idem_key;
     const char *idem_scope; /* "POST /v1/entities" */
     char idem_body_hash[17];
+    /* The caller answers from "results" alone (a batch): without an
+     * Idempotency-Key, whose stored result keeps them, the outcome's
+     * "records" stays empty instead of holding one record per operation. */
+    bool results_only;
 };
 
 const char *op_kind_name(enum op_kind kind);

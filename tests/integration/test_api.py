@@ -870,6 +870,41 @@ def test_transaction_idempotency_key(gateway, neo4j):
     assert_intents_settled(gateway.store, neo4j)
 
 
+def test_batch_answer_and_stored_idempotency_result_keep_their_shape(gateway, neo4j):
+    """A batch's answer is built from its results alone, whether or not the gateway
+    keeps records for it; an Idempotency-Key's stored result still holds the full
+    records of every operation."""
+    ops = [{"op": "create_entity", "ref": "a", "type": "Person", "properties": {"k": 1}},
+           {"op": "create_entity", "ref": "b", "type": "Person"},
+           {"op": "create_relationship", "type": "KNOWS", "source": {"ref": "a"},
+            "target": {"ref": "b"}, "properties": {"w": 0.5}}]
+    plain = gateway.post("/v1/transactions", {"operations": ops})
+    assert plain.status == 200, plain
+    assert list(plain.json) == ["tx_id", "state", "neo4j", "results"]
+    assert [r["op"] for r in plain.json["results"]] == [o["op"] for o in ops]
+    assert all(list(r) == ["op", "id", "version"] and r["version"] == 1
+               for r in plain.json["results"])
+
+    key = f"tx-{uuid.uuid4()}"
+    keyed = gateway.post("/v1/transactions", {"operations": ops}, headers={"Idempotency-Key": key})
+    assert keyed.status == 200, keyed
+    assert list(keyed.json) == list(plain.json)
+    stored = json.loads(gateway.store.value(
+        "SELECT result FROM bistore_idempotency WHERE key = ?", (key,)))
+    assert stored["tx_id"] == keyed.json["tx_id"]
+    assert stored["results"] == keyed.json["results"]
+    ids = [r["id"] for r in keyed.json["results"]]
+    records = stored["records"]
+    assert [r["id"] for r in records] == ids
+    assert records[0]["properties"] == {"k": 1} and records[0]["type"] == "Person"
+    assert records[2]["source"] == ids[0] and records[2]["target"] == ids[1]
+    assert records[2]["properties"] == {"w": 0.5}
+    for r in records:
+        assert r["version"] == 1
+        assert RFC3339_UTC_RE.match(r["created_at"]) and r["created_at"] == r["updated_at"]
+    assert_stores_consistent(gateway.store, neo4j)
+
+
 # ---------------------------------------------------------------------- ids
 
 
