@@ -176,15 +176,26 @@ static enum buf_status append_value(struct buf *out, const json_t *v, bool sorte
     return buf_append_str(out, "null");
 }
 
-char *canon_dumps(const json_t *v)
+/* The text append() makes of v, as a new string; NULL on no memory. */
+static char *dumps_with(enum buf_status (*append)(struct buf *, const json_t *), const json_t *v)
 {
     struct buf b;
     buf_init(&b, (size_t)1 << 31);
-    if (canon_append(&b, v) != BUF_OK) {
+    if (append(&b, v) != BUF_OK) {
         buf_free(&b);
         return NULL;
     }
     return buf_steal(&b);
+}
+
+char *canon_dumps(const json_t *v)
+{
+    return dumps_with(canon_append, v);
+}
+
+char *json_text_dumps(const json_t *v)
+{
+    return dumps_with(json_text_append, v);
 }
 
 int canon_hash(const json_t *v, char hex[HASH_STR_LEN])

@@ -28,6 +28,10 @@ enum buf_status canon_append(struct buf *out, const json_t *v);
 enum buf_status json_text_append(struct buf *out, const json_t *v);
 /* The canonical JSON of v as a new string (free() it), or NULL on no memory. */
 char *canon_dumps(const json_t *v);
+/* json_text_append's text of v as a new string (free() it), or NULL on no
+ * memory: how intents and Neo4j requests are written (faster than
+ * json_dumps, and reals in their shortest exact form). */
+char *json_text_dumps(const json_t *v);
 /* hex = XXH64 of the canonical JSON of v. Returns 0, or -1 on no memory. */
 int canon_hash(const json_t *v, char hex[HASH_STR_LEN]);
 

@@ -346,9 +346,9 @@ static void record_aborted(struct bistore *bs, const char *tx_id, struct bs_txn 
         json_object_set_new(e, "field", json_string(failure->field));
     if (e && failure->op_index >= 0)
         json_object_set_new(e, "operation_index", json_integer(failure->op_index));
-    char *ops_text = ops ? json_dumps(ops, JSON_COMPACT) : NULL;
-    char *e_text = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    char *prov = txn->provenance ? json_dumps(txn->provenance, JSON_COMPACT) : NULL;
+    char *ops_text = ops ? json_text_dumps(ops) : NULL;
+    char *e_text = e ? json_text_dumps(e) : NULL;
+    char *prov = txn->provenance ? json_text_dumps(txn->provenance) : NULL;
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
     struct bs_error err;
@@ -367,10 +367,10 @@ static int log_intent(struct bistore *bs, struct bs_txn *txn, const char *tx_id,
                       struct apply_state *st, const char *stmts_text, json_t *result,
                       struct bs_error *err)
 {
-    char *stmts = stmts_text ? NULL : json_dumps(st->cypher.statements, JSON_COMPACT);
-    char *ops = json_dumps(st->results, JSON_COMPACT);
-    char *prov = txn->provenance ? json_dumps(txn->provenance, JSON_COMPACT) : NULL;
-    char *res = txn->idem_key ? json_dumps(result, JSON_COMPACT) : NULL;
+    char *stmts = stmts_text ? NULL : json_text_dumps(st->cypher.statements);
+    char *ops = json_text_dumps(st->results);
+    char *prov = txn->provenance ? json_text_dumps(txn->provenance) : NULL;
+    char *res = txn->idem_key ? json_text_dumps(result) : NULL;
     int rc = -1;
     if ((!stmts && !stmts_text) || !ops || (txn->provenance && !prov) || (txn->idem_key && !res))
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");

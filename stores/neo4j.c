@@ -8,6 +8,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "stores/canon.h"
 
 #define NEO4J_RESPONSE_LIMIT ((size_t)256 << 20) /* biggest answer we read */
 #define NEO4J_URL_MAX 1024
@@ -221,7 +222,7 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
 static enum neo4j_status exchange(struct neo4j_client *c, const char *method, const char *path,
                                   json_t *body, long expect, struct neo4j_result *r)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_text_dumps(body) : NULL;
     if (body && !text) {
         neo4j_result_clear(r);
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
