@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""What Neo4j alone charges for the commit protocol's requests (PERF.md).
+
+Times, on one keep-alive HTTP connection, single-node creates written the
+ways the protocol could send them, against the one-request autocommit a
+naive dual write uses:
+
+  autocommit            POST /tx/commit [create]              (naive)
+  begin                 POST /tx (empty)                      (the spare)
+  run                   POST /tx/N [create]
+  run+guard             POST /tx/N [guarded watermark, create]
+  commit                POST /tx/N/commit (empty)
+  commit-with-statements POST /tx/N/commit [create]
+
+and, with --pid, Neo4j's CPU per create for each whole pattern. Nothing
+but the Python standard library. Usage:
+
+  bench/neo4j_roundtrips.py --url http://127.0.0.1:7474 [--pid PID] [-n 400]
+"""
+import argparse
+import http.client
+import json
+import os
+import statistics
+import time
+import urllib.parse
+import uuid
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", required=True, help="Neo4j HTTP URL")
+    ap.add_argument("--pid", type=int, help="Neo4j's process id, for its CPU")
+    ap.add_argument("-n", type=int, default=400, help="measured creates per pattern")
+    ap.add_argument("--database", default="neo4j")
+    args = ap.parse_args()
+    u = urllib.parse.urlparse(args.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 7474, timeout=60)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    base = f"/db/{args.database}/tx"
+
+    def req(path, stmts=None):
+        t = time.perf_counter()
+        conn.request("POST", path, body=json.dumps({"statements": stmts or []}), headers=headers)
+        r = conn.getresponse()
+        body = r.read()
+        ms = (time.perf_counter() - t) * 1000
+        doc = json.loads(body) if body else {}
+        if doc.get("errors"):
+            raise SystemExit(f"Neo4j refused {path}: {doc['errors']}")
+        return ms, r
+
+    def begin():
+        ms, r = req(base)
+        return ms, base + "/" + r.getheader("Location").rsplit("/", 1)[1]
+
+    def create():
+        return {"statement": "UNWIND $rows AS r CREATE (n:Entity:RoundTrip) SET n = r RETURN count(*)",
+                "parameters": {"rows": [{"id": str(uuid.uuid4()), "_v": 1, "_h": "0123456789abcdef",
+                                         "name": "x", "confidence": 0.5, "mentions": 3}]}}
+
+    store = "roundtrip-" + uuid.uuid4().hex[:8]
+    req(base + "/commit", [{"statement": "MERGE (w:_RoundTripWatermark {store: $s}) SET w.seq = 0",
+                            "parameters": {"s": store}}])
+    seq = [0]
+
+    def guard():
+        seq[0] += 1
+        return {"statement": "MATCH (w:_RoundTripWatermark {store: $store}) SET w._lock = true"
+                " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok SET w.seq = $seq"
+                " RETURN w.seq", "parameters": {"store": store, "prev": seq[0] - 1, "seq": seq[0]}}
+
+    steps = {k: [] for k in ("autocommit", "begin", "run", "run+guard", "commit",
+                             "commit-with-statements")}
+
+    def p_auto():
+        steps["autocommit"].append(req(base + "/commit", [create()])[0])
+
+    def p_protocol():  # the gateway's: begin (ahead), run guard+data, commit
+        ms, path = begin()
+        steps["begin"].append(ms)
+        steps["run+guard"].append(req(path, [guard(), create()])[0])
+        steps["commit"].append(req(path + "/commit")[0])
+
+    def p_plain():  # begin, run data, commit
+        _, path = begin()
+        steps["run"].append(req(path, [create()])[0])
+        req(path + "/commit")
+
+    def p_commit_with():  # begin, commit carrying the data
+        _, path = begin()
+        steps["commit-with-statements"].append(req(path + "/commit", [create()])[0])
+
+    def cpu():
+        if not args.pid:
+            return 0.0
+        f = open(f"/proc/{args.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    patterns = [("autocommit (naive)", p_auto), ("begin + run(guard, data) + commit", p_protocol),
+                ("begin + run(data) + commit", p_plain), ("begin + commit(data)", p_commit_with)]
+    for _, f in patterns:  # warm up: plans cached, JIT busy elsewhere
+        for _ in range(100):
+            f()
+    for v in steps.values():
+        v.clear()
+    print(f"{'pattern':36s} {'wall ms/create':>15s} {'Neo4j CPU ms/create':>20s}")
+    for name, f in patterns:
+        c0, t0 = cpu(), time.perf_counter()
+        for _ in range(args.n):
+            f()
+        wall, c = (time.perf_counter() - t0) * 1000 / args.n, (cpu() - c0) * 1000 / args.n
+        print(f"{name:36s} {wall:15.2f} {c if args.pid else float('nan'):20.2f}")
+    print()
+    print(f"{'request':24s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    for k, v in steps.items():
+        v = sorted(v)
+        print(f"{k:24s} {statistics.median(v):8.2f} {v[int(len(v) * 0.95)]:8.2f}")
+    req(base + "/commit", [{"statement": "MATCH (n:RoundTrip) DETACH DELETE n"},
+                           {"statement": "MATCH (w:_RoundTripWatermark {store: $s}) DELETE w",
+                            "parameters": {"s": store}}])
+
+
+if __name__ == "__main__":
+    main()
