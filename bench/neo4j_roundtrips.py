@@ -12,7 +12,9 @@ naive dual write uses:
   commit                POST /tx/N/commit (empty)
   commit-with-statements POST /tx/N/commit [create]
 
-and, with --pid, Neo4j's CPU per create for each whole pattern. Nothing
+and, with --pid, Neo4j's CPU per create for each whole pattern. Then
+Neo4j's rate for the nodes replay writes: 10,000 such nodes as 5 UNWIND
+autocommits of 2,000 (what a replay batch sends), three rounds. Nothing
 but the Python standard library. Usage:
 
   bench/neo4j_roundtrips.py --url http://127.0.0.1:7474 [--pid PID] [-n 400]
@@ -116,6 +118,16 @@ def main():
     for k, v in steps.items():
         v = sorted(v)
         print(f"{k:24s} {statistics.median(v):8.2f} {v[int(len(v) * 0.95)]:8.2f}")
+    print()
+    for _ in range(3):
+        batches = [[{"statement": create()["statement"], "parameters": {"rows": [
+            dict(create()["parameters"]["rows"][0]) for _ in range(2000)]}}] for _ in range(5)]
+        c0, t0 = cpu(), time.perf_counter()
+        for b in batches:
+            req(base + "/commit", b)
+        wall, c = time.perf_counter() - t0, cpu() - c0
+        print(f"10,000 nodes as 5 UNWINDs of 2,000: {10000 / wall:,.0f} nodes/s"
+              + (f", Neo4j CPU {c * 1000 / 10000:.3f} ms/node" if args.pid else ""))
     req(base + "/commit", [{"statement": "MATCH (n:RoundTrip) DETACH DELETE n"},
                            {"statement": "MATCH (w:_RoundTripWatermark {store: $s}) DELETE w",
                             "parameters": {"s": store}}])

@@ -145,60 +145,122 @@ static int replay_collect(int64_t seq, const char *tx_id, const char *statements
     return 0;
 }
 
+/* Collects the next batch of pending intents, after seq `after`, behind
+ * its guard (from `after` to the batch's last seq). 0, or -1 with err set. */
+static int replay_next(struct bistore *bs, int64_t after, struct replay_ctx *ctx,
+                       struct bs_error *err)
+{
+    *ctx = (struct replay_ctx){bs, err, json_array(), 0, 0, 0, 0};
+    if (!ctx->stmts || cypher_add_watermark_guard(ctx->stmts, bs->store_id, after, 0) != 0) {
+        json_decref(ctx->stmts);
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    }
+    int rc = sql_intent_pending(bs->wconn, after, REPLAY_BATCH_INTENTS, replay_collect, ctx, err);
+    if (ctx->failed || (rc != 0 && ctx->last == 0)) {
+        json_decref(ctx->stmts);
+        return -1;
+    }
+    if (ctx->first != after + 1) {
+        json_decref(ctx->stmts);
+        return bs_error_set(err, BS_STORAGE_ERROR, "the intent log has a gap after seq %lld",
+                            (long long)after),
+               -1;
+    }
+    json_t *params = json_object_get(json_array_get(ctx->stmts, 0), "parameters");
+    if (json_object_set_new(params, "seq", json_integer(ctx->last)) != 0) {
+        json_decref(ctx->stmts);
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    }
+    return 0;
+}
+
+/* A replay batch on its way to Neo4j, in a thread of its own. */
+struct replay_send {
+    struct bistore *bs;
+    json_t *stmts;
+    int64_t first, last;
+    pthread_t thread;
+    bool threaded;
+    struct neo4j_result r;
+    enum neo4j_status status;
+};
+
+static void *replay_send_main(void *arg)
+{
+    struct replay_send *s = arg;
+    s->status = neo4j_autocommit(s->bs->neo4j, s->stmts, &s->r);
+    return NULL;
+}
+
+/* Waits for the batch in flight; when Neo4j took it, it is applied (and marked). */
+static int replay_wait(struct bistore *bs, struct replay_send *s, struct bs_error *err)
+{
+    if (s->threaded)
+        pthread_join(s->thread, NULL);
+    json_decref(s->stmts);
+    s->stmts = NULL;
+    int rc = 0;
+    if (s->status != NEO4J_OK) {
+        neo4j_failure(err, &s->r, "replay");
+        log_warn("replay of intents %lld..%lld failed: %s", (long long)s->first, (long long)s->last,
+                 err->message);
+        rc = -1;
+    } else if (neo4j_row_count(&s->r, 0) != 1) {
+        bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
+                     bs->store_id);
+        rc = -1;
+    }
+    neo4j_result_clear(&s->r);
+    if (rc != 0)
+        return -1;
+    log_info("replayed intents %lld..%lld", (long long)s->first, (long long)s->last);
+    bs->applied_seq = s->last;
+    return mark_applied(bs, s->last, err);
+}
+
 /*
  * Replays the pending intents after `watermark` in batches: one Neo4j
- * transaction per batch, guarded from watermark to the batch's last seq,
- * so each intent is applied once and in order. 0 when all are applied; -1
- * on failure (a guard failure means the watermark moved under us: the
- * caller reads it again).
+ * transaction per batch, guarded from the batch's first seq - 1 to its last,
+ * so each intent is applied once and in order. The next batch is read and
+ * built while Neo4j runs the one before; it is sent only once that one is
+ * in. 0 when all are applied; -1 on failure (a guard failure means the
+ * watermark moved under us: the caller reads it again).
  */
 static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error *err)
 {
-    int64_t at = watermark;
-    while (at < bs->last_seq) {
-        struct replay_ctx ctx = {bs, err, json_array(), 0, 0, 0, 0};
-        if (!ctx.stmts || cypher_add_watermark_guard(ctx.stmts, bs->store_id, 0, 0) != 0) {
-            json_decref(ctx.stmts);
-            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    struct replay_send s = {.bs = bs};
+    bool in_flight = false;
+    int64_t collected = watermark;
+    int rc = 0;
+    while (rc == 0 && (in_flight || collected < bs->last_seq)) {
+        struct replay_ctx next = {0};
+        bool have = collected < bs->last_seq;
+        if (have && replay_next(bs, collected, &next, err) != 0) {
+            have = false;
+            rc = -1;
         }
-        int rc = sql_intent_pending(bs->wconn, at, REPLAY_BATCH_INTENTS, replay_collect, &ctx, err);
-        if (ctx.failed || (rc != 0 && ctx.last == 0)) {
-            json_decref(ctx.stmts);
-            return -1;
+        if (in_flight) {
+            in_flight = false;
+            struct bs_error werr;
+            if (replay_wait(bs, &s, rc == 0 ? err : &werr) != 0)
+                rc = -1;
         }
-        if (ctx.first != at + 1) {
-            json_decref(ctx.stmts);
-            return bs_error_set(err, BS_STORAGE_ERROR, "the intent log has a gap after seq %lld",
-                                (long long)at),
-                   -1;
+        if (rc != 0) {
+            if (have)
+                json_decref(next.stmts);
+            break;
         }
-        /* the guard: from the watermark to the last intent of the batch */
-        json_t *params = json_object_get(json_array_get(ctx.stmts, 0), "parameters");
-        json_object_set_new(params, "prev", json_integer(at));
-        json_object_set_new(params, "seq", json_integer(ctx.last));
-        struct neo4j_result r = {0};
-        enum neo4j_status st = neo4j_autocommit(bs->neo4j, ctx.stmts, &r);
-        json_decref(ctx.stmts);
-        if (st != NEO4J_OK) {
-            neo4j_failure(err, &r, "replay");
-            log_warn("replay of intents %lld..%lld failed: %s", (long long)ctx.first,
-                     (long long)ctx.last, err->message);
-            neo4j_result_clear(&r);
-            return -1;
+        if (have) {
+            s = (struct replay_send){
+                .bs = bs, .stmts = next.stmts, .first = next.first, .last = next.last};
+            s.threaded = pthread_create(&s.thread, NULL, replay_send_main, &s) == 0;
+            if (!s.threaded)
+                replay_send_main(&s); /* no thread: in line */
+            in_flight = true;
+            collected = next.last;
         }
-        bool guarded = neo4j_row_count(&r, 0) == 1;
-        neo4j_result_clear(&r);
-        if (!guarded)
-            return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
-                                bs->store_id),
-                   -1;
-        log_info("replayed intents %lld..%lld", (long long)ctx.first, (long long)ctx.last);
-        at = ctx.last;
-        bs->applied_seq = at;
-        if (mark_applied(bs, at, err) != 0)
-            return -1;
     }
-    return 0;
+    return rc;
 }
 
 /*

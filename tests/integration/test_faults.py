@@ -398,3 +398,52 @@ def test_neo4j_frozen_writes_503_then_recovers(warmed_neo4j, gateway_factory, ne
     assert_entity_mirrored(gw.store, neo4j, "thawed-e")
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
+
+
+# ------------------------------------------- replay of many intents, batched
+
+
+def test_replay_of_thousands_of_intents_in_several_batches(gateway_factory, neo4j):
+    """Intents pending the way a crash after the commit point leaves them
+    (their nodes absent from Neo4j, the watermark behind), more than one
+    replay batch (2,000) of them: the restart applies every one, once, in
+    order, the next batch built while Neo4j runs the one before."""
+    import concurrent.futures
+    import sqlite3
+
+    gw = gateway_factory()
+    n = 4500
+    ids = [f"rp-{i:05d}" for i in range(n)]
+
+    def create(eid):
+        return gw.request("POST", "/v1/entities", body={"id": eid, "type": "Person", "properties": {"k": eid}},
+                          fresh=True).status
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(create, ids)) == {201}
+    assert gw.terminate() == 0, gw.log_tail()
+
+    # Stage the crash: the last n intents pending, their nodes gone from Neo4j.
+    top = gw.store.max_intent_seq()
+    base = top - n
+    for i in range(0, n, 1000):
+        neo4j.run("MATCH (e:Entity) WHERE e.id IN $ids DETACH DELETE e", ids=ids[i:i + 1000])
+    store_id = gw.store.query("SELECT value FROM bistore_meta WHERE key = 'store_id'")[0]["value"]
+    neo4j.run("MATCH (w:_BistoreWatermark {store: $s}) SET w.seq = $seq", s=store_id, seq=base)
+    conn = sqlite3.connect(str(gw.sqlite_path))
+    conn.execute("UPDATE bistore_intents SET applied_at = NULL WHERE seq > ?", (base,))
+    conn.commit()
+    conn.close()
+    assert len(gw.store.pending_intents()) == n
+
+    gw2 = gateway_factory(sqlite=gw.sqlite_path, args=["--log-level", "info"])
+    assert neo4j.value("MATCH (e:Entity) WHERE e.id STARTS WITH 'rp-' RETURN count(e)") == n
+    assert neo4j.value("MATCH (e:Entity) WHERE e.id STARTS WITH 'rp-' "
+                       "RETURN count(DISTINCT e.id)") == n, "an intent was applied twice"
+    assert_stores_consistent(gw2.store, neo4j)
+    assert_intents_settled(gw2.store, neo4j)
+    batches = re.findall(r"replayed intents (\d+)\.\.(\d+)", gw2.log_path.read_text(errors="replace"))
+    spans = [(int(a), int(b)) for a, b in batches]
+    assert len(spans) >= 3, spans
+    assert spans[0][0] == base + 1 and spans[-1][1] == top, spans
+    assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:])), f"not contiguous, in order: {spans}"
