@@ -253,8 +253,8 @@ static int hash_record(struct buf *out, enum buf_status st, int64_t version, cha
     return 0;
 }
 
-/* Keys in canonical (byte) order: id, properties, source, target, type, version. */
-int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char hex[HASH_STR_LEN])
+/* The record's start, "{"id":...,"properties":{...}", in scratch (reset first). */
+static enum buf_status record_head(struct buf *scratch, const struct canon_record *r)
 {
     buf_reset(scratch);
     enum buf_status st = append_string_member(scratch, '{', "id", r->id);
@@ -262,6 +262,13 @@ int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char he
         st = buf_append_str(scratch, ",\"properties\":");
     if (st == BUF_OK)
         st = buf_append(scratch, r->properties, r->properties_len);
+    return st;
+}
+
+/* Keys in canonical (byte) order: id, properties, source, target, type, version. */
+int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char hex[HASH_STR_LEN])
+{
+    enum buf_status st = record_head(scratch, r);
     if (st == BUF_OK)
         st = append_string_member(scratch, ',', "type", r->type);
     return hash_record(scratch, st, r->version, hex);
@@ -270,12 +277,7 @@ int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char he
 int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
                             char hex[HASH_STR_LEN])
 {
-    buf_reset(scratch);
-    enum buf_status st = append_string_member(scratch, '{', "id", r->id);
-    if (st == BUF_OK)
-        st = buf_append_str(scratch, ",\"properties\":");
-    if (st == BUF_OK)
-        st = buf_append(scratch, r->properties, r->properties_len);
+    enum buf_status st = record_head(scratch, r);
     if (st == BUF_OK)
         st = append_string_member(scratch, ',', "source", r->source);
     if (st == BUF_OK)
