@@ -9,6 +9,7 @@ naive dual write uses:
   begin                 POST /tx (empty)                      (the spare)
   run                   POST /tx/N [create]
   run+guard             POST /tx/N [guarded watermark, create]
+  run+joined-guard      POST /tx/N [one statement: the guard, WITH w, the create]
   commit                POST /tx/N/commit (empty)
   commit-with-statements POST /tx/N/commit [create]
 
@@ -72,8 +73,8 @@ def main():
                 " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok SET w.seq = $seq"
                 " RETURN w.seq", "parameters": {"store": store, "prev": seq[0] - 1, "seq": seq[0]}}
 
-    steps = {k: [] for k in ("autocommit", "begin", "run", "run+guard", "commit",
-                             "commit-with-statements")}
+    steps = {k: [] for k in ("autocommit", "begin", "run", "run+guard", "run+joined-guard",
+                             "commit", "commit-with-statements")}
 
     def p_auto():
         steps["autocommit"].append(req(base + "/commit", [create()])[0])
@@ -83,6 +84,14 @@ def main():
         steps["begin"].append(ms)
         steps["run+guard"].append(req(path, [guard(), create()])[0])
         steps["commit"].append(req(path + "/commit")[0])
+
+    def p_joined():  # the guard and the create as one statement
+        _, path = begin()
+        g, cr = guard(), create()
+        joined = {"statement": g["statement"].replace(" RETURN w.seq", " WITH w ") + cr["statement"],
+                  "parameters": {**g["parameters"], **cr["parameters"]}}
+        steps["run+joined-guard"].append(req(path, [joined])[0])
+        req(path + "/commit")
 
     def p_plain():  # begin, run data, commit
         _, path = begin()
@@ -100,6 +109,7 @@ def main():
         return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
     patterns = [("autocommit (naive)", p_auto), ("begin + run(guard, data) + commit", p_protocol),
+                ("begin + run(guard joined to data) + commit", p_joined),
                 ("begin + run(data) + commit", p_plain), ("begin + commit(data)", p_commit_with)]
     for _, f in patterns:  # warm up: plans cached, JIT busy elsewhere
         for _ in range(100):

@@ -586,17 +586,43 @@ static bool count_differs(json_t *v, size_t want, struct bs_error *err)
     return true;
 }
 
-/* Checks every data statement touched as many rows as SQLite did. */
+/* True when the watermark node of this store exists (a read, for an error message). */
+static bool watermark_present(struct bistore *bs)
+{
+    json_t *stmts = json_array();
+    json_t *params = json_pack("{s:s}", "store", bs->store_id);
+    struct neo4j_result r = {0};
+    bool present = true; /* when unsure, blame the rows, as before */
+    if (stmts && params &&
+        neo4j_add_statement(stmts, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)",
+                            json_incref(params)) == 0 &&
+        neo4j_autocommit(bs->neo4j, stmts, &r) == NEO4J_OK)
+        present = json_integer_value(neo4j_cell(&r, 0, 0, 0)) > 0;
+    neo4j_result_clear(&r);
+    json_decref(params);
+    json_decref(stmts);
+    return present;
+}
+
+/*
+ * Checks every data statement touched as many rows as SQLite did. With
+ * `joined`, the guard is part of the first statement (cypher_join_guard):
+ * no row from it means no watermark node or no row of ours.
+ */
 static int check_group_counts(struct bistore *bs, const size_t *want, const struct neo4j_result *r,
-                              size_t n_stmts, long *bad_stmt, struct bs_error *err)
+                              size_t n_stmts, bool joined, long *bad_stmt, struct bs_error *err)
 {
     *bad_stmt = -1;
-    if (neo4j_row_count(r, 0) != 1)
+    if (!joined && neo4j_row_count(r, 0) != 1)
         return bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
                             bs->store_id),
                -1;
+    size_t base = joined ? 0 : 1;
     for (size_t i = 0; i < n_stmts; i++) {
-        if (count_differs(neo4j_cell(r, 1 + i, 0, 0), want[i], err)) {
+        if (count_differs(neo4j_cell(r, base + i, 0, 0), want[i], err)) {
+            if (joined && json_integer_value(neo4j_cell(r, 0, 0, 0)) == 0 && !watermark_present(bs))
+                bs_error_set(err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
+                             bs->store_id);
             *bad_stmt = (long)i;
             return -1;
         }
@@ -616,7 +642,9 @@ static void statement_failure(const struct neo4j_result *r, long op_index, struc
                      r->message);
         return;
     }
-    if (r->statement_index == 0 && strstr(r->code, "ArithmeticError")) {
+    /* Only the guard divides (1/0 when the watermark is not at prev); Neo4j
+     * may count the failing statement's partial result, so no index test. */
+    if (strstr(r->code, "ArithmeticError")) {
         bs_error_set(err, BS_NEO4J_UNAVAILABLE,
                      "Neo4j's watermark moved under this gateway: is a second gateway "
                      "writing to the same stores? Recovering");
@@ -745,9 +773,16 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
         bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
         goto rollback;
     }
+    size_t n_data = json_array_size(stmts) - 1;
     if (n > 1)
         log_debug("group commit: %zu transactions, %zu to Neo4j in %zu statements", n, members,
-                  json_array_size(stmts) - 1);
+                  n_data);
+    /* one data statement: it travels joined to the guard (one statement fewer) */
+    int joined = cypher_join_guard(stmts);
+    if (joined < 0) {
+        bs_error_set(&gerr, BS_STORAGE_ERROR, "out of memory");
+        goto rollback;
+    }
     bool was_spare;
     enum neo4j_status ns = take_transaction(bs, tx_path, true, &r, &was_spare);
     if (ns == NEO4J_OK) {
@@ -765,13 +800,18 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     if (ns != NEO4J_OK) {
         if (tx_path[0])
             neo4j_abandon(bs, tx_path);
-        if (r.status == NEO4J_CLIENT_ERROR && r.statement_index > 0 && n > 1) {
+        /* the data statement Neo4j refused, or -1: the guard (or no statement) */
+        bool guard_failed = strstr(r.code, "ArithmeticError") != NULL;
+        long data_stmt = r.status != NEO4J_CLIENT_ERROR || guard_failed ? -1
+                         : joined                                       ? r.statement_index
+                                                                        : r.statement_index - 1;
+        if (data_stmt >= 0 && n > 1) {
             retry = 1;
             goto rollback_quiet;
         }
-        if (r.status == NEO4J_CLIENT_ERROR && r.statement_index > 0) {
+        if (data_stmt >= 0) {
             long op_index;
-            struct member *owner = statement_owner(ms, n, r.statement_index - 1, &op_index);
+            struct member *owner = statement_owner(ms, n, data_stmt, &op_index);
             statement_failure(&r, op_index, &gerr);
             sql_exec(bs->wconn, "ROLLBACK", NULL);
             if (owner) {
@@ -786,7 +826,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
             writer_set_ready(bs, false, "%s", gerr.message);
         goto rollback;
     }
-    if (check_group_counts(bs, want, &r, json_array_size(stmts) - 1, &bad_stmt, &gerr) != 0) {
+    if (check_group_counts(bs, want, &r, n_data, joined == 1, &bad_stmt, &gerr) != 0) {
         neo4j_abandon(bs, tx_path);
         if (bad_stmt >= 0 && n > 1) {
             retry = 1;

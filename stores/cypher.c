@@ -196,18 +196,49 @@ int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged)
     return copy ? json_array_append_new(out, copy) : -1;
 }
 
+/* Lock first, then check: without the SET before the CASE, two
+ * transactions read the same old value and both commit. */
+#define GUARD_TEXT                                                                                 \
+    "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"                             \
+    " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"                                   \
+    " SET w.seq = $seq"
+
 int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq)
 {
-    /* Lock first, then check: without the SET before the CASE, two
-     * transactions read the same old value and both commit. */
-    static const char text[] = "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"
-                               " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"
-                               " SET w.seq = $seq RETURN w.seq";
+    static const char text[] = GUARD_TEXT " RETURN w.seq";
     json_t *params = json_pack("{s:s, s:I, s:I}", "store", store_id, "prev", (json_int_t)prev,
                                "seq", (json_int_t)seq);
     if (!params)
         return -1;
     return neo4j_add_statement(statements, text, params);
+}
+
+int cypher_join_guard(json_t *statements)
+{
+    static const char unwind[] = "UNWIND $rows AS r ";
+    json_t *guard = json_array_get(statements, 0);
+    json_t *data = json_array_get(statements, 1);
+    json_t *rows = json_array_size(statements) == 2 ? only_rows(data) : NULL;
+    const char *text = json_string_value(json_object_get(data, "statement"));
+    if (!rows || !text || strncmp(text, unwind, sizeof unwind - 1) != 0)
+        return 0;
+    char *joined = NULL;
+    size_t len = sizeof GUARD_TEXT " WITH w " + strlen(text);
+    json_t *params = json_copy(json_object_get(guard, "parameters"));
+    if (!params || json_object_set(params, "rows", rows) != 0 || !(joined = malloc(len))) {
+        json_decref(params);
+        return -1;
+    }
+    snprintf(joined, len, "%s WITH w %s", GUARD_TEXT, text);
+    json_t *one = json_array();
+    int rc = one && neo4j_add_statement(one, joined, params) == 0 ? 0 : -1;
+    free(joined);
+    if (rc != 0 || json_array_clear(statements) != 0 || json_array_extend(statements, one) != 0) {
+        json_decref(one);
+        return -1;
+    }
+    json_decref(one);
+    return 1;
 }
 
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id)

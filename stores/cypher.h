@@ -69,6 +69,15 @@ int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged);
  * passed; no row when the watermark node of store_id does not exist.
  */
 int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq);
+/*
+ * When statements is [guard, one UNWIND $rows statement], makes them one
+ * statement, "<guard> WITH w UNWIND $rows AS r ...", with both sets of
+ * parameters: the watermark is still locked and checked before any row, a
+ * wrong one still fails the whole statement, and a missing one makes no
+ * rows (so the count comes back 0); Neo4j runs one statement fewer. Returns
+ * 1 when joined, 0 when left as it was, -1 when out of memory.
+ */
+int cypher_join_guard(json_t *statements);
 /* Creates the watermark of store_id at 0 if missing and returns its seq. */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 

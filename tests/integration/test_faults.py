@@ -447,3 +447,35 @@ def test_replay_of_thousands_of_intents_in_several_batches(gateway_factory, neo4
     assert len(spans) >= 3, spans
     assert spans[0][0] == base + 1 and spans[-1][1] == top, spans
     assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:])), f"not contiguous, in order: {spans}"
+
+
+# ----------------------------------------- the guard joined to the data statement
+
+
+def test_watermark_moved_behind_the_gateway_refuses_the_write(gateway_factory, neo4j):
+    """A single create travels joined to the guard. When Neo4j's watermark is
+    not where the gateway expects (another writer moved it), the guard fails
+    the whole statement: nothing of the write reaches either store."""
+    gw = gateway_factory()
+    assert gw.post("/v1/entities", {"id": "wm-a", "type": "Person"}).status == 201
+    store_id = gw.store.query("SELECT value FROM bistore_meta WHERE key = 'store_id'")[0]["value"]
+    top = gw.store.max_intent_seq()
+    neo4j.run("MATCH (w:_BistoreWatermark {store: $s}) SET w.seq = $seq", s=store_id, seq=top + 5)
+    r = gw.post("/v1/entities", {"id": "wm-b", "type": "Person"})
+    assert r.status == 503 and r.error_code() == "neo4j_unavailable", r
+    assert "watermark" in r.json["error"]["message"], r.json
+    assert gw.store.entity("wm-b") is None and neo4j.count_entity("wm-b") == 0
+    assert gw.store.max_intent_seq() == top
+
+
+def test_missing_watermark_node_is_named_and_nothing_is_written(gateway_factory, neo4j):
+    gw = gateway_factory()
+    assert gw.post("/v1/entities", {"id": "wm-c", "type": "Person"}).status == 201
+    store_id = gw.store.query("SELECT value FROM bistore_meta WHERE key = 'store_id'")[0]["value"]
+    top = gw.store.max_intent_seq()
+    neo4j.run("MATCH (w:_BistoreWatermark {store: $s}) DELETE w", s=store_id)
+    r = gw.post("/v1/entities", {"id": "wm-d", "type": "Person"})
+    assert r.status == 502 and r.error_code() == "neo4j_error", r
+    assert "watermark node" in r.json["error"]["message"], r.json
+    assert gw.store.entity("wm-d") is None and neo4j.count_entity("wm-d") == 0
+    assert gw.store.max_intent_seq() == top

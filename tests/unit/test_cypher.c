@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "stores/cypher.h"
+#include "stores/neo4j.h"
 
 static const char *stmt_text(const struct cypher_batch *b, size_t i)
 {
@@ -389,4 +390,57 @@ Test(cypher, append_merged_never_merges_into_the_guard_or_other_statements)
     json_decref(again);
     json_decref(out);
     cypher_batch_free(&a);
+}
+
+Test(cypher, join_guard_makes_one_statement_guard_first)
+{
+    struct cypher_batch b;
+    cr_assert_eq(cypher_batch_init(&b), 0);
+    add_person(&b, "Person", "p1");
+    add_person(&b, "Person", "p2");
+    cr_assert_eq(cypher_batch_finish(&b), 0);
+    json_t *stmts = json_array();
+    cr_assert_eq(cypher_add_watermark_guard(stmts, "store-1", 6, 7), 0);
+    cr_assert_eq(json_array_extend(stmts, b.statements), 0);
+    cr_assert_eq(cypher_join_guard(stmts), 1);
+    cr_assert_eq(json_array_size(stmts), 1);
+    json_t *one = json_array_get(stmts, 0);
+    const char *text = json_string_value(json_object_get(one, "statement"));
+    const char *lock = strstr(text, "SET w._lock = true");
+    const char *check = strstr(text, "CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END");
+    const char *data = strstr(text, "WITH w UNWIND $rows AS r CREATE (n:Entity:`Person`)");
+    cr_assert(lock && check && data && lock < check && check < data, "order wrong: %s", text);
+    json_t *params = json_object_get(one, "parameters");
+    cr_expect_str_eq(json_string_value(json_object_get(params, "store")), "store-1");
+    cr_expect_eq(json_integer_value(json_object_get(params, "prev")), 6);
+    cr_expect_eq(json_integer_value(json_object_get(params, "seq")), 7);
+    cr_expect_eq(json_array_size(json_object_get(params, "rows")), 2);
+    /* the batch's own statement is untouched */
+    cr_expect_str_eq(stmt_text(&b, 0),
+                     "UNWIND $rows AS r CREATE (n:Entity:`Person`) SET n = r RETURN count(*)");
+    json_decref(stmts);
+    cypher_batch_free(&b);
+}
+
+Test(cypher, join_guard_leaves_two_data_statements_or_raw_ones)
+{
+    struct cypher_batch b;
+    cr_assert_eq(cypher_batch_init(&b), 0);
+    add_person(&b, "Person", "p1");
+    add_person(&b, "Org", "o1");
+    cr_assert_eq(cypher_batch_finish(&b), 0);
+    json_t *two = json_array();
+    cr_assert_eq(cypher_add_watermark_guard(two, "s", 0, 1), 0);
+    cr_assert_eq(json_array_extend(two, b.statements), 0);
+    cr_expect_eq(cypher_join_guard(two), 0);
+    cr_expect_eq(json_array_size(two), 3);
+
+    json_t *raw = json_array();
+    cr_assert_eq(cypher_add_watermark_guard(raw, "s", 0, 1), 0);
+    cr_assert_eq(neo4j_add_statement(raw, "MATCH (n) SET n.x = $x", json_pack("{s:i}", "x", 1)), 0);
+    cr_expect_eq(cypher_join_guard(raw), 0);
+    cr_expect_eq(json_array_size(raw), 2);
+    json_decref(two);
+    json_decref(raw);
+    cypher_batch_free(&b);
 }
