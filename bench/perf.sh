@@ -19,11 +19,7 @@ scripts/build.sh release >/dev/null
 for t in bench_load bench_naive bench_uuid7; do
   [ -x "build/bench/$t" ] || { echo "perf.sh: build/bench/$t is missing (BISTORE_BENCH=OFF?)" >&2; exit 1; }
 done
-scripts/neo4j.sh build
-if ! python3 -c 'import neo4j' 2>/dev/null; then
-  echo "perf.sh: installing the Neo4j Python driver (neo4j==5.28.2) for the Python baseline" >&2
-  python3 -m pip install -q 'neo4j==5.28.2'
-fi
+scripts/deps.sh # the Neo4j jars and the Python driver (neo4j==5.28.2) if missing
 
 keep=${BISTORE_PERF_WORK:+1}
 work=${BISTORE_PERF_WORK:-$(mktemp -d /tmp/bistore-perf.XXXXXX)}

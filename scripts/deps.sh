@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what bistore needs to build, test and run, on a fresh Debian
 # machine (run as root, or with sudo available): the C libraries and tools
-# from Debian's packages, pytest from PyPI when it is missing, and the local
-# Neo4j 5.26 from Maven Central (scripts/neo4j.sh build). Safe to run again:
-# it only installs what is missing.
+# from Debian's packages, pytest and the Neo4j driver from PyPI when they are
+# missing, and the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
+# build). Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +26,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import pytest' 2>/dev/null; then
-  echo "deps: installing pytest"
-  python3 -m pip install --quiet pytest || python3 -m pip install --quiet --break-system-packages pytest
-fi
+# Python packages: pytest for the tests, the Neo4j driver for the Python
+# baseline of bench/perf.sh (its smoke runs in the test suite). Debian's own
+# python3 refuses pip outside a venv (PEP 668) unless told.
+pip_install() { # pip_install MODULE SPEC
+  python3 -c "import $1" 2>/dev/null && return
+  echo "deps: installing $2"
+  python3 -m pip install --quiet "$2" || python3 -m pip install --quiet --break-system-packages "$2"
+}
+pip_install pytest pytest
+pip_install neo4j 'neo4j==5.28.2'
 
 scripts/neo4j.sh build
