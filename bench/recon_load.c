@@ -310,19 +310,6 @@ static int sql_commit(struct loader *l)
 
 /* ---- one batch of entities ---- */
 
-/* The Neo4j form of a record: its properties plus id, _v, _h (as apply.c). */
-static json_t *mirror(json_t *properties, const char *id, int64_t version, const char *hash)
-{
-    json_t *m = json_copy(properties); /* shallow: the values are never changed */
-    if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
-        json_object_set_new(m, "_v", json_integer(version)) != 0 ||
-        json_object_set_new(m, "_h", json_string(hash)) != 0) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
-}
-
 /* Builds entity number i as the gateway stores it; e->properties is new. */
 static int build_entity(struct loader *l, long i, struct sql_entity *e, int *type)
 {
@@ -364,9 +351,9 @@ static int load_entities(struct loader *l, long first, long n)
     for (long k = 0; rc == 0 && k < n; k++) {
         int t;
         rc = build_entity(l, first + k, &batch[k], &t);
-        json_t *node =
-            rc == 0 ? mirror(batch[k].properties, batch[k].id, batch[k].version, batch[k].hash)
-                    : NULL;
+        json_t *node = rc == 0 ? canon_neo4j_map(batch[k].id, batch[k].properties, batch[k].version,
+                                                 batch[k].hash)
+                               : NULL;
         if (rc == 0 && (!node || json_array_append_new(rows[t], node) != 0))
             rc = fail_nomem();
     }
@@ -436,7 +423,7 @@ static int load_relationships(struct loader *l, long first, long n)
         int t;
         struct sql_relationship *r = &batch[k];
         rc = build_relationship(l, first + k, r, &t);
-        json_t *p = rc == 0 ? mirror(r->properties, r->id, r->version, r->hash) : NULL;
+        json_t *p = rc == 0 ? canon_neo4j_map(r->id, r->properties, r->version, r->hash) : NULL;
         json_t *row =
             p ? json_pack("{s:s, s:s, s:o}", "s", r->source, "t", r->target, "p", p) : NULL;
         if (rc == 0 && (!row || json_array_append_new(rows[t], row) != 0))

@@ -76,6 +76,30 @@ static int read_watermark(struct bistore *bs, int64_t *seq, struct bs_error *err
     return rc;
 }
 
+/* ---- calls in a thread of their own ---- */
+
+/* A Neo4j request sent from a thread of its own while the writer goes on
+ * (the next replay batch, the rest of a pipelined transaction). */
+struct background {
+    pthread_t thread;
+    bool threaded;
+};
+
+/* Starts fn(arg); runs it in line when no thread can be started. */
+static void background_start(struct background *b, void *(*fn)(void *), void *arg)
+{
+    b->threaded = pthread_create(&b->thread, NULL, fn, arg) == 0;
+    if (!b->threaded)
+        fn(arg);
+}
+
+static void background_wait(struct background *b)
+{
+    if (b->threaded)
+        pthread_join(b->thread, NULL);
+    b->threaded = false;
+}
+
 /* ---- replay ---- */
 
 /*
@@ -179,8 +203,7 @@ struct replay_send {
     struct bistore *bs;
     json_t *stmts;
     int64_t first, last;
-    pthread_t thread;
-    bool threaded;
+    struct background call;
     struct neo4j_result r;
     enum neo4j_status status;
 };
@@ -195,8 +218,7 @@ static void *replay_send_main(void *arg)
 /* Waits for the batch in flight; when Neo4j took it, it is applied (and marked). */
 static int replay_wait(struct bistore *bs, struct replay_send *s, struct bs_error *err)
 {
-    if (s->threaded)
-        pthread_join(s->thread, NULL);
+    background_wait(&s->call);
     json_decref(s->stmts);
     s->stmts = NULL;
     int rc = 0;
@@ -253,9 +275,7 @@ static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error
         if (have) {
             s = (struct replay_send){
                 .bs = bs, .stmts = next.stmts, .first = next.first, .last = next.last};
-            s.threaded = pthread_create(&s.thread, NULL, replay_send_main, &s) == 0;
-            if (!s.threaded)
-                replay_send_main(&s); /* no thread: in line */
+            background_start(&s.call, replay_send_main, &s);
             in_flight = true;
             collected = next.last;
         }
@@ -630,6 +650,14 @@ static int check_group_counts(struct bistore *bs, const size_t *want, const stru
     return 0;
 }
 
+/* The guard refused the transaction: the watermark is not where we expect.
+ * Only the guard divides (1/0), so the code says it wherever Neo4j puts the
+ * failing index (it counts the failing statement's partial result). */
+static bool guard_refused(const struct neo4j_result *r)
+{
+    return strstr(r->code, "ArithmeticError") != NULL;
+}
+
 /* A Neo4j rejection of our data statements, as the error of the member. */
 static void statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err)
 {
@@ -642,9 +670,7 @@ static void statement_failure(const struct neo4j_result *r, long op_index, struc
                      r->message);
         return;
     }
-    /* Only the guard divides (1/0 when the watermark is not at prev); Neo4j
-     * may count the failing statement's partial result, so no index test. */
-    if (strstr(r->code, "ArithmeticError")) {
+    if (guard_refused(r)) {
         bs_error_set(err, BS_NEO4J_UNAVAILABLE,
                      "Neo4j's watermark moved under this gateway: is a second gateway "
                      "writing to the same stores? Recovering");
@@ -801,10 +827,9 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
         if (tx_path[0])
             neo4j_abandon(bs, tx_path);
         /* the data statement Neo4j refused, or -1: the guard (or no statement) */
-        bool guard_failed = strstr(r.code, "ArithmeticError") != NULL;
-        long data_stmt = r.status != NEO4J_CLIENT_ERROR || guard_failed ? -1
-                         : joined                                       ? r.statement_index
-                                                                        : r.statement_index - 1;
+        long data_stmt = r.status != NEO4J_CLIENT_ERROR || guard_refused(&r) ? -1
+                         : joined                                            ? r.statement_index
+                                  : r.statement_index - 1;
         if (data_stmt >= 0 && n > 1) {
             retry = 1;
             goto rollback_quiet;
@@ -878,8 +903,8 @@ struct pipeline {
     int64_t prev, seq; /* the guard */
     size_t shipped;    /* data statements sent so far */
     /* the request in flight */
-    bool in_flight, threaded, guard, guard_sent;
-    pthread_t thread;
+    bool in_flight, guard, guard_sent;
+    struct background call;
     json_t *request;
     size_t first, count; /* its data statements */
     struct neo4j_result r;
@@ -933,8 +958,7 @@ static int pipeline_wait(struct pipeline *p, const struct apply_state *st, struc
 {
     if (!p->in_flight)
         return 0;
-    if (p->threaded)
-        pthread_join(p->thread, NULL);
+    background_wait(&p->call);
     p->in_flight = false;
     json_decref(p->request);
     p->request = NULL;
@@ -988,9 +1012,7 @@ static int pipeline_ship(struct pipeline *p, const struct apply_state *st, struc
     p->count = total - p->shipped;
     p->shipped = total;
     p->in_flight = true;
-    p->threaded = pthread_create(&p->thread, NULL, pipeline_send, p) == 0;
-    if (!p->threaded)
-        pipeline_send(p); /* no thread: in line, still correct */
+    background_start(&p->call, pipeline_send, p);
     return 0;
 }
 
