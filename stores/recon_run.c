@@ -271,6 +271,12 @@ static void *run_main(void *arg)
         rc = -1;
     if (rc == 0 && run->opt.repair != REPAIR_NONE)
         rc = repair_all(run, &err);
+    /* Finished for the next start before the stored state says so: a client
+     * that sees "done" and starts another run must not get 409 (that start
+     * joins this thread, so it waits for the save below). */
+    pthread_mutex_lock(&run->bs->lock);
+    run->bs->recon_done = true;
+    pthread_mutex_unlock(&run->bs->lock);
     struct bs_error save_err;
     bs_error_clear(&save_err);
     save_run(run, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err.message, &save_err);
@@ -281,9 +287,6 @@ static void *run_main(void *arg)
              (long long)run->sum.only_in_neo4j, (long long)run->sum.mismatched,
              (long long)run->sum.duplicate_ids, (long long)run->sum.missing_ids,
              (long long)run->sum.repaired, rc == 0 ? "" : ": ", rc == 0 ? "" : err.message);
-    pthread_mutex_lock(&run->bs->lock);
-    run->bs->recon_done = true;
-    pthread_mutex_unlock(&run->bs->lock);
     return NULL;
 }
 
