@@ -501,6 +501,7 @@ struct member {
     struct commit_item *item;
     struct apply_state st;
     char tx_id[UUID_STR_LEN];
+    bool in_txn;       /* applied inside the group's SQLite transaction */
     int64_t seq;       /* its intent; 0 when it is not in the group's Neo4j tx */
     size_t first_stmt; /* its first data statement in the group's list */
     json_t *result;
@@ -679,11 +680,23 @@ static void statement_failure(const struct neo4j_result *r, long op_index, struc
     neo4j_failure(err, r, "transaction");
 }
 
+/*
+ * The group's transaction is rolled back: every member that was applied in
+ * it gets err, including those that left early. Their answers (an
+ * idempotent repeat, a 404/409/412) may have been computed from rows of
+ * members that are now gone, so none of them is final (invariant 6).
+ */
 static void fail_members(struct member *ms, size_t n, const struct bs_error *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (ms[i].seq)
-            ms[i].item->out->err = *err;
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].in_txn)
+            continue;
+        struct bistore_outcome *out = ms[i].item->out;
+        json_decref(out->result);
+        out->result = NULL;
+        out->replayed = false;
+        out->err = *err;
+    }
 }
 
 /*
@@ -770,11 +783,15 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     }
     int64_t seq = bs->last_seq;
     size_t members = 0;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].out->err.code == BS_OK && apply_member(bs, &ms[i], seq + 1)) {
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].out->err.code != BS_OK)
+            continue;
+        ms[i].in_txn = true;
+        if (apply_member(bs, &ms[i], seq + 1)) {
             seq++;
             members++;
         }
+    }
     fault_hit(FAULT_AFTER_BEGIN);
     if (n > 1 && members == 0)
         log_debug("group commit: %zu transactions, none to Neo4j", n);
@@ -787,8 +804,13 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     /* neo4j: a transaction (recorded), the guarded watermark, all data */
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (ms[i].seq && ensure_rel_constraints(bs, &ms[i].st, &gerr) != 0)
+        if (ms[i].seq && ensure_rel_constraints(bs, &ms[i].st, &gerr) != 0) {
+            if (n > 1 && gerr.code == BS_NEO4J_ERROR) { /* refused: only its own member fails */
+                retry = 1;
+                goto rollback_quiet;
+            }
             goto rollback;
+        }
         total += ms[i].seq ? cypher_batch_count(&ms[i].st.cypher) : 0;
     }
     stmts = json_array();

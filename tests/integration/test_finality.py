@@ -81,6 +81,13 @@ def poison_relationship_type(gw, neo4j, rtype):
     return "dup-a", "dup-b"
 
 
+def assert_refused_group(gw, size):
+    """The scenario's requests formed one group, which Neo4j refused and the
+    writer retried one by one (else the test proved nothing)."""
+    refused = [int(n) for n in REFUSED_GROUP_RE.findall(gw.log_path.read_text(errors="replace"))]
+    assert size in refused, f"the {size} requests did not form one refused group: {refused}"
+
+
 def unpoison(neo4j):
     neo4j.run("MATCH ()-[r:DUPT]->() DELETE r")
 
@@ -119,6 +126,7 @@ def test_idempotent_repeats_of_a_rolled_back_group_are_not_acknowledged(gateway_
     assert gw.store.query("SELECT count(*) AS n FROM relationships WHERE type = 'DUPT'")[0]["n"] == 0
     assert gw.store.query("SELECT count(*) AS n FROM bistore_idempotency")[0]["n"] == 0
     assert_intents_settled(gw.store, neo4j)
+    assert_refused_group(gw, 8)
 
 
 def test_conflicts_found_against_a_rolled_back_member_are_recomputed(gateway_factory, proxy_factory, neo4j):
@@ -157,8 +165,7 @@ def test_conflicts_found_against_a_rolled_back_member_are_recomputed(gateway_fac
     assert gw.store.entity("z")["properties"] == {"n": 3}
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
-    refused = [int(n) for n in REFUSED_GROUP_RE.findall(gw.log_path.read_text(errors="replace"))]
-    assert refused and max(refused) == 4, f"the four requests did not form one group: {refused}"
+    assert_refused_group(gw, 4)
 
 
 def test_a_failed_constraint_creation_fails_only_its_own_member(gateway_factory, proxy_factory, neo4j):
@@ -183,3 +190,4 @@ def test_a_failed_constraint_creation_fails_only_its_own_member(gateway_factory,
     unpoison(neo4j)
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
+    assert_refused_group(gw, 6)
