@@ -31,7 +31,7 @@ enum bs_code {
     BS_CODE_COUNT
 };
 
-#define BS_ERROR_MESSAGE_MAX 512
+#define BS_ERROR_MESSAGE_MAX 1024
 #define BS_ERROR_FIELD_MAX 160
 
 struct bs_error {

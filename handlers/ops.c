@@ -21,7 +21,7 @@ void handle_healthz(struct app *app, const struct request *req, struct response 
 void handle_readyz(struct app *app, const struct request *req, struct response *res)
 {
     (void)req;
-    char reason[256];
+    char reason[1024];
     if (bistore_ready(app->store, reason, sizeof reason))
         reply_json(res, 200, json_pack("{s:s}", "status", "ready"));
     else

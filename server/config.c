@@ -20,6 +20,11 @@ static const char usage[] =
     "  bistore repair --policy sqlite_wins|neo4j_wins [--deep] [--dry-run] [store options]\n"
     "                              find and repair disagreements; a second writer: stop\n"
     "                              the gateway first (or use POST /v1/reconciliations)\n"
+    "  bistore resolve [--intent SEQ --policy sqlite_wins|neo4j_wins [--dry-run]]\n"
+    "                  [store options]\n"
+    "                              show the intent Neo4j refuses on replay (exit 1 when\n"
+    "                              there is one), or settle it; a second writer: stop\n"
+    "                              the gateway first\n"
     "  bistore --help | --version\n"
     "\n"
     "options (each also read from BISTORE_<OPTION>, e.g. BISTORE_NEO4J_URL):\n"
@@ -237,6 +242,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         cfg->command = CMD_CHECK;
     else if (strcmp(argv[1], "repair") == 0)
         cfg->command = CMD_REPAIR;
+    else if (strcmp(argv[1], "resolve") == 0)
+        cfg->command = CMD_RESOLVE;
     else
         return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
     for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
@@ -283,9 +290,21 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
                         "--neo4j-password is not accepted on the command line: "
                         "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
         bool tool = cfg->command != CMD_SERVE;
+        if (strcmp(name, "intent") == 0) {
+            char *end;
+            errno = 0;
+            long long seq = strtoll(value, &end, 10);
+            if (cfg->command != CMD_RESOLVE)
+                return fail(msg, cap, "--intent does not apply to this command");
+            if (errno || *end || end == value || seq < 1)
+                return fail(msg, cap, "--intent: '%s' is not an intent seq (1 or more)", value);
+            cfg->intent = seq;
+            continue;
+        }
         if (strcmp(name, "deep") == 0 || strcmp(name, "dry-run") == 0 ||
             strcmp(name, "policy") == 0) {
-            if (!tool || (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0))
+            if (!tool || (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0) ||
+                (cfg->command == CMD_RESOLVE && strcmp(name, "deep") == 0))
                 return fail(msg, cap, "--%s does not apply to this command", name);
             if (strcmp(name, "policy") == 0) {
                 if (strcmp(value, "sqlite_wins") != 0 && strcmp(value, "neo4j_wins") != 0)
@@ -303,6 +322,10 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
     }
     if (cfg->command == CMD_REPAIR && !cfg->policy[0])
         return fail(msg, cap, "repair needs --policy sqlite_wins or --policy neo4j_wins");
+    if (cfg->command == CMD_RESOLVE && (cfg->intent > 0) != (cfg->policy[0] != '\0'))
+        return fail(msg, cap, "resolve needs both --intent SEQ and --policy, or neither");
+    if (cfg->command == CMD_RESOLVE && cfg->dry_run && !cfg->intent)
+        return fail(msg, cap, "--dry-run needs --intent and --policy");
     if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth)
         return fail(msg, cap,
                     "refusing to listen on %s without API keys: bind a loopback address, "

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum command { CMD_SERVE, CMD_CHECK, CMD_REPAIR, CMD_HELP, CMD_VERSION };
+enum command { CMD_SERVE, CMD_CHECK, CMD_REPAIR, CMD_RESOLVE, CMD_HELP, CMD_VERSION };
 
 struct config {
     enum command command;
@@ -32,6 +32,8 @@ struct config {
     bool deep;
     char policy[16]; /* sqlite_wins | neo4j_wins */
     bool dry_run;
+    /* resolve */
+    long long intent; /* the refused intent's seq; 0: list it */
 };
 
 /* Fills cfg from argv and the environment. 0 on success; -1 with a message

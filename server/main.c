@@ -18,6 +18,7 @@
 #include "stores/bistore.h"
 #include "stores/check.h"
 #include "stores/reconcile.h"
+#include "stores/resolve.h"
 
 static void set_log_level(const struct config *cfg)
 {
@@ -135,6 +136,30 @@ static int run_check(const struct config *cfg)
     return dirty ? 1 : 0;
 }
 
+enum recovered { RECOVERED_TIMEOUT, RECOVERED_READY, RECOVERED_REFUSED };
+
+/* Waits (60 s at most) until the in-process core is ready, or stops at an
+ * intent Neo4j refuses; reason says why not. */
+static enum recovered wait_recovered(struct bistore *store, char *reason, size_t cap)
+{
+    int64_t deadline = time_monotonic_ms() + 60000;
+    for (;;) {
+        if (bistore_ready(store, reason, cap))
+            return RECOVERED_READY;
+        json_t *refused = NULL;
+        struct bs_error err;
+        bs_error_clear(&err);
+        if (bistore_refused_intent(store, &refused, &err) == 0) {
+            json_decref(refused);
+            return RECOVERED_REFUSED;
+        }
+        if (time_monotonic_ms() > deadline)
+            return RECOVERED_TIMEOUT;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Runs a reconciliation with repair in-process, through a full gateway
  * core (writer, recovery, commit protocol), without HTTP. */
 static int run_repair(const struct config *cfg)
@@ -150,16 +175,11 @@ static int run_repair(const struct config *cfg)
         bistore_close(store);
         return 2;
     }
-    char reason[256];
-    int64_t deadline = time_monotonic_ms() + 60000;
-    while (!bistore_ready(store, reason, sizeof reason) && time_monotonic_ms() < deadline) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    char reason[1024];
     char id[64];
     json_t *run = NULL;
     int rc = 2;
-    if (!bistore_ready(store, reason, sizeof reason)) {
+    if (wait_recovered(store, reason, sizeof reason) != RECOVERED_READY) {
         fprintf(stderr, "bistore repair: not ready after 60 s: %s\n", reason);
     } else if (bistore_reconcile_start(store, &opt, id, &err) != 0) {
         fprintf(stderr, "bistore repair: %s\n", err.message);
@@ -204,6 +224,88 @@ static int run_repair(const struct config *cfg)
         rc = state && strcmp(state, "done") == 0 ? 0 : 2;
     }
     json_decref(run);
+    bistore_close(store);
+    return rc;
+}
+
+/* The refused intent, for the operator: what it did and what Neo4j said. */
+static void print_refused(const json_t *r)
+{
+    const json_t *ops = json_object_get(r, "operations");
+    printf("intent %lld (tx %s) is refused by Neo4j on replay:\n",
+           (long long)json_integer_value(json_object_get(r, "seq")),
+           json_string_value(json_object_get(r, "tx_id")));
+    size_t i;
+    json_t *op;
+    json_array_foreach (ops, i, op)
+        printf("  %s %s\n", json_string_value(json_object_get(op, "op")),
+               json_string_value(json_object_get(op, "id")));
+    const char *why = json_string_value(json_object_get(json_object_get(r, "refused"), "message"));
+    printf("Neo4j: %s\n", why ? why : "(not recorded)");
+    printf("settle it with: bistore resolve --intent %lld --policy sqlite_wins|neo4j_wins "
+           "[--dry-run]\n",
+           (long long)json_integer_value(json_object_get(r, "seq")));
+}
+
+/*
+ * `bistore resolve`: recovers in-process (a full gateway core, without
+ * HTTP) up to the intent Neo4j refuses, then lists it (exit 1; 0 when none
+ * is refused) or settles it under the policy and waits until it is
+ * replayed (exit 0; 2 on any error, nothing written).
+ */
+static int run_resolve(const struct config *cfg)
+{
+    struct bistore_config scfg = store_config(cfg);
+    struct bs_error err;
+    bs_error_clear(&err);
+    struct bistore *store = bistore_open(&scfg, &err);
+    if (!store || bistore_start(store, &err) != 0) {
+        fprintf(stderr, "bistore resolve: %s\n", err.message);
+        bistore_close(store);
+        return 2;
+    }
+    char reason[1024];
+    enum recovered state = wait_recovered(store, reason, sizeof reason);
+    int rc = 2;
+    json_t *refused = NULL, *report = NULL;
+    if (state == RECOVERED_TIMEOUT) {
+        fprintf(stderr, "bistore resolve: not recovered after 60 s: %s\n", reason);
+    } else if (!cfg->intent) {
+        if (state == RECOVERED_READY) {
+            printf("no intent is refused: everything committed is in Neo4j\n");
+            rc = 0;
+        } else if (bistore_refused_intent(store, &refused, &err) == 0) {
+            print_refused(refused);
+            rc = 1;
+        }
+    } else {
+        enum recon_repair policy = REPAIR_NONE;
+        recon_repair_parse(cfg->policy, &policy);
+        if (bistore_resolve_intent(store, cfg->intent, policy, cfg->dry_run, &report, &err) != 0) {
+            fprintf(stderr, "bistore resolve: %s\n", err.message);
+        } else {
+            size_t i;
+            json_t *o;
+            json_array_foreach (json_object_get(report, "objects"), i, o)
+                printf("%s %s: %s\n", json_string_value(json_object_get(o, "object")),
+                       json_string_value(json_object_get(o, "id")),
+                       json_is_true(json_object_get(o, "disagreed"))
+                           ? json_string_value(json_object_get(o, "action"))
+                           : "agrees already");
+            if (cfg->dry_run) {
+                printf("dry run: nothing written\n");
+                rc = 0;
+            } else if (wait_recovered(store, reason, sizeof reason) == RECOVERED_READY) {
+                printf("intent %lld settled with %s and replayed: the stores agree on it\n",
+                       cfg->intent, cfg->policy);
+                rc = 0;
+            } else {
+                fprintf(stderr, "bistore resolve: settled, but not replayed: %s\n", reason);
+            }
+        }
+    }
+    json_decref(refused);
+    json_decref(report);
     bistore_close(store);
     return rc;
 }
@@ -278,11 +380,14 @@ int main(int argc, char **argv)
     case CMD_VERSION: printf("bistore %s\n", BISTORE_VERSION); return 0;
     case CMD_SERVE: break;
     case CMD_CHECK:
-    case CMD_REPAIR: {
+    case CMD_REPAIR:
+    case CMD_RESOLVE: {
         set_log_level(&cfg);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return 2;
-        int rc = cfg.command == CMD_CHECK ? run_check(&cfg) : run_repair(&cfg);
+        int rc = cfg.command == CMD_CHECK    ? run_check(&cfg)
+                 : cfg.command == CMD_REPAIR ? run_repair(&cfg)
+                                             : run_resolve(&cfg);
         curl_global_cleanup();
         return rc;
     }

@@ -171,7 +171,7 @@ static int replay_collect(int64_t seq, const char *tx_id, const char *statements
 
 /* Collects the next batch of pending intents, after seq `after`, behind
  * its guard (from `after` to the batch's last seq). 0, or -1 with err set. */
-static int replay_next(struct bistore *bs, int64_t after, struct replay_ctx *ctx,
+static int replay_next(struct bistore *bs, int64_t after, int limit, struct replay_ctx *ctx,
                        struct bs_error *err)
 {
     *ctx = (struct replay_ctx){bs, err, json_array(), 0, 0, 0, 0};
@@ -179,7 +179,7 @@ static int replay_next(struct bistore *bs, int64_t after, struct replay_ctx *ctx
         json_decref(ctx->stmts);
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
     }
-    int rc = sql_intent_pending(bs->wconn, after, REPLAY_BATCH_INTENTS, replay_collect, ctx, err);
+    int rc = sql_intent_pending(bs->wconn, after, limit, replay_collect, ctx, err);
     if (ctx->failed || (rc != 0 && ctx->last == 0)) {
         json_decref(ctx->stmts);
         return -1;
@@ -257,7 +257,7 @@ static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error
     while (rc == 0 && (in_flight || collected < bs->last_seq)) {
         struct replay_ctx next = {0};
         bool have = collected < bs->last_seq;
-        if (have && replay_next(bs, collected, &next, err) != 0) {
+        if (have && replay_next(bs, collected, REPLAY_BATCH_INTENTS, &next, err) != 0) {
             have = false;
             rc = -1;
         }
@@ -281,6 +281,99 @@ static int replay_batches(struct bistore *bs, int64_t watermark, struct bs_error
         }
     }
     return rc;
+}
+
+/* "create_entity a, delete_relationship r (+3 more)": what a transaction did. */
+static void operations_summary(const json_t *ops, char *out, size_t cap)
+{
+    struct buf b;
+    buf_init(&b, cap);
+    size_t i, n = json_array_size(ops);
+    json_t *op;
+    json_array_foreach (ops, i, op) {
+        if (i == 3) {
+            buf_printf(&b, " (+%zu more)", n - 3);
+            break;
+        }
+        buf_printf(&b, "%s%s %s", i ? ", " : "", json_string_value(json_object_get(op, "op")),
+                   json_string_value(json_object_get(op, "id")));
+    }
+    snprintf(out, cap, "%s", n ? buf_str(&b) : "no operations");
+    buf_free(&b);
+}
+
+/*
+ * Neo4j refused intent seq on replay with the watermark where it belongs:
+ * a deterministic refusal (a node of that id made behind the gateway's
+ * back, say) that no retry can get past, and later intents must wait for
+ * it (they are applied in order). Records it (in the intent row, for
+ * GET /v1/transactions and `bistore resolve`), makes the gateway unready
+ * with a reason that names it, and logs it once. The writer does not try
+ * it again (writer_prepare) until it is resolved or the gateway restarts.
+ */
+static int replay_refused(struct bistore *bs, int64_t seq, const char *neo4j_message,
+                          struct bs_error *err)
+{
+    struct sql_intent in;
+    struct bs_error ignored;
+    char ops[256] = "?";
+    bool known = sql_intent_get_pending(bs->wconn, seq, &in, &ignored) == 0;
+    if (known)
+        operations_summary(in.operations, ops, sizeof ops);
+    json_t *refused =
+        json_pack("{s:s, s:s}", "code", bs_code_name(BS_NEO4J_ERROR), "message", neo4j_message);
+    char *text = refused ? json_text_dumps(refused) : NULL;
+    if (!text || sql_intent_set_refused(bs->wconn, seq, text, &ignored) != 0)
+        log_error("cannot record the refusal of intent %lld", (long long)seq);
+    free(text);
+    json_decref(refused);
+    char reason[REASON_MAX];
+    int n = snprintf(reason, sizeof reason,
+                     "intent %lld (tx %s: %s) is refused by Neo4j on replay; writes wait for it, "
+                     "as intents are applied in order: settle it with `bistore resolve --intent "
+                     "%lld --policy sqlite_wins|neo4j_wins` (README: a refused intent). ",
+                     (long long)seq, known ? in.tx_id : "?", ops, (long long)seq);
+    if (n > 0 && (size_t)n < sizeof reason) { /* Neo4j's words last: what is cut is theirs */
+        size_t room = sizeof reason - (size_t)n - 1, len = strlen(neo4j_message);
+        len = len < room ? len : room;
+        memcpy(reason + n, neo4j_message, len);
+        reason[(size_t)n + len] = '\0';
+    }
+    if (known)
+        sql_intent_clear(&in);
+    log_error("%s", reason);
+    writer_set_stuck(bs, seq, reason);
+    return bs_error_set(err, BS_NOT_READY, "%s", reason), -1;
+}
+
+/*
+ * After a batch was refused with the watermark unmoved: the intents after
+ * it, one Neo4j transaction each, until the one Neo4j refuses (recorded by
+ * replay_refused) or all are in. 0 when all are in.
+ */
+static int replay_one_by_one(struct bistore *bs, struct bs_error *err)
+{
+    while (bs->applied_seq < bs->last_seq) {
+        struct replay_ctx one;
+        if (replay_next(bs, bs->applied_seq, 1, &one, err) != 0)
+            return -1;
+        struct replay_send s = {.bs = bs, .stmts = one.stmts, .first = one.first, .last = one.last};
+        replay_send_main(&s);
+        enum neo4j_status status = s.status;
+        char message[BS_ERROR_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s %s", s.r.code, s.r.message);
+        if (replay_wait(bs, &s, err) == 0)
+            continue;
+        if (status != NEO4J_CLIENT_ERROR && status != NEO4J_DATABASE_ERROR)
+            return -1; /* transient, or the watermark node is gone */
+        int64_t now;
+        if (read_watermark(bs, &now, err) != 0)
+            return -1;
+        if (now != bs->applied_seq) /* the guard: the watermark moved, after all */
+            return bs_error_set(err, BS_NEO4J_ERROR, "the watermark moved"), -1;
+        return replay_refused(bs, one.first, message, err);
+    }
+    return 0;
 }
 
 /*
@@ -314,10 +407,19 @@ int commit_replay_pending(struct bistore *bs, struct bs_error *err)
         if (replay_batches(bs, watermark, err) == 0)
             return 0;
         if (err->code != BS_NEO4J_ERROR)
+            return -1; /* transient (Neo4j away, a transient error): retried on the timer */
+        /* Neo4j refused a batch: either the guard (the watermark moved under
+         * us: read it again) or a statement, deterministically. */
+        int64_t now;
+        if (read_watermark(bs, &now, err) != 0)
             return -1;
-        /* A guard failure: the watermark moved under us; read it again. */
+        if (now == bs->applied_seq)
+            return replay_one_by_one(bs, err);
     }
-    return bs_error_set(err, BS_NEO4J_ERROR, "replay did not converge"), -1;
+    return bs_error_set(err, BS_NEO4J_ERROR,
+                        "Neo4j's watermark keeps moving under this gateway: is a second "
+                        "gateway writing to the same stores?"),
+           -1;
 }
 
 /*
@@ -1156,14 +1258,14 @@ void commit_group(struct bistore *bs, struct commit_item *items, size_t n)
     /* Neo4j refused one of them: each alone, so only that one fails. */
     log_info("group commit: Neo4j refused a group of %zu; applying them one by one", n);
     for (size_t i = 0; i < n; i++) {
-        if (bs->applied_seq != bs->last_seq) {
-            bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
-                         "Neo4j did not take an earlier transaction; retry");
-            continue;
-        }
+        json_decref(items[i].out->result); /* an answer from the group: not final */
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);
-        run_group(bs, &items[i], 1);
+        if (bs->applied_seq != bs->last_seq)
+            bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
+                         "Neo4j did not take an earlier transaction; retry");
+        else
+            run_group(bs, &items[i], 1);
     }
 }
 

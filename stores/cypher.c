@@ -257,6 +257,12 @@ const char *cypher_entity_constraint(void)
            " FOR (n:Entity) REQUIRE n.id IS UNIQUE";
 }
 
+const char *cypher_relationship_type_by_id(void)
+{
+    /* no index serves a relationship id without its type: a scan */
+    return "MATCH ()-[r]->() WHERE r.id = $id RETURN type(r) LIMIT 1";
+}
+
 int cypher_relationship_constraint(const char *type, char *out, size_t cap)
 {
     if (!model_valid_name(type))

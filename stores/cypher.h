@@ -83,6 +83,9 @@ int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 
 /* Schema statements, each for its own transaction. */
 const char *cypher_entity_constraint(void);
+/* The type of the relationship with id $id (one row, or none). Scans every
+ * relationship: for an operator's command, never the write path. */
+const char *cypher_relationship_type_by_id(void);
 /* Writes the constraint statement for relationship type `type` into out. */
 int cypher_relationship_constraint(const char *type, char *out, size_t cap);
 

@@ -18,7 +18,7 @@
 #include "stores/sqlite.h"
 
 #define ORPHANS_MAX 64
-#define REASON_MAX 256
+#define REASON_MAX 1024
 #define REL_TYPES_MAX 4096
 #define READ_CLIENTS_MAX 8
 
@@ -40,6 +40,7 @@ struct write_job {
     struct bs_txn *txn;
     int (*fn)(struct bistore *bs, void *arg, struct bs_error *err); /* instead of txn */
     void *fn_arg;
+    bool while_stuck; /* fn runs even while an intent is refused (a resolution) */
     const char *rid;
     struct bistore_outcome *out;
     bool done;
@@ -74,6 +75,7 @@ struct bistore {
     bool stopping;
     bool ready;
     char reason[REASON_MAX];
+    int64_t stuck_seq;    /* an intent Neo4j refuses on replay, until resolved; 0: none */
     int64_t last_ping_ms; /* when readiness last saw Neo4j answer */
     pthread_t writer;
     bool writer_started;
@@ -95,6 +97,17 @@ int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, str
                 void *arg, struct bs_error *err);
 void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Intent seq is refused by Neo4j (reason says so; logged by the caller):
+ * not ready, and no replay is tried until writer_clear_stuck. */
+void writer_set_stuck(struct bistore *bs, int64_t seq, const char *reason);
+void writer_clear_stuck(struct bistore *bs);
+/* The intent Neo4j refuses, or 0. */
+int64_t writer_stuck_seq(struct bistore *bs);
+/* writer_call for a job that runs while an intent is refused (a resolution):
+ * needs SQLite and Neo4j's answer, not a clean state. */
+int writer_call_while_stuck(struct bistore *bs,
+                            int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
+                            void *arg, struct bs_error *err);
 
 /* commit.c: the commit protocol. */
 int commit_recover(struct bistore *bs, struct bs_error *err);

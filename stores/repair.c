@@ -255,6 +255,7 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
         if (!props)
             return oom(err);
         log_warn("reconciliation: cannot adopt node %s: %s", str(keep, "element_id"), why);
+        json_object_set_new((json_t *)finding, "why", json_string(why));
         *action = "none";
         return 0;
     }
@@ -466,7 +467,7 @@ static int reread_batch(struct bistore *bs, struct repair_batch *rb, json_t **gr
     return 0;
 }
 
-static int apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err)
+int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err)
 {
     struct repair_batch *rb = ctx;
     json_t *groups = NULL;
@@ -484,7 +485,10 @@ static int apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, st
         json_decref(now);
         if (still)
             rc = repair_one(bs, rb, rb->dry_run ? NULL : st, f, g, &action, err);
-        if (rc == 0)
+        if (rc == 0 && (json_object_set_new(f, "action", json_string(action)) != 0 ||
+                        json_object_set_new(f, "disagreed", json_boolean(still)) != 0))
+            rc = oom(err);
+        if (rc == 0 && rb->run_n > 0)
             rc = set_action(bs, rb->run_n, json_integer_value(json_object_get(f, "n")), action,
                             str(f, "adopted_id"), err);
         if (rc != 0)
@@ -514,7 +518,7 @@ int repair_run_batch(struct bistore *bs, void *arg, struct bs_error *err)
             return oom(err);
         int rc = sql_exec(bs->wconn, "BEGIN IMMEDIATE", err);
         if (rc == 0)
-            rc = apply_batch(bs, rb, &st, err);
+            rc = repair_apply_batch(bs, rb, &st, err);
         if (rc == 0)
             rc = sql_exec(bs->wconn, "COMMIT", err);
         else
@@ -523,7 +527,7 @@ int repair_run_batch(struct bistore *bs, void *arg, struct bs_error *err)
         apply_free(&st);
         return rc;
     }
-    struct bs_txn txn = {.apply = apply_batch, .apply_ctx = rb};
+    struct bs_txn txn = {.apply = repair_apply_batch, .apply_ctx = rb};
     txn.provenance = json_pack("{s:s, s:s, s:s}", "tool", "reconciliation", "run", rb->run_id,
                                "policy", recon_repair_name(rb->policy));
     struct bistore_outcome out;

@@ -54,7 +54,7 @@ static const char *const schema_sql =
 #define TX_COLUMNS                                                                                 \
     "t.n, t.tx_id, CASE WHEN t.state = 'aborted' THEN 'aborted'"                                   \
     " WHEN i.applied_at IS NULL THEN 'pending' ELSE 'applied' END AS st,"                          \
-    " t.created_at, i.applied_at, t.operations, t.error, t.provenance"                             \
+    " t.created_at, i.applied_at, t.operations, coalesce(t.error, i.refused), t.provenance"        \
     " FROM bistore_transactions t LEFT JOIN bistore_intents i ON i.seq = t.seq"
 
 static const char *const stmt_sql[Q_COUNT] = {
@@ -90,6 +90,13 @@ static const char *const stmt_sql[Q_COUNT] = {
     [Q_INTENT_PENDING] = "SELECT seq, tx_id, statements FROM bistore_intents"
                          " WHERE applied_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
     [Q_INTENT_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM bistore_intents",
+    [Q_INTENT_GET_PENDING] = "SELECT i.tx_id, i.refused, t.operations FROM bistore_intents i"
+                             " LEFT JOIN bistore_transactions t ON t.seq = i.seq"
+                             " WHERE i.seq = ?1 AND i.applied_at IS NULL",
+    [Q_INTENT_SET_REFUSED] = "UPDATE bistore_intents SET refused = ?2 WHERE seq = ?1",
+    [Q_INTENT_RESOLVE] = "UPDATE bistore_intents SET statements = ?2, refused = NULL"
+                         " WHERE seq = ?1 AND applied_at IS NULL",
+    [Q_TX_SET_ERROR_OF_SEQ] = "UPDATE bistore_transactions SET error = ?2 WHERE seq = ?1",
     [Q_INTENT_PENDING_COUNT] = "SELECT count(*), coalesce(min(seq), 0) FROM bistore_intents"
                                " WHERE applied_at IS NULL",
     [Q_TX_INSERT] = "INSERT INTO bistore_transactions(tx_id, seq, state, created_at,"
@@ -135,6 +142,35 @@ static int foreign_keys_on(struct sql_conn *c, struct bs_error *err)
     return -1;
 }
 
+/* Columns added after the first release, for stores created before them. */
+static int migrate(struct sql_conn *c, struct bs_error *err)
+{
+    static const struct {
+        const char *table, *column, *add;
+    } columns[] = {
+        /* Neo4j's refusal of a pending intent on replay (JSON), until resolved */
+        {"bistore_intents", "refused", "ALTER TABLE bistore_intents ADD COLUMN refused TEXT"},
+    };
+    for (size_t i = 0; i < sizeof columns / sizeof columns[0]; i++) {
+        sqlite3_stmt *q = NULL;
+        int found = 0;
+        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                               -1, &q, NULL) != SQLITE_OK)
+            return sql_fail(c, err, "read the schema");
+        sqlite3_bind_text(q, 1, columns[i].table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, columns[i].column, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW)
+            found = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_ROW)
+            return sql_fail(c, err, "read the schema");
+        if (!found && sql_exec(c, columns[i].add, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
 {
     struct sql_conn *c = calloc(1, sizeof *c);
@@ -153,7 +189,8 @@ struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
     const char *pragmas = writable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                      " PRAGMA foreign_keys=ON;"
                                    : "PRAGMA foreign_keys=ON;";
-    if (sql_exec(c, pragmas, err) != 0 || (writable && sql_exec(c, schema_sql, err) != 0) ||
+    if (sql_exec(c, pragmas, err) != 0 ||
+        (writable && (sql_exec(c, schema_sql, err) != 0 || migrate(c, err) != 0)) ||
         foreign_keys_on(c, err) != 0) {
         sql_close(c);
         return NULL;
@@ -670,6 +707,69 @@ int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "pending intents");
+}
+
+int sql_intent_get_pending(struct sql_conn *c, int64_t seq, struct sql_intent *out,
+                           struct bs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->seq = seq;
+    sqlite3_stmt *s = stmt(c, Q_INTENT_GET_PENDING, err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, seq);
+    int rc = sqlite3_step(s);
+    int ret = 1;
+    if (rc == SQLITE_ROW) {
+        const char *tx_id = (const char *)sqlite3_column_text(s, 0);
+        snprintf(out->tx_id, sizeof out->tx_id, "%s", tx_id ? tx_id : "");
+        out->refused = json_col(s, 1);
+        out->operations = json_col(s, 2);
+        ret = 0;
+    } else if (rc != SQLITE_DONE) {
+        ret = sql_fail(c, err, "read intent");
+    }
+    sqlite3_reset(s);
+    return ret;
+}
+
+void sql_intent_clear(struct sql_intent *in)
+{
+    json_decref(in->refused);
+    json_decref(in->operations);
+    in->refused = in->operations = NULL;
+}
+
+int sql_intent_set_refused(struct sql_conn *c, int64_t seq, const char *refused,
+                           struct bs_error *err)
+{
+    sqlite3_stmt *s = stmt(c, Q_INTENT_SET_REFUSED, err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, seq);
+    bind_text(s, 2, refused);
+    return step_done(c, s, err, "record a refused intent");
+}
+
+int sql_intent_resolve(struct sql_conn *c, int64_t seq, const char *statements,
+                       const char *tx_error, struct bs_error *err)
+{
+    sqlite3_stmt *s = stmt(c, Q_INTENT_RESOLVE, err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, seq);
+    bind_text(s, 2, statements);
+    if (step_done(c, s, err, "resolve intent") != 0)
+        return -1;
+    if (sqlite3_changes(c->db) != 1)
+        return bs_error_set(err, BS_STORAGE_ERROR, "intent %lld is not pending", (long long)seq),
+               -1;
+    s = stmt(c, Q_TX_SET_ERROR_OF_SEQ, err);
+    if (!s)
+        return -1;
+    sqlite3_bind_int64(s, 1, seq);
+    bind_text(s, 2, tx_error);
+    return step_done(c, s, err, "record the resolution");
 }
 
 /* ---- audit trail ---- */

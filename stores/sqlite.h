@@ -42,6 +42,10 @@ enum sql_stmt_id {
     Q_INTENT_PENDING,
     Q_INTENT_MAX_SEQ,
     Q_INTENT_PENDING_COUNT,
+    Q_INTENT_GET_PENDING,
+    Q_INTENT_SET_REFUSED,
+    Q_INTENT_RESOLVE,
+    Q_TX_SET_ERROR_OF_SEQ,
     Q_TX_INSERT,
     Q_TX_GET,
     Q_TX_LIST,
@@ -158,6 +162,27 @@ int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
                        int (*fn)(int64_t seq, const char *tx_id, const char *statements, void *arg),
                        void *arg, struct bs_error *err);
+
+/* A pending intent, for a replay Neo4j refused (sql_intent_get_pending). */
+struct sql_intent {
+    int64_t seq;
+    char tx_id[UUID_STR_LEN];
+    json_t *operations; /* its transaction's [{"op","id",...}], or NULL */
+    json_t *refused;    /* Neo4j's refusal {"code","message"}, or NULL */
+};
+/* Intent seq if it is pending (1 otherwise); sql_intent_clear() it. */
+int sql_intent_get_pending(struct sql_conn *c, int64_t seq, struct sql_intent *out,
+                           struct bs_error *err);
+void sql_intent_clear(struct sql_intent *in);
+/* Records (JSON text) or clears (NULL) Neo4j's refusal of pending intent seq. */
+int sql_intent_set_refused(struct sql_conn *c, int64_t seq, const char *refused,
+                           struct bs_error *err);
+/* A resolution of a refused intent: its statements replaced (replayed as
+ * usual afterwards), its refusal cleared, and its transaction's error set
+ * to tx_error (JSON text: the refusal and the resolution). Inside the
+ * caller's transaction. */
+int sql_intent_resolve(struct sql_conn *c, int64_t seq, const char *statements,
+                       const char *tx_error, struct bs_error *err);
 
 /* Audit trail. seq < 0 for an aborted transaction. JSON texts may be NULL. */
 int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char *state,

@@ -35,6 +35,30 @@ void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ..
     }
 }
 
+void writer_set_stuck(struct bistore *bs, int64_t seq, const char *reason)
+{
+    pthread_mutex_lock(&bs->lock);
+    bs->stuck_seq = seq;
+    bs->ready = false;
+    snprintf(bs->reason, sizeof bs->reason, "%s", reason);
+    pthread_mutex_unlock(&bs->lock);
+}
+
+void writer_clear_stuck(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    bs->stuck_seq = 0;
+    pthread_mutex_unlock(&bs->lock);
+}
+
+int64_t writer_stuck_seq(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    int64_t seq = bs->stuck_seq;
+    pthread_mutex_unlock(&bs->lock);
+    return seq;
+}
+
 #define READY_PING_INTERVAL_MS 1000
 
 bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
@@ -42,6 +66,11 @@ bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
     pthread_mutex_lock(&bs->lock);
     bool ready = bs->ready;
     bool ping = ready && time_monotonic_ms() - bs->last_ping_ms >= READY_PING_INTERVAL_MS;
+    if (bs->stuck_seq) { /* its reason stays: Neo4j answering changes nothing */
+        snprintf(reason, cap, "%s", bs->reason);
+        pthread_mutex_unlock(&bs->lock);
+        return false;
+    }
     pthread_mutex_unlock(&bs->lock);
     if (ping) {
         /* "Neo4j answers" is part of ready: ask it, at most once a second. */
@@ -90,6 +119,12 @@ static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool fo
     bool clean = is_ready(bs) && writer_clean(bs);
     if (clean)
         return true;
+    if (writer_stuck_seq(bs)) { /* a deterministic refusal is not retried */
+        char reason[REASON_MAX];
+        bistore_ready(bs, reason, sizeof reason);
+        bs_error_set(err, BS_NOT_READY, "not ready: %s", reason);
+        return false;
+    }
     int64_t now = time_monotonic_ms();
     if (for_job && !is_ready(bs) && now - *last_attempt_ms < RETRY_INTERVAL_MS) {
         /* Neo4j failed less than a second ago: fail fast, retry on the timer. */
@@ -100,6 +135,8 @@ static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool fo
     }
     *last_attempt_ms = now;
     int rc = is_ready(bs) ? commit_replay_pending(bs, err) : commit_recover(bs, err);
+    if (rc != 0 && writer_stuck_seq(bs))
+        return false; /* err and the reason name the refused intent */
     if (rc != 0) {
         if (err->code != BS_NEO4J_UNAVAILABLE) {
             char msg[BS_ERROR_MESSAGE_MAX];
@@ -197,7 +234,9 @@ static void *writer_main(void *arg)
         bool can_write = writer_prepare(bs, &last_attempt, n > 0, &err);
         if (n == 0)
             continue;
-        if (!can_write) {
+        if (!can_write && jobs[0]->while_stuck && writer_stuck_seq(bs)) {
+            jobs[0]->fn(bs, jobs[0]->fn_arg, &jobs[0]->out->err);
+        } else if (!can_write) {
             for (size_t i = 0; i < n; i++)
                 jobs[i]->out->err = err;
         } else if (jobs[0]->fn) {
@@ -247,16 +286,30 @@ void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
     run_job(bs, &job);
 }
 
-int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
-                void *arg, struct bs_error *err)
+static int call_job(struct bistore *bs,
+                    int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
+                    bool while_stuck, struct bs_error *err)
 {
     struct bistore_outcome out;
     memset(&out, 0, sizeof out);
     bs_error_clear(&out.err);
-    struct write_job job = {.fn = fn, .fn_arg = arg, .out = &out};
+    struct write_job job = {.fn = fn, .fn_arg = arg, .while_stuck = while_stuck, .out = &out};
     run_job(bs, &job);
     *err = out.err;
     return out.err.code == BS_OK ? 0 : -1;
+}
+
+int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
+                void *arg, struct bs_error *err)
+{
+    return call_job(bs, fn, arg, false, err);
+}
+
+int writer_call_while_stuck(struct bistore *bs,
+                            int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
+                            void *arg, struct bs_error *err)
+{
+    return call_job(bs, fn, arg, true, err);
 }
 
 void bistore_outcome_clear(struct bistore_outcome *out)

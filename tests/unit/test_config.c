@@ -528,3 +528,41 @@ Test(config, known_log_levels)
         cr_expect_str_eq(cfg.log_level, levels[i]);
     }
 }
+
+Test(config, resolve_lists_or_settles)
+{
+    clear_env();
+    struct config cfg;
+    char *list[] = {"bistore", "resolve", "--sqlite", "x.db"};
+    parse_ok(ARGC(list), list, &cfg);
+    cr_assert_eq(cfg.command, CMD_RESOLVE);
+    cr_assert_eq(cfg.intent, 0);
+    cr_assert_str_empty(cfg.policy);
+    char *settle[] = {"bistore",  "resolve",    "--intent", "17",
+                      "--policy", "neo4j_wins", "--dry-run"};
+    parse_ok(ARGC(settle), settle, &cfg);
+    cr_assert_eq(cfg.intent, 17);
+    cr_assert_str_eq(cfg.policy, "neo4j_wins");
+    cr_assert(cfg.dry_run);
+}
+
+Test(config, resolve_needs_intent_and_policy_together)
+{
+    clear_env();
+    char msg[512];
+    char *no_policy[] = {"bistore", "resolve", "--intent", "3"};
+    parse_fails(ARGC(no_policy), no_policy, msg, sizeof msg);
+    cr_assert(strstr(msg, "--intent SEQ and --policy"), "%s", msg);
+    char *no_intent[] = {"bistore", "resolve", "--policy", "sqlite_wins"};
+    parse_fails(ARGC(no_intent), no_intent, msg, sizeof msg);
+    char *bad[] = {"bistore", "resolve", "--intent", "0", "--policy", "sqlite_wins"};
+    parse_fails(ARGC(bad), bad, msg, sizeof msg);
+    cr_assert(strstr(msg, "--intent"), "%s", msg);
+    char *junk[] = {"bistore", "resolve", "--intent", "3x", "--policy", "sqlite_wins"};
+    parse_fails(ARGC(junk), junk, msg, sizeof msg);
+    char *deep[] = {"bistore", "resolve", "--deep"};
+    parse_fails(ARGC(deep), deep, msg, sizeof msg);
+    char *elsewhere[] = {"bistore", "repair", "--policy", "sqlite_wins", "--intent", "3"};
+    parse_fails(ARGC(elsewhere), elsewhere, msg, sizeof msg);
+    cr_assert(strstr(msg, "does not apply"), "%s", msg);
+}
