@@ -79,6 +79,7 @@ struct bistore {
     bool writer_started;
     struct recon_run *recon; /* the reconciliation running or finished, not yet joined */
     bool recon_done;
+    bool recon_starting;           /* a start has claimed the one run and is setting it up */
     pthread_t validator;           /* periodic validation, when configured */
     pthread_cond_t validator_wake; /* its own: `wake` is the writer's alone */
     bool validator_started;

@@ -326,20 +326,70 @@ int recon_mark_interrupted(struct sql_conn *c, struct bs_error *err)
                       "s", err, now);
 }
 
-int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
-                            struct bs_error *err)
+/*
+ * Claims the one run a gateway has: under one lock section, takes a finished
+ * run out (joined here, outside the lock, which also waits for it to record
+ * its end) and, when no run is left and the gateway is not stopping, marks a
+ * start as under way (bs->recon_starting) until publish_run or
+ * release_claim. 0 when claimed; -1 with err (409 while a run is going on).
+ */
+static int claim_run(struct bistore *bs, struct bs_error *err)
 {
-    recon_reap(bs, false);
     pthread_mutex_lock(&bs->lock);
-    bool busy = bs->recon != NULL;
+    struct recon_run *finished = NULL;
+    if (bs->recon && bs->recon_done) {
+        finished = bs->recon;
+        bs->recon = NULL;
+    }
+    bool busy = bs->recon != NULL || bs->recon_starting, stopping = bs->stopping;
+    if (!busy && !stopping)
+        bs->recon_starting = true;
     pthread_mutex_unlock(&bs->lock);
+    if (finished) {
+        pthread_join(finished->thread, NULL);
+        run_free(finished);
+    }
+    if (stopping)
+        return bs_error_set(err, BS_NEO4J_UNAVAILABLE, "the gateway is shutting down"), -1;
     if (busy)
         return bs_error_set(err, BS_RECONCILIATION_RUNNING,
                             "a reconciliation is already running; wait for it to finish"),
                -1;
+    return 0;
+}
+
+static void release_claim(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    bs->recon_starting = false;
+    pthread_mutex_unlock(&bs->lock);
+}
+
+/* Makes the claimed run the gateway's and starts its thread. */
+static int publish_run(struct bistore *bs, struct recon_run *run)
+{
+    pthread_mutex_lock(&bs->lock);
+    BS_ASSERT(bs->recon_starting && bs->recon == NULL);
+    bs->recon_starting = false;
+    bs->recon = run;
+    bs->recon_done = false;
+    int rc = pthread_create(&run->thread, NULL, run_main, run);
+    if (rc != 0)
+        bs->recon = NULL;
+    pthread_mutex_unlock(&bs->lock);
+    return rc == 0 ? 0 : -1;
+}
+
+int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
+                            struct bs_error *err)
+{
+    if (claim_run(bs, err) != 0)
+        return -1;
     struct recon_run *run = calloc(1, sizeof *run);
-    if (!run)
+    if (!run) {
+        release_claim(bs);
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    }
     run->bs = bs;
     run->opt = *opt;
     ids_uuid7(run->id);
@@ -351,6 +401,7 @@ int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt,
         if (err->code == BS_OK)
             bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
         run_free(run);
+        release_claim(bs);
         return -1;
     }
     char now[TIMESTAMP_LEN];
@@ -368,22 +419,16 @@ int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt,
     free(text);
     if (rc != 0) {
         run_free(run);
+        release_claim(bs);
         return -1;
     }
     run->n = sqlite3_last_insert_rowid(run->store->db);
     snprintf(id, UUID_STR_LEN, "%s", run->id);
-    pthread_mutex_lock(&bs->lock);
-    bs->recon = run;
-    bs->recon_done = false;
-    if (pthread_create(&run->thread, NULL, run_main, run) != 0) {
-        bs->recon = NULL;
-        pthread_mutex_unlock(&bs->lock);
-        run->sum.repaired = 0;
+    if (publish_run(bs, run) != 0) {
         save_run(run, "failed", "cannot start the reconciliation thread", err);
         run_free(run);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot start a thread"), -1;
     }
-    pthread_mutex_unlock(&bs->lock);
     return 0;
 }
 

@@ -1070,6 +1070,64 @@ def test_second_run_while_one_is_running_is_409(gateway_factory, proxy_factory, 
     wait_run(gw, rid2)
 
 
+def second_client(gw):
+    """Another keep-alive connection to the same gateway (one per thread)."""
+    c = Gateway(gw.sqlite_path, gw.neo4j_url, gw.log_path)
+    c.port = gw.port
+    return c
+
+
+def test_concurrent_starts_start_exactly_one_run(gateway_factory, proxy_factory, neo4j):
+    """Issue 9 item 3: N starts released together by a barrier give one 202 and
+    N-1 409s, and one run exists. The scan is held at the proxy, so the run that
+    won is still running when the others ask (a finished run would let another
+    start, rightly). Before the fix the busy check and the claim were two lock
+    sections with the run's set-up between them: 8 of 8 starts answered 202 and
+    the runs overwritten in the gateway were never joined (the harness also
+    needs exit 0 on SIGTERM, under ASan too)."""
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url)
+    r = gw.post("/v1/entities", {"id": "a", "type": "Person", "properties": {"name": "A"}})
+    assert r.status == 201, r
+    proxy.hold_matching(b"ORDER BY n.id")
+    n = 8
+    barrier = threading.Barrier(n)
+    answers = [None] * n
+
+    def start(i):
+        c = second_client(gw)
+        try:
+            barrier.wait(30)
+            answers[i] = c.post("/v1/reconciliations", {"mode": "fast"})
+        finally:
+            c._drop_conn()
+
+    threads = [threading.Thread(target=start, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all(a is not None for a in answers), answers
+        statuses = sorted(a.status for a in answers)
+        print(f"{n} concurrent starts answered {statuses}")
+        assert statuses == [202] + [409] * (n - 1), f"{n} concurrent starts answered {statuses}"
+        for a in answers:
+            if a.status == 409:
+                error_of(a, 409, "reconciliation_running")
+        rid = next(a.json["id"] for a in answers if a.status == 202)
+        r = gw.get("/v1/reconciliations")
+        assert r.status == 200 and [x["id"] for x in r.json["items"]] == [rid], r.json
+    finally:
+        proxy.stop_matching()
+        proxy.release()
+    run = wait_run(gw, rid)
+    assert run["summary"]["entities_sqlite"] == 1 and run["summary"]["entities_neo4j"] == 1, run
+    r = gw.get("/v1/reconciliations")
+    assert r.status == 200 and [(x["id"], x["state"]) for x in r.json["items"]] == [(rid, "done")], r.json
+    assert gw.terminate() == 0, f"exit status on SIGTERM:\n{gw.log_tail()}"
+
+
 def test_run_fails_cleanly_when_neo4j_goes_away(gateway_factory, proxy_factory, neo4j):
     proxy = proxy_factory()
     gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", "2000"])
