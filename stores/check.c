@@ -18,18 +18,16 @@ struct check_ctx {
     const struct check_hooks *hooks;
 };
 
-static int check_recheck(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err)
+static int check_confirm(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err)
 {
     struct check_ctx *c = arg;
-    return recon_confirm(c->sql, c->n4, c->deep, candidates, confirmed, err);
-}
-
-static int check_emit(void *arg, json_t *finding, struct bs_error *err)
-{
-    struct check_ctx *c = arg;
-    (void)err;
+    if (recon_confirm(c->sql, c->n4, c->deep, candidates, confirmed, err) != 0)
+        return -1;
+    size_t i;
+    json_t *f;
     if (c->hooks->finding)
-        c->hooks->finding(c->hooks->arg, finding);
+        json_array_foreach (*confirmed, i, f)
+            c->hooks->finding(c->hooks->arg, f);
     return 0;
 }
 
@@ -55,7 +53,7 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
         sql_close(c.sql);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client"), -1;
     }
-    struct recon_hooks rh = {check_recheck, check_emit, check_progress, &c};
+    struct recon_hooks rh = {check_confirm, check_progress, &c};
     int rc = recon_scan(c.sql, c.n4, opt, &rh, sum, err);
     neo4j_client_free(c.n4);
     sql_close(c.sql);

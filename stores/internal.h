@@ -40,6 +40,7 @@ struct write_job {
     struct bs_txn *txn;
     int (*fn)(struct bistore *bs, void *arg, struct bs_error *err); /* instead of txn */
     void *fn_arg;
+    bool sqlite_only; /* fn: bookkeeping on wconn only (writer_call_sqlite) */
     bool while_stuck; /* fn runs even while an intent is refused (a resolution) */
     const char *rid;
     struct bistore_outcome *out;
@@ -73,6 +74,7 @@ struct bistore {
     struct write_job *head, *tail;
     size_t queued;
     bool stopping;
+    bool writer_exit; /* set by bistore_close once nothing may queue a job any more */
     bool ready;
     char reason[REASON_MAX];
     int64_t stuck_seq;    /* an intent Neo4j refuses on replay, until resolved; 0: none */
@@ -81,6 +83,7 @@ struct bistore {
     bool writer_started;
     struct recon_run *recon; /* the reconciliation running or finished, not yet joined */
     bool recon_done;
+    bool recon_starting;           /* a start has claimed the one run and is setting it up */
     pthread_t validator;           /* periodic validation, when configured */
     pthread_cond_t validator_wake; /* its own: `wake` is the writer's alone */
     bool validator_started;
@@ -95,6 +98,15 @@ struct bistore {
  * re-checks and repairs. 503 when Neo4j is unavailable. */
 int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
                 void *arg, struct bs_error *err);
+/* Runs fn in the writer thread between transactions, for bookkeeping that
+ * needs SQLite only (reconciliation runs and findings): fn works on wconn,
+ * never talks to Neo4j, and keeps any transaction it opens short (DESIGN.md
+ * invariant 7). Unlike writer_call it also runs while Neo4j is unavailable,
+ * while intents are pending and while the gateway is stopping (until the
+ * writer exits), so a run can always record how it ended. */
+int writer_call_sqlite(struct bistore *bs,
+                       int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
+                       struct bs_error *err);
 void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Intent seq is refused by Neo4j (reason says so; logged by the caller):

@@ -26,11 +26,10 @@
  */
 
 struct recon_hooks {
-    /* Re-reads a batch of candidate findings and returns those still true
-     * (new array). NULL: keep them as they are. */
-    int (*recheck)(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err);
-    /* A confirmed finding (borrowed). */
-    int (*emit)(void *arg, json_t *finding, struct bs_error *err);
+    /* Re-reads a batch of candidate findings (at most RECON_RECHECK_BATCH),
+     * records those still true (a gateway stores them, `bistore check`
+     * prints them) and returns them (new array) for the summary. */
+    int (*confirm)(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err);
     /* Progress: rows scanned of total (an estimate from counts). Non-zero
      * stops the scan (the gateway is shutting down). */
     int (*progress)(void *arg, int64_t scanned, int64_t total);

@@ -4,6 +4,13 @@
  * SQLite (bistore_reconciliations, bistore_findings) so a report survives
  * a restart. One run at a time. Re-checks and repairs go through the
  * writer thread (writer_call), so they never race a client write.
+ *
+ * The run writes SQLite only through the writer, in short transactions on
+ * its connection (DESIGN.md invariant 7): the run row (writer_call_sqlite,
+ * at the start and the end) and the findings, stored in the same writer job
+ * that confirmed them, one transaction per re-check batch. The run's own
+ * connection is read-only (the scan and the repair's reading of findings),
+ * so nothing holds SQLite's write lock while the scan waits for Neo4j.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,12 +31,10 @@ struct recon_run {
     char id[UUID_STR_LEN];
     int64_t n;
     struct recon_options opt;
-    struct sql_conn *store;  /* run and findings bookkeeping (writes) */
-    struct sql_conn *reader; /* the scan */
+    struct sql_conn *reader; /* the scan (read-only) */
     struct neo4j_client *n4;
     struct recon_summary sum;
-    int64_t next_finding;
-    bool in_txn;
+    int64_t next_finding; /* number of the last stored finding (writer thread) */
     _Atomic int64_t scanned, total;
     pthread_t thread;
 };
@@ -113,79 +118,147 @@ static int exec_bound(struct sql_conn *c, const char *sql, const char *fmt, stru
     return 0;
 }
 
-static int save_run(struct recon_run *run, const char *state, const char *error,
-                    struct bs_error *err)
+/* The run row at the start (writer thread, writer_call_sqlite). */
+static int insert_run_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
 {
+    struct recon_run *run = arg;
+    char now[TIMESTAMP_LEN];
+    time_now_rfc3339(now);
+    json_t *sum = recon_summary_json(&run->sum);
+    char *text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
+    json_decref(sum);
+    int rc =
+        text ? exec_bound(bs->wconn,
+                          "INSERT INTO bistore_reconciliations(id, state, mode, repair,"
+                          " dry_run, started_at, summary) VALUES (?1, 'running', ?2, ?3, ?4,"
+                          " ?5, ?6)",
+                          "sssiss", err, run->id, recon_mode_name(run->opt.mode),
+                          recon_repair_name(run->opt.repair), (int64_t)run->opt.dry_run, now, text)
+             : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
+    free(text);
+    if (rc == 0)
+        run->n = sqlite3_last_insert_rowid(bs->wconn->db);
+    return rc;
+}
+
+struct save_call {
+    struct recon_run *run;
+    const char *state, *error;
+};
+
+/* The run row's state, progress and summary (writer thread). */
+static int save_run_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
+{
+    struct save_call *c = arg;
+    struct recon_run *run = c->run;
     json_t *sum = recon_summary_json(&run->sum);
     char *text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
     json_decref(sum);
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
-    bool finished = strcmp(state, "running") != 0;
-    int rc = text ? exec_bound(run->store,
+    bool finished = strcmp(c->state, "running") != 0;
+    int rc = text ? exec_bound(bs->wconn,
                                "UPDATE bistore_reconciliations SET state = ?1, finished_at = ?2,"
                                " scanned = ?3, total = ?4, summary = ?5, error = ?6 WHERE n = ?7",
-                               "ssiissi", err, state, finished ? now : NULL, (int64_t)run->scanned,
-                               (int64_t)run->total, text, error, run->n)
+                               "ssiissi", err, c->state, finished ? now : NULL,
+                               (int64_t)run->scanned, (int64_t)run->total, text, c->error, run->n)
                   : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     free(text);
     return rc;
 }
 
-static int commit_findings(struct recon_run *run, struct bs_error *err)
+/* Saves the run row through the writer; runs even while Neo4j is away or
+ * the gateway stops, so a failed run can say so. */
+static int save_run(struct recon_run *run, const char *state, const char *error,
+                    struct bs_error *err)
 {
-    if (!run->in_txn)
+    struct save_call c = {run, state, error};
+    return writer_call_sqlite(run->bs, save_run_in_writer, &c, err);
+}
+
+/*
+ * Stores confirmed findings, numbered on from run->next_finding, in one
+ * short transaction of the writer's connection (writer thread; no Neo4j
+ * call inside). All or none: on failure nothing is stored and the
+ * numbering stays.
+ */
+static int store_findings(struct bistore *bs, struct recon_run *run, json_t *findings,
+                          struct bs_error *err)
+{
+    if (json_array_size(findings) == 0)
         return 0;
-    run->in_txn = false;
-    return sql_exec(run->store, "COMMIT", err);
+    struct sql_conn *c = bs->wconn;
+    if (sql_exec(c, "BEGIN IMMEDIATE", err) != 0)
+        return -1;
+    sqlite3_stmt *q = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO bistore_findings(run_n, n, kind, object, id, sqlite,"
+                           " neo4j, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'none')",
+                           -1, &q, NULL) != SQLITE_OK)
+        rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
+    int64_t n = run->next_finding;
+    size_t i;
+    json_t *f;
+    json_array_foreach (findings, i, f) {
+        if (rc != 0)
+            break;
+        json_t *s = json_object_get(f, "sqlite"), *nj = json_object_get(f, "neo4j");
+        char *st = !s || json_is_null(s) ? NULL : json_dumps(s, JSON_COMPACT);
+        char *nt = !nj || json_is_null(nj) ? NULL : json_dumps(nj, JSON_COMPACT);
+        sqlite3_bind_int64(q, 1, run->n);
+        sqlite3_bind_int64(q, 2, ++n);
+        sqlite3_bind_text(q, 3, json_string_value(json_object_get(f, "kind")), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 4, json_string_value(json_object_get(f, "object")), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 5, json_string_value(json_object_get(f, "id")), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 6, st, -1, SQLITE_TRANSIENT); /* NULL binds NULL */
+        sqlite3_bind_text(q, 7, nt, -1, SQLITE_TRANSIENT);
+        bool lost = (s && !json_is_null(s) && !st) || (nj && !json_is_null(nj) && !nt);
+        if (lost)
+            rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
+        else if (sqlite3_step(q) != SQLITE_DONE)
+            rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+        free(st);
+        free(nt);
+    }
+    sqlite3_finalize(q);
+    if (rc == 0 && sql_exec(c, "COMMIT", err) == 0) {
+        run->next_finding = n;
+        return 0;
+    }
+    sql_exec(c, "ROLLBACK", NULL);
+    return -1;
 }
 
 /* ---- scan hooks ---- */
 
-struct recheck_call {
-    bool deep;
+struct confirm_call {
+    struct recon_run *run;
     json_t *candidates;
     json_t *confirmed;
 };
 
-static int recheck_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
+/* Re-reads the candidates with no write in flight (Neo4j reads, no SQLite
+ * transaction open), then stores those still true in one short transaction. */
+static int confirm_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
 {
-    struct recheck_call *c = arg;
-    return recon_confirm(bs->wconn, bs->neo4j, c->deep, c->candidates, &c->confirmed, err);
-}
-
-static int hook_recheck(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err)
-{
-    struct recon_run *run = arg;
-    /* the writer must be able to take SQLite's write lock */
-    if (commit_findings(run, err) != 0)
+    struct confirm_call *c = arg;
+    bool deep = c->run->opt.mode == RECON_DEEP;
+    if (recon_confirm(bs->wconn, bs->neo4j, deep, c->candidates, &c->confirmed, err) != 0)
         return -1;
-    struct recheck_call c = {run->opt.mode == RECON_DEEP, candidates, NULL};
-    int rc = writer_call(run->bs, recheck_in_writer, &c, err);
-    *confirmed = c.confirmed;
-    return rc;
+    return store_findings(bs, c->run, c->confirmed, err);
 }
 
-static int hook_emit(void *arg, json_t *finding, struct bs_error *err)
+static int hook_confirm(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err)
 {
     struct recon_run *run = arg;
-    if (!run->in_txn) {
-        if (sql_exec(run->store, "BEGIN IMMEDIATE", err) != 0)
-            return -1;
-        run->in_txn = true;
-    }
-    json_t *s = json_object_get(finding, "sqlite"), *n = json_object_get(finding, "neo4j");
-    char *st = json_is_null(s) || !s ? NULL : json_dumps(s, JSON_COMPACT);
-    char *nt = json_is_null(n) || !n ? NULL : json_dumps(n, JSON_COMPACT);
-    int rc = exec_bound(run->store,
-                        "INSERT INTO bistore_findings(run_n, n, kind, object, id, sqlite, neo4j,"
-                        " action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'none')",
-                        "iisssss", err, run->n, ++run->next_finding,
-                        json_string_value(json_object_get(finding, "kind")),
-                        json_string_value(json_object_get(finding, "object")),
-                        json_string_value(json_object_get(finding, "id")), st, nt);
-    free(st);
-    free(nt);
+    struct confirm_call c = {run, candidates, NULL};
+    int rc = writer_call(run->bs, confirm_in_writer, &c, err);
+    *confirmed = c.confirmed;
     return rc;
 }
 
@@ -262,13 +335,11 @@ static void *run_main(void *arg)
     struct recon_run *run = arg;
     struct bs_error err;
     bs_error_clear(&err);
-    struct recon_hooks hooks = {hook_recheck, hook_emit, hook_progress, run};
+    struct recon_hooks hooks = {hook_confirm, hook_progress, run};
     int64_t t0 = time_monotonic_ms();
     log_info("reconciliation %s: %s scan, repair %s%s", run->id, recon_mode_name(run->opt.mode),
              recon_repair_name(run->opt.repair), run->opt.dry_run ? " (dry run)" : "");
     int rc = recon_scan(run->reader, run->n4, &run->opt, &hooks, &run->sum, &err);
-    if (commit_findings(run, rc == 0 ? &err : NULL) != 0)
-        rc = -1;
     if (rc == 0 && run->opt.repair != REPAIR_NONE)
         rc = repair_all(run, &err);
     /* Finished for the next start before the stored state says so: a client
@@ -279,7 +350,8 @@ static void *run_main(void *arg)
     pthread_mutex_unlock(&run->bs->lock);
     struct bs_error save_err;
     bs_error_clear(&save_err);
-    save_run(run, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err.message, &save_err);
+    if (save_run(run, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err.message, &save_err) != 0)
+        log_error("reconciliation %s: cannot record its end: %s", run->id, save_err.message);
     log_info("reconciliation %s %s in %lld ms: %lld scanned, %lld only in SQLite, %lld only in "
              "Neo4j, %lld mismatched, %lld duplicate ids, %lld missing ids, %lld repaired%s%s",
              run->id, rc == 0 ? "done" : "failed", (long long)(time_monotonic_ms() - t0),
@@ -294,7 +366,6 @@ static void run_free(struct recon_run *run)
 {
     if (!run)
         return;
-    sql_close(run->store);
     sql_close(run->reader);
     neo4j_client_free(run->n4);
     free(run);
@@ -309,6 +380,8 @@ void recon_reap(struct bistore *bs, bool wait)
     if (run && (done || wait))
         bs->recon = NULL;
     pthread_mutex_unlock(&bs->lock);
+    if (run && !done && wait)
+        log_info("reconciliation %s: waiting for it to stop", run->id);
     if (run && (done || wait)) {
         pthread_join(run->thread, NULL);
         run_free(run);
@@ -326,64 +399,92 @@ int recon_mark_interrupted(struct sql_conn *c, struct bs_error *err)
                       "s", err, now);
 }
 
-int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
-                            struct bs_error *err)
+/*
+ * Claims the one run a gateway has: under one lock section, takes a finished
+ * run out (joined here, outside the lock, which also waits for it to record
+ * its end) and, when no run is left and the gateway is not stopping, marks a
+ * start as under way (bs->recon_starting) until publish_run or
+ * release_claim. 0 when claimed; -1 with err (409 while a run is going on).
+ */
+static int claim_run(struct bistore *bs, struct bs_error *err)
 {
-    recon_reap(bs, false);
     pthread_mutex_lock(&bs->lock);
-    bool busy = bs->recon != NULL;
+    struct recon_run *finished = NULL;
+    if (bs->recon && bs->recon_done) {
+        finished = bs->recon;
+        bs->recon = NULL;
+    }
+    bool busy = bs->recon != NULL || bs->recon_starting, stopping = bs->stopping;
+    if (!busy && !stopping)
+        bs->recon_starting = true;
     pthread_mutex_unlock(&bs->lock);
+    if (finished) {
+        pthread_join(finished->thread, NULL);
+        run_free(finished);
+    }
+    if (stopping)
+        return bs_error_set(err, BS_NEO4J_UNAVAILABLE, "the gateway is shutting down"), -1;
     if (busy)
         return bs_error_set(err, BS_RECONCILIATION_RUNNING,
                             "a reconciliation is already running; wait for it to finish"),
                -1;
+    return 0;
+}
+
+static void release_claim(struct bistore *bs)
+{
+    pthread_mutex_lock(&bs->lock);
+    bs->recon_starting = false;
+    pthread_mutex_unlock(&bs->lock);
+}
+
+/* Makes the claimed run the gateway's and starts its thread. */
+static int publish_run(struct bistore *bs, struct recon_run *run)
+{
+    pthread_mutex_lock(&bs->lock);
+    BS_ASSERT(bs->recon_starting && bs->recon == NULL);
+    bs->recon_starting = false;
+    bs->recon = run;
+    bs->recon_done = false;
+    int rc = pthread_create(&run->thread, NULL, run_main, run);
+    if (rc != 0)
+        bs->recon = NULL;
+    pthread_mutex_unlock(&bs->lock);
+    return rc == 0 ? 0 : -1;
+}
+
+int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
+                            struct bs_error *err)
+{
+    if (claim_run(bs, err) != 0)
+        return -1;
     struct recon_run *run = calloc(1, sizeof *run);
-    if (!run)
+    if (!run) {
+        release_claim(bs);
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    }
     run->bs = bs;
     run->opt = *opt;
     ids_uuid7(run->id);
-    run->store = sql_open(bs->sqlite_path, true, err);
-    run->reader = run->store ? sql_open(bs->sqlite_path, false, err) : NULL;
+    run->reader = sql_open(bs->sqlite_path, false, err);
     struct neo4j_config ncfg = recon_neo4j_config(&bs->neo4j_cfg);
     run->n4 = run->reader ? neo4j_client_new(&ncfg) : NULL;
-    if (!run->n4) {
-        if (err->code == BS_OK)
-            bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
+    if (!run->n4 && err->code == BS_OK)
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
+    if (!run->n4 || writer_call_sqlite(bs, insert_run_in_writer, run, err) != 0) {
         run_free(run);
+        release_claim(bs);
         return -1;
     }
-    char now[TIMESTAMP_LEN];
-    time_now_rfc3339(now);
-    json_t *sum = recon_summary_json(&run->sum);
-    char *text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
-    json_decref(sum);
-    int rc = text ? exec_bound(run->store,
-                               "INSERT INTO bistore_reconciliations(id, state, mode, repair,"
-                               " dry_run, started_at, summary) VALUES (?1, 'running', ?2, ?3, ?4,"
-                               " ?5, ?6)",
-                               "sssiss", err, run->id, recon_mode_name(opt->mode),
-                               recon_repair_name(opt->repair), (int64_t)opt->dry_run, now, text)
-                  : -1;
-    free(text);
-    if (rc != 0) {
-        run_free(run);
-        return -1;
-    }
-    run->n = sqlite3_last_insert_rowid(run->store->db);
     snprintf(id, UUID_STR_LEN, "%s", run->id);
-    pthread_mutex_lock(&bs->lock);
-    bs->recon = run;
-    bs->recon_done = false;
-    if (pthread_create(&run->thread, NULL, run_main, run) != 0) {
-        bs->recon = NULL;
-        pthread_mutex_unlock(&bs->lock);
-        run->sum.repaired = 0;
-        save_run(run, "failed", "cannot start the reconciliation thread", err);
+    if (publish_run(bs, run) != 0) {
+        struct bs_error save_err;
+        bs_error_clear(&save_err);
+        if (save_run(run, "failed", "cannot start the reconciliation thread", &save_err) != 0)
+            log_error("reconciliation %s: %s", run->id, save_err.message);
         run_free(run);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot start a thread"), -1;
     }
-    pthread_mutex_unlock(&bs->lock);
     return 0;
 }
 

@@ -426,19 +426,12 @@ static int flush_batch(struct scan *sc, struct bs_error *err)
     if (json_array_size(sc->batch) == 0)
         return 0;
     json_t *confirmed = NULL;
-    int rc = 0;
-    if (sc->hooks->recheck)
-        rc = sc->hooks->recheck(sc->hooks->arg, sc->batch, &confirmed, err);
-    else
-        confirmed = json_incref(sc->batch);
+    int rc = sc->hooks->confirm(sc->hooks->arg, sc->batch, &confirmed, err);
     size_t i;
     json_t *f;
-    json_array_foreach (confirmed, i, f) {
-        if (rc != 0)
-            break;
-        count_finding(sc->sum, json_string_value(json_object_get(f, "kind")));
-        rc = sc->hooks->emit(sc->hooks->arg, f, err);
-    }
+    if (rc == 0)
+        json_array_foreach (confirmed, i, f)
+            count_finding(sc->sum, json_string_value(json_object_get(f, "kind")));
     json_decref(confirmed);
     json_array_clear(sc->batch);
     return rc;

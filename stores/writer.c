@@ -156,6 +156,25 @@ static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool fo
     return true;
 }
 
+/* A writer_call_sqlite job. Between jobs the writer's connection is never
+ * inside a transaction (every path of commit.c ends its own); should one be
+ * open all the same, the job is refused rather than run inside it. */
+static void run_sqlite_job(struct bistore *bs, struct write_job *job)
+{
+    if (!sqlite3_get_autocommit(bs->wconn->db)) {
+        log_error("writer: a transaction is open between jobs; bookkeeping refused");
+        bs_error_set(&job->out->err, BS_STORAGE_ERROR, "the writer's connection is busy");
+        return;
+    }
+    job->fn(bs, job->fn_arg, &job->out->err);
+    if (!sqlite3_get_autocommit(bs->wconn->db)) {
+        log_error("writer: a bookkeeping job left its transaction open; rolled back");
+        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        if (job->out->err.code == BS_OK)
+            bs_error_set(&job->out->err, BS_STORAGE_ERROR, "bookkeeping left a transaction open");
+    }
+}
+
 static void finish_job(struct bistore *bs, struct write_job *job)
 {
     pthread_mutex_lock(&bs->lock);
@@ -205,8 +224,8 @@ static void *writer_main(void *arg)
     writer_prepare(bs, &last_attempt, false, &err);
     for (;;) {
         pthread_mutex_lock(&bs->lock);
-        while (!bs->stopping && !bs->head) {
-            if (bs->ready && writer_clean(bs)) {
+        while (!bs->writer_exit && !bs->head) {
+            if (bs->stopping || (bs->ready && writer_clean(bs))) {
                 pthread_cond_wait(&bs->wake, &bs->lock);
                 continue;
             }
@@ -217,17 +236,23 @@ static void *writer_main(void *arg)
                 break;
         }
         size_t n = take_jobs(bs, jobs);
-        bool stopping = bs->stopping;
+        bool stopping = bs->stopping, exiting = bs->writer_exit;
         pthread_mutex_unlock(&bs->lock);
 
+        if (n && jobs[0]->sqlite_only) {
+            /* Bookkeeping: no recovery first, Neo4j is not involved. */
+            run_sqlite_job(bs, jobs[0]);
+            finish_job(bs, jobs[0]);
+            continue;
+        }
         if (stopping) {
             for (size_t i = 0; i < n; i++) {
                 bs_error_set(&jobs[i]->out->err, BS_NEO4J_UNAVAILABLE,
                              "the gateway is shutting down");
                 finish_job(bs, jobs[i]);
             }
-            if (n)
-                continue;
+            if (n || !exiting)
+                continue; /* a reconciliation may still record its end */
             break;
         }
         bs_error_clear(&err);
@@ -257,7 +282,10 @@ static void run_job(struct bistore *bs, struct write_job *job)
 {
     pthread_cond_init(&job->done_cond, NULL);
     pthread_mutex_lock(&bs->lock);
-    if (bs->stopping || bs->queued >= bs->max_queue) {
+    /* Bookkeeping is not refused for a full queue or a stop under way: a
+     * reconciliation (one at a time) must be able to record how it ended. */
+    bool refused = job->sqlite_only ? bs->writer_exit : bs->stopping || bs->queued >= bs->max_queue;
+    if (refused) {
         bs_error_set(&job->out->err, BS_NEO4J_UNAVAILABLE,
                      bs->stopping ? "the gateway is shutting down"
                                   : "too many writes are queued; retry later");
@@ -286,14 +314,18 @@ void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
     run_job(bs, &job);
 }
 
-static int call_job(struct bistore *bs,
-                    int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
-                    bool while_stuck, struct bs_error *err)
+static int call_in_writer(struct bistore *bs,
+                          int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
+                          bool sqlite_only, bool while_stuck, struct bs_error *err)
 {
     struct bistore_outcome out;
     memset(&out, 0, sizeof out);
     bs_error_clear(&out.err);
-    struct write_job job = {.fn = fn, .fn_arg = arg, .while_stuck = while_stuck, .out = &out};
+    struct write_job job = {.fn = fn,
+                            .fn_arg = arg,
+                            .sqlite_only = sqlite_only,
+                            .while_stuck = while_stuck,
+                            .out = &out};
     run_job(bs, &job);
     *err = out.err;
     return out.err.code == BS_OK ? 0 : -1;
@@ -302,14 +334,21 @@ static int call_job(struct bistore *bs,
 int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
                 void *arg, struct bs_error *err)
 {
-    return call_job(bs, fn, arg, false, err);
+    return call_in_writer(bs, fn, arg, false, false, err);
+}
+
+int writer_call_sqlite(struct bistore *bs,
+                       int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
+                       struct bs_error *err)
+{
+    return call_in_writer(bs, fn, arg, true, false, err);
 }
 
 int writer_call_while_stuck(struct bistore *bs,
                             int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
                             void *arg, struct bs_error *err)
 {
-    return call_job(bs, fn, arg, true, err);
+    return call_in_writer(bs, fn, arg, false, true, err);
 }
 
 void bistore_outcome_clear(struct bistore_outcome *out)
@@ -428,7 +467,14 @@ void bistore_close(struct bistore *bs)
     pthread_mutex_unlock(&bs->lock);
     if (bs->validator_started)
         pthread_join(bs->validator, NULL);
-    recon_reap(bs, true); /* a running reconciliation stops at the writer */
+    /* A running reconciliation stops at its next page or writer call and
+     * records its end through the writer, which keeps running bookkeeping
+     * jobs until writer_exit. */
+    recon_reap(bs, true);
+    pthread_mutex_lock(&bs->lock);
+    bs->writer_exit = true;
+    pthread_cond_broadcast(&bs->wake);
+    pthread_mutex_unlock(&bs->lock);
     if (bs->writer_started)
         pthread_join(bs->writer, NULL);
     spare_stop(&bs->spare);

@@ -7,6 +7,7 @@ Neo4j, SQL straight to the SQLite file), asks the gateway (or `bistore check` /
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -1068,6 +1069,162 @@ def test_second_run_while_one_is_running_is_409(gateway_factory, proxy_factory, 
     # once finished, a new run may start
     rid2 = start_run(gw)
     wait_run(gw, rid2)
+
+
+def second_client(gw):
+    """Another keep-alive connection to the same gateway (one per thread)."""
+    c = Gateway(gw.sqlite_path, gw.neo4j_url, gw.log_path)
+    c.port = gw.port
+    return c
+
+
+def test_concurrent_starts_start_exactly_one_run(gateway_factory, proxy_factory, neo4j):
+    """Issue 9 item 3: N starts released together by a barrier give one 202 and
+    N-1 409s, and one run exists. The scan is held at the proxy, so the run that
+    won is still running when the others ask (a finished run would let another
+    start, rightly). Before the fix the busy check and the claim were two lock
+    sections with the run's set-up between them: 8 of 8 starts answered 202 and
+    the runs overwritten in the gateway were never joined (the harness also
+    needs exit 0 on SIGTERM, under ASan too)."""
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url)
+    r = gw.post("/v1/entities", {"id": "a", "type": "Person", "properties": {"name": "A"}})
+    assert r.status == 201, r
+    proxy.hold_matching(b"ORDER BY n.id")
+    n = 8
+    barrier = threading.Barrier(n)
+    answers = [None] * n
+
+    def start(i):
+        c = second_client(gw)
+        try:
+            barrier.wait(30)
+            answers[i] = c.post("/v1/reconciliations", {"mode": "fast"})
+        finally:
+            c._drop_conn()
+
+    threads = [threading.Thread(target=start, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all(a is not None for a in answers), answers
+        statuses = sorted(a.status for a in answers)
+        print(f"{n} concurrent starts answered {statuses}")
+        assert statuses == [202] + [409] * (n - 1), f"{n} concurrent starts answered {statuses}"
+        for a in answers:
+            if a.status == 409:
+                error_of(a, 409, "reconciliation_running")
+        rid = next(a.json["id"] for a in answers if a.status == 202)
+        r = gw.get("/v1/reconciliations")
+        assert r.status == 200 and [x["id"] for x in r.json["items"]] == [rid], r.json
+    finally:
+        proxy.stop_matching()
+        proxy.release()
+    run = wait_run(gw, rid)
+    assert run["summary"]["entities_sqlite"] == 1 and run["summary"]["entities_neo4j"] == 1, run
+    r = gw.get("/v1/reconciliations")
+    assert r.status == 200 and [(x["id"], x["state"]) for x in r.json["items"]] == [(rid, "done")], r.json
+    assert gw.terminate() == 0, f"exit status on SIGTERM:\n{gw.log_tail()}"
+
+
+def start_run_held_after_strays(gw, proxy, neo4j, strays, real=3000):
+    """`strays` Neo4j-only nodes that sort before `real` entities written through
+    the gateway; starts a fast run and returns its id once the scan waits at the
+    proxy for its second Neo4j page (its `after` is a real id; the first page,
+    5,000 rows, held every stray), with every full re-check batch stored."""
+    for start in range(0, real, 1000):
+        ops = [{"op": "create_entity", "id": f"e-{i:05d}", "type": "Item", "properties": {"n": i}}
+               for i in range(start, start + 1000)]
+        r = gw.post("/v1/transactions", {"operations": ops})
+        assert r.status == 200, r
+    neo4j.run("UNWIND range(0, $n - 1) AS i CREATE (:Entity:Stray {id: 'a-stray-' + right('0000' + toString(i), 4),"
+              " _v: 1, _h: '0123456789abcdef'})", n=strays)
+    assert strays + real > 5000 and strays < 5000, "the strays must fill part of the first page only"
+    proxy.hold_matching(re.compile(rb'"after": ?"e-'))
+    rid = start_run(gw, mode="fast")
+    assert proxy.wait_held(1, timeout=60), f"the scan never asked for its second page:\n{gw.log_tail()}"
+    run = get_run(gw, rid)
+    assert run["state"] == "running", run
+    assert run["summary"]["only_in_neo4j"] == strays // 256 * 256, run["summary"]
+    return rid
+
+
+def test_writes_keep_working_while_a_run_stores_thousands_of_findings(gateway_factory, proxy_factory, neo4j):
+    """Issue 9 item 2: a run's bookkeeping must not hold SQLite's write lock
+    across Neo4j reads (DESIGN.md invariant 7).
+
+    3,000 nodes exist only in Neo4j and sort before the 3,000 real entities, so
+    a fast scan's first Neo4j page (5,000 rows) yields them all: eleven
+    re-check batches of 256 are confirmed and stored, 184 candidates wait for
+    the next batch. The scan's next page (its `after` is a real id) is held at
+    the proxy for as long as the test likes. Old code: the run's own SQLite
+    connection began a write transaction at the first stored finding and kept
+    it until the next re-check, i.e. across the held page read, so a client
+    write waited out the 10 s busy timeout and answered 500 "database is
+    locked", and `BEGIN IMMEDIATE` from outside could not get the lock; that is
+    certain, not a timing matter, because the page stays held. New code: the
+    findings are stored by the writer in short transactions, so while the scan
+    waits nothing holds the lock."""
+    strays = 3000
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url)
+    rid = start_run_held_after_strays(gw, proxy, neo4j, strays)
+    writer = second_client(gw)
+    try:
+        for i in range(10):
+            r = writer.post("/v1/entities", {"id": f"w-{i:03d}", "type": "Item", "properties": {"n": i}})
+            assert r.status == 201, f"write {i} while the scan waits for Neo4j: {r!r}"
+            probe = sqlite3.connect(str(gw.sqlite_path), timeout=5, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                pytest.fail(f"BEGIN IMMEDIATE with a 5 s busy timeout while the scan waits: {exc}")
+            finally:
+                probe.close()
+        assert get_run(gw, rid)["state"] == "running"
+    finally:
+        writer._drop_conn()
+        proxy.stop_matching()
+        proxy.release()
+    run = wait_run(gw, rid)
+    findings = all_findings(gw, rid)
+    assert run["summary"] == dict(run["summary"], only_in_neo4j=strays, only_in_sqlite=0, mismatched=0,
+                                  duplicate_ids=0, missing_ids=0, repaired=0), run["summary"]
+    assert len(findings) == strays and all(f["kind"] == "only_in_neo4j" for f in findings), len(findings)
+    assert sorted(f["id"] for f in findings) == [f"a-stray-{i:04d}" for i in range(strays)]
+    stored = gw.store.query("SELECT count(*) AS n, count(DISTINCT f.id) AS ids, min(f.n) AS lo, max(f.n) AS hi"
+                            " FROM bistore_findings f JOIN bistore_reconciliations r ON f.run_n = r.n"
+                            " WHERE r.id = ?", (rid,))
+    assert stored == [{"n": strays, "ids": strays, "lo": 1, "hi": strays}], stored
+    for i in range(10):
+        assert gw.store.count_entity(f"w-{i:03d}") == 1 and neo4j.count_entity(f"w-{i:03d}") == 1
+
+
+def test_run_stopped_by_sigterm_records_its_end(gateway_factory, proxy_factory, neo4j):
+    """SIGTERM while a run waits for a Neo4j page: once the page comes, the run
+    stops and still records "failed" and the findings stored so far, through
+    the writer, which runs bookkeeping until the run is joined; exit 0."""
+    strays = 600
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url)
+    rid = start_run_held_after_strays(gw, proxy, neo4j, strays, real=4500)
+    gw.proc.send_signal(signal.SIGTERM)
+    # logged once the gateway is stopping (so the run cannot finish "done")
+    poll(lambda: f"reconciliation {rid}: waiting for it to stop" in gw.log_tail(10), 30,
+         what="the gateway to wait for the run")
+    proxy.release()
+    code = gw.terminate(timeout=60)
+    assert code == 0, f"exit status {code}:\n{gw.log_tail()}"
+    row = gw.store.query("SELECT n, state, error, summary, finished_at FROM bistore_reconciliations WHERE id = ?",
+                         (rid,))
+    assert len(row) == 1 and row[0]["state"] == "failed", row
+    assert "shutting down" in row[0]["error"] and row[0]["finished_at"], row
+    stored = strays // 256 * 256
+    assert json.loads(row[0]["summary"])["only_in_neo4j"] == stored, row
+    assert gw.store.value("SELECT count(*) FROM bistore_findings WHERE run_n = ?", (row[0]["n"],)) == stored
 
 
 def test_run_fails_cleanly_when_neo4j_goes_away(gateway_factory, proxy_factory, neo4j):
