@@ -136,7 +136,7 @@ static bool get_id(const json_t *obj, bool required, const char *prefix, char *o
         return true;
     }
     if (!ids_valid(s))
-        return invalid(err, prefix, "id", "an id is 1..128 characters of [A-Za-z0-9._:-]");
+        return invalid(err, prefix, "id", "an id is " IDS_RULE);
     snprintf(out, ID_MAX_LEN + 1, "%s", s);
     return true;
 }
@@ -190,7 +190,7 @@ static bool get_endpoint(const json_t *obj, const char *field, const char *prefi
     json_t *v = json_object_get(obj, field);
     if (json_is_string(v)) {
         if (!ids_valid(json_string_value(v)))
-            return invalid(err, prefix, field, "an id is 1..128 characters of [A-Za-z0-9._:-]");
+            return invalid(err, prefix, field, "an id is " IDS_RULE);
         snprintf(out, ID_MAX_LEN + 1, "%s", json_string_value(v));
         return true;
     }
@@ -328,6 +328,16 @@ bool idempotency_prepare(const struct request *req, const char *scope, const jso
     txn->idem_key = key;
     txn->idem_scope = scope;
     return true;
+}
+
+bool path_id(const struct request *req, size_t i, const char *field, struct response *res)
+{
+    if (i < req->n_args && ids_valid_len(req->args[i], req->arg_len[i]))
+        return true;
+    reply_errorf(res, BS_INVALID_REQUEST, field,
+                 "'%s' in the path is not an id: an id is " IDS_RULE " (after percent-decoding)",
+                 field);
+    return false;
 }
 
 bool parse_if_match(const struct request *req, int64_t *version, struct response *res)

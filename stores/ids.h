@@ -14,9 +14,17 @@
 #define UUID_STR_LEN 37 /* 36 chars + NUL, lowercase canonical form */
 #define ID_MAX_LEN 128
 
+/* The id rule in words, for error messages. */
+#define IDS_RULE "1..128 characters of [A-Za-z0-9._:-]"
+
 /* Writes a fresh UUIDv7. Thread-safe. */
 void ids_uuid7(char out[UUID_STR_LEN]);
-/* True when s is a valid supplied id: 1..128 chars of [A-Za-z0-9._:-]. */
+/*
+ * The id rule: 1..128 characters of [A-Za-z0-9._:-]. ids_valid_len checks
+ * the n bytes at s (a NUL among them fails: a path argument "abc%00zzz"
+ * is 7 bytes, not the id "abc").
+ */
+bool ids_valid_len(const char *s, size_t n);
 bool ids_valid(const char *s);
 
 #endif

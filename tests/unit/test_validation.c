@@ -130,6 +130,23 @@ Test(ids_valid, rejects_bad_ids)
         cr_expect_not(ids_valid(bad[i]), "'%s' must be rejected", bad[i]);
 }
 
+Test(ids_valid_len, checks_every_byte_of_the_length)
+{
+    /* the path argument "abc%00zzz" decodes to 7 bytes with a NUL inside */
+    static const char nul_inside[] = "abc\0zzz";
+    cr_expect_not(ids_valid_len(nul_inside, sizeof nul_inside - 1), "a NUL inside must fail");
+    cr_expect(ids_valid(nul_inside), "the C string before the NUL alone is an id");
+    cr_expect_not(ids_valid_len("\0abc", 4));
+    cr_expect_not(ids_valid_len("abc\0", 4));
+    cr_expect_not(ids_valid_len("abc\n", 4));
+    cr_expect(ids_valid_len("abcdef", 3), "only the first n bytes count");
+    cr_expect_not(ids_valid_len("", 0));
+    char *s = repeat('a', 129);
+    cr_expect(ids_valid_len(s, 128));
+    cr_expect_not(ids_valid_len(s, 129));
+    free(s);
+}
+
 /* ---- model_check_properties ---- */
 
 static json_t *parse(const char *text)
