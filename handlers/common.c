@@ -125,6 +125,16 @@ static bool get_name(const json_t *obj, const char *field, const char *prefix, c
     return true;
 }
 
+/* An entity's type: a name other than the common label; false after filling err. */
+static bool entity_type(const char *prefix, const char *type, struct bs_error *err)
+{
+    if (model_valid_entity_type(type))
+        return true;
+    return invalid(err, prefix, "type",
+                   "type '" MODEL_ENTITY_LABEL "' is reserved: it is the label every entity "
+                   "node has besides its type's");
+}
+
 static bool get_id(const json_t *obj, bool required, const char *prefix, char *out,
                    struct bs_error *err)
 {
@@ -262,7 +272,7 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
         const char *ref;
         if (!only_fields(obj, f_create_entity, prefix, err) ||
             !get_id(obj, false, prefix, op->id, err) ||
-            !get_name(obj, "type", prefix, op->type, err) ||
+            !get_name(obj, "type", prefix, op->type, err) || !entity_type(prefix, op->type, err) ||
             !get_properties(obj, false, prefix, &op->properties, err) ||
             !get_metadata(obj, prefix, op, err) ||
             !get_string(obj, "ref", false, prefix, &ref, err))

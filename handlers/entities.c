@@ -78,9 +78,10 @@ void handle_entity_get(struct app *app, const struct request *req, struct respon
 void handle_entity_list(struct app *app, const struct request *req, struct response *res)
 {
     const char *type = request_query(req, "type");
-    if (type && !model_valid_name(type)) {
+    if (type && !model_valid_entity_type(type)) {
         reply_errorf(res, BS_INVALID_REQUEST, "type",
-                     "type must match ^[A-Za-z][A-Za-z0-9_]{0,63}$");
+                     "type must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ and not be '" MODEL_ENTITY_LABEL
+                     "'");
         return;
     }
     int limit;

@@ -88,6 +88,8 @@ bool ids_valid_len(const char *s, size_t n)
 {
     if (n == 0 || n > ID_MAX_LEN)
         return false;
+    if (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.')))
+        return false; /* dot segments: no URL reaches them */
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -15,14 +15,17 @@
 #define ID_MAX_LEN 128
 
 /* The id rule in words, for error messages. */
-#define IDS_RULE "1..128 characters of [A-Za-z0-9._:-]"
+#define IDS_RULE "1..128 characters of [A-Za-z0-9._:-], other than \".\" and \"..\""
 
 /* Writes a fresh UUIDv7. Thread-safe. */
 void ids_uuid7(char out[UUID_STR_LEN]);
 /*
- * The id rule: 1..128 characters of [A-Za-z0-9._:-]. ids_valid_len checks
- * the n bytes at s (a NUL among them fails: a path argument "abc%00zzz"
- * is 7 bytes, not the id "abc").
+ * The one id rule, for every id, supplied by a client (in a body or a
+ * path) or generated here: 1..128 characters of [A-Za-z0-9._:-], except
+ * "." and "..", which a URL cannot carry as a path segment (clients and
+ * proxies remove them, RFC 3986 section 5.2.4), so a record under them
+ * could never be read back. ids_valid_len checks the n bytes at s (a NUL
+ * among them fails: a path argument "abc%00zzz" is 7 bytes, not "abc").
  */
 bool ids_valid_len(const char *s, size_t n);
 bool ids_valid(const char *s);

@@ -422,6 +422,11 @@ INVALID_ENTITIES = {
     "id_empty": ({"type": "Person", "id": ""}, "id"),
     "id_too_long": ({"type": "Person", "id": "x" * 129}, "id"),
     "id_not_string": ({"type": "Person", "id": 12}, "id"),
+    # "." and ".." pass [A-Za-z0-9._:-]{1,128} but name no resource in a URL
+    "id_dot": ({"type": "Person", "id": "."}, "id"),
+    "id_dotdot": ({"type": "Person", "id": ".."}, "id"),
+    # the common label: a node of type Entity would carry no type label
+    "type_reserved_entity": ({"type": "Entity"}, "type"),
 }
 
 
@@ -951,11 +956,13 @@ def test_ids_from_the_gateway_are_usable_for_writes(gateway, neo4j):
 
 # ------------------------------------- input at the edges: path, query, log
 
+ID_RULE_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$")
+
 # Path segments as sent on the wire (percent-encoded where it says so). Each
 # decodes to something outside the id rule; "abc%00zzz" used to reach the
 # handler as "abc" (libmicrohttpd hands over the decoded path as a C string).
 BAD_SEGMENTS = ["abc%00zzz", "%00abc", "abc%00", "%00", "abc%0a", "abc%0Azzz", "abc%0d%0a", "abc%2Fzzz",
-                "abc%2f", "%2Fabc", "abc%20zzz", "abc%25", "abc%ff",
+                "abc%2f", "%2Fabc", "..", ".", "%2E%2E", "%2e", "abc%20zzz", "abc%25", "abc%ff",
                 "a" * 129, "abc%1b"]
 
 
@@ -999,6 +1006,10 @@ def test_path_ids_are_checked_whole_and_nothing_is_touched(gateway, neo4j):
                                         f"GET reconciliation {rid}{tail}")
         problems += expect_invalid_path(gateway.get(f"/v1/reconciliations/{rid}{tail}/findings"), "id",
                                         f"GET findings of {rid}{tail}")
+    for seg in ("..", "%2E%2E", "."):
+        problems += expect_invalid_path(gateway.get(f"/v1/transactions/{seg}"), "tx_id", f"GET transaction {seg}")
+        problems += expect_invalid_path(gateway.get(f"/v1/reconciliations/{seg}/findings"), "id",
+                                        f"GET findings of {seg}")
     assert problems == [], "\n".join(problems)
     # abc and its relationship are untouched, in both stores read directly
     assert (gateway.store.dump(), neo4j.dump()) == before
@@ -1049,6 +1060,43 @@ def test_query_parameters_are_checked_whole(gateway, neo4j):
     # the same parameters without the NUL work
     assert len(gateway.get("/v1/entities?type=Person&limit=2").json["items"]) == 2
     assert gateway.get(f"/v1/entities?after={cursor}").status == 200
+
+
+def test_reserved_and_unreachable_identifiers_are_refused(gateway, neo4j):
+    """Ids "." and ".." (no URL can name them) and the entity type Entity (the common
+    label) are refused with 400 wherever they can come in; nothing is written."""
+    create_entity(gateway, "Person", id="v1")
+    create_entity(gateway, "Person", id="v2")
+    before = gateway.store.dump(), neo4j.dump()
+    for eid in (".", ".."):
+        err = error_of(gateway.post("/v1/entities", {"id": eid, "type": "Person"}), 400, "invalid_request")
+        assert err.get("field") == "id", err
+        err = error_of(gateway.post("/v1/relationships", {"id": eid, "type": "KNOWS", "source": "v1",
+                                                          "target": "v2"}), 400, "invalid_request")
+        assert err.get("field") == "id", err
+        err = error_of(gateway.post("/v1/relationships", {"type": "KNOWS", "source": eid, "target": "v2"}),
+                       400, "invalid_request")
+        assert err.get("field") == "source", err
+        err = error_of(gateway.post("/v1/transactions", {"operations": [
+            {"op": "create_entity", "type": "Person"},
+            {"op": "update_entity", "id": eid, "properties": {"a": 1}}]}), 400, "invalid_request")
+        assert (err.get("operation_index"), err.get("field")) == (1, "operations[1].id"), err
+    err = error_of(gateway.post("/v1/entities", {"type": "Entity"}), 400, "invalid_request")
+    assert err.get("field") == "type" and "Entity" in err["message"], err
+    err = error_of(gateway.post("/v1/transactions", {"operations": [
+        {"op": "create_entity", "type": "Person"},
+        {"op": "create_entity", "id": "as-entity", "type": "Entity"}]}), 400, "invalid_request")
+    assert (err.get("operation_index"), err.get("field")) == (1, "operations[1].type"), err
+    err = error_of(gateway.get("/v1/entities?type=Entity"), 400, "invalid_request")
+    assert err.get("field") == "type", err
+    assert (gateway.store.dump(), neo4j.dump()) == before
+    # a relationship type Entity names no label and stays allowed
+    rel = create_relationship(gateway, "v1", "v2", "Entity")
+    assert_relationship_mirrored(gateway.store, neo4j, rel["id"], {"type": "Entity"})
+    # every id the gateway hands out passes the same rule
+    ids = gateway.post("/v1/ids", {"count": 1000}).json["ids"]
+    assert all(ID_RULE_RE.match(i) for i in ids)
+    assert_stores_consistent(gateway.store, neo4j)
 
 
 # The gateway's log lines: "<RFC 3339 ms>Z <LEVEL> [<request id>] <message>"; the
