@@ -1,6 +1,8 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +28,106 @@ static size_t put_str(char *line, size_t n, size_t cap, const char *s)
     return n + len;
 }
 
+/*
+ * The length (1..4) of the valid UTF-8 sequence at s (len bytes left), with
+ * its code point in *cp; 0 when s does not start one (a stray continuation
+ * byte, an overlong form, a surrogate, a code point over U+10FFFF, a cut
+ * sequence).
+ */
+static size_t utf8_sequence(const unsigned char *s, size_t len, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* the allowed range of the second byte */
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        v = c & 0x1fu;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        v = c & 0x0fu;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        v = c & 0x07u;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing over U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        unsigned char b = s[i];
+        if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xbf))
+            return 0;
+        v = (v << 6) | (b & 0x3fu);
+    }
+    *cp = v;
+    return n;
+}
+
+/* Code points a viewer may show as a line break or that reorder the text. */
+static bool breaks_lines(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+size_t log_escape(char *out, size_t cap, const char *in, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        uint32_t cp = 0;
+        size_t n = utf8_sequence(s + i, len - i, &cp);
+        char esc[8];
+        size_t e = 0;
+        if (n == 0 || cp < 0x20 || cp == 0x7f) {
+            esc[e++] = '\\';
+            esc[e++] = 'x';
+            esc[e++] = hex[s[i] >> 4];
+            esc[e++] = hex[s[i] & 15];
+            n = 1;
+        } else if (cp == '\\') {
+            esc[e++] = '\\';
+            esc[e++] = '\\';
+        } else if (breaks_lines(cp)) {
+            esc[e++] = '\\';
+            esc[e++] = 'u';
+            for (int shift = 12; shift >= 0; shift -= 4)
+                esc[e++] = hex[(cp >> shift) & 15];
+        }
+        const char *piece = e ? esc : (const char *)s + i;
+        size_t plen = e ? e : n;
+        if (o + plen >= cap)
+            break; /* cut before it, never inside */
+        memcpy(out + o, piece, plen);
+        o += plen;
+        i += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
 {
     if (level < min_level)
         return;
-    char line[2048];
+    char line[2048], msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t msg_len = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
     /* The prefix "<ts> <LEVEL> [<rid>] " by hand: a request logs a line or more. */
     const size_t prefix_cap = sizeof line / 2;
     time_now_rfc3339(line);
@@ -38,19 +135,15 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
     line[n++] = ' ';
     n = put_str(line, n, prefix_cap, level_names[level]);
     n = put_str(line, n, prefix_cap, " [");
-    n = put_str(line, n, prefix_cap, rid ? rid : "-");
+    if (rid)
+        n += log_escape(line + n, prefix_cap - n, rid, strlen(rid));
+    else
+        n = put_str(line, n, prefix_cap, "-");
     n = put_str(line, n, prefix_cap, "] ");
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
-    va_end(ap);
-    if (m < 0)
-        return;
-    size_t len = n + (size_t)m;
-    if (len > sizeof line - 2)
-        len = sizeof line - 2; /* long lines are cut, never overflowed */
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
+    /* long lines are cut, never overflowed; one byte stays for the newline */
+    n += log_escape(line + n, sizeof line - n - 1, msg, msg_len);
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
 }
 

@@ -125,6 +125,16 @@ static bool get_name(const json_t *obj, const char *field, const char *prefix, c
     return true;
 }
 
+/* An entity's type: a name other than the common label; false after filling err. */
+static bool entity_type(const char *prefix, const char *type, struct bs_error *err)
+{
+    if (model_valid_entity_type(type))
+        return true;
+    return invalid(err, prefix, "type",
+                   "type '" MODEL_ENTITY_LABEL "' is reserved: it is the label every entity "
+                   "node has besides its type's");
+}
+
 static bool get_id(const json_t *obj, bool required, const char *prefix, char *out,
                    struct bs_error *err)
 {
@@ -136,7 +146,7 @@ static bool get_id(const json_t *obj, bool required, const char *prefix, char *o
         return true;
     }
     if (!ids_valid(s))
-        return invalid(err, prefix, "id", "an id is 1..128 characters of [A-Za-z0-9._:-]");
+        return invalid(err, prefix, "id", "an id is " IDS_RULE);
     snprintf(out, ID_MAX_LEN + 1, "%s", s);
     return true;
 }
@@ -190,7 +200,7 @@ static bool get_endpoint(const json_t *obj, const char *field, const char *prefi
     json_t *v = json_object_get(obj, field);
     if (json_is_string(v)) {
         if (!ids_valid(json_string_value(v)))
-            return invalid(err, prefix, field, "an id is 1..128 characters of [A-Za-z0-9._:-]");
+            return invalid(err, prefix, field, "an id is " IDS_RULE);
         snprintf(out, ID_MAX_LEN + 1, "%s", json_string_value(v));
         return true;
     }
@@ -262,7 +272,7 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
         const char *ref;
         if (!only_fields(obj, f_create_entity, prefix, err) ||
             !get_id(obj, false, prefix, op->id, err) ||
-            !get_name(obj, "type", prefix, op->type, err) ||
+            !get_name(obj, "type", prefix, op->type, err) || !entity_type(prefix, op->type, err) ||
             !get_properties(obj, false, prefix, &op->properties, err) ||
             !get_metadata(obj, prefix, op, err) ||
             !get_string(obj, "ref", false, prefix, &ref, err))
@@ -328,6 +338,16 @@ bool idempotency_prepare(const struct request *req, const char *scope, const jso
     txn->idem_key = key;
     txn->idem_scope = scope;
     return true;
+}
+
+bool path_id(const struct request *req, size_t i, const char *field, struct response *res)
+{
+    if (i < req->n_args && ids_valid_len(req->args[i], req->arg_len[i]))
+        return true;
+    reply_errorf(res, BS_INVALID_REQUEST, field,
+                 "'%s' in the path is not an id: an id is " IDS_RULE " (after percent-decoding)",
+                 field);
+    return false;
 }
 
 bool parse_if_match(const struct request *req, int64_t *version, struct response *res)

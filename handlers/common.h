@@ -51,6 +51,10 @@ bool parse_single(const json_t *body, const char *const *allowed, const char *ki
 bool idempotency_prepare(const struct request *req, const char *scope, const json_t *body,
                          struct bs_txn *txn, struct response *res);
 
+/* Path argument i (req->args[i], whole length) as an id; false after
+ * answering 400 invalid_request naming field ("id", "tx_id"). */
+bool path_id(const struct request *req, size_t i, const char *field, struct response *res);
+
 /* If-Match: -1 when absent or "*"; the version otherwise; false after 400. */
 bool parse_if_match(const struct request *req, int64_t *version, struct response *res);
 

@@ -10,16 +10,6 @@
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
-/* The path argument as an entity id; false after answering 404. */
-static bool path_id(const struct request *req, struct response *res)
-{
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no entity has this id");
-        return false;
-    }
-    return true;
-}
-
 static void reply_entity(struct response *res, unsigned status, json_t *entity)
 {
     response_header(res, "ETag", "\"%lld\"",
@@ -64,7 +54,7 @@ void handle_entity_create(struct app *app, const struct request *req, struct res
 
 void handle_entity_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, res))
+    if (!path_id(req, 0, "id", res))
         return;
     const char *verify = request_query(req, "verify");
     if (verify && strcmp(verify, "true") != 0 && strcmp(verify, "false") != 0) {
@@ -88,9 +78,10 @@ void handle_entity_get(struct app *app, const struct request *req, struct respon
 void handle_entity_list(struct app *app, const struct request *req, struct response *res)
 {
     const char *type = request_query(req, "type");
-    if (type && !model_valid_name(type)) {
+    if (type && !model_valid_entity_type(type)) {
         reply_errorf(res, BS_INVALID_REQUEST, "type",
-                     "type must match ^[A-Za-z][A-Za-z0-9_]{0,63}$");
+                     "type must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ and not be '" MODEL_ENTITY_LABEL
+                     "'");
         return;
     }
     int limit;
@@ -112,7 +103,7 @@ void handle_entity_list(struct app *app, const struct request *req, struct respo
 
 void handle_entity_patch(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, res))
+    if (!path_id(req, 0, "id", res))
         return;
     int64_t if_version;
     if (!parse_if_match(req, &if_version, res))
@@ -146,7 +137,7 @@ void handle_entity_patch(struct app *app, const struct request *req, struct resp
 
 void handle_entity_delete(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, res))
+    if (!path_id(req, 0, "id", res))
         return;
     struct bs_op op = {.kind = OP_DELETE_ENTITY};
     if (!parse_if_match(req, &op.if_version, res))

@@ -72,10 +72,8 @@ void handle_reconciliation_create(struct app *app, const struct request *req, st
 
 void handle_reconciliation_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no reconciliation has this id");
+    if (!path_id(req, 0, "id", res))
         return;
-    }
     json_t *run;
     struct bs_error err;
     bs_error_clear(&err);
@@ -110,6 +108,8 @@ void handle_reconciliation_list(struct app *app, const struct request *req, stru
 void handle_reconciliation_findings(struct app *app, const struct request *req,
                                     struct response *res)
 {
+    if (!path_id(req, 0, "id", res))
+        return;
     const char *kind = request_query(req, "kind");
     bool known = !kind;
     for (const char *const *k = finding_kinds; kind && *k; k++)
@@ -123,10 +123,6 @@ void handle_reconciliation_findings(struct app *app, const struct request *req,
     int limit;
     if (!query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, res))
         return;
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no reconciliation has this id");
-        return;
-    }
     json_t *items = NULL;
     char *next = NULL;
     struct bs_error err;

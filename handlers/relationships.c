@@ -35,10 +35,8 @@ void handle_relationship_create(struct app *app, const struct request *req, stru
 
 void handle_relationship_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no relationship has this id");
+    if (!path_id(req, 0, "id", res))
         return;
-    }
     json_t *rel;
     struct bs_error err;
     bs_error_clear(&err);
@@ -53,10 +51,8 @@ void handle_relationship_get(struct app *app, const struct request *req, struct 
 
 void handle_relationship_delete(struct app *app, const struct request *req, struct response *res)
 {
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no relationship has this id");
+    if (!path_id(req, 0, "id", res))
         return;
-    }
     struct bs_op op = {.kind = OP_DELETE_RELATIONSHIP, .if_version = -1};
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};

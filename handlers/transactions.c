@@ -85,10 +85,8 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
 
 void handle_transaction_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!ids_valid(req->args[0])) {
-        reply_errorf(res, BS_NOT_FOUND, NULL, "no transaction has this id");
+    if (!path_id(req, 0, "tx_id", res))
         return;
-    }
     json_t *tx;
     struct bs_error err;
     bs_error_clear(&err);

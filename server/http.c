@@ -21,11 +21,15 @@ struct http_server {
     struct app *app;
 };
 
-/* Per-request state while the body arrives. */
+/* Per-request state while the body arrives (made by on_target). */
 struct req_ctx {
     struct buf body;
     bool too_big;
+    bool seen; /* on_request has had its first call */
     int64_t started_ms;
+    /* The path as the client sent it, still percent-encoded (the query cut
+     * off): the router splits it and decodes each segment with its length. */
+    char *path;
 };
 
 static const char *lookup(void *ctx, enum lookup_kind kind, const char *name)
@@ -90,28 +94,77 @@ static enum MHD_Result reply_early(struct MHD_Connection *conn, enum bs_code cod
     return ret;
 }
 
+/*
+ * MHD_OPTION_URI_LOG_CALLBACK: MHD calls it with the request-target as it
+ * arrived, before it decodes the path in place, and makes what it returns
+ * the request's context (*con_cls). The decoded path MHD hands on_request
+ * is a C string, so a "%00" in it would cut it short ("/v1/entities/abc%00x"
+ * would name "abc"): the router works on this copy instead. NULL (out of
+ * memory) makes on_request close the connection.
+ */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)conn;
+    struct http_server *srv = cls;
+    struct req_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    size_t n = strcspn(uri, "?");
+    ctx->path = malloc(n + 1);
+    if (!ctx->path) {
+        free(ctx);
+        return NULL;
+    }
+    memcpy(ctx->path, uri, n);
+    ctx->path[n] = '\0';
+    buf_init(&ctx->body, srv->app->cfg->max_body_bytes);
+    ctx->started_ms = time_monotonic_ms();
+    return ctx;
+}
+
+/* MHD_get_connection_values_n callback: stops at the first query parameter
+ * whose name or value holds a decoded NUL (its length says more than
+ * strlen), and keeps its name (up to that NUL) in *cls. */
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)) {
+        *(const char **)cls = key ? key : "";
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* The name of a query parameter that holds a NUL, or NULL when none does. */
+static const char *query_with_nul(struct MHD_Connection *conn)
+{
+    const char *bad = NULL;
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, find_nul, &bad);
+    return bad;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
     (void)version;
+    (void)url; /* decoded and possibly cut at a NUL: ctx->path is used instead */
     struct http_server *srv = cls;
     size_t limit = srv->app->cfg->max_body_bytes;
     struct req_ctx *ctx = *con_cls;
-    if (!ctx) {
-        ctx = calloc(1, sizeof *ctx);
-        if (!ctx)
-            return MHD_NO;
-        buf_init(&ctx->body, limit);
-        ctx->started_ms = time_monotonic_ms();
-        *con_cls = ctx;
+    if (!ctx)
+        return MHD_NO; /* on_target ran out of memory */
+    const char *path = ctx->path;
+    if (!ctx->seen) {
+        ctx->seen = true;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > limit) {
             /* Taler's way: answer 413 at once; MHD closes the connection. */
             char msg[128];
             snprintf(msg, sizeof msg, "the body is larger than %zu bytes", limit);
-            log_warn("%s %s: 413, Content-Length %s over %zu", method, url, cl, limit);
+            log_warn("%s %s: 413, Content-Length %s over %zu", method, path, cl, limit);
             return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
         }
         return MHD_YES;
@@ -133,12 +186,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ids_uuid7(rid);
 
     struct response res = {0};
+    const char *nul_in = query_with_nul(conn);
     if (ctx->too_big) {
         reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes", limit);
+    } else if (nul_in) {
+        reply_errorf(&res, BS_INVALID_REQUEST, nul_in,
+                     "query parameter '%s' holds a NUL byte (%%00), which no parameter may",
+                     nul_in);
     } else {
         struct request req = {
             .method = method,
-            .path = url,
+            .path = path,
             .body = ctx->body.len ? buf_str(&ctx->body) : NULL,
             .body_len = ctx->body.len,
             .rid = rid,
@@ -148,14 +206,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         router_dispatch(srv->app, &req, &res);
     }
     if (res.status == 0) { /* a handler that answered nothing is our bug */
-        log_msg(LOG_ERROR, rid, "%s %s: handler queued no response", method, url);
+        log_msg(LOG_ERROR, rid, "%s %s: handler queued no response", method, path);
         reply_errorf(&res, BS_STORAGE_ERROR, NULL, "internal error");
     }
     int64_t took = time_monotonic_ms() - ctx->started_ms;
     log_msg(res.status >= 500   ? LOG_ERROR
             : res.status >= 400 ? LOG_WARN
                                 : LOG_INFO,
-            rid, "%s %s -> %u (%lld ms)", method, url, res.status, (long long)took);
+            rid, "%s %s -> %u (%lld ms)", method, path, res.status, (long long)took);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;
@@ -170,6 +228,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req_ctx *ctx = *con_cls;
     if (ctx) {
         buf_free(&ctx->body);
+        free(ctx->path);
         free(ctx);
         *con_cls = NULL;
     }
@@ -214,8 +273,8 @@ struct http_server *http_start(struct app *app, const char *host, unsigned port,
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)app->cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)app->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)", host,

@@ -15,15 +15,25 @@ struct app;
 
 enum lookup_kind { LOOKUP_HEADER, LOOKUP_QUERY };
 
+/* The longest URL path the router takes (longer: 414). */
+#define REQUEST_MAX_URL 2048
+
 struct request {
     const char *method;
-    const char *path;
-    const char *args[2]; /* the path segments matched by '*' in the route */
+    const char *path; /* as the client sent it: still percent-encoded */
+    /* The path segments matched by '*' in the route, percent-decoded by
+     * router_dispatch. A segment may decode to bytes a C string cannot
+     * carry ("%00"), so arg_len is its whole length: check an argument
+     * with it (path_id in handlers/common.h), never with strlen. */
+    const char *args[2];
+    size_t arg_len[2];
     size_t n_args;
-    char arg_store[2][256]; /* their NUL-terminated copies (router_dispatch) */
-    const char *body;       /* NUL-terminated; NULL when there is none */
+    char arg_store[2][REQUEST_MAX_URL + 1]; /* their decoded, NUL-terminated copies */
+    const char *body;                       /* NUL-terminated; NULL when there is none */
     size_t body_len;
     const char *rid; /* the request id (X-Request-Id) */
+    /* Header and query lookups; a query value is whole (server/http.c
+     * answers 400 before dispatch when one holds a NUL). */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
     void *lookup_ctx;
 };

@@ -57,6 +57,40 @@ static bool path_matches(const char *pattern, const char *path, const char **arg
     return true;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decodes the n bytes at in into out (room for n + 1): "%HH" becomes
+ * its byte, anything else (a '%' without two hex digits too) stays as it
+ * is, which no id allows. Returns the decoded length; out is NUL-terminated
+ * but may hold NULs before that, so the length is what counts.
+ */
+static size_t percent_decode(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi = in[i] == '%' && i + 2 < n ? hex_value(in[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+        if (lo >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 const struct route *router_match(const char *method, const char *path, const char **args,
                                  size_t *n_args)
 {
@@ -76,16 +110,12 @@ void router_dispatch(struct app *app, struct request *req, struct response *res)
     }
     const struct route *r = router_match(req->method, req->path, req->args, &req->n_args);
     if (r) {
-        /* The handler sees each argument as its own string: copy the segment. */
+        /* The handler sees each argument decoded, with its length; a segment
+         * is no longer than the URL, so it always fits. */
         for (size_t i = 0; i < req->n_args; i++) {
             const char *end = strchr(req->args[i], '/');
             size_t len = end ? (size_t)(end - req->args[i]) : strlen(req->args[i]);
-            if (len >= sizeof req->arg_store[i]) {
-                reply_errorf(res, BS_NOT_FOUND, NULL, "no such resource: %s", req->path);
-                return;
-            }
-            memcpy(req->arg_store[i], req->args[i], len);
-            req->arg_store[i][len] = '\0';
+            req->arg_len[i] = percent_decode(req->args[i], len, req->arg_store[i]);
             req->args[i] = req->arg_store[i];
         }
         r->handler(app, req, res);

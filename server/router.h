@@ -1,15 +1,17 @@
 /*
  * The routing table: one static table of (path pattern, method, handler).
- * A '*' segment matches one path segment and becomes a request argument.
- * Unknown path: 404; known path, other method: 405 with Allow; a URL
- * longer than ROUTER_MAX_URL: 414.
+ * Routes match the path as the client sent it, percent-encoded, so an
+ * encoded '/' ("%2F") stays inside its segment. A '*' segment matches one
+ * path segment and becomes a request argument, percent-decoded with its
+ * length. Unknown path: 404; known path, other method: 405 with Allow; a
+ * URL longer than ROUTER_MAX_URL: 414.
  */
 #ifndef BISTORE_ROUTER_H
 #define BISTORE_ROUTER_H
 
 #include "server/request.h"
 
-#define ROUTER_MAX_URL 2048
+#define ROUTER_MAX_URL REQUEST_MAX_URL
 
 struct route {
     const char *pattern;

@@ -84,15 +84,23 @@ void ids_uuid7(char out[UUID_STR_LEN])
     *p = '\0';
 }
 
-bool ids_valid(const char *s)
+bool ids_valid_len(const char *s, size_t n)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
+    if (n == 0 || n > ID_MAX_LEN)
+        return false;
+    if (s[0] == '.' && (n == 1 || (n == 2 && s[1] == '.')))
+        return false; /* dot segments: no URL reaches them */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == ':' || c == '-';
-        if (!ok || n >= ID_MAX_LEN)
+        if (!ok)
             return false;
     }
-    return n > 0;
+    return true;
+}
+
+bool ids_valid(const char *s)
+{
+    return ids_valid_len(s, strnlen(s, ID_MAX_LEN + 1));
 }

@@ -14,9 +14,21 @@
 #define UUID_STR_LEN 37 /* 36 chars + NUL, lowercase canonical form */
 #define ID_MAX_LEN 128
 
+/* The id rule in words, for error messages. */
+#define IDS_RULE "1..128 characters of [A-Za-z0-9._:-], other than \".\" and \"..\""
+
 /* Writes a fresh UUIDv7. Thread-safe. */
 void ids_uuid7(char out[UUID_STR_LEN]);
-/* True when s is a valid supplied id: 1..128 chars of [A-Za-z0-9._:-]. */
+/*
+ * The one id rule, for every id: supplied by a client (in a body or a
+ * path), generated here, or found in Neo4j by a reconciliation that would
+ * write it (stores/repair.c). 1..128 characters of [A-Za-z0-9._:-], except
+ * "." and "..", which a URL cannot carry as a path segment (clients and
+ * proxies remove them, RFC 3986 section 5.2.4), so a record under them
+ * could never be read back. ids_valid_len checks the n bytes at s (a NUL
+ * among them fails: a path argument "abc%00zzz" is 7 bytes, not "abc").
+ */
+bool ids_valid_len(const char *s, size_t n);
 bool ids_valid(const char *s);
 
 #endif

@@ -44,6 +44,11 @@ bool model_valid_name(const char *s)
     return true;
 }
 
+bool model_valid_entity_type(const char *s)
+{
+    return model_valid_name(s) && strcmp(s, MODEL_ENTITY_LABEL) != 0;
+}
+
 /* The JSON type of a storable scalar, or -1 when it is none. */
 static int scalar_kind(const json_t *v)
 {

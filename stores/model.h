@@ -68,6 +68,16 @@ void txn_free_ops(struct bs_txn *txn);
 /* ^[A-Za-z][A-Za-z0-9_]{0,63}$: entity types, relationship types, property keys. */
 bool model_valid_name(const char *s);
 
+/* The label every entity node carries next to its type's. */
+#define MODEL_ENTITY_LABEL "Entity"
+
+/*
+ * An entity type: a valid name other than MODEL_ENTITY_LABEL. A node of type
+ * Entity would carry that one label and no type label, which a deep
+ * reconciliation reports for ever and no repair can change.
+ */
+bool model_valid_entity_type(const char *s);
+
 /*
  * Checks a properties object. allow_null: a PATCH, where null removes a key.
  * On failure fills err (code invalid_request, field = prefix + key) and

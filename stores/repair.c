@@ -15,6 +15,12 @@
  *   neo4j_wins:  SQLite is made to match Neo4j (rows created, updated,
  *                deleted; an id-less node gets a fresh UUIDv7 and is
  *                adopted); Neo4j's _v/_h are rewritten to agree.
+ *
+ * Neither policy writes a record the API could not address: one whose id
+ * (or, for a relationship, an endpoint's id) breaks the id rule, or an
+ * entity of the reserved type Entity. Such a finding is left as it is
+ * (action "none", the reason logged); deleting what only the losing store
+ * holds needs no id and still happens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 
 #include "common/log.h"
 #include "stores/canon.h"
+#include "stores/ids.h"
 #include "stores/internal.h"
 #include "stores/recon_internal.h"
 #include "stores/repair.h"
@@ -221,7 +228,7 @@ static const char *unadoptable(const json_t *labels, const json_t *props, const 
             others++;
         }
     }
-    if (others != 1 || !model_valid_name(*type))
+    if (others != 1 || !model_valid_entity_type(*type))
         return "the node does not have exactly one valid type label besides Entity";
     struct bs_error e;
     bs_error_clear(&e);
@@ -320,8 +327,10 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
     bs_error_clear(&ignored);
     const char *type = str(keep, "type");
     const char *src = str(keep, "source"), *dst = str(keep, "target");
-    if (!props || !type || !model_valid_name(type) || !src || !dst ||
-        !model_check_properties(props, false, "properties", &ignored)) {
+    /* endpoints' ids are checked here too: an id-less relationship (no
+     * group, so unwritable() saw nothing) may join nodes with any id */
+    if (!props || !type || !model_valid_name(type) || !src || !ids_valid(src) || !dst ||
+        !ids_valid(dst) || !model_check_properties(props, false, "properties", &ignored)) {
         json_decref(props);
         *action = "none";
         return props ? 0 : oom(err);
@@ -401,6 +410,36 @@ static int set_action(struct bistore *bs, int64_t run_n, int64_t n, const char *
                              : (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: update finding"), -1);
 }
 
+/*
+ * Why the policy must not write the winning record of group (the first
+ * Neo4j row under neo4j_wins, the SQLite row under sqlite_wins), or NULL
+ * when it may. An id outside the id rule would be cut to the model's
+ * fixed buffers (ID_MAX_LEN) or become a row no URL reaches; an entity
+ * typed Entity would be a node with no type label. Without a winner there
+ * is nothing to write (the loser's copy is deleted): NULL.
+ */
+static const char *unwritable(const struct repair_batch *rb, bool entity, const json_t *group)
+{
+    json_t *winner = rb->policy == REPAIR_NEO4J_WINS ? json_array_get(neo4j_rows(group), 0)
+                                                     : json_object_get(group, "sqlite");
+    if (!json_is_object(winner))
+        return NULL;
+    const char *id = str(group, "id");
+    if (!id || !ids_valid(id))
+        return "its id is not an id (" IDS_RULE "), so no URL could reach it";
+    if (!entity) {
+        const char *src = str(winner, "source"), *dst = str(winner, "target");
+        if (!src || !ids_valid(src) || !dst || !ids_valid(dst))
+            return "the id of its source or target is not an id (" IDS_RULE ")";
+    } else if (rb->policy == REPAIR_SQLITE_WINS) {
+        const char *type = str(winner, "type");
+        if (!type || !model_valid_entity_type(type))
+            return "its type is not an entity type ('" MODEL_ENTITY_LABEL
+                   "' is reserved): delete it and create it again with another type";
+    }
+    return NULL;
+}
+
 /* The action of one finding under the policy, applying it unless dry. */
 static int repair_one(struct bistore *bs, struct repair_batch *rb, struct apply_state *st,
                       const json_t *finding, const json_t *group, const char **action,
@@ -408,6 +447,15 @@ static int repair_one(struct bistore *bs, struct repair_batch *rb, struct apply_
 {
     bool entity = strcmp(str(finding, "object"), "entity") == 0;
     bool missing_id = strcmp(str(finding, "kind"), "missing_id") == 0;
+    const char *why = missing_id ? NULL : unwritable(rb, entity, group);
+    if (why) { /* the same in a dry run: it shows what a real run does */
+        const char *id = str(group, "id");
+        log_warn("reconciliation %s: %s leaves %s '%s' as it is: %s", rb->run_id,
+                 recon_repair_name(rb->policy), entity ? "entity" : "relationship", id ? id : "?",
+                 why);
+        *action = "none";
+        return 0;
+    }
     if (rb->policy == REPAIR_SQLITE_WINS) {
         if (missing_id) {
             *action = "deleted";

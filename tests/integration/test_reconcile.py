@@ -1368,3 +1368,90 @@ def test_writes_during_a_deep_run_are_not_reported(gateway, neo4j):
     assert findings == [], f"a deep run beside ordinary writes reported {findings[:5]}"
     assert_stores_consistent(gw.store, neo4j)
     assert_clean(gw, neo4j, "deep")
+
+
+# ------------------------------------------- ids the API cannot address
+
+ID_RULE_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$")
+LONG_ID = "L" * 200  # over 128 characters: a fixed buffer would cut it to 128
+
+
+def plant_unaddressable(neo4j):
+    """Items written straight to Neo4j under ids outside the id rule, and one whose
+    own id is fine but whose source node's is not."""
+    for eid in (LONG_ID, "a/b", "has space"):
+        neo4j.run("CREATE (n:Entity:Person {id: $id, name: 'planted', _v: 1, _h: '0123456789abcdef'})", id=eid)
+    neo4j.run("MATCH (a:Entity {id: 'e1'}), (b:Entity {id: 'e2'}) "
+              "CREATE (a)-[:KNOWS {id: 'r/1', _v: 1, _h: '0123456789abcdef'}]->(b)")
+    neo4j.run("MATCH (a:Entity {id: $long}), (b:Entity {id: 'e1'}) "
+              "CREATE (a)-[:KNOWS {id: 'r-long', _v: 1, _h: '0123456789abcdef'}]->(b)", long=LONG_ID)
+    return {(LONG_ID, "entity"), ("a/b", "entity"), ("has space", "entity"), ("r/1", "relationship"),
+            ("r-long", "relationship")}
+
+
+def test_neo4j_wins_never_adopts_an_id_the_api_cannot_address(gateway, neo4j):
+    """neo4j_wins makes SQLite rows from Neo4j items; an id over 128 characters
+    (or an endpoint's), or one with '/' or a space, would become a SQLite row that
+    is cut or that no URL reaches. Those findings keep their whole id, get action
+    "none" (the reason is logged), and neither store changes for them; sqlite_wins
+    deletes them."""
+    gw = gateway
+    for eid in ("e1", "e2"):
+        assert gw.post("/v1/entities", {"id": eid, "type": "Person", "properties": {"name": eid}}).status == 201
+    planted = plant_unaddressable(neo4j)
+    sql_before = gw.store.entities(), gw.store.relationships()
+
+    for dry_run in (True, False):
+        run, findings = reconcile(gw, mode="deep", repair="neo4j_wins", dry_run=dry_run)
+        got = {(f["id"], f["object"]): f for f in findings}
+        assert set(got) == planted, f"findings {sorted(got)}"
+        for key, f in got.items():
+            assert (f["kind"], f["action"]) == ("only_in_neo4j", "none"), f"dry_run={dry_run}: {f}"
+        assert run["summary"]["repaired"] == 0, run
+    # SQLite: nothing adopted, in particular no row under a cut or unaddressable id
+    ids = list(gw.store.entities()) + list(gw.store.relationships())
+    assert [i for i in ids if not ID_RULE_RE.match(i)] == [], ids
+    assert gw.store.count_entity(LONG_ID[:128]) == 0, "the long id was adopted cut to 128 characters"
+    assert (gw.store.entities(), gw.store.relationships()) == sql_before, "SQLite rows changed"
+    # Neo4j: the planted items keep their ids
+    assert neo4j.count_entity(LONG_ID) == 1 and neo4j.count_entity(LONG_ID[:128]) == 0
+    assert neo4j.count_entity("a/b") == 1 and neo4j.count_entity("has space") == 1
+    assert neo4j.count_relationship("r/1") == 1 and neo4j.count_relationship("r-long") == 1
+    log = gw.log_path.read_text(errors="replace")
+    for needle in ("'a/b'", "'has space'", "'r/1'", "'r-long'", LONG_ID):
+        assert re.search(r"WARN .*reconciliation .*" + re.escape(needle) + r".*(id|endpoint)", log), \
+            f"no logged reason for {needle}:\n{gw.log_tail(30)}"
+
+    # sqlite_wins removes them from Neo4j (r-long goes with its source node)
+    run, findings = reconcile(gw, mode="fast", repair="sqlite_wins")
+    actions = {(f["id"], f["object"]): f["action"] for f in findings}
+    assert set(actions) == planted, actions
+    assert all(a == "deleted" for k, a in actions.items() if k != ("r-long", "relationship")), actions
+    assert actions[("r-long", "relationship")] in ("deleted", "none"), actions
+    assert_stores_consistent(gw.store, neo4j)
+    assert_intents_settled(gw.store, neo4j)
+    assert_clean(gw, neo4j)
+
+
+def test_an_entity_of_type_entity_left_by_an_earlier_version_is_not_rewritten(gateway, neo4j):
+    """The type Entity is refused on create now; a record an earlier version stored
+    with it (a node with the one label Entity) is reported by deep runs, and no
+    policy rewrites it (sqlite_wins used to "update" the node to the same single
+    label on every run): action "none", the reason logged."""
+    gw = gateway
+    assert gw.post("/v1/entities", {"id": "legacy", "type": "Person", "properties": {"n": 1}}).status == 201
+    assert gw.post("/v1/entities", {"id": "fine", "type": "Person"}).status == 201
+    sqlite_write(gw.sqlite_path, "UPDATE entities SET type = 'Entity' WHERE id = 'legacy'")
+    neo4j.run("MATCH (n:Entity {id: 'legacy'}) REMOVE n:Person")
+    before = gw.store.entities(), neo4j.entities()
+    for policy in ("sqlite_wins", "neo4j_wins"):
+        run, findings = reconcile(gw, mode="deep", repair=policy)
+        assert [(f["kind"], f["id"], f["action"]) for f in findings] == [("mismatch", "legacy", "none")], \
+            f"{policy}: {findings}"
+    assert (gw.store.entities(), neo4j.entities()) == before
+    log = gw.log_path.read_text(errors="replace")
+    assert re.search(r"WARN .*sqlite_wins leaves entity 'legacy' as it is: .*type", log), gw.log_tail(20)
+    assert re.search(r"WARN .*cannot adopt node", log), gw.log_tail(20)
+    # it can still be deleted, and then the stores agree
+    assert gw.delete("/v1/entities/legacy").status == 204
+    assert_stores_consistent(gw.store, neo4j)

@@ -80,6 +80,22 @@ Test(router_match, wildcard_takes_whole_segment)
     cr_expect_str_eq(args[0], "a:b.c-d_e");
 }
 
+Test(router_match, matches_the_path_as_sent)
+{
+    /* an encoded '/' stays inside its segment: it is data, not a separator */
+    const char *args[2] = {NULL, NULL};
+    size_t n = 0;
+    const struct route *r = router_match("DELETE", "/v1/entities/abc%2Fzzz", args, &n);
+    cr_assert_not_null(r);
+    cr_expect_str_eq(r->name, "entities.delete");
+    cr_expect_eq(n, 1);
+    cr_expect_str_eq(args[0], "abc%2Fzzz");
+    r = router_match("GET", "/v1/reconciliations/x%00y/findings", args, &n);
+    cr_assert_not_null(r);
+    cr_expect_str_eq(r->name, "reconciliations.findings");
+    cr_expect(strncmp(args[0], "x%00y/", 6) == 0);
+}
+
 Test(router_match, no_match)
 {
     static const char *const cases[][2] = {

@@ -124,10 +124,65 @@ Test(ids_valid, rejects_bad_ids)
         "",     "a/b",   "a b",  "a\"b", "\xc3\xa4" /* ä */,
         "a\\b", "a'b",   "a`b",  "a\nb", "a?b",
         "a#b",  "a%2Fb", "a,b",  "a;b",  "a{b}",
-        "abc ", " abc",  "\x7f",
+        "abc ", " abc",  "\x7f", ".",    "..",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_not(ids_valid(bad[i]), "'%s' must be rejected", bad[i]);
+}
+
+Test(ids_valid, dots_are_ids_except_the_two_dot_segments)
+{
+    /* "." and ".." name no resource in a URL; other ids with dots do */
+    cr_expect(ids_valid("..."));
+    cr_expect(ids_valid(".a"));
+    cr_expect(ids_valid("a."));
+    cr_expect(ids_valid("a..b"));
+    cr_expect(ids_valid("..a"));
+    cr_expect_not(ids_valid_len("..", 2));
+    cr_expect_not(ids_valid_len(".", 1));
+    cr_expect(ids_valid_len("..", 1) == false, "'.' (the first byte of \"..\") is a dot segment");
+}
+
+Test(ids_valid_len, checks_every_byte_of_the_length)
+{
+    /* the path argument "abc%00zzz" decodes to 7 bytes with a NUL inside */
+    static const char nul_inside[] = "abc\0zzz";
+    cr_expect_not(ids_valid_len(nul_inside, sizeof nul_inside - 1), "a NUL inside must fail");
+    cr_expect(ids_valid(nul_inside), "the C string before the NUL alone is an id");
+    cr_expect_not(ids_valid_len("\0abc", 4));
+    cr_expect_not(ids_valid_len("abc\0", 4));
+    cr_expect_not(ids_valid_len("abc\n", 4));
+    cr_expect(ids_valid_len("abcdef", 3), "only the first n bytes count");
+    cr_expect_not(ids_valid_len("", 0));
+    char *s = repeat('a', 129);
+    cr_expect(ids_valid_len(s, 128));
+    cr_expect_not(ids_valid_len(s, 129));
+    free(s);
+}
+
+Test(ids_valid, every_generated_id_passes)
+{
+    /* ids handed out by the gateway pass the same rule as supplied ones */
+    for (int i = 0; i < 10000; i++) {
+        char id[UUID_STR_LEN];
+        ids_uuid7(id);
+        cr_assert(ids_valid(id), "generated id %s fails the id rule", id);
+    }
+}
+
+/* ---- model_valid_entity_type: a name other than the common label ---- */
+
+Test(entity_type, the_common_label_is_reserved)
+{
+    cr_expect_not(model_valid_entity_type("Entity"));
+    cr_expect_not(model_valid_entity_type(MODEL_ENTITY_LABEL));
+    cr_expect(model_valid_name("Entity"), "as a relationship type or key it is a name");
+    cr_expect(model_valid_entity_type("Person"));
+    cr_expect(model_valid_entity_type("entity"), "labels are case-sensitive");
+    cr_expect(model_valid_entity_type("Entity2"));
+    cr_expect(model_valid_entity_type("EntityType"));
+    cr_expect_not(model_valid_entity_type("1Entity"));
+    cr_expect_not(model_valid_entity_type(""));
 }
 
 /* ---- model_check_properties ---- */
