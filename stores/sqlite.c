@@ -613,7 +613,7 @@ int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const 
     return step_done(c, s, err, "insert intent");
 }
 
-int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err)
+static int intent_mark(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err)
 {
     sqlite3_stmt *s = stmt(c, Q_INTENT_MARK_APPLIED, err);
     if (!s)
@@ -621,6 +621,21 @@ int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, st
     sqlite3_bind_int64(s, 1, upto);
     bind_text(s, 2, at);
     return step_done(c, s, err, "mark intents applied");
+}
+
+/*
+ * The protocol's last step, in a transaction of its own. Without an fsync:
+ * the mark only saves work, the watermark in Neo4j is the truth, and
+ * recovery marks again from it.
+ */
+int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err)
+{
+    if (sql_exec(c, "PRAGMA synchronous = OFF", err) != 0)
+        return -1;
+    int rc = intent_mark(c, upto, at, err);
+    if (sql_exec(c, "PRAGMA synchronous = FULL", err) != 0)
+        rc = -1;
+    return rc;
 }
 
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err)
