@@ -50,7 +50,8 @@ struct spec {
     long cut;
     uint64_t seed;
     bool torn, stop, nofsync;
-    bool trace; /* log every modelled write, sync and truncate */
+    bool trace;          /* log every modelled write, sync and truncate */
+    long autocheckpoint; /* > 0: wal_autocheckpoint of every new connection */
     /* error */
     enum op op;
     enum kind file;
@@ -214,6 +215,8 @@ static int parse_item(const char *item, struct spec *s)
         return parse_after(v, s);
     if (!v && key_is(item, klen, "trace"))
         return s->trace = true, 0;
+    if (v && key_is(item, klen, "autocheckpoint"))
+        return parse_count(v, 1, &s->autocheckpoint);
     if (power && v && key_is(item, klen, "cut"))
         return parse_count(v, 1, &s->cut);
     if (power && v && key_is(item, klen, "seed")) {
@@ -572,12 +575,14 @@ static int error_due(enum op op, const struct node *n)
 
 /* ---- the methods of a modelled file ---- */
 
-/* With `trace`: one line per modelled write, sync, truncate or checkpoint. Lock held. */
+/* With `trace`: one line per modelled write, sync, truncate or checkpoint,
+ * numbered with the count after it (a cut point names the call whose number
+ * it is). Lock held. */
 static void trace(const char *what, const struct node *n, sqlite3_int64 off, long len)
 {
     if (g.spec.trace)
-        log_msg(LOG_ALWAYS, NULL, "testvfs: #%ld %s %s at %lld, %ld bytes", g.stats.counted, what,
-                kind_names[n->kind], (long long)off, len);
+        log_msg(LOG_ALWAYS, NULL, "testvfs: #%ld %s %s at %lld, %ld bytes%s", g.stats.counted, what,
+                kind_names[n->kind], (long long)off, len, g.powered_off ? " (power off)" : "");
 }
 
 static int shim_close(sqlite3_file *file)
@@ -620,8 +625,11 @@ static int shim_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int6
     int rc = error_due(OP_WRITE, n);
     if (rc == SQLITE_OK)
         rc = node_write(n, buf, (size_t)amt, off);
+    if (rc == SQLITE_OK && g.spec.mode == MODE_ERROR)
+        rc = node_flush(n); /* through at once, as the real VFS writes */
+    bool cut = rc == SQLITE_OK && cut_due();
     trace("write", n, off, amt);
-    if (rc == SQLITE_OK && cut_due()) {
+    if (cut) {
         power_cut(); /* this write reached the page cache as the power failed */
         rc = SQLITE_IOERR_WRITE;
     }
@@ -637,6 +645,8 @@ static int shim_truncate(sqlite3_file *file, sqlite3_int64 size)
     int rc = error_due(OP_TRUNCATE, f->node);
     if (rc == SQLITE_OK)
         node_truncate(f->node, size);
+    if (rc == SQLITE_OK && g.spec.mode == MODE_ERROR)
+        rc = node_flush(f->node);
     trace("truncate", f->node, size, 0);
     pthread_mutex_unlock(&g.lock);
     return rc;
@@ -651,8 +661,9 @@ static int shim_sync(sqlite3_file *file, int flags)
     if (n->kind == KIND_DB)
         g.stats.db_syncs++;
     int rc = error_due(OP_SYNC, n);
+    bool cut = rc == SQLITE_OK && cut_due();
     trace("sync", n, 0, 0);
-    if (rc == SQLITE_OK && cut_due()) {
+    if (cut) {
         power_cut(); /* the sync never happens */
         rc = SQLITE_IOERR_FSYNC;
     }
@@ -923,6 +934,35 @@ static int shim_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 
 /* ---- the interface ---- */
 
+/*
+ * autocheckpoint=N. sqlite3_open sets the default wal_autocheckpoint after it
+ * ran the auto-extensions, so the extension only installs a commit hook, and
+ * the connection's first commit sets N (before SQLite looks at the WAL's
+ * size for that commit) and removes the hook. The gateway sets no commit
+ * hook of its own. Setting hooks runs no SQL, which is what a commit hook
+ * must not do.
+ */
+static int first_commit(void *arg)
+{
+    sqlite3 *db = arg;
+    pthread_mutex_lock(&g.lock);
+    long pages = g.registered ? g.spec.autocheckpoint : 0;
+    pthread_mutex_unlock(&g.lock);
+    if (pages > 0)
+        sqlite3_wal_autocheckpoint(db, (int)pages);
+    sqlite3_commit_hook(db, NULL, NULL);
+    return 0;
+}
+
+/* An auto-extension: runs in every sqlite3_open after the shim installed. */
+static int set_autocheckpoint(sqlite3 *db, const char **msg, const void *api)
+{
+    (void)msg;
+    (void)api;
+    sqlite3_commit_hook(db, first_commit, db);
+    return SQLITE_OK;
+}
+
 static void reset_state(const struct spec *spec)
 {
     for (struct node *n = g.nodes; n;) {
@@ -986,6 +1026,12 @@ int testvfs_install(const char *spec_text, char *msg, size_t cap)
             snprintf(msg, cap, "testvfs: cannot register over the default VFS");
     }
     pthread_mutex_unlock(&g.lock);
+    /* void (*)(void) is how SQLite takes an entry point (sqlite3_auto_extension) */
+    if (rc == 0 && spec.autocheckpoint > 0 &&
+        sqlite3_auto_extension((void (*)(void))set_autocheckpoint) != SQLITE_OK) {
+        snprintf(msg, cap, "testvfs: cannot set wal_autocheckpoint on new connections");
+        rc = -1;
+    }
     return rc;
 }
 
@@ -997,6 +1043,7 @@ void testvfs_uninstall(void)
         sqlite3_vfs_register(g.real, 1); /* the default again, not whichever is next */
         g.registered = false;
     }
+    sqlite3_cancel_auto_extension((void (*)(void))set_autocheckpoint);
     atomic_store(&waiting, false);
     pthread_mutex_unlock(&g.lock);
 }

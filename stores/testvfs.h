@@ -59,8 +59,12 @@
  *                that file (in WAL mode the database file is written and
  *                synced only by checkpoints, the WAL at every commit)
  *
- * A failed write or truncate changes nothing; after a failed sync the data
- * stays pending (readable, not durable) and a later sync can still write it.
+ * In this mode there is no page cache of the shim's: writes and truncates
+ * reach the real file at once, as with the real VFS, so a process killed
+ * afterwards (BISTORE_FAULT) keeps them as a real crash would. A failed
+ * write or truncate changes nothing; a failed sync leaves what was written
+ * in the file: a commit whose fsync failed can come back when SQLite
+ * recovers the WAL after a restart, as it can on Linux.
  *
  * Both modes:
  *   after=P[:K]  counting starts only once the process reached point P for
@@ -74,6 +78,11 @@
  *                power cut itself hits every file, whoever wrote it.)
  *   trace        log every modelled write, sync, truncate and checkpoint,
  *                numbered as counted (to find the cut point one wants)
+ *   autocheckpoint=N  every connection opened from then on gets
+ *                wal_autocheckpoint N at its first commit (an SQLite
+ *                auto-extension): checkpoints and WAL restarts every few
+ *                transactions instead of every ~1,000 pages, with the same
+ *                code and the same sync flags
  *
  * Examples:
  *   powerloss,cut=120,seed=3,torn,after=ready

@@ -115,6 +115,7 @@ Test(testvfs, bad_specs_are_refused)
         "error,op=write,times=0",
         "error,op=write,file=shm",
         "error,op=write,cut=3",
+        "error,op=write,autocheckpoint=0",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char msg[256] = "";
@@ -300,4 +301,35 @@ Test(testvfs, uninstall_restores_the_real_default)
     cr_expect_str_eq(sqlite3_vfs_find(NULL)->zName, "bistore-testvfs");
     testvfs_uninstall();
     cr_expect_eq(sqlite3_vfs_find(NULL), before);
+}
+
+Test(testvfs, autocheckpoint_applies_to_new_connections_while_installed)
+{
+    install("error,op=read,nth=1000000,autocheckpoint=5");
+    sqlite3 *db = db_open();
+    cr_expect_eq(value(db, "PRAGMA wal_autocheckpoint"), 1000, "set at the first commit");
+    cr_assert_eq(exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x)"), SQLITE_OK);
+    cr_expect_eq(value(db, "PRAGMA wal_autocheckpoint"), 5);
+    sqlite3_close(db);
+    testvfs_uninstall();
+    db = db_open();
+    cr_expect_eq(value(db, "PRAGMA wal_autocheckpoint"), 1000, "SQLite's default again");
+    sqlite3_close(db);
+}
+
+Test(testvfs, error_mode_writes_reach_the_file_at_once)
+{
+    sqlite3 *db = db_setup();
+    sqlite3_close(db);
+    install("error,op=truncate,nth=1000000");
+    db = db_open();
+    cr_assert_eq(exec(db, "PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0"), SQLITE_OK);
+    long long before = file_size("-wal");
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(exec(db, "INSERT INTO t VALUES (1, printf('%.500c', 'w'))"), SQLITE_OK);
+    cr_expect_gt(file_size("-wal"), before + 20 * 500, "no page cache of the shim's here");
+    sqlite3 *real = db_open_real();
+    cr_expect_eq(value(real, "SELECT count(*) FROM t"), 20, "unsynced, yet in the file");
+    sqlite3_close(real);
+    sqlite3_close(db);
 }
