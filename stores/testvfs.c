@@ -1,7 +1,8 @@
 /*
  * The SQLite fault shim (stores/testvfs.h): a VFS over SQLite's default one
- * that keeps unsynced writes in memory, so that a simulated power cut can
- * drop them, and that can fail chosen calls.
+ * that keeps unsynced writes in memory (power-loss mode), so that a
+ * simulated power cut can drop them, or fails chosen calls (error mode,
+ * where writes go straight through).
  *
  * Layout: a struct shim_file is what SQLite holds; for a modelled file (main
  * database, WAL, rollback journal) it wraps the real VFS's file, which
@@ -26,38 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "stores/fault.h"
+#include "stores/testvfs_spec.h"
 
 #define SECTOR 512
-
-enum mode { MODE_POWERLOSS, MODE_ERROR };
-enum op { OP_READ, OP_WRITE, OP_SYNC, OP_TRUNCATE, OP_ANY, OP_NONE };
-enum kind { KIND_DB, KIND_WAL, KIND_JOURNAL, KIND_ANY };
-
-static const char *const op_names[] = {"read", "write", "sync", "truncate", "any"};
-static const char *const kind_names[] = {"db", "wal", "journal", "any"};
-
-struct spec {
-    enum mode mode;
-    char after[32]; /* "" when counting starts at once */
-    long after_count;
-    /* powerloss */
-    long cut;
-    uint64_t seed;
-    bool torn, stop, nofsync;
-    bool trace;          /* log every modelled write, sync and truncate */
-    long autocheckpoint; /* > 0: wal_autocheckpoint of every new connection */
-    /* error */
-    enum op op;
-    enum kind file;
-    long nth, times; /* times < 0: for ever */
-    int rc;          /* 0: the code of the call's kind */
-};
 
 /* A write that reached the page cache but not the disk. */
 struct pending {
@@ -92,7 +68,7 @@ static struct {
     pthread_mutex_t lock;
     sqlite3_vfs *real;
     bool registered;
-    struct spec spec;
+    struct testvfs_spec spec;
     bool armed;
     long hits;
     bool one_thread; /* armed by after=: only that thread's calls count */
@@ -106,194 +82,6 @@ static struct {
 /* Set while a spec waits for its after= point: testvfs_hit's fast path. */
 static atomic_bool waiting;
 static sqlite3_vfs shim_vfs;
-static const sqlite3_io_methods shim_io;
-
-/* ---- the spec ---- */
-
-static const struct {
-    const char *name;
-    int rc;
-} rc_names[] = {
-    {"full", SQLITE_FULL},
-    {"ioerr", SQLITE_IOERR},
-    {"ioerr_read", SQLITE_IOERR_READ},
-    {"ioerr_short_read", SQLITE_IOERR_SHORT_READ},
-    {"ioerr_write", SQLITE_IOERR_WRITE},
-    {"ioerr_fsync", SQLITE_IOERR_FSYNC},
-    {"ioerr_truncate", SQLITE_IOERR_TRUNCATE},
-    {"ioerr_nomem", SQLITE_IOERR_NOMEM},
-    {"nomem", SQLITE_IOERR_NOMEM},
-};
-
-static int default_rc(enum op op)
-{
-    switch (op) {
-    case OP_READ: return SQLITE_IOERR_READ;
-    case OP_WRITE: return SQLITE_IOERR_WRITE;
-    case OP_SYNC: return SQLITE_IOERR_FSYNC;
-    default: return SQLITE_IOERR_TRUNCATE;
-    }
-}
-
-static const char *rc_name(int rc)
-{
-    for (size_t i = 0; i < sizeof rc_names / sizeof rc_names[0]; i++)
-        if (rc_names[i].rc == rc)
-            return rc_names[i].name;
-    return "?";
-}
-
-static int parse_count(const char *v, long min, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min)
-        return -1;
-    *out = n;
-    return 0;
-}
-
-static int pick(const char *v, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0)
-            return i;
-    return -1;
-}
-
-static bool known_point(const char *p)
-{
-    if (strcmp(p, "ready") == 0)
-        return true;
-    for (int i = 0; i < FAULT_POINT_COUNT; i++)
-        if (strcmp(p, fault_point_name((enum fault_point)i)) == 0)
-            return true;
-    return false;
-}
-
-static int parse_after(const char *v, struct spec *s)
-{
-    const char *colon = strchr(v, ':');
-    size_t n = colon ? (size_t)(colon - v) : strlen(v);
-    if (n == 0 || n >= sizeof s->after)
-        return -1;
-    memcpy(s->after, v, n);
-    s->after[n] = '\0';
-    s->after_count = 1;
-    if (colon && parse_count(colon + 1, 1, &s->after_count) != 0)
-        return -1;
-    return known_point(s->after) ? 0 : -1;
-}
-
-static int parse_rc(const char *v, int *rc)
-{
-    if (strncasecmp(v, "sqlite_", 7) == 0)
-        v += 7;
-    for (size_t i = 0; i < sizeof rc_names / sizeof rc_names[0]; i++)
-        if (strcasecmp(v, rc_names[i].name) == 0) {
-            *rc = rc_names[i].rc;
-            return 0;
-        }
-    return -1;
-}
-
-/* True when item's key (before any '=') is name. */
-static bool key_is(const char *item, size_t klen, const char *name)
-{
-    return strlen(name) == klen && strncmp(item, name, klen) == 0;
-}
-
-/* One key=value or flag of the spec into s; -1 when it is not one. */
-static int parse_item(const char *item, struct spec *s)
-{
-    const char *eq = strchr(item, '=');
-    const char *v = eq ? eq + 1 : NULL;
-    size_t klen = eq ? (size_t)(eq - item) : strlen(item);
-    bool power = s->mode == MODE_POWERLOSS;
-    if (v && key_is(item, klen, "after"))
-        return parse_after(v, s);
-    if (!v && key_is(item, klen, "trace"))
-        return s->trace = true, 0;
-    if (v && key_is(item, klen, "autocheckpoint"))
-        return parse_count(v, 1, &s->autocheckpoint);
-    if (power && v && key_is(item, klen, "cut"))
-        return parse_count(v, 1, &s->cut);
-    if (power && v && key_is(item, klen, "seed")) {
-        long seed;
-        if (parse_count(v, 0, &seed) != 0)
-            return -1;
-        s->seed = (uint64_t)seed;
-        return 0;
-    }
-    if (power && !v && key_is(item, klen, "torn"))
-        return s->torn = true, 0;
-    if (power && !v && key_is(item, klen, "nofsync"))
-        return s->nofsync = true, 0;
-    if (power && v && key_is(item, klen, "then")) {
-        if (strcmp(v, "kill") != 0 && strcmp(v, "stop") != 0)
-            return -1;
-        s->stop = strcmp(v, "stop") == 0;
-        return 0;
-    }
-    if (!power && v && key_is(item, klen, "op")) {
-        int i = pick(v, op_names, OP_ANY + 1);
-        return i < 0 ? -1 : (s->op = (enum op)i, 0);
-    }
-    if (!power && v && key_is(item, klen, "file")) {
-        int i = pick(v, kind_names, KIND_ANY + 1);
-        return i < 0 ? -1 : (s->file = (enum kind)i, 0);
-    }
-    if (!power && v && key_is(item, klen, "nth"))
-        return parse_count(v, 1, &s->nth);
-    if (!power && v && key_is(item, klen, "times")) {
-        if (strcmp(v, "forever") == 0)
-            return s->times = -1, 0;
-        return parse_count(v, 1, &s->times);
-    }
-    if (!power && v && key_is(item, klen, "rc"))
-        return parse_rc(v, &s->rc);
-    return -1;
-}
-
-/* Splits text at commas: the mode first, then the items. */
-static int parse_spec(const char *text, struct spec *s, char *msg, size_t cap)
-{
-    *s = (struct spec){.seed = 1, .op = OP_NONE, .file = KIND_ANY, .nth = 1, .times = 1};
-    char *copy = strdup(text);
-    if (!copy)
-        return snprintf(msg, cap, "out of memory"), -1;
-    int rc = 0;
-    char *item = copy;
-    for (int i = 0; item && rc == 0; i++) {
-        char *comma = strchr(item, ',');
-        if (comma)
-            *comma = '\0';
-        if (i == 0 && strcmp(item, "powerloss") == 0) {
-            s->mode = MODE_POWERLOSS;
-        } else if (i == 0 && strcmp(item, "error") == 0) {
-            s->mode = MODE_ERROR;
-        } else if (i == 0) {
-            snprintf(msg, cap, "%s=%s: the mode must be powerloss or error", TESTVFS_ENV, text);
-            rc = -1;
-        } else if (parse_item(item, s) != 0) {
-            snprintf(msg, cap, "%s=%s: bad item '%s' (see stores/testvfs.h)", TESTVFS_ENV, text,
-                     item);
-            rc = -1;
-        }
-        item = comma ? comma + 1 : NULL;
-    }
-    if (rc == 0 && s->mode == MODE_POWERLOSS && s->cut < 1) {
-        snprintf(msg, cap, "%s=%s: powerloss needs cut=N (N >= 1)", TESTVFS_ENV, text);
-        rc = -1;
-    }
-    if (rc == 0 && s->mode == MODE_ERROR && s->op == OP_NONE) {
-        snprintf(msg, cap, "%s=%s: error needs op=read|write|sync|truncate|any", TESTVFS_ENV, text);
-        rc = -1;
-    }
-    free(copy);
-    return rc;
-}
 
 /* ---- nodes: the page cache of a modelled file ---- */
 
@@ -557,7 +345,7 @@ static bool cut_due(void)
 static int error_due(enum op op, const struct node *n)
 {
     if (g.powered_off)
-        return default_rc(op);
+        return testvfs_default_rc(op);
     if (g.spec.mode != MODE_ERROR || !counts_here())
         return SQLITE_OK;
     if ((g.spec.op != OP_ANY && g.spec.op != op) ||
@@ -566,10 +354,10 @@ static int error_due(enum op op, const struct node *n)
     long at = ++g.stats.counted;
     if (at < g.spec.nth || (g.spec.times >= 0 && at >= g.spec.nth + g.spec.times))
         return SQLITE_OK;
-    int rc = g.spec.rc ? g.spec.rc : default_rc(op);
+    int rc = g.spec.rc ? g.spec.rc : testvfs_default_rc(op);
     g.stats.errors++;
-    log_warn("testvfs: %s number %ld (a %s of %s) fails with %s (test only)", op_names[g.spec.op],
-             at, op_names[op], n->path, rc_name(rc));
+    log_warn("testvfs: %s number %ld (a %s of %s) fails with %s (test only)",
+             testvfs_op_names[g.spec.op], at, testvfs_op_names[op], n->path, testvfs_rc_name(rc));
     return rc;
 }
 
@@ -582,7 +370,8 @@ static void trace(const char *what, const struct node *n, sqlite3_int64 off, lon
 {
     if (g.spec.trace)
         log_msg(LOG_ALWAYS, NULL, "testvfs: #%ld %s %s at %lld, %ld bytes%s", g.stats.counted, what,
-                kind_names[n->kind], (long long)off, len, g.powered_off ? " (power off)" : "");
+                testvfs_kind_names[n->kind], (long long)off, len,
+                g.powered_off ? " (power off)" : "");
 }
 
 static int shim_close(sqlite3_file *file)
@@ -963,7 +752,7 @@ static int set_autocheckpoint(sqlite3 *db, const char **msg, const void *api)
     return SQLITE_OK;
 }
 
-static void reset_state(const struct spec *spec)
+static void reset_state(const struct testvfs_spec *spec)
 {
     for (struct node *n = g.nodes; n;) {
         struct node *next = n->next;
@@ -982,8 +771,8 @@ static void reset_state(const struct spec *spec)
 
 int testvfs_install(const char *spec_text, char *msg, size_t cap)
 {
-    struct spec spec;
-    if (parse_spec(spec_text, &spec, msg, cap) != 0)
+    struct testvfs_spec spec;
+    if (testvfs_spec_parse(spec_text, &spec, msg, cap) != 0)
         return -1;
     pthread_mutex_lock(&g.lock);
     for (const struct node *n = g.nodes; n; n = n->next)
@@ -1079,7 +868,7 @@ void testvfs_hit(const char *point)
         g.thread = pthread_self();
         atomic_store(&waiting, false);
         log_warn("testvfs: %s reached: counting %s from here (test only)", point,
-                 g.spec.mode == MODE_POWERLOSS ? "writes and syncs" : op_names[g.spec.op]);
+                 g.spec.mode == MODE_POWERLOSS ? "writes and syncs" : testvfs_op_names[g.spec.op]);
     }
     pthread_mutex_unlock(&g.lock);
 }
