@@ -102,20 +102,12 @@ static void background_wait(struct background *b)
 
 /* ---- replay ---- */
 
-/*
- * Marks intents applied. Without an fsync: the mark only saves work, the
- * watermark in Neo4j is the truth, and recovery marks again from it.
- */
+/* Marks the intents up to seq `upto` applied, now (sql_intent_mark_applied). */
 static int mark_applied(struct bistore *bs, int64_t upto, struct bs_error *err)
 {
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
-    if (sql_exec(bs->wconn, "PRAGMA synchronous = OFF", err) != 0)
-        return -1;
-    int rc = sql_intent_mark_applied(bs->wconn, upto, now, err);
-    if (sql_exec(bs->wconn, "PRAGMA synchronous = FULL", err) != 0)
-        rc = -1;
-    return rc;
+    return sql_intent_mark_applied(bs->wconn, upto, now, err);
 }
 
 /* Intents replayed together in one Neo4j transaction, at most. */

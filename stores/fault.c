@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "stores/testvfs.h"
 
 static const char *const point_names[FAULT_POINT_COUNT] = {
     "after_begin", "after_neo4j_statements", "after_sqlite_commit", "after_neo4j_commit"};
@@ -40,8 +41,14 @@ void fault_init(void)
     exit(2);
 }
 
+const char *fault_point_name(enum fault_point point)
+{
+    return point_names[point];
+}
+
 void fault_hit(enum fault_point point)
 {
+    testvfs_hit(point_names[point]); /* an SQLite fault armed after this point */
     if ((int)point != armed_point)
         return;
     if (--remaining > 0)

@@ -17,6 +17,10 @@ enum fault_point {
 
 /* Reads BISTORE_FAULT once; logs a warning when a hook is armed. */
 void fault_init(void);
+/* The point was reached: kills when armed for it; also tells the SQLite
+ * fault shim (stores/testvfs.h), which can arm itself at a point. */
 void fault_hit(enum fault_point point);
+/* "after_begin", ...: the name BISTORE_FAULT and BISTORE_SQLITE_FAULT use. */
+const char *fault_point_name(enum fault_point point);
 
 #endif

@@ -153,7 +153,11 @@ json_t *sql_relationship_json(const struct sql_relationship *r);
 /* Intent log. statements: the Neo4j statements JSON text, replayed as is. */
 int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const char *statements,
                       const char *created_at, struct bs_error *err);
-/* Marks every intent with seq <= upto applied (at `at`). */
+/*
+ * The mark-applied step of the commit protocol: marks every intent with
+ * seq <= upto applied (at `at`), in an autocommit transaction of its own
+ * (no transaction may be open on c).
+ */
 int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
 int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest_seq,

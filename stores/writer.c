@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "stores/fault.h"
 #include "stores/internal.h"
+#include "stores/testvfs.h"
 
 #define RETRY_INTERVAL_MS 1000
 
@@ -28,10 +29,12 @@ void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ..
     va_end(ap);
     pthread_mutex_unlock(&bs->lock);
     if (was != ready) {
-        if (ready)
+        if (ready) {
             log_info("ready: accepting writes");
-        else
+            testvfs_hit("ready");
+        } else {
             log_warn("not ready: %s", bs->reason);
+        }
     }
 }
 
@@ -375,6 +378,10 @@ static int load_store_id(struct bistore *bs, struct bs_error *err)
 
 struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *err)
 {
+    /* The SQLite fault shim, when a test asked for it, must be SQLite's
+     * default VFS before the first open below; unset, this reads one
+     * environment variable once and registers nothing. */
+    testvfs_init();
     struct bistore *bs = calloc(1, sizeof *bs);
     if (!bs) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
