@@ -23,6 +23,8 @@ static const char *const code_names[BS_CODE_COUNT] = {
     [BS_URI_TOO_LONG] = "uri_too_long",
     [BS_NOT_READY] = "not_ready",
     [BS_RECONCILIATION_RUNNING] = "reconciliation_running",
+    [BS_STORAGE_FULL] = "storage_full",
+    [BS_OUTCOME_UNKNOWN] = "outcome_unknown",
 };
 
 const char *bs_code_name(enum bs_code code)

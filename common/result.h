@@ -28,6 +28,8 @@ enum bs_code {
     BS_URI_TOO_LONG,
     BS_NOT_READY,
     BS_RECONCILIATION_RUNNING,
+    BS_STORAGE_FULL,    /* SQLite's disk is full: nothing was written */
+    BS_OUTCOME_UNKNOWN, /* SQLite's COMMIT failed in a way that may still be durable */
     BS_CODE_COUNT
 };
 

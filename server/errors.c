@@ -26,6 +26,8 @@ static const unsigned http_status[BS_CODE_COUNT] = {
     [BS_URI_TOO_LONG] = 414,
     [BS_NOT_READY] = 503,
     [BS_RECONCILIATION_RUNNING] = 409,
+    [BS_STORAGE_FULL] = 507,
+    [BS_OUTCOME_UNKNOWN] = 500,
 };
 
 unsigned errors_http_status(enum bs_code code)

@@ -612,6 +612,7 @@ static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
     struct bs_txn *txn = m->item->txn;
     struct bistore_outcome *out = m->item->out;
     struct bs_error *err = &out->err;
+    BS_ASSERT(sql_in_transaction(bs->wconn)); /* else SAVEPOINT would begin one of its own */
     if (sql_exec(bs->wconn, "SAVEPOINT member", err) != 0)
         return false;
     if (txn->idem_key && idempotency_check(bs, txn, out) <= 0) {
@@ -803,11 +804,27 @@ static void commit_point(struct bistore *bs, struct member *ms, size_t n, size_t
                          int64_t seq, const char *tx_path)
 {
     struct bs_error gerr;
+    bs_error_clear(&gerr);
     struct neo4j_result r = {0};
     if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0) {
         neo4j_abandon(bs, tx_path);
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        if (sql_in_transaction(bs->wconn))
+            sql_exec(bs->wconn, "ROLLBACK", NULL);
+        else if (gerr.code != BS_STORAGE_FULL) {
+            /* An I/O error in the commit: its frames may be in the WAL file
+             * all the same, and WAL recovery at the next start would bring
+             * the transaction back (with its intent, replayed then). Nobody
+             * can tell now; an Idempotency-Key retry will. */
+            char why[BS_ERROR_MESSAGE_MAX / 2];
+            snprintf(why, sizeof why, "%.500s", gerr.message);
+            bs_error_set(&gerr, BS_OUTCOME_UNKNOWN,
+                         "SQLite's commit failed (%s): the transaction may or may not be "
+                         "durable; retry with the same Idempotency-Key to learn its outcome",
+                         why);
+        }
         fail_members(ms, n, &gerr);
+        /* recovery reads the intent log and the watermark again */
+        writer_set_ready(bs, false, "SQLite's commit failed: %s", gerr.message);
         return;
     }
     bs->last_seq = seq;
@@ -884,6 +901,16 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
         if (apply_member(bs, &ms[i], seq + 1)) {
             seq++;
             members++;
+        } else if (!sql_in_transaction(bs->wconn)) {
+            /* SQLite rolled the group's transaction back by itself (a full
+             * disk, an I/O error, no memory): every member applied so far
+             * is gone with it, and nothing reached Neo4j. */
+            gerr = items[i].out->err;
+            log_error("group commit: SQLite rolled back the group's transaction: %s", gerr.message);
+            for (size_t j = i + 1; j < n; j++) /* not applied yet: they fail with the group */
+                ms[j].in_txn = items[j].out->err.code == BS_OK;
+            fail_members(ms, n, &gerr);
+            goto done;
         }
     }
     fault_hit(FAULT_AFTER_BEGIN);

@@ -113,12 +113,20 @@ static const char *const stmt_sql[Q_COUNT] = {
                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
+/* The error code of an SQLite failure: a full disk is told apart (507:
+ * nothing was written, retry once there is room). */
+static enum bs_code storage_code(int sqlite_rc)
+{
+    return (sqlite_rc & 0xff) == SQLITE_FULL ? BS_STORAGE_FULL : BS_STORAGE_ERROR;
+}
+
 static int sql_fail(struct sql_conn *c, struct bs_error *err, const char *what)
 {
     const char *msg = c && c->db ? sqlite3_errmsg(c->db) : "cannot open";
     log_error("sqlite: %s: %s", what, msg);
     if (err)
-        bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s: %s", what, msg);
+        bs_error_set(err, c && c->db ? storage_code(sqlite3_errcode(c->db)) : BS_STORAGE_ERROR,
+                     "SQLite: %s: %s", what, msg);
     return -1;
 }
 
@@ -211,14 +219,20 @@ void sql_close(struct sql_conn *c)
 int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err)
 {
     char *msg = NULL;
-    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
         log_error("sqlite: %s: %s", sql, msg ? msg : "?");
         if (err)
-            bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", msg ? msg : "error");
+            bs_error_set(err, storage_code(rc), "SQLite: %s", msg ? msg : "error");
         sqlite3_free(msg);
         return -1;
     }
     return 0;
+}
+
+bool sql_in_transaction(struct sql_conn *c)
+{
+    return !sqlite3_get_autocommit(c->db);
 }
 
 /* The cached statement id, reset and unbound; NULL on a prepare error. */

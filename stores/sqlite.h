@@ -103,8 +103,13 @@ struct sql_conn *sql_pool_get(struct sql_pool *p, struct bs_error *err);
 void sql_pool_put(struct sql_pool *p, struct sql_conn *c);
 void sql_pool_destroy(struct sql_pool *p);
 
-/* Plain statements without results (BEGIN IMMEDIATE, COMMIT, ROLLBACK...). */
+/* Plain statements without results (BEGIN IMMEDIATE, COMMIT, ROLLBACK...).
+ * A full disk fails with storage_full, any other error storage_error. */
 int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err);
+/* True while c is inside a transaction. SQLite may roll a whole
+ * transaction back by itself after SQLITE_FULL, SQLITE_IOERR or
+ * SQLITE_NOMEM; a caller that goes on after such an error asks this. */
+bool sql_in_transaction(struct sql_conn *c);
 
 void sql_entity_clear(struct sql_entity *e);
 void sql_relationship_clear(struct sql_relationship *r);

@@ -34,6 +34,8 @@ static const struct {
     {BS_URI_TOO_LONG, "uri_too_long", 414},
     {BS_NOT_READY, "not_ready", 503},
     {BS_RECONCILIATION_RUNNING, "reconciliation_running", 409},
+    {BS_STORAGE_FULL, "storage_full", 507},
+    {BS_OUTCOME_UNKNOWN, "outcome_unknown", 500},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
