@@ -301,7 +301,7 @@ static int sql_begin(struct loader *l)
     return sql_exec(l->sql, "BEGIN IMMEDIATE", &err) == 0 ? 0 : fail_sql(&err, "begin");
 }
 
-static int sql_commit(struct loader *l)
+static int loader_commit(struct loader *l)
 {
     struct bs_error err;
     bs_error_clear(&err);
@@ -368,7 +368,7 @@ static int load_entities(struct loader *l, long first, long n)
             rc = fail_sql(&err, "insert entity");
     }
     if (rc == 0)
-        rc = sql_commit(l);
+        rc = loader_commit(l);
     int64_t t2 = time_monotonic_ms();
     l->ent.sqlite_ms += t2 - t1;
     if (batch)
@@ -440,7 +440,7 @@ static int load_relationships(struct loader *l, long first, long n)
             rc = fail_sql(&err, "insert relationship");
     }
     if (rc == 0)
-        rc = sql_commit(l);
+        rc = loader_commit(l);
     int64_t t2 = time_monotonic_ms();
     l->rel.sqlite_ms += t2 - t1;
     if (batch)

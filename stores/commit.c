@@ -806,22 +806,12 @@ static void commit_point(struct bistore *bs, struct member *ms, size_t n, size_t
     struct bs_error gerr;
     bs_error_clear(&gerr);
     struct neo4j_result r = {0};
-    if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0) {
+    if (sql_commit(bs->wconn, &gerr) != 0) {
+        /* Not committed, or (outcome_unknown) maybe durable after the next
+         * start, when WAL recovery brings it back with its intent, which is
+         * then replayed; nobody can tell now, an Idempotency-Key retry will.
+         * Either way Neo4j must not have it yet. */
         neo4j_abandon(bs, tx_path);
-        if (sql_in_transaction(bs->wconn))
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
-        else if (gerr.code != BS_STORAGE_FULL) {
-            /* An I/O error in the commit: its frames may be in the WAL file
-             * all the same, and WAL recovery at the next start would bring
-             * the transaction back (with its intent, replayed then). Nobody
-             * can tell now; an Idempotency-Key retry will. */
-            char why[BS_ERROR_MESSAGE_MAX / 2];
-            snprintf(why, sizeof why, "%.500s", gerr.message);
-            bs_error_set(&gerr, BS_OUTCOME_UNKNOWN,
-                         "SQLite's commit failed (%s): the transaction may or may not be "
-                         "durable; retry with the same Idempotency-Key to learn its outcome",
-                         why);
-        }
         fail_members(ms, n, &gerr);
         /* recovery reads the intent log and the watermark again */
         writer_set_ready(bs, false, "SQLite's commit failed: %s", gerr.message);

@@ -235,6 +235,35 @@ bool sql_in_transaction(struct sql_conn *c)
     return !sqlite3_get_autocommit(c->db);
 }
 
+int sql_commit(struct sql_conn *c, struct bs_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    int code = sqlite3_extended_errcode(c->db);
+    log_error("sqlite: COMMIT: %s (extended code %d)", msg ? msg : "?", code);
+    char why[BS_ERROR_MESSAGE_MAX / 2];
+    snprintf(why, sizeof why, "%.400s", msg ? msg : "error");
+    sqlite3_free(msg);
+    if (sql_in_transaction(c)) /* SQLite kept it open (busy, say): nothing is durable */
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    /* A full disk or a failed write stops before the commit frame is in the
+     * WAL: nothing of it can come back. After any other I/O error (the
+     * fsync, above all) its frames may all be in the file, and WAL recovery
+     * at the next open would bring the transaction back. */
+    if ((code & 0xff) == SQLITE_FULL)
+        bs_error_set(err, BS_STORAGE_FULL, "SQLite: %s", why);
+    else if ((code & 0xff) != SQLITE_IOERR || code == SQLITE_IOERR_WRITE ||
+             code == SQLITE_IOERR_NOMEM)
+        bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", why);
+    else
+        bs_error_set(err, BS_OUTCOME_UNKNOWN,
+                     "SQLite's commit failed (%s): the transaction may or may not be durable; "
+                     "retry with the same Idempotency-Key to learn its outcome",
+                     why);
+    return -1;
+}
+
 /* The cached statement id, reset and unbound; NULL on a prepare error. */
 static sqlite3_stmt *stmt(struct sql_conn *c, enum sql_stmt_id id, struct bs_error *err)
 {

@@ -110,6 +110,15 @@ int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err);
  * transaction back by itself after SQLITE_FULL, SQLITE_IOERR or
  * SQLITE_NOMEM; a caller that goes on after such an error asks this. */
 bool sql_in_transaction(struct sql_conn *c);
+/*
+ * COMMIT. On failure the transaction is rolled back and err says whether it
+ * may be durable all the same: outcome_unknown after an I/O error that can
+ * come after the WAL frames reached the file (a failed fsync: WAL recovery
+ * at the next open would bring the transaction back); storage_full or
+ * storage_error when nothing of it can come back (a full disk, a failed
+ * write, a busy database).
+ */
+int sql_commit(struct sql_conn *c, struct bs_error *err);
 
 void sql_entity_clear(struct sql_entity *e);
 void sql_relationship_clear(struct sql_relationship *r);

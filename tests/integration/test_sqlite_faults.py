@@ -143,3 +143,68 @@ def test_a_commit_whose_fsync_failed_may_come_back_and_is_then_found_by_its_key(
     poll(lambda: not gw2.store.pending_intents(), 30, what="the intent to be replayed")
     assert neo4j.count_entity(rows[0]["id"]) == 1
     assert_stores_consistent(gw2.store, neo4j)
+
+
+# Each step of the protocol that does SQLite I/O, failing (the shim counts
+# from the second group that reaches the point: the first is the warm-up
+# write): the spec, and what the failing write's client must hear.
+STEPS = {
+    "commit_wal_write_full": ("error,op=write,file=wal,rc=full,after=after_neo4j_statements:2",
+                              {507: "storage_full"}),
+    "commit_wal_write_ioerr": ("error,op=write,file=wal,rc=ioerr_write,after=after_neo4j_statements:2",
+                               {500: "storage_error"}),
+    "commit_later_frame": ("error,op=write,file=wal,nth=3,rc=ioerr_write,after=after_neo4j_statements:2",
+                           {500: "storage_error"}),
+    "commit_fsync": ("error,op=sync,file=wal,rc=ioerr_fsync,after=after_neo4j_statements:2",
+                     {500: "outcome_unknown"}),
+    "mark_applied": ("error,op=write,file=wal,rc=ioerr_write,after=after_neo4j_commit:2", {201: None}),
+    "mark_disk_full": ("error,op=write,file=wal,rc=full,times=forever,after=after_neo4j_commit:2",
+                       {201: None}),
+    "checkpoint_write": ("error,op=write,file=db,after=ready,autocheckpoint=4", {201: None}),
+    "checkpoint_sync": ("error,op=sync,file=db,after=ready,autocheckpoint=4", {201: None}),
+}
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_each_step_of_the_protocol_failing_in_sqlite_tells_the_truth(gateway_factory, neo4j, step):
+    """At each step, the failing write's answer says what happened: a 2xx is
+    in both stores (after a restart too), a definite error left nothing in
+    either, outcome_unknown is settled by a retry with the same key. The
+    gateway then writes again (or says in /readyz why it cannot)."""
+    spec, expect = STEPS[step]
+    gw = gateway_factory(env={"BISTORE_SQLITE_FAULT": spec})
+    assert gw.post("/v1/entities", small("warm")).status == 201
+    answers = {}
+    for i in range(6):
+        tag = f"w{i}"
+        try:
+            answers[tag] = gw.post("/v1/entities", small(tag), headers={"Idempotency-Key": tag})
+        except CONNECTION_ERRORS as exc:  # never: the gateway must answer
+            pytest.fail(f"{tag}: no answer ({exc}):\n{gw.log_tail()}")
+    first = answers["w0"]
+    status, code = next(iter(expect.items()))
+    assert first.status == status, (step, first)
+    if code:
+        assert first.error_code() == code, (step, first)
+    if step != "mark_disk_full":
+        assert "fails with" in gw.log_path.read_text(errors="replace"), "the shim's error never fired"
+    # the rest of the writes: each answer true in itself (checked below)
+    for tag, a in answers.items():
+        assert a.status in (201, 500, 503, 507), (tag, a)
+    gw.kill()  # whatever the process had in memory is gone
+    gw2 = gateway_factory(sqlite=gw.sqlite_path)
+    for tag, a in answers.items():
+        if a.status == 201:
+            assert gw2.store.count_entity(tag) == 1 and neo4j.count_entity(tag) == 1, (tag, a)
+        elif a.error_code() != "outcome_unknown":
+            assert gw2.store.count_entity(tag) == 0 and neo4j.count_entity(tag) == 0, (tag, a)
+        # every key ends with one outcome: its retry is a 2xx, written once
+        r = gw2.post("/v1/entities", small(tag), headers={"Idempotency-Key": tag})
+        assert r.status in (200, 201), (tag, r)
+        assert gw2.store.count_entity(tag) == 1, tag
+        if a.status == 201:
+            assert r.json["tx_id"] == a.json["tx_id"], (tag, a.json, r.json)
+    assert_stores_consistent(gw2.store, neo4j)
+    poll(lambda: not gw2.store.pending_intents(), 30, what="pending intents replayed")
+    assert_intents_settled(gw2.store, neo4j)
+    assert gw2.store.value("PRAGMA integrity_check") == "ok"
