@@ -1,36 +1,57 @@
 /*
  * The one error vocabulary of bistore. Stores and handlers report failures
- * as a struct bs_error; only server/errors.c knows which HTTP status each
- * code has (one table, no status chosen by hand elsewhere).
+ * as a struct bs_error; each code's name, HTTP status and hint come from
+ * BS_ERROR_TABLE below (no status is chosen by hand anywhere else).
  */
 #ifndef BISTORE_RESULT_H
 #define BISTORE_RESULT_H
 
 #include <stddef.h>
 
+/*
+ * The error vocabulary, one row per code: the enum constant, its snake_case
+ * name (API.md's "code"), the HTTP status it answers with, and a hint (what
+ * the client can do; the message when an error carries none). The enum, the
+ * names, the statuses and the hints are all generated from this one list.
+ */
+#define BS_ERROR_TABLE(X)                                                                          \
+    X(BS_OK, "ok", 200, "no error")                                                                \
+    X(BS_INVALID_JSON, "invalid_json", 400, "the body is not valid JSON: fix it and retry")        \
+    X(BS_INVALID_REQUEST, "invalid_request", 400,                                                  \
+      "the request breaks a rule of the API (see field): fix it and retry")                        \
+    X(BS_PAYLOAD_TOO_LARGE, "payload_too_large", 413,                                              \
+      "the body or the batch is too large: split it")                                              \
+    X(BS_NOT_FOUND, "not_found", 404, "no such resource")                                          \
+    X(BS_ENTITY_EXISTS, "entity_exists", 409, "an entity with this id exists already")             \
+    X(BS_RELATIONSHIP_EXISTS, "relationship_exists", 409,                                          \
+      "a relationship with this id exists already")                                                \
+    X(BS_VERSION_MISMATCH, "version_mismatch", 412,                                                \
+      "the record changed since that version: read it again")                                      \
+    X(BS_UNAUTHORIZED, "unauthorized", 401, "an API key is needed")                                \
+    X(BS_FORBIDDEN, "forbidden", 403, "not allowed on this gateway")                               \
+    X(BS_NEO4J_UNAVAILABLE, "neo4j_unavailable", 503,                                              \
+      "Neo4j did not answer and nothing was written: retry once /readyz answers 200")              \
+    X(BS_NEO4J_ERROR, "neo4j_error", 502, "Neo4j refused a statement: the stores may disagree")    \
+    X(BS_STORAGE_ERROR, "storage_error", 500, "SQLite failed and nothing was written")             \
+    X(BS_METHOD_NOT_ALLOWED, "method_not_allowed", 405, "see the Allow header")                    \
+    X(BS_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415,                                    \
+      "send JSON with Content-Type: application/json")                                             \
+    X(BS_IDEMPOTENCY_CONFLICT, "idempotency_conflict", 409,                                        \
+      "this Idempotency-Key was used with another body")                                           \
+    X(BS_URI_TOO_LONG, "uri_too_long", 414, "the URL is too long")                                 \
+    X(BS_NOT_READY, "not_ready", 503, "the gateway is not ready: /readyz says why")                \
+    X(BS_RECONCILIATION_RUNNING, "reconciliation_running", 409,                                    \
+      "one reconciliation runs at a time: wait for it to finish")                                  \
+    X(BS_STORAGE_FULL, "storage_full", 507,                                                        \
+      "SQLite's disk is full and nothing was written: retry once there is room")                   \
+    X(BS_OUTCOME_UNKNOWN, "outcome_unknown", 500,                                                  \
+      "SQLite's commit failed and may still be durable: retry with the same Idempotency-Key")
+
 enum bs_code {
-    BS_OK = 0,
-    BS_INVALID_JSON,
-    BS_INVALID_REQUEST,
-    BS_PAYLOAD_TOO_LARGE,
-    BS_NOT_FOUND,
-    BS_ENTITY_EXISTS,
-    BS_RELATIONSHIP_EXISTS,
-    BS_VERSION_MISMATCH,
-    BS_UNAUTHORIZED,
-    BS_FORBIDDEN,
-    BS_NEO4J_UNAVAILABLE,
-    BS_NEO4J_ERROR,
-    BS_STORAGE_ERROR,
-    BS_METHOD_NOT_ALLOWED,
-    BS_UNSUPPORTED_MEDIA_TYPE,
-    BS_IDEMPOTENCY_CONFLICT,
-    BS_URI_TOO_LONG,
-    BS_NOT_READY,
-    BS_RECONCILIATION_RUNNING,
-    BS_STORAGE_FULL,    /* SQLite's disk is full: nothing was written */
-    BS_OUTCOME_UNKNOWN, /* SQLite's COMMIT failed in a way that may still be durable */
-    BS_CODE_COUNT
+#define BS_ERROR_ENUM(code, name, status, hint) code,
+    BS_ERROR_TABLE(BS_ERROR_ENUM)
+#undef BS_ERROR_ENUM
+        BS_CODE_COUNT
 };
 
 #define BS_ERROR_MESSAGE_MAX 1024
@@ -43,8 +64,13 @@ struct bs_error {
     long op_index;                  /* -1 when it names no operation */
 };
 
-/* The snake_case name of a code ("entity_exists"); never NULL. */
+/* The snake_case name of a code ("entity_exists"); "storage_error" for a
+ * code out of range; never NULL. */
 const char *bs_code_name(enum bs_code code);
+/* The HTTP status of a code; 500 for a code out of range. */
+unsigned bs_code_http_status(enum bs_code code);
+/* What a client can do about a code; never NULL or empty. */
+const char *bs_code_hint(enum bs_code code);
 void bs_error_clear(struct bs_error *err);
 /* Sets code and message (printf-style); keeps field and op_index. Returns code. */
 enum bs_code bs_error_set(struct bs_error *err, enum bs_code code, const char *fmt, ...)

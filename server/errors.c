@@ -6,41 +6,10 @@
 #include "server/errors.h"
 #include "server/request.h"
 
-static const unsigned http_status[BS_CODE_COUNT] = {
-    [BS_OK] = 200,
-    [BS_INVALID_JSON] = 400,
-    [BS_INVALID_REQUEST] = 400,
-    [BS_PAYLOAD_TOO_LARGE] = 413,
-    [BS_NOT_FOUND] = 404,
-    [BS_ENTITY_EXISTS] = 409,
-    [BS_RELATIONSHIP_EXISTS] = 409,
-    [BS_VERSION_MISMATCH] = 412,
-    [BS_UNAUTHORIZED] = 401,
-    [BS_FORBIDDEN] = 403,
-    [BS_NEO4J_UNAVAILABLE] = 503,
-    [BS_NEO4J_ERROR] = 502,
-    [BS_STORAGE_ERROR] = 500,
-    [BS_METHOD_NOT_ALLOWED] = 405,
-    [BS_UNSUPPORTED_MEDIA_TYPE] = 415,
-    [BS_IDEMPOTENCY_CONFLICT] = 409,
-    [BS_URI_TOO_LONG] = 414,
-    [BS_NOT_READY] = 503,
-    [BS_RECONCILIATION_RUNNING] = 409,
-    [BS_STORAGE_FULL] = 507,
-    [BS_OUTCOME_UNKNOWN] = 500,
-};
-
-unsigned errors_http_status(enum bs_code code)
-{
-    if ((int)code < 0 || code >= BS_CODE_COUNT || http_status[code] == 0)
-        return 500;
-    return http_status[code];
-}
-
 json_t *errors_body(const struct bs_error *err)
 {
     json_t *e = json_pack("{s:s, s:s}", "code", bs_code_name(err->code), "message",
-                          err->message[0] ? err->message : bs_code_name(err->code));
+                          err->message[0] ? err->message : bs_code_hint(err->code));
     if (!e)
         return NULL;
     if (err->field[0])
@@ -83,7 +52,7 @@ void reply_json(struct response *res, unsigned status, json_t *body)
 
 void reply_error(struct response *res, const struct bs_error *err)
 {
-    reply_json(res, errors_http_status(err->code), errors_body(err));
+    reply_json(res, bs_code_http_status(err->code), errors_body(err));
 }
 
 void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt, ...)

@@ -1,14 +1,14 @@
 /*
- * The error table: each bs_code with its HTTP status (server/errors.c).
- * The only place a status is chosen for an error.
+ * The error body of API.md (server/errors.c). Each code's status comes from
+ * the error table (BS_ERROR_TABLE in common/result.h), never chosen here.
  */
 #ifndef BISTORE_ERRORS_H
 #define BISTORE_ERRORS_H
 
 #include "common/result.h"
 
-unsigned errors_http_status(enum bs_code code);
-/* {"error": {"code", "message", "field"?, "operation_index"?}} (new reference). */
+/* {"error": {"code", "message", "field"?, "operation_index"?}} (new
+ * reference); the code's hint when err has no message. */
 json_t *errors_body(const struct bs_error *err);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The error table (server/errors.c, common/result.c): each bs_code's HTTP
- * status and snake_case name as API.md fixes them, and the error body.
+ * The error table (BS_ERROR_TABLE in common/result.h): each bs_code's HTTP
+ * status and snake_case name as API.md fixes them, its hint, and the error
+ * body (server/errors.c).
  */
 #include <criterion/criterion.h>
 #include <ctype.h>
@@ -56,23 +57,33 @@ Test(errors, table_covers_every_code)
 Test(errors, http_status_of_each_code)
 {
     for (size_t i = 0; i < N_TABLE; i++)
-        cr_expect_eq(errors_http_status(table[i].code), table[i].status, "%s: %u, expected %u",
-                     table[i].name, errors_http_status(table[i].code), table[i].status);
+        cr_expect_eq(bs_code_http_status(table[i].code), table[i].status, "%s: %u, expected %u",
+                     table[i].name, bs_code_http_status(table[i].code), table[i].status);
 }
 
 Test(errors, every_error_status_is_4xx_or_5xx)
 {
     for (int c = BS_OK + 1; c < BS_CODE_COUNT; c++) {
-        unsigned s = errors_http_status((enum bs_code)c);
+        unsigned s = bs_code_http_status((enum bs_code)c);
         cr_expect(s >= 400 && s <= 599, "code %d has status %u", c, s);
     }
 }
 
+Test(errors, every_code_has_a_hint)
+{
+    for (int c = BS_OK; c < BS_CODE_COUNT; c++) {
+        const char *h = bs_code_hint((enum bs_code)c);
+        cr_assert_not_null(h);
+        cr_expect(h[0] != '\0', "code %s has no hint", bs_code_name((enum bs_code)c));
+    }
+    cr_expect_str_eq(bs_code_hint((enum bs_code)1000), bs_code_hint(BS_STORAGE_ERROR));
+}
+
 Test(errors, out_of_range_code_is_500)
 {
-    cr_expect_eq(errors_http_status(BS_CODE_COUNT), 500);
-    cr_expect_eq(errors_http_status((enum bs_code)1000), 500);
-    cr_expect_eq(errors_http_status((enum bs_code) - 1), 500);
+    cr_expect_eq(bs_code_http_status(BS_CODE_COUNT), 500);
+    cr_expect_eq(bs_code_http_status((enum bs_code)1000), 500);
+    cr_expect_eq(bs_code_http_status((enum bs_code) - 1), 500);
     const char *n = bs_code_name((enum bs_code)1000);
     cr_assert_not_null(n);
     cr_expect(n[0] != '\0');

@@ -296,7 +296,7 @@ Test(router_dispatch, status_matches_error_table)
 {
     struct response res;
     dispatch("GET", "/does/not/exist", &res);
-    cr_expect_eq(res.status, errors_http_status(BS_NOT_FOUND));
+    cr_expect_eq(res.status, bs_code_http_status(BS_NOT_FOUND));
     response_free(&res);
     cr_expect_null(res.body, "response_free clears the body");
 }
