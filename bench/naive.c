@@ -31,8 +31,8 @@
 #include <sqlite3.h>
 
 #include "bench/bench_common.h"
+#include "common/ids.h"
 #include "common/timeutil.h"
-#include "stores/ids.h"
 
 enum workload { W_CREATE, W_BATCH, W_RAW };
 

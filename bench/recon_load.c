@@ -34,11 +34,11 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "common/timeutil.h"
-#include "stores/canon.h"
-#include "stores/cypher.h"
-#include "stores/model.h"
-#include "stores/neo4j.h"
-#include "stores/sqlite.h"
+#include "stores/model/canon.h"
+#include "stores/model/model.h"
+#include "stores/neo4j/cypher.h"
+#include "stores/neo4j/neo4j.h"
+#include "stores/sqlite/sqlite.h"
 
 #define DEFAULT_BATCH 10000
 #define MAX_BATCH 100000

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "bench/bench_common.h"
-#include "stores/ids.h"
+#include "common/ids.h"
 
 int main(int argc, char **argv)
 {

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/ids.h"
 #include "stores/bistore.h"
-#include "stores/canon.h"
-#include "stores/ids.h"
+#include "stores/model/canon.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
 

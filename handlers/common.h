@@ -10,9 +10,9 @@
 #include <stdbool.h>
 
 #include "common/strmap.h"
+#include "handlers/http/request.h"
 #include "server/app.h"
-#include "server/request.h"
-#include "stores/model.h"
+#include "stores/model/model.h"
 
 #define MAX_REFS_LEN 128
 

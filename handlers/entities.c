@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
-#include "stores/ids.h"
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000

@@ -2,8 +2,8 @@
 #ifndef BISTORE_HANDLERS_H
 #define BISTORE_HANDLERS_H
 
+#include "handlers/http/request.h"
 #include "server/app.h"
-#include "server/request.h"
 
 void handle_healthz(struct app *app, const struct request *req, struct response *res);
 void handle_readyz(struct app *app, const struct request *req, struct response *res);

@@ -1,10 +1,10 @@
 /* Operations endpoints: /healthz, /readyz, /openapi.yaml, and /v1/ids. */
 #include <stdio.h>
 
+#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
-#include "stores/ids.h"
 
 #define IDS_MAX 10000
 

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
-#include "stores/ids.h"
-#include "stores/reconcile.h"
+#include "stores/reconcile/reconcile.h"
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000

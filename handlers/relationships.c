@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
-#include "stores/ids.h"
 
 void handle_relationship_create(struct app *app, const struct request *req, struct response *res)
 {

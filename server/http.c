@@ -9,12 +9,12 @@
 #include <sys/socket.h>
 
 #include "common/buf.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "server/errors.h"
-#include "server/router.h"
-#include "stores/canon.h"
-#include "stores/ids.h"
+#include "handlers/http/errors.h"
+#include "handlers/http/router.h"
+#include "stores/model/canon.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;

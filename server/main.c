@@ -16,9 +16,9 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "stores/bistore.h"
-#include "stores/check.h"
-#include "stores/reconcile.h"
-#include "stores/resolve.h"
+#include "stores/reconcile/check.h"
+#include "stores/reconcile/reconcile.h"
+#include "stores/reconcile/resolve.h"
 
 static void set_log_level(const struct config *cfg)
 {

@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 #include "common/result.h"
-#include "stores/model.h"
-#include "stores/neo4j.h"
+#include "stores/model/model.h"
+#include "stores/neo4j/neo4j.h"
 
 struct bistore_config {
     const char *sqlite_path;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/cursor.h"
-#include "stores/internal.h"
+#include "stores/engine/internal.h"
 
 int bistore_get_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
 {

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stores/canon.h"
-#include "stores/internal.h"
+#include "stores/engine/internal.h"
+#include "stores/model/canon.h"
 
 static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t *neo4j)
 {

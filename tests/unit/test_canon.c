@@ -13,7 +13,7 @@
 #include <xxhash.h>
 
 #include "common/buf.h"
-#include "stores/canon.h"
+#include "stores/model/canon.h"
 
 /* Canonical text of v; checks it against want and frees it. */
 static void expect_canon(const json_t *v, const char *want)

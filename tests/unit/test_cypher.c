@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stores/cypher.h"
-#include "stores/neo4j.h"
+#include "stores/neo4j/cypher.h"
+#include "stores/neo4j/neo4j.h"
 
 static const char *stmt_text(const struct cypher_batch *b, size_t i)
 {

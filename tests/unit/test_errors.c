@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "common/result.h"
-#include "server/errors.h"
-#include "server/request.h"
+#include "handlers/http/errors.h"
+#include "handlers/http/request.h"
 
 static const struct {
     enum bs_code code;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "stores/ids.h"
+#include "common/ids.h"
 
 static int hexval(char c)
 {

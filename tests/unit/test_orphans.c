@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "stores/internal.h"
+#include "stores/engine/internal.h"
 
 static char dir[64];
 static char db[128], record[160];

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "handlers/common.h"
-#include "stores/ids.h"
-#include "stores/model.h"
+#include "stores/model/model.h"
 
 static json_t *parse_json(const char *text)
 {

@@ -41,8 +41,8 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "stores/sqlite.h"
-#include "stores/testvfs.h"
+#include "stores/sqlite/sqlite.h"
+#include "stores/sqlite/testvfs.h"
 
 #define TXNS 24
 #define CHECKPOINT_PAGES 16

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/errors.h"
-#include "server/request.h"
-#include "server/router.h"
+#include "handlers/http/errors.h"
+#include "handlers/http/request.h"
+#include "handlers/http/router.h"
 
 struct expect_route {
     const char *method;

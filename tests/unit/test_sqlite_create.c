@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "stores/sqlite.h"
+#include "stores/sqlite/sqlite.h"
 
 static char dir[64];
 static char path[96];

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "stores/testvfs.h"
+#include "stores/sqlite/testvfs.h"
 
 static char dir[64];
 static char path[96];

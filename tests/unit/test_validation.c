@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/result.h"
-#include "stores/ids.h"
-#include "stores/model.h"
+#include "stores/model/model.h"
 
 /* A string of n copies of c (free() it). */
 static char *repeat(char c, size_t n)

@@ -1,0 +1,143 @@
+#include "handlers/http/router.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers/handlers.h"
+
+static const struct route routes[] = {
+    {"/healthz", "GET", handle_healthz, "healthz"},
+    {"/readyz", "GET", handle_readyz, "readyz"},
+    {"/openapi.yaml", "GET", handle_openapi, "openapi"},
+    {"/v1/entities", "POST", handle_entity_create, "entities.create"},
+    {"/v1/entities", "GET", handle_entity_list, "entities.list"},
+    {"/v1/entities/*", "GET", handle_entity_get, "entities.get"},
+    {"/v1/entities/*", "PATCH", handle_entity_patch, "entities.patch"},
+    {"/v1/entities/*", "DELETE", handle_entity_delete, "entities.delete"},
+    {"/v1/relationships", "POST", handle_relationship_create, "relationships.create"},
+    {"/v1/relationships/*", "GET", handle_relationship_get, "relationships.get"},
+    {"/v1/relationships/*", "DELETE", handle_relationship_delete, "relationships.delete"},
+    {"/v1/transactions", "POST", handle_transaction_create, "transactions.create"},
+    {"/v1/transactions", "GET", handle_transaction_list, "transactions.list"},
+    {"/v1/transactions/*", "GET", handle_transaction_get, "transactions.get"},
+    {"/v1/ids", "POST", handle_ids, "ids"},
+    {"/v1/reconciliations", "POST", handle_reconciliation_create, "reconciliations.create"},
+    {"/v1/reconciliations", "GET", handle_reconciliation_list, "reconciliations.list"},
+    {"/v1/reconciliations/*", "GET", handle_reconciliation_get, "reconciliations.get"},
+    {"/v1/reconciliations/*/findings", "GET", handle_reconciliation_findings,
+     "reconciliations.findings"},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+/* True when path matches pattern; wildcard segments go to args (pointers
+ * into path, which must stay alive; the segment ends at '/' or NUL). */
+static bool path_matches(const char *pattern, const char *path, const char **args, size_t *n_args)
+{
+    size_t n = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (len == 0 || n >= 2)
+                return false;
+            args[n++] = path;
+            path += len;
+            pattern++;
+            continue;
+        }
+        if (*pattern != *path)
+            return false;
+        pattern++;
+        path++;
+    }
+    if (*pattern || *path)
+        return false;
+    *n_args = n;
+    return true;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Percent-decodes the n bytes at in into out (room for n + 1): "%HH" becomes
+ * its byte, anything else (a '%' without two hex digits too) stays as it
+ * is, which no id allows. Returns the decoded length; out is NUL-terminated
+ * but may hold NULs before that, so the length is what counts.
+ */
+static size_t percent_decode(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi = in[i] == '%' && i + 2 < n ? hex_value(in[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+        if (lo >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+const struct route *router_match(const char *method, const char *path, const char **args,
+                                 size_t *n_args)
+{
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (strcmp(routes[i].method, method) == 0 &&
+            path_matches(routes[i].pattern, path, args, n_args))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+void router_dispatch(struct app *app, struct request *req, struct response *res)
+{
+    if (strlen(req->path) > ROUTER_MAX_URL) {
+        reply_errorf(res, BS_URI_TOO_LONG, NULL, "the URL is longer than %d bytes", ROUTER_MAX_URL);
+        return;
+    }
+    const struct route *r = router_match(req->method, req->path, req->args, &req->n_args);
+    if (r) {
+        /* The handler sees each argument decoded, with its length; a segment
+         * is no longer than the URL, so it always fits. */
+        for (size_t i = 0; i < req->n_args; i++) {
+            const char *end = strchr(req->args[i], '/');
+            size_t len = end ? (size_t)(end - req->args[i]) : strlen(req->args[i]);
+            req->arg_len[i] = percent_decode(req->args[i], len, req->arg_store[i]);
+            req->args[i] = req->arg_store[i];
+        }
+        r->handler(app, req, res);
+        return;
+    }
+    char allow[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const char *args[2];
+        size_t n;
+        if (!path_matches(routes[i].pattern, req->path, args, &n))
+            continue;
+        int w =
+            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (w > 0 && (size_t)w < sizeof allow - used)
+            used += (size_t)w;
+    }
+    if (used) {
+        reply_errorf(res, BS_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s (allowed: %s)",
+                     req->method, req->path, allow);
+        response_header(res, "Allow", "%s", allow);
+        return;
+    }
+    reply_errorf(res, BS_NOT_FOUND, NULL, "no such resource: %s", req->path);
+}

@@ -1,0 +1,29 @@
+/*
+ * The routing table: one static table of (path pattern, method, handler).
+ * Routes match the path as the client sent it, percent-encoded, so an
+ * encoded '/' ("%2F") stays inside its segment. A '*' segment matches one
+ * path segment and becomes a request argument, percent-decoded with its
+ * length. Unknown path: 404; known path, other method: 405 with Allow; a
+ * URL longer than ROUTER_MAX_URL: 414.
+ */
+#ifndef BISTORE_ROUTER_H
+#define BISTORE_ROUTER_H
+
+#include "handlers/http/request.h"
+
+#define ROUTER_MAX_URL REQUEST_MAX_URL
+
+struct route {
+    const char *pattern;
+    const char *method;
+    handler_fn handler;
+    const char *name; /* for logs and metrics: "entities.create" */
+};
+
+/* Fills req->args and answers res (through the handler or an error). */
+void router_dispatch(struct app *app, struct request *req, struct response *res);
+/* The route that matches method and path, or NULL (exposed for tests). */
+const struct route *router_match(const char *method, const char *path, const char **args,
+                                 size_t *n_args);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * The data model: write operations as the commit protocol takes them, and
+ * the rules every identifier and value must pass before it goes near a
+ * store (DESIGN.md section 2). Types and property keys become Cypher
+ * labels and keys, so these checks are what keeps client input out of
+ * query text.
+ */
+#ifndef BISTORE_MODEL_H
+#define BISTORE_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/ids.h"
+#include "common/result.h"
+
+#define NAME_MAX_LEN 64
+#define MAX_PROPERTIES 1024
+#define MAX_ARRAY_ITEMS 65536
+
+enum op_kind {
+    OP_CREATE_ENTITY,
+    OP_CREATE_RELATIONSHIP,
+    OP_UPDATE_ENTITY,
+    OP_DELETE_ENTITY,
+    OP_DELETE_RELATIONSHIP,
+};
+
+/* One operation of a transaction, validated and with refs resolved. */
+struct bs_op {
+    enum op_kind kind;
+    char id[ID_MAX_LEN + 1];     /* the entity or relationship acted on */
+    char type[NAME_MAX_LEN + 1]; /* creates: entity type / relationship type */
+    char source[ID_MAX_LEN + 1]; /* create_relationship */
+    char target[ID_MAX_LEN + 1]; /* create_relationship */
+    json_t *properties;          /* create: all; update: the patch (null removes); or NULL */
+    json_t *metadata;            /* object or NULL */
+    bool set_metadata;           /* update: metadata given (replaces) */
+    int64_t if_version;          /* update/delete: expected version, or -1 */
+};
+
+struct bistore;
+struct apply_state;
+
+/* A client transaction: what the writer needs, nothing of HTTP. */
+struct bs_txn {
+    /* Internal transactions (repairs) apply their own rows and Cypher
+     * instead of ops; NULL for client transactions. */
+    int (*apply)(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err);
+    void *apply_ctx;
+    struct bs_op *ops;
+    size_t n_ops;
+    json_t *provenance; /* object or NULL */
+    /* Idempotency: key NULL when the request has none. */
+    const char *idem_key;
+    const char *idem_scope; /* "POST /v1/entities" */
+    char idem_body_hash[17];
+    /* The caller answers from "results" alone (a batch): without an
+     * Idempotency-Key, whose stored result keeps them, the outcome's
+     * "records" stays empty instead of holding one record per operation. */
+    bool results_only;
+};
+
+const char *op_kind_name(enum op_kind kind);
+void txn_free_ops(struct bs_txn *txn);
+
+/* ^[A-Za-z][A-Za-z0-9_]{0,63}$: entity types, relationship types, property keys. */
+bool model_valid_name(const char *s);
+
+/* The label every entity node carries next to its type's. */
+#define MODEL_ENTITY_LABEL "Entity"
+
+/*
+ * An entity type: a valid name other than MODEL_ENTITY_LABEL. A node of type
+ * Entity would carry that one label and no type label, which a deep
+ * reconciliation reports for ever and no repair can change.
+ */
+bool model_valid_entity_type(const char *s);
+
+/*
+ * Checks a properties object. allow_null: a PATCH, where null removes a key.
+ * On failure fills err (code invalid_request, field = prefix + key) and
+ * returns false.
+ */
+bool model_check_properties(const json_t *props, bool allow_null, const char *prefix,
+                            struct bs_error *err);
+
+#endif

@@ -1,0 +1,275 @@
+#include "stores/neo4j/cypher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "stores/neo4j/neo4j.h"
+
+int cypher_batch_init(struct cypher_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    b->group_kind = -1;
+    b->statements = json_array();
+    return b->statements ? 0 : -1;
+}
+
+void cypher_batch_free(struct cypher_batch *b)
+{
+    json_decref(b->statements);
+    json_decref(b->group_rows);
+    free(b->expected);
+    memset(b, 0, sizeof *b);
+    b->group_kind = -1;
+}
+
+size_t cypher_batch_count(const struct cypher_batch *b)
+{
+    return json_array_size(b->statements);
+}
+
+size_t cypher_open_rows(const struct cypher_batch *b)
+{
+    return b->group_kind >= 0 ? json_array_size(b->group_rows) : 0;
+}
+
+/* The statement text of a group; labels were validated by model_valid_name(). */
+static int group_text(int kind, const char *label, char *out, size_t cap)
+{
+    BS_ASSERT(kind == OP_DELETE_ENTITY || kind == OP_UPDATE_ENTITY || model_valid_name(label));
+    int n = -1;
+    switch ((enum op_kind)kind) {
+    case OP_CREATE_ENTITY:
+        n = snprintf(out, cap, "UNWIND $rows AS r CREATE (n:Entity:`%s`) SET n = r RETURN count(*)",
+                     label);
+        break;
+    case OP_UPDATE_ENTITY:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (n:Entity {id: r.id}) SET n = r.node"
+                     " RETURN count(*)");
+        break;
+    case OP_DELETE_ENTITY:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (n:Entity {id: r.id}) DETACH DELETE n"
+                     " RETURN count(*)");
+        break;
+    case OP_CREATE_RELATIONSHIP:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (a:Entity {id: r.source})"
+                     " MATCH (b:Entity {id: r.target}) CREATE (a)-[x:`%s`]->(b) SET x = r.rel"
+                     " RETURN count(*)",
+                     label);
+        break;
+    case OP_DELETE_RELATIONSHIP:
+        n = snprintf(out, cap,
+                     "UNWIND $rows AS r MATCH (:Entity {id: r.source})-[x:`%s` {id: r.id}]->()"
+                     " DELETE x RETURN count(*)",
+                     label);
+        break;
+    }
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Makes room for the expected count of one more statement. */
+static int reserve_expected(struct cypher_batch *b)
+{
+    size_t n = json_array_size(b->statements);
+    if (n + 1 > b->cap_expected) {
+        size_t cap = b->cap_expected ? b->cap_expected * 2 : 8;
+        size_t *p = realloc(b->expected, cap * sizeof *p);
+        if (!p)
+            return -1;
+        b->expected = p;
+        b->cap_expected = cap;
+    }
+    return 0;
+}
+
+static int close_group(struct cypher_batch *b)
+{
+    if (b->group_kind < 0)
+        return 0;
+    char text[512];
+    if (group_text(b->group_kind, b->group_label, text, sizeof text) != 0 ||
+        reserve_expected(b) != 0)
+        return -1;
+    size_t n = json_array_size(b->statements);
+    b->expected[n] = json_array_size(b->group_rows);
+    json_t *params = json_pack("{s:o}", "rows", b->group_rows);
+    b->group_rows = NULL;
+    b->group_kind = -1;
+    if (!params || neo4j_add_statement(b->statements, text, params) != 0)
+        return -1;
+    return 0;
+}
+
+/* Adds row (stolen) to the group of (kind, label), opening a new group when it differs. */
+static int add_row(struct cypher_batch *b, int kind, const char *label, json_t *row)
+{
+    if (!row)
+        return -1;
+    if (b->group_kind != kind || strcmp(b->group_label, label) != 0) {
+        if (close_group(b) != 0) {
+            json_decref(row);
+            return -1;
+        }
+        b->group_rows = json_array();
+        if (!b->group_rows) {
+            json_decref(row);
+            return -1;
+        }
+        b->group_kind = kind;
+        snprintf(b->group_label, sizeof b->group_label, "%s", label);
+    }
+    return json_array_append_new(b->group_rows, row);
+}
+
+int cypher_create_entity(struct cypher_batch *b, const char *type, json_t *node)
+{
+    return add_row(b, OP_CREATE_ENTITY, type, node);
+}
+
+int cypher_update_entity(struct cypher_batch *b, const char *id, json_t *node)
+{
+    return add_row(b, OP_UPDATE_ENTITY, "", json_pack("{s:s, s:o}", "id", id, "node", node));
+}
+
+int cypher_delete_entity(struct cypher_batch *b, const char *id)
+{
+    return add_row(b, OP_DELETE_ENTITY, "", json_pack("{s:s}", "id", id));
+}
+
+int cypher_create_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *target, json_t *rel)
+{
+    return add_row(b, OP_CREATE_RELATIONSHIP, type,
+                   json_pack("{s:s, s:s, s:o}", "source", source, "target", target, "rel", rel));
+}
+
+int cypher_delete_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *id)
+{
+    return add_row(b, OP_DELETE_RELATIONSHIP, type,
+                   json_pack("{s:s, s:s}", "source", source, "id", id));
+}
+
+int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params)
+{
+    if (close_group(b) != 0 || reserve_expected(b) != 0) {
+        json_decref(params);
+        return -1;
+    }
+    b->expected[json_array_size(b->statements)] = CYPHER_ANY_COUNT;
+    return neo4j_add_statement(b->statements, text, params);
+}
+
+int cypher_batch_finish(struct cypher_batch *b)
+{
+    return close_group(b);
+}
+
+/* The rows of an UNWIND statement whose only parameter is $rows, or NULL. */
+static json_t *only_rows(json_t *stmt)
+{
+    json_t *params = json_object_get(stmt, "parameters");
+    json_t *rows = json_object_get(params, "rows");
+    return json_is_array(rows) && json_object_size(params) == 1 ? rows : NULL;
+}
+
+int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged)
+{
+    size_t n = json_array_size(out);
+    json_t *last = n > floor ? json_array_get(out, n - 1) : NULL;
+    json_t *rows = only_rows(stmt);
+    json_t *last_rows = last ? only_rows(last) : NULL;
+    const char *text = json_string_value(json_object_get(stmt, "statement"));
+    const char *last_text = json_string_value(json_object_get(last, "statement"));
+    *merged = rows && last_rows && text && last_text && strcmp(text, last_text) == 0;
+    if (*merged)
+        return json_array_extend(last_rows, rows);
+    if (!rows)
+        return json_array_append(out, stmt);
+    /* a copy, so that merging into it never changes the caller's rows */
+    json_t *copy = json_pack("{s:O, s:{s:o}}", "statement", json_object_get(stmt, "statement"),
+                             "parameters", "rows", json_copy(rows));
+    return copy ? json_array_append_new(out, copy) : -1;
+}
+
+/* Lock first, then check: without the SET before the CASE, two
+ * transactions read the same old value and both commit. */
+#define GUARD_TEXT                                                                                 \
+    "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"                             \
+    " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"                                   \
+    " SET w.seq = $seq"
+
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq)
+{
+    static const char text[] = GUARD_TEXT " RETURN w.seq";
+    json_t *params = json_pack("{s:s, s:I, s:I}", "store", store_id, "prev", (json_int_t)prev,
+                               "seq", (json_int_t)seq);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(statements, text, params);
+}
+
+int cypher_join_guard(json_t *statements)
+{
+    static const char unwind[] = "UNWIND $rows AS r ";
+    json_t *guard = json_array_get(statements, 0);
+    json_t *data = json_array_get(statements, 1);
+    json_t *rows = json_array_size(statements) == 2 ? only_rows(data) : NULL;
+    const char *text = json_string_value(json_object_get(data, "statement"));
+    if (!rows || !text || strncmp(text, unwind, sizeof unwind - 1) != 0)
+        return 0;
+    char *joined = NULL;
+    size_t len = sizeof GUARD_TEXT " WITH w " + strlen(text);
+    json_t *params = json_copy(json_object_get(guard, "parameters"));
+    if (!params || json_object_set(params, "rows", rows) != 0 || !(joined = malloc(len))) {
+        json_decref(params);
+        return -1;
+    }
+    snprintf(joined, len, "%s WITH w %s", GUARD_TEXT, text);
+    json_t *one = json_array();
+    int rc = one && neo4j_add_statement(one, joined, params) == 0 ? 0 : -1;
+    free(joined);
+    if (rc != 0 || json_array_clear(statements) != 0 || json_array_extend(statements, one) != 0) {
+        json_decref(one);
+        return -1;
+    }
+    json_decref(one);
+    return 1;
+}
+
+int cypher_add_watermark_ensure(json_t *statements, const char *store_id)
+{
+    static const char text[] = "MERGE (w:" WATERMARK_LABEL " {store: $store})"
+                               " ON CREATE SET w.seq = 0 RETURN w.seq";
+    json_t *params = json_pack("{s:s}", "store", store_id);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(statements, text, params);
+}
+
+const char *cypher_entity_constraint(void)
+{
+    return "CREATE CONSTRAINT bistore_entity_id IF NOT EXISTS"
+           " FOR (n:Entity) REQUIRE n.id IS UNIQUE";
+}
+
+const char *cypher_relationship_type_by_id(void)
+{
+    /* no index serves a relationship id without its type: a scan */
+    return "MATCH ()-[r]->() WHERE r.id = $id RETURN type(r) LIMIT 1";
+}
+
+int cypher_relationship_constraint(const char *type, char *out, size_t cap)
+{
+    if (!model_valid_name(type))
+        return -1;
+    int n = snprintf(out, cap,
+                     "CREATE CONSTRAINT bistore_rel_%s_id IF NOT EXISTS"
+                     " FOR ()-[r:`%s`]-() REQUIRE r.id IS UNIQUE",
+                     type, type);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}

@@ -1,0 +1,92 @@
+/*
+ * Builds the Cypher of a transaction: every statement text comes from the
+ * fixed templates in cypher.c, with labels and relationship types that
+ * passed model_valid_name(); every value travels as a parameter.
+ *
+ * Consecutive operations of one kind and one label share one
+ * `UNWIND $rows AS r ...` statement. Each data statement returns
+ * count(*), and the batch remembers how many rows each should touch, so a
+ * live write notices when Neo4j lacks a node that SQLite has.
+ */
+#ifndef BISTORE_CYPHER_H
+#define BISTORE_CYPHER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stores/model/model.h"
+
+#define WATERMARK_LABEL "_BistoreWatermark"
+#define CYPHER_ANY_COUNT ((size_t)-1)
+
+struct cypher_batch {
+    json_t *statements; /* the data statements so far */
+    size_t *expected;   /* rows each statement should touch */
+    size_t cap_expected;
+    /* the group being filled */
+    int group_kind; /* enum op_kind, or -1 */
+    char group_label[NAME_MAX_LEN + 1];
+    json_t *group_rows;
+};
+
+int cypher_batch_init(struct cypher_batch *b);
+void cypher_batch_free(struct cypher_batch *b);
+size_t cypher_batch_count(const struct cypher_batch *b);
+/* Rows in the group still open (not yet a statement). */
+size_t cypher_open_rows(const struct cypher_batch *b);
+
+/* node: every property of the node (id, _v, _h and the mirrored ones); stolen. */
+int cypher_create_entity(struct cypher_batch *b, const char *type, json_t *node);
+int cypher_update_entity(struct cypher_batch *b, const char *id, json_t *node);
+int cypher_delete_entity(struct cypher_batch *b, const char *id);
+/* rel: every property of the relationship (id, _v, _h, ...); stolen. */
+int cypher_create_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *target, json_t *rel);
+int cypher_delete_relationship(struct cypher_batch *b, const char *type, const char *source,
+                               const char *id);
+/* A statement of its own (repairs): text built from validated names only;
+ * params stolen. Its row count is not checked. */
+int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params);
+/* Closes the last group. After it, b->statements is complete. */
+int cypher_batch_finish(struct cypher_batch *b);
+
+/*
+ * Appends stmt to out. When the last statement of out (at an index >= floor)
+ * has the same text and both are UNWIND statements whose only parameter is
+ * $rows, stmt's rows go on the end of it instead: the rows are applied in
+ * the same order, and Neo4j plans and runs one statement instead of many.
+ * The statement merged into is a copy, so stmt is never changed. *merged
+ * says which happened. 0, or -1 when out of memory.
+ */
+int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged);
+
+/*
+ * The guarded watermark statement (DESIGN.md section 4): takes the
+ * watermark's write lock, fails with an ArithmeticError unless the watermark
+ * is at prev, then sets it to seq. Returns one row (the new seq) when it
+ * passed; no row when the watermark node of store_id does not exist.
+ */
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq);
+/*
+ * When statements is [guard, one UNWIND $rows statement], makes them one
+ * statement, "<guard> WITH w UNWIND $rows AS r ...", with both sets of
+ * parameters: the watermark is still locked and checked before any row, a
+ * wrong one still fails the whole statement, and a missing one makes no
+ * rows (so the count comes back 0); Neo4j runs one statement fewer. Returns
+ * 1 when joined, 0 when left as it was, -1 when out of memory.
+ */
+int cypher_join_guard(json_t *statements);
+/* Creates the watermark of store_id at 0 if missing and returns its seq. */
+int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
+
+/* Schema statements, each for its own transaction. */
+const char *cypher_entity_constraint(void);
+/* The type of the relationship with id $id (one row, or none). Scans every
+ * relationship: for an operator's command, never the write path. */
+const char *cypher_relationship_type_by_id(void);
+/* Writes the constraint statement for relationship type `type` into out. */
+int cypher_relationship_constraint(const char *type, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,226 @@
+/*
+ * The SQLite side: schema, prepared statements and row operations.
+ *
+ * A `struct sql_conn` is one connection with its cached prepared statements,
+ * used by one thread at a time. The writer thread owns the only connection
+ * that writes; readers take connections from a pool (WAL lets them read
+ * beside the writer). Nothing here knows HTTP or Neo4j.
+ *
+ * Functions return 0 on success, 1 for "no such row" where that applies,
+ * and -1 on an SQLite error (logged; err filled with storage_error).
+ */
+#ifndef BISTORE_SQLITE_H
+#define BISTORE_SQLITE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/ids.h"
+#include "common/result.h"
+#include "common/timeutil.h"
+#include "stores/model/canon.h"
+#include "stores/model/model.h"
+
+enum sql_stmt_id {
+    Q_ENTITY_GET,
+    Q_ENTITY_EXISTS,
+    Q_ENTITY_INSERT,
+    Q_ENTITY_UPDATE,
+    Q_ENTITY_DELETE,
+    Q_ENTITY_LIST,
+    Q_ENTITY_LIST_TYPE,
+    Q_RELS_OF_ENTITY,
+    Q_REL_GET,
+    Q_REL_EXISTS,
+    Q_REL_INSERT,
+    Q_REL_DELETE,
+    Q_INTENT_INSERT,
+    Q_INTENT_MARK_APPLIED,
+    Q_INTENT_PENDING,
+    Q_INTENT_MAX_SEQ,
+    Q_INTENT_PENDING_COUNT,
+    Q_INTENT_GET_PENDING,
+    Q_INTENT_SET_REFUSED,
+    Q_INTENT_RESOLVE,
+    Q_TX_SET_ERROR_OF_SEQ,
+    Q_TX_INSERT,
+    Q_TX_GET,
+    Q_TX_LIST,
+    Q_IDEM_GET,
+    Q_IDEM_INSERT,
+    Q_META_GET,
+    Q_META_SET,
+    Q_COUNT
+};
+
+struct sql_conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[Q_COUNT];
+};
+
+/* A pool of read-only connections (bounded; callers wait when all are out). */
+struct sql_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+    struct sql_conn **free_conns;
+    size_t n_free, n_open, max;
+    char *path;
+};
+
+/* An entity row as stored. Strings owned by the struct (sql_entity_clear). */
+struct sql_entity {
+    char id[ID_MAX_LEN + 1];
+    char type[NAME_MAX_LEN + 1];
+    json_t *properties;
+    json_t *metadata; /* NULL when none */
+    int64_t version;
+    char hash[HASH_STR_LEN];
+    char created_at[TIMESTAMP_LEN];
+    char updated_at[TIMESTAMP_LEN];
+};
+
+struct sql_relationship {
+    char id[ID_MAX_LEN + 1];
+    char type[NAME_MAX_LEN + 1];
+    char source[ID_MAX_LEN + 1];
+    char target[ID_MAX_LEN + 1];
+    json_t *properties;
+    int64_t version;
+    char hash[HASH_STR_LEN];
+    char created_at[TIMESTAMP_LEN];
+    char updated_at[TIMESTAMP_LEN];
+};
+
+/* Opens path (creating it and the schema when writable). synchronous=FULL. */
+struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err);
+void sql_close(struct sql_conn *c);
+
+int sql_pool_init(struct sql_pool *p, const char *path, size_t max);
+struct sql_conn *sql_pool_get(struct sql_pool *p, struct bs_error *err);
+void sql_pool_put(struct sql_pool *p, struct sql_conn *c);
+void sql_pool_destroy(struct sql_pool *p);
+
+/* Plain statements without results (BEGIN IMMEDIATE, COMMIT, ROLLBACK...).
+ * A full disk fails with storage_full, any other error storage_error. */
+int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err);
+/* True while c is inside a transaction. SQLite may roll a whole
+ * transaction back by itself after SQLITE_FULL, SQLITE_IOERR or
+ * SQLITE_NOMEM; a caller that goes on after such an error asks this. */
+bool sql_in_transaction(struct sql_conn *c);
+/*
+ * COMMIT. On failure the transaction is rolled back and err says whether it
+ * may be durable all the same: outcome_unknown after an I/O error that can
+ * come after the WAL frames reached the file (a failed fsync: WAL recovery
+ * at the next open would bring the transaction back); storage_full or
+ * storage_error when nothing of it can come back (a full disk, a failed
+ * write, a busy database).
+ */
+int sql_commit(struct sql_conn *c, struct bs_error *err);
+
+void sql_entity_clear(struct sql_entity *e);
+void sql_relationship_clear(struct sql_relationship *r);
+int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
+                   struct bs_error *err);
+/* 0 when entity id exists, 1 when not (no row is read or parsed). */
+int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err);
+int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
+/*
+ * Inserts a new entity whose properties are already in canonical JSON
+ * (properties_text; e->properties is not read). 1 when a constraint
+ * refused the row (in practice: the id is taken), with err filled but
+ * nothing logged, so the caller can name the client's mistake.
+ */
+int sql_entity_create(struct sql_conn *c, const struct sql_entity *e, const char *properties_text,
+                      struct bs_error *err);
+int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
+int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
+/* Calls fn for each relationship touching entity id (as source or target). */
+int sql_relationships_of(struct sql_conn *c, const char *id,
+                         int (*fn)(const struct sql_relationship *r, void *arg), void *arg,
+                         struct bs_error *err);
+int sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relationship *out,
+                         struct bs_error *err);
+int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
+                            struct bs_error *err);
+/* 0 when relationship id exists, 1 when not (no row is read or parsed). */
+int sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err);
+/*
+ * Inserts a new relationship whose properties are already in canonical
+ * JSON (properties_text). 1 when a constraint refused the row: the id is
+ * taken, or an endpoint does not exist (the foreign keys, on for every
+ * connection sql_open makes); err filled, nothing logged.
+ */
+int sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
+                            const char *properties_text, struct bs_error *err);
+int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err);
+/* Entities ordered by id, after `after` (NULL: from the start), of type (NULL: any). */
+int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,
+                    json_t *items, struct bs_error *err);
+
+/* The public JSON form of rows (new references). */
+json_t *sql_entity_json(const struct sql_entity *e);
+json_t *sql_relationship_json(const struct sql_relationship *r);
+
+/* Intent log. statements: the Neo4j statements JSON text, replayed as is. */
+int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const char *statements,
+                      const char *created_at, struct bs_error *err);
+/*
+ * The mark-applied step of the commit protocol: marks every intent with
+ * seq <= upto applied (at `at`), in an autocommit transaction of its own
+ * (no transaction may be open on c).
+ */
+int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
+int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
+int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest_seq,
+                             struct bs_error *err);
+/* Pending intents with seq > after, in order, at most limit: calls fn for each. */
+int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
+                       int (*fn)(int64_t seq, const char *tx_id, const char *statements, void *arg),
+                       void *arg, struct bs_error *err);
+
+/* A pending intent, for a replay Neo4j refused (sql_intent_get_pending). */
+struct sql_intent {
+    int64_t seq;
+    char tx_id[UUID_STR_LEN];
+    json_t *operations; /* its transaction's [{"op","id",...}], or NULL */
+    json_t *refused;    /* Neo4j's refusal {"code","message"}, or NULL */
+};
+/* Intent seq if it is pending (1 otherwise); sql_intent_clear() it. */
+int sql_intent_get_pending(struct sql_conn *c, int64_t seq, struct sql_intent *out,
+                           struct bs_error *err);
+void sql_intent_clear(struct sql_intent *in);
+/* Records (JSON text) or clears (NULL) Neo4j's refusal of pending intent seq. */
+int sql_intent_set_refused(struct sql_conn *c, int64_t seq, const char *refused,
+                           struct bs_error *err);
+/* A resolution of a refused intent: its statements replaced (replayed as
+ * usual afterwards), its refusal cleared, and its transaction's error set
+ * to tx_error (JSON text: the refusal and the resolution). Inside the
+ * caller's transaction. */
+int sql_intent_resolve(struct sql_conn *c, int64_t seq, const char *statements,
+                       const char *tx_error, struct bs_error *err);
+
+/* Audit trail. seq < 0 for an aborted transaction. JSON texts may be NULL. */
+int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char *state,
+                  const char *created_at, const char *operations, const char *error,
+                  const char *provenance, struct bs_error *err);
+/* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
+int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
+/* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
+                int64_t *last, bool *more, struct bs_error *err);
+
+/* Idempotency: 1 when the key is unknown in scope. */
+int sql_idem_get(struct sql_conn *c, const char *key, const char *scope, char body_hash[17],
+                 json_t **result, char tx_id[UUID_STR_LEN], struct bs_error *err);
+int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope, const char *body_hash,
+                    const char *result, const char *tx_id, const char *created_at,
+                    struct bs_error *err);
+
+/* Gateway bookkeeping (store id...). 1 when the key is unset. */
+int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap, struct bs_error *err);
+int sql_meta_set(struct sql_conn *c, const char *key, const char *value, struct bs_error *err);
+
+#endif
