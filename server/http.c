@@ -10,11 +10,11 @@
 
 #include "common/buf.h"
 #include "common/ids.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "handlers/http/errors.h"
 #include "handlers/http/router.h"
-#include "stores/model/canon.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;

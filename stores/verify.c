@@ -21,7 +21,7 @@ static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t 
 /* True when a and b have the same canonical JSON. */
 static bool same(const json_t *a, const json_t *b)
 {
-    char *ca = canon_dumps(a), *cb = canon_dumps(b);
+    char *ca = json_canon_dumps(a), *cb = json_canon_dumps(b);
     bool eq = ca && cb && strcmp(ca, cb) == 0;
     free(ca);
     free(cb);

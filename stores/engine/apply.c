@@ -98,7 +98,7 @@ static int entity_hash(struct sql_entity *e, struct bs_error *err)
 static int properties_text(struct apply_state *st, const json_t *props, struct bs_error *err)
 {
     buf_reset(&st->properties);
-    return canon_append(&st->properties, props) == BUF_OK ? 0 : nomem(err);
+    return json_canon_append(&st->properties, props) == BUF_OK ? 0 : nomem(err);
 }
 
 /* The insert is the existence check: the primary key refuses a taken id. */

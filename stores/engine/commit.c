@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/background.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "stores/engine/fault.h"
@@ -74,30 +75,6 @@ static int read_watermark(struct bistore *bs, int64_t *seq, struct bs_error *err
     neo4j_result_clear(&r);
     json_decref(stmts);
     return rc;
-}
-
-/* ---- calls in a thread of their own ---- */
-
-/* A Neo4j request sent from a thread of its own while the writer goes on
- * (the next replay batch, the rest of a pipelined transaction). */
-struct background {
-    pthread_t thread;
-    bool threaded;
-};
-
-/* Starts fn(arg); runs it in line when no thread can be started. */
-static void background_start(struct background *b, void *(*fn)(void *), void *arg)
-{
-    b->threaded = pthread_create(&b->thread, NULL, fn, arg) == 0;
-    if (!b->threaded)
-        fn(arg);
-}
-
-static void background_wait(struct background *b)
-{
-    if (b->threaded)
-        pthread_join(b->thread, NULL);
-    b->threaded = false;
 }
 
 /* ---- replay ---- */

@@ -1,15 +1,12 @@
 /*
- * Canonical JSON and the content hash of mirrored records.
+ * The content hash of mirrored records, and the forms a record takes in
+ * each store.
  *
- * Canonical form: object keys sorted by byte value, no whitespace, strings
- * as UTF-8 with only '"', '\\' and control characters escaped (\b \f \n \r
- * \t, else \u00XX), integers in decimal, reals in the shortest form that
- * reads back to the same double and always with a '.' or an exponent (so
- * 1.0 stays a real). Both stores' content is compared through this form, so
- * the same value read back from Neo4j or SQLite gives the same bytes.
- *
- * The hash of a record is XXH64 (seed 0) of its canonical JSON, written as
- * 16 lowercase hex digits; that string is SQLite's `hash` and Neo4j's `_h`.
+ * The hash of a record is XXH64 (seed 0) of its canonical JSON
+ * (json_canon_append, common/json_text.h), written as 16 lowercase hex
+ * digits; that string is SQLite's `hash` and Neo4j's `_h`. Both stores'
+ * content is compared through the canonical form, so the same value read
+ * back from Neo4j or SQLite gives the same bytes.
  */
 #ifndef BISTORE_CANON_H
 #define BISTORE_CANON_H
@@ -18,20 +15,10 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/json_text.h"
 
 #define HASH_STR_LEN 17
 
-/* Appends the canonical JSON of v to out. */
-enum buf_status canon_append(struct buf *out, const json_t *v);
-/* Compact JSON of v with keys in insertion order and reals as in the
- * canonical form (shortest round trip): how answers are written. */
-enum buf_status json_text_append(struct buf *out, const json_t *v);
-/* The canonical JSON of v as a new string (free() it), or NULL on no memory. */
-char *canon_dumps(const json_t *v);
-/* json_text_append's text of v as a new string (free() it), or NULL on no
- * memory: how intents and Neo4j requests are written (faster than
- * json_dumps, and reals in their shortest exact form). */
-char *json_text_dumps(const json_t *v);
 /* hex = XXH64 of the canonical JSON of v. Returns 0, or -1 on no memory. */
 int canon_hash(const json_t *v, char hex[HASH_STR_LEN]);
 
@@ -46,7 +33,7 @@ json_t *canon_relationship_record(const char *id, const char *type, const char *
 
 /*
  * The same hashes without building the record: properties given as their
- * canonical JSON text (canon_append), which the caller also stores. What
+ * canonical JSON text (json_canon_append), which the caller also stores. What
  * canon_hash gives for canon_entity_record / canon_relationship_record of
  * the same fields (source and target unused for an entity). scratch is
  * the caller's (reset here, kept for the next call). 0, or -1 on no memory.

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/json_text.h"
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "stores/model/canon.h"
 
 #define NEO4J_RESPONSE_LIMIT ((size_t)256 << 20) /* biggest answer we read */
 #define NEO4J_URL_MAX 1024

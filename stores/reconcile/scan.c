@@ -155,7 +155,7 @@ static json_t *neo4j_rel_row(json_t *cells)
 
 static bool same_canon(const json_t *a, const json_t *b)
 {
-    char *ca = canon_dumps(a), *cb = canon_dumps(b);
+    char *ca = json_canon_dumps(a), *cb = json_canon_dumps(b);
     bool eq = ca && cb && strcmp(ca, cb) == 0;
     free(ca);
     free(cb);

@@ -454,7 +454,7 @@ static sqlite3_stmt *bind_entity(struct sql_conn *c, enum sql_stmt_id id,
     sqlite3_stmt *s = stmt(c, id, err);
     if (!s)
         return NULL;
-    char *meta = e->metadata ? canon_dumps(e->metadata) : NULL;
+    char *meta = e->metadata ? json_canon_dumps(e->metadata) : NULL;
     if (e->metadata && !meta) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         return NULL;
@@ -474,7 +474,7 @@ static sqlite3_stmt *bind_entity(struct sql_conn *c, enum sql_stmt_id id,
 static int write_entity(struct sql_conn *c, enum sql_stmt_id id, const struct sql_entity *e,
                         struct bs_error *err)
 {
-    char *props = canon_dumps(e->properties);
+    char *props = json_canon_dumps(e->properties);
     if (!props) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         return -1;
@@ -644,7 +644,7 @@ static sqlite3_stmt *bind_relationship(struct sql_conn *c, const struct sql_rela
 int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
                             struct bs_error *err)
 {
-    char *props = canon_dumps(r->properties);
+    char *props = json_canon_dumps(r->properties);
     if (!props) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         return -1;

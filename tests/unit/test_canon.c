@@ -1,5 +1,6 @@
 /*
- * Canonical JSON and the content hash (stores/canon.h): sorted keys,
+ * Canonical JSON (common/json_text.h) and the content hash
+ * (stores/model/canon.h): sorted keys,
  * compact, shortest round-trip reals that stay reals, minimal string
  * escaping, XXH64 as 16 lowercase hex digits.
  */
@@ -18,7 +19,7 @@
 /* Canonical text of v; checks it against want and frees it. */
 static void expect_canon(const json_t *v, const char *want)
 {
-    char *got = canon_dumps(v);
+    char *got = json_canon_dumps(v);
     cr_assert_not_null(got);
     cr_expect_str_eq(got, want);
     free(got);
@@ -87,7 +88,7 @@ Test(canon, more_than_32_keys_sorted)
         snprintf(key, sizeof key, "k%02d", i);
         json_object_set_new(o, key, json_integer(i));
     }
-    char *got = canon_dumps(o);
+    char *got = json_canon_dumps(o);
     cr_assert_not_null(got);
     cr_expect(strncmp(got, "{\"k00\":0,\"k01\":1,\"k02\":2,", 25) == 0, "got %s", got);
     size_t n = strlen(got);
@@ -138,7 +139,7 @@ Test(canon, reals_whole_keep_dot_zero)
 Test(canon, reals_with_exponent)
 {
     json_t *v = json_real(1e300);
-    char *got = canon_dumps(v);
+    char *got = json_canon_dumps(v);
     cr_assert_not_null(got);
     cr_expect(strpbrk(got, "eE") != NULL, "1e300 must keep an exponent, got %s", got);
     cr_expect(strlen(got) <= 7, "1e300 must be short, got %s", got);
@@ -148,7 +149,7 @@ Test(canon, reals_with_exponent)
     json_decref(v);
 
     v = json_real(5e-324); /* smallest subnormal */
-    got = canon_dumps(v);
+    got = json_canon_dumps(v);
     cr_assert_not_null(got);
     cr_expect(strtod(got, NULL) == 5e-324, "%s must read back", got);
     cr_expect(strpbrk(got, "eE") != NULL);
@@ -156,7 +157,7 @@ Test(canon, reals_with_exponent)
     json_decref(v);
 
     v = json_real(1.7976931348623157e308);
-    got = canon_dumps(v);
+    got = json_canon_dumps(v);
     cr_assert_not_null(got);
     cr_expect(strtod(got, NULL) == 1.7976931348623157e308, "%s must read back", got);
     free(got);
@@ -169,7 +170,7 @@ Test(canon, reals_always_read_back_exactly)
                                     1e16, 1e21, 123.456, -1e-7,  4503599627370497.0, 0.7};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         json_t *v = json_real(values[i]);
-        char *got = canon_dumps(v);
+        char *got = json_canon_dumps(v);
         cr_assert_not_null(got);
         cr_expect(strtod(got, NULL) == values[i], "%.17g became %s", values[i], got);
         cr_expect(strpbrk(got, ".eE") != NULL, "%s must look like a real", got);
@@ -348,9 +349,9 @@ Test(canon, json_text_keeps_insertion_order)
                      "{\"zeta\":1.0,\"alpha\":0.93,\"mid\":{\"y\":1,\"b\":2},\"s\":\"q\\\"\\n\"}");
     buf_free(&b);
 
-    /* canon_append on the same object sorts it. */
+    /* json_canon_append on the same object sorts it. */
     buf_init(&b, 1 << 16);
-    cr_assert_eq(canon_append(&b, o), BUF_OK);
+    cr_assert_eq(json_canon_append(&b, o), BUF_OK);
     cr_expect_str_eq(buf_str(&b),
                      "{\"alpha\":0.93,\"mid\":{\"b\":2,\"y\":1},\"s\":\"q\\\"\\n\",\"zeta\":1.0}");
     buf_free(&b);
@@ -373,7 +374,7 @@ Test(canon, append_respects_buffer_limit)
     json_t *v = parse("{\"name\": \"a fairly long string value here\"}");
     struct buf b;
     buf_init(&b, 10);
-    cr_expect_eq(canon_append(&b, v), BUF_TOO_BIG);
+    cr_expect_eq(json_canon_append(&b, v), BUF_TOO_BIG);
     cr_expect(b.len <= 10);
     buf_free(&b);
     json_decref(v);
@@ -392,7 +393,7 @@ Test(canon, round_trip_through_jansson)
     json_object_set_new(orig, "reals", json_pack("[fff]", 0.1, 2.0, 1e-9));
     json_object_set_new(orig, "s", json_string("line\nbreak \"q\" \xc3\xa9 \x01"));
 
-    char *text = canon_dumps(orig);
+    char *text = json_canon_dumps(orig);
     cr_assert_not_null(text);
     json_error_t jerr;
     json_t *back = json_loads(text, 0, &jerr);
@@ -407,7 +408,7 @@ Test(canon, round_trip_through_jansson)
     cr_assert_eq(canon_hash(back, h2), 0);
     cr_expect_str_eq(h1, h2);
 
-    char *again = canon_dumps(back);
+    char *again = json_canon_dumps(back);
     cr_assert_not_null(again);
     cr_expect_str_eq(text, again);
     free(again);
@@ -451,7 +452,7 @@ Test(canon, record_hash_from_text_matches_record)
     buf_init(&scratch, (size_t)1 << 20);
     for (size_t i = 0; i < sizeof props_texts / sizeof props_texts[0]; i++) {
         json_t *props = parse(props_texts[i]);
-        char *text = canon_dumps(props);
+        char *text = json_canon_dumps(props);
         cr_assert_not_null(text);
         const char *id = ids[i % 4];
         int64_t version = i == 3 ? INT64_MAX : (int64_t)i + 1;
