@@ -10,8 +10,9 @@
 #include <stdbool.h>
 
 #include "common/strmap.h"
+#include "handlers/app.h"
+#include "handlers/http/errors.h"
 #include "handlers/http/request.h"
-#include "server/app.h"
 #include "stores/model/model.h"
 
 #define MAX_REFS_LEN 128

@@ -1,9 +1,13 @@
-/* Every request handler; the router's table names them. */
+/*
+ * The handlers, one file per resource, and the route table that names them
+ * (routes.c).
+ */
 #ifndef BISTORE_HANDLERS_H
 #define BISTORE_HANDLERS_H
 
+#include "handlers/app.h"
 #include "handlers/http/request.h"
-#include "server/app.h"
+#include "handlers/http/router.h"
 
 void handle_healthz(struct app *app, const struct request *req, struct response *res);
 void handle_readyz(struct app *app, const struct request *req, struct response *res);
@@ -29,5 +33,10 @@ void handle_reconciliation_list(struct app *app, const struct request *req, stru
 void handle_reconciliation_get(struct app *app, const struct request *req, struct response *res);
 void handle_reconciliation_findings(struct app *app, const struct request *req,
                                     struct response *res);
+
+/* Every route of the API. */
+extern const struct route_table handlers_routes;
+/* Answers req by the route table. */
+void handlers_dispatch(struct app *app, struct request *req, struct response *res);
 
 #endif

@@ -21,10 +21,10 @@ static bool parse_operations(const struct app *app, const json_t *ops, struct bs
         return false;
     }
     size_t n = json_array_size(ops);
-    if (n > app->cfg->max_operations) {
+    if (n > app->max_operations) {
         reply_errorf(res, BS_PAYLOAD_TOO_LARGE, "operations",
                      "%zu operations: at most %zu are allowed in one transaction", n,
-                     app->cfg->max_operations);
+                     app->max_operations);
         return false;
     }
     txn->ops = calloc(n, sizeof *txn->ops);

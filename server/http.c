@@ -13,12 +13,13 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "handlers/handlers.h"
 #include "handlers/http/errors.h"
-#include "handlers/http/router.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
+    size_t max_body_bytes;
 };
 
 /* Per-request state while the body arrives (made by on_target). */
@@ -117,7 +118,7 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
     }
     memcpy(ctx->path, uri, n);
     ctx->path[n] = '\0';
-    buf_init(&ctx->body, srv->app->cfg->max_body_bytes);
+    buf_init(&ctx->body, srv->max_body_bytes);
     ctx->started_ms = time_monotonic_ms();
     return ctx;
 }
@@ -151,7 +152,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     (void)url; /* decoded and possibly cut at a NUL: ctx->path is used instead */
     struct http_server *srv = cls;
-    size_t limit = srv->app->cfg->max_body_bytes;
+    size_t limit = srv->max_body_bytes;
     struct req_ctx *ctx = *con_cls;
     if (!ctx)
         return MHD_NO; /* on_target ran out of memory */
@@ -203,7 +204,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .lookup = lookup,
             .lookup_ctx = conn,
         };
-        router_dispatch(srv->app, &req, &res);
+        handlers_dispatch(srv->app, &req, &res);
     }
     if (res.status == 0) { /* a handler that answered nothing is our bug */
         log_msg(LOG_ERROR, rid, "%s %s: handler queued no response", method, path);
@@ -245,9 +246,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", line);
 }
 
-struct http_server *http_start(struct app *app, const char *host, unsigned port,
-                               unsigned *bound_port, char *msg, size_t cap)
+struct http_server *http_start(struct app *app, const struct config *cfg, unsigned *bound_port,
+                               char *msg, size_t cap)
 {
+    const char *host = cfg->listen_host;
+    unsigned port = cfg->listen_port;
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
@@ -266,6 +269,7 @@ struct http_server *http_start(struct app *app, const char *host, unsigned port,
         return NULL;
     }
     srv->app = app;
+    srv->max_body_bytes = cfg->max_body_bytes;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -274,7 +278,7 @@ struct http_server *http_start(struct app *app, const char *host, unsigned port,
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)app->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)", host,

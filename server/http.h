@@ -7,13 +7,15 @@
 #ifndef BISTORE_HTTP_H
 #define BISTORE_HTTP_H
 
-#include "server/app.h"
+#include "handlers/app.h"
+#include "server/config.h"
 
 struct http_server;
 
-/* Binds host:port (port 0: any free one, written to *bound_port). */
-struct http_server *http_start(struct app *app, const char *host, unsigned port,
-                               unsigned *bound_port, char *msg, size_t cap);
+/* Binds cfg's listen address (port 0: any free one, written to
+ * *bound_port) and serves app with cfg's limits (body size, connections). */
+struct http_server *http_start(struct app *app, const struct config *cfg, unsigned *bound_port,
+                               char *msg, size_t cap);
 void http_stop(struct http_server *srv);
 
 #endif

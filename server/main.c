@@ -12,7 +12,6 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "stores/bistore.h"
@@ -335,11 +334,10 @@ static int serve(const struct config *cfg)
         curl_global_cleanup();
         return 1;
     }
-    struct app app = {.store = store, .cfg = cfg};
+    struct app app = {.store = store, .max_operations = cfg->max_operations};
     char msg[256];
     unsigned port = 0;
-    struct http_server *http =
-        http_start(&app, cfg->listen_host, cfg->listen_port, &port, msg, sizeof msg);
+    struct http_server *http = http_start(&app, cfg, &port, msg, sizeof msg);
     if (!http) {
         log_error("%s", msg);
         bistore_close(store);

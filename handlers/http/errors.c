@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "handlers/http/errors.h"
-#include "handlers/http/request.h"
 
 json_t *errors_body(const struct bs_error *err)
 {
@@ -17,37 +16,6 @@ json_t *errors_body(const struct bs_error *err)
     if (err->op_index >= 0)
         json_object_set_new(e, "operation_index", json_integer(err->op_index));
     return json_pack("{s:o}", "error", e);
-}
-
-/* ---- struct response helpers ---- */
-
-const char *request_header(const struct request *req, const char *name)
-{
-    return req->lookup ? req->lookup(req->lookup_ctx, LOOKUP_HEADER, name) : NULL;
-}
-
-const char *request_query(const struct request *req, const char *name)
-{
-    return req->lookup ? req->lookup(req->lookup_ctx, LOOKUP_QUERY, name) : NULL;
-}
-
-void response_header(struct response *res, const char *name, const char *fmt, ...)
-{
-    if (res->n_headers >= RESPONSE_MAX_HEADERS)
-        return;
-    size_t i = res->n_headers++;
-    snprintf(res->headers[i].name, sizeof res->headers[i].name, "%s", name);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(res->headers[i].value, sizeof res->headers[i].value, fmt, ap);
-    va_end(ap);
-}
-
-void reply_json(struct response *res, unsigned status, json_t *body)
-{
-    json_decref(res->body);
-    res->status = status;
-    res->body = body;
 }
 
 void reply_error(struct response *res, const struct bs_error *err)
@@ -67,10 +35,4 @@ void reply_errorf(struct response *res, enum bs_code code, const char *field, co
     if (field)
         snprintf(err.field, sizeof err.field, "%s", field);
     reply_error(res, &err);
-}
-
-void response_free(struct response *res)
-{
-    json_decref(res->body);
-    res->body = NULL;
 }

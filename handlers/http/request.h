@@ -2,6 +2,7 @@
  * What a handler sees of an HTTP exchange, without libmicrohttpd: the
  * request (method, path, wildcard path arguments, body, header and query
  * lookups) and the response it fills. server/http.c translates both.
+ * Error replies are in handlers/http/errors.h.
  */
 #ifndef BISTORE_REQUEST_H
 #define BISTORE_REQUEST_H
@@ -9,8 +10,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "common/result.h"
-
+/* What the handlers share (handlers/app.h); opaque here: this layer knows
+ * no resource. */
 struct app;
 
 enum lookup_kind { LOOKUP_HEADER, LOOKUP_QUERY };
@@ -62,11 +63,6 @@ void response_header(struct response *res, const char *name, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 /* Sets status and JSON body (stolen). */
 void reply_json(struct response *res, unsigned status, json_t *body);
-/* The error reply of err: status from the error table, API.md's body. */
-void reply_error(struct response *res, const struct bs_error *err);
-/* Shorthand: reply_error with a code and message (printf-style). */
-void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 void response_free(struct response *res);
 
 #endif

@@ -4,31 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "handlers/handlers.h"
-
-static const struct route routes[] = {
-    {"/healthz", "GET", handle_healthz, "healthz"},
-    {"/readyz", "GET", handle_readyz, "readyz"},
-    {"/openapi.yaml", "GET", handle_openapi, "openapi"},
-    {"/v1/entities", "POST", handle_entity_create, "entities.create"},
-    {"/v1/entities", "GET", handle_entity_list, "entities.list"},
-    {"/v1/entities/*", "GET", handle_entity_get, "entities.get"},
-    {"/v1/entities/*", "PATCH", handle_entity_patch, "entities.patch"},
-    {"/v1/entities/*", "DELETE", handle_entity_delete, "entities.delete"},
-    {"/v1/relationships", "POST", handle_relationship_create, "relationships.create"},
-    {"/v1/relationships/*", "GET", handle_relationship_get, "relationships.get"},
-    {"/v1/relationships/*", "DELETE", handle_relationship_delete, "relationships.delete"},
-    {"/v1/transactions", "POST", handle_transaction_create, "transactions.create"},
-    {"/v1/transactions", "GET", handle_transaction_list, "transactions.list"},
-    {"/v1/transactions/*", "GET", handle_transaction_get, "transactions.get"},
-    {"/v1/ids", "POST", handle_ids, "ids"},
-    {"/v1/reconciliations", "POST", handle_reconciliation_create, "reconciliations.create"},
-    {"/v1/reconciliations", "GET", handle_reconciliation_list, "reconciliations.list"},
-    {"/v1/reconciliations/*", "GET", handle_reconciliation_get, "reconciliations.get"},
-    {"/v1/reconciliations/*/findings", "GET", handle_reconciliation_findings,
-     "reconciliations.findings"},
-};
-#define N_ROUTES (sizeof routes / sizeof routes[0])
+#include "handlers/http/errors.h"
 
 /* True when path matches pattern; wildcard segments go to args (pointers
  * into path, which must stay alive; the segment ends at '/' or NUL). */
@@ -91,24 +67,25 @@ static size_t percent_decode(const char *in, size_t n, char *out)
     return o;
 }
 
-const struct route *router_match(const char *method, const char *path, const char **args,
-                                 size_t *n_args)
+const struct route *router_match(const struct route_table *table, const char *method,
+                                 const char *path, const char **args, size_t *n_args)
 {
-    for (size_t i = 0; i < N_ROUTES; i++) {
-        if (strcmp(routes[i].method, method) == 0 &&
-            path_matches(routes[i].pattern, path, args, n_args))
-            return &routes[i];
+    for (size_t i = 0; i < table->n; i++) {
+        const struct route *r = &table->routes[i];
+        if (strcmp(r->method, method) == 0 && path_matches(r->pattern, path, args, n_args))
+            return r;
     }
     return NULL;
 }
 
-void router_dispatch(struct app *app, struct request *req, struct response *res)
+void router_dispatch(const struct route_table *table, struct app *app, struct request *req,
+                     struct response *res)
 {
     if (strlen(req->path) > ROUTER_MAX_URL) {
         reply_errorf(res, BS_URI_TOO_LONG, NULL, "the URL is longer than %d bytes", ROUTER_MAX_URL);
         return;
     }
-    const struct route *r = router_match(req->method, req->path, req->args, &req->n_args);
+    const struct route *r = router_match(table, req->method, req->path, req->args, &req->n_args);
     if (r) {
         /* The handler sees each argument decoded, with its length; a segment
          * is no longer than the URL, so it always fits. */
@@ -123,13 +100,13 @@ void router_dispatch(struct app *app, struct request *req, struct response *res)
     }
     char allow[128] = "";
     size_t used = 0;
-    for (size_t i = 0; i < N_ROUTES; i++) {
+    for (size_t i = 0; i < table->n; i++) {
         const char *args[2];
         size_t n;
-        if (!path_matches(routes[i].pattern, req->path, args, &n))
+        if (!path_matches(table->routes[i].pattern, req->path, args, &n))
             continue;
-        int w =
-            snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
+        int w = snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
+                         table->routes[i].method);
         if (w > 0 && (size_t)w < sizeof allow - used)
             used += (size_t)w;
     }

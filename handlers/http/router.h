@@ -1,6 +1,7 @@
 /*
- * The routing table: one static table of (path pattern, method, handler).
- * Routes match the path as the client sent it, percent-encoded, so an
+ * The router: dispatches a request by a static table of (path pattern,
+ * method, handler) that the caller owns (handlers/routes.c has bistore's);
+ * it knows no resource itself. Routes match the path as the client sent it, percent-encoded, so an
  * encoded '/' ("%2F") stays inside its segment. A '*' segment matches one
  * path segment and becomes a request argument, percent-decoded with its
  * length. Unknown path: 404; known path, other method: 405 with Allow; a
@@ -20,10 +21,16 @@ struct route {
     const char *name; /* for logs and metrics: "entities.create" */
 };
 
+struct route_table {
+    const struct route *routes;
+    size_t n;
+};
+
 /* Fills req->args and answers res (through the handler or an error). */
-void router_dispatch(struct app *app, struct request *req, struct response *res);
-/* The route that matches method and path, or NULL (exposed for tests). */
-const struct route *router_match(const char *method, const char *path, const char **args,
-                                 size_t *n_args);
+void router_dispatch(const struct route_table *table, struct app *app, struct request *req,
+                     struct response *res);
+/* The route of table that matches method and path, or NULL (exposed for tests). */
+const struct route *router_match(const struct route_table *table, const char *method,
+                                 const char *path, const char **args, size_t *n_args);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * The routing table (server/router.c): router_match for every route, and
+ * The route table (handlers/routes.c) through the router
+ * (handlers/http/router.c): router_match for every route, and
  * router_dispatch's own answers (404, 405 with Allow, 414), which never
  * reach a handler and so need no store (app = NULL).
  */
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "handlers/handlers.h"
 #include "handlers/http/errors.h"
 #include "handlers/http/request.h"
 #include "handlers/http/router.h"
@@ -26,7 +28,7 @@ static void check_match(const struct expect_route *e)
 {
     const char *args[2] = {NULL, NULL};
     size_t n_args = 99;
-    const struct route *r = router_match(e->method, e->path, args, &n_args);
+    const struct route *r = router_match(&handlers_routes, e->method, e->path, args, &n_args);
     cr_assert_not_null(r, "%s %s has no route", e->method, e->path);
     cr_expect_str_eq(r->name, e->name, "%s %s", e->method, e->path);
     cr_expect_str_eq(r->method, e->method);
@@ -69,13 +71,13 @@ Test(router_match, wildcard_takes_whole_segment)
     const char *args[2] = {NULL, NULL};
     size_t n = 0;
     const char *path = "/v1/entities/entity_3f2a9c1b7d20";
-    const struct route *r = router_match("GET", path, args, &n);
+    const struct route *r = router_match(&handlers_routes, "GET", path, args, &n);
     cr_assert_not_null(r);
     cr_expect_eq(n, 1);
     cr_expect_str_eq(args[0], "entity_3f2a9c1b7d20");
     cr_expect_eq(args[0], path + strlen("/v1/entities/"), "args point into the path");
 
-    r = router_match("GET", "/v1/entities/a:b.c-d_e", args, &n);
+    r = router_match(&handlers_routes, "GET", "/v1/entities/a:b.c-d_e", args, &n);
     cr_assert_not_null(r);
     cr_expect_str_eq(args[0], "a:b.c-d_e");
 }
@@ -85,12 +87,13 @@ Test(router_match, matches_the_path_as_sent)
     /* an encoded '/' stays inside its segment: it is data, not a separator */
     const char *args[2] = {NULL, NULL};
     size_t n = 0;
-    const struct route *r = router_match("DELETE", "/v1/entities/abc%2Fzzz", args, &n);
+    const struct route *r =
+        router_match(&handlers_routes, "DELETE", "/v1/entities/abc%2Fzzz", args, &n);
     cr_assert_not_null(r);
     cr_expect_str_eq(r->name, "entities.delete");
     cr_expect_eq(n, 1);
     cr_expect_str_eq(args[0], "abc%2Fzzz");
-    r = router_match("GET", "/v1/reconciliations/x%00y/findings", args, &n);
+    r = router_match(&handlers_routes, "GET", "/v1/reconciliations/x%00y/findings", args, &n);
     cr_assert_not_null(r);
     cr_expect_str_eq(r->name, "reconciliations.findings");
     cr_expect(strncmp(args[0], "x%00y/", 6) == 0);
@@ -123,7 +126,7 @@ Test(router_match, no_match)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *args[2] = {NULL, NULL};
         size_t n = 0;
-        const struct route *r = router_match(cases[i][0], cases[i][1], args, &n);
+        const struct route *r = router_match(&handlers_routes, cases[i][0], cases[i][1], args, &n);
         cr_expect_null(r, "%s '%s' must not match (matched %s)", cases[i][0], cases[i][1],
                        r ? r->name : "");
     }
@@ -139,7 +142,7 @@ static void dispatch(const char *method, const char *path, struct response *res)
     req.path = path;
     req.rid = "test";
     memset(res, 0, sizeof *res);
-    router_dispatch(NULL, &req, res);
+    router_dispatch(&handlers_routes, NULL, &req, res);
 }
 
 static const char *error_code(const struct response *res)
