@@ -19,7 +19,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "stores/sqlite/sqlite.h"
+#include "stores/sqlite/internal.h" /* raw statements: a benchmark of SQLite settings */
 
 #define AT "2026-01-01T00:00:00.000Z"
 

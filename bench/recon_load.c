@@ -38,7 +38,8 @@
 #include "stores/model/model.h"
 #include "stores/neo4j/cypher.h"
 #include "stores/neo4j/neo4j.h"
-#include "stores/sqlite/sqlite.h"
+#include "stores/sqlite/internal.h" /* the bulk load's pragmas */
+#include "stores/sqlite/recon.h"
 
 #define DEFAULT_BATCH 10000
 #define MAX_BATCH 100000
@@ -294,18 +295,18 @@ static int neo4j_load(struct loader *l, const char *const *types, int n_types, j
 
 /* ---- SQLite ---- */
 
-static int sql_begin(struct loader *l)
+static int loader_begin(struct loader *l)
 {
     struct bs_error err;
     bs_error_clear(&err);
-    return sql_exec(l->sql, "BEGIN IMMEDIATE", &err) == 0 ? 0 : fail_sql(&err, "begin");
+    return sql_begin(l->sql, &err) == 0 ? 0 : fail_sql(&err, "begin");
 }
 
 static int loader_commit(struct loader *l)
 {
     struct bs_error err;
     bs_error_clear(&err);
-    return sql_exec(l->sql, "COMMIT", &err) == 0 ? 0 : fail_sql(&err, "commit");
+    return sql_commit(l->sql, &err) == 0 ? 0 : fail_sql(&err, "commit");
 }
 
 /* ---- one batch of entities ---- */
@@ -360,7 +361,7 @@ static int load_entities(struct loader *l, long first, long n)
     int64_t t1 = time_monotonic_ms();
     l->ent.build_ms += t1 - t0;
     if (rc == 0)
-        rc = sql_begin(l);
+        rc = loader_begin(l);
     for (long k = 0; rc == 0 && k < n; k++) {
         struct bs_error err;
         bs_error_clear(&err);
@@ -432,7 +433,7 @@ static int load_relationships(struct loader *l, long first, long n)
     int64_t t1 = time_monotonic_ms();
     l->rel.build_ms += t1 - t0;
     if (rc == 0)
-        rc = sql_begin(l);
+        rc = loader_begin(l);
     for (long k = 0; rc == 0 && k < n; k++) {
         struct bs_error err;
         bs_error_clear(&err);
@@ -477,17 +478,11 @@ static void report(const char *what, long n, const struct timing *t, int64_t wal
 /* Both stores must start empty: the loader only creates. */
 static int check_empty(struct loader *l)
 {
-    sqlite3_stmt *q = NULL;
     int64_t sqlite_rows = -1, neo4j_rows = -1;
-    if (sqlite3_prepare_v2(l->sql->db,
-                           "SELECT (SELECT count(*) FROM entities) +"
-                           " (SELECT count(*) FROM relationships)",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        sqlite_rows = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    if (sqlite_rows < 0) {
-        fprintf(stderr, "bench_recon_load: SQLite count: %s\n", sqlite3_errmsg(l->sql->db));
+    struct bs_error err;
+    bs_error_clear(&err);
+    if (sql_scan_count(l->sql, &sqlite_rows, &err) != 0) {
+        fprintf(stderr, "bench_recon_load: SQLite count: %s\n", err.message);
         return -1;
     }
     if (neo4j_count(l, "MATCH (n:Entity) RETURN count(n)", &neo4j_rows) != 0)

@@ -64,6 +64,13 @@ struct bs_error {
     long op_index;                  /* -1 when it names no operation */
 };
 
+/*
+ * The outcome of looking one thing up (a row, a record): found (0), not
+ * there (1), or a failure (-1, with a bs_error filled). The values are the
+ * 0 / 1 / -1 a caller may also compare with.
+ */
+enum lookup { LOOKUP_FOUND = 0, LOOKUP_MISSING = 1, LOOKUP_FAILED = -1 };
+
 /* The snake_case name of a code ("entity_exists"); "storage_error" for a
  * code out of range; never NULL. */
 const char *bs_code_name(enum bs_code code);

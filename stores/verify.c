@@ -11,6 +11,7 @@
 
 #include "stores/engine/internal.h"
 #include "stores/model/canon.h"
+#include "stores/neo4j/recon.h"
 
 static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t *neo4j)
 {
@@ -111,19 +112,19 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         json_decref(got);
     }
 
-    struct neo4j_client *n4 = read_client_get(bs);
-    json_t *stmts = json_array();
+    struct neo4j_client *neo4j = read_client_get(bs);
     struct neo4j_result r = {0};
+    json_t *nodes = NULL;
     rc = -1;
-    if (!n4 || !stmts ||
-        neo4j_add_statement(stmts, "MATCH (n:Entity {id: $id}) RETURN labels(n), properties(n)",
-                            json_pack("{s:s}", "id", id)) != 0) {
+    if (!neo4j) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-    } else if (neo4j_autocommit(n4, stmts, &r) != NEO4J_OK) {
+    } else if (neo4j_entity_nodes(neo4j, id, &nodes, &r) != NEO4J_OK) {
         bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j did not answer the verification: %s",
                      r.message);
+    } else if (!nodes) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
     } else {
-        size_t rows = neo4j_row_count(&r, 0);
+        size_t rows = json_array_size(nodes);
         const char *status = "missing_in_neo4j";
         if (rows > 0) {
             if (rows > 1) {
@@ -131,7 +132,9 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
                 add_detail(details, "duplicate_nodes", NULL, n);
                 json_decref(n);
             }
-            compare_node(entity, neo4j_cell(&r, 0, 0, 0), neo4j_cell(&r, 0, 0, 1), details);
+            json_t *node = json_array_get(nodes, 0);
+            compare_node(entity, json_object_get(node, "labels"),
+                         json_object_get(node, "properties"), details);
             status = json_array_size(details) ? "mismatch" : "consistent";
         }
         json_object_del(entity, "_hash");
@@ -141,10 +144,10 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         entity = NULL;
         rc = 0;
     }
-    if (n4)
-        read_client_put(bs, n4);
+    if (neo4j)
+        read_client_put(bs, neo4j);
     neo4j_result_clear(&r);
-    json_decref(stmts);
+    json_decref(nodes);
     json_decref(details);
     json_decref(entity);
     return rc;

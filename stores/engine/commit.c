@@ -117,10 +117,9 @@ static int replay_append(json_t *batch, json_t *statements)
 }
 
 /* Collects one pending intent into the batch. */
-static int replay_collect(int64_t seq, const char *tx_id, const char *statements, void *arg)
+static int replay_collect(int64_t seq, const char *statements, void *arg)
 {
     struct replay_ctx *ctx = arg;
-    (void)tx_id;
     if (ctx->last && (seq != ctx->last + 1 || ctx->bytes > REPLAY_BATCH_BYTES))
         return 1; /* the batch is full (or the log has a gap): stop here */
     json_t *data = json_loads(statements, 0, NULL);
@@ -590,10 +589,10 @@ static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
     struct bistore_outcome *out = m->item->out;
     struct bs_error *err = &out->err;
     BS_ASSERT(sql_in_transaction(bs->wconn)); /* else SAVEPOINT would begin one of its own */
-    if (sql_exec(bs->wconn, "SAVEPOINT member", err) != 0)
+    if (sql_savepoint(bs->wconn, err) != 0)
         return false;
     if (txn->idem_key && idempotency_check(bs, txn, out) <= 0) {
-        sql_exec(bs->wconn, "ROLLBACK TO member; RELEASE member", NULL);
+        sql_savepoint_rollback(bs->wconn);
         return false; /* a replayed result, or a conflict */
     }
     int rc =
@@ -608,12 +607,12 @@ static bool apply_member(struct bistore *bs, struct member *m, int64_t seq)
                        : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     }
     if (rc != 0) {
-        sql_exec(bs->wconn, "ROLLBACK TO member; RELEASE member", NULL);
+        sql_savepoint_rollback(bs->wconn);
         if (err->code != BS_STORAGE_ERROR && err->code != BS_NEO4J_UNAVAILABLE)
             record_aborted(bs, m->tx_id, txn, err); /* inside the group's transaction */
         return false;
     }
-    if (sql_exec(bs->wconn, "RELEASE member", err) != 0)
+    if (sql_savepoint_release(bs->wconn, err) != 0)
         return false;
     m->seq = seq;
     return true;
@@ -683,16 +682,12 @@ static bool count_differs(json_t *v, size_t want, struct bs_error *err)
 static bool watermark_present(struct bistore *bs)
 {
     json_t *stmts = json_array();
-    json_t *params = json_pack("{s:s}", "store", bs->store_id);
     struct neo4j_result r = {0};
-    bool present = true; /* when unsure, blame the rows, as before */
-    if (stmts && params &&
-        neo4j_add_statement(stmts, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)",
-                            json_incref(params)) == 0 &&
+    bool present = true; /* when unsure, blame the rows */
+    if (stmts && cypher_add_watermark_count(stmts, bs->store_id) == 0 &&
         neo4j_autocommit(bs->neo4j, stmts, &r) == NEO4J_OK)
         present = json_integer_value(neo4j_cell(&r, 0, 0, 0)) > 0;
     neo4j_result_clear(&r);
-    json_decref(params);
     json_decref(stmts);
     return present;
 }
@@ -854,7 +849,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     neo4j_set_request_id(bs->neo4j, items[0].rid);
 
     /* sqlite: BEGIN IMMEDIATE; each member in a SAVEPOINT; intents */
-    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", &gerr) != 0) {
+    if (sql_begin(bs->wconn, &gerr) != 0) {
         for (size_t i = 0; i < n; i++)
             items[i].out->err = gerr;
         goto done;
@@ -883,9 +878,8 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
     fault_hit(FAULT_AFTER_BEGIN);
     if (n > 1 && members == 0)
         log_debug("group commit: %zu transactions, none to Neo4j", n);
-    if (members == 0) { /* only aborted records (or idempotent repeats) to keep */
-        if (sql_exec(bs->wconn, "COMMIT", &gerr) != 0)
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
+    if (members == 0) {               /* only aborted records (or idempotent repeats) to keep */
+        sql_commit(bs->wconn, &gerr); /* on failure rolled back: nothing to tell anyone */
         goto done;
     }
 
@@ -948,7 +942,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
             long op_index;
             struct member *owner = statement_owner(ms, n, data_stmt, &op_index);
             statement_failure(&r, op_index, &gerr);
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
+            sql_rollback(bs->wconn);
             if (owner) {
                 owner->item->out->err = gerr;
                 record_aborted(bs, owner->tx_id, owner->item->txn, &gerr);
@@ -977,7 +971,7 @@ static int run_group(struct bistore *bs, struct commit_item *items, size_t n)
 rollback:
     fail_members(ms, n, &gerr);
 rollback_quiet:
-    sql_exec(bs->wconn, "ROLLBACK", NULL);
+    sql_rollback(bs->wconn);
     /* A Neo4j transaction whose DELETE failed stays recorded; the writer
      * rolls it back before the next transaction. */
 done:
@@ -1200,7 +1194,7 @@ static void run_pipelined(struct bistore *bs, struct commit_item *item)
             writer_set_ready(bs, false, "%s", out->err.message);
         goto done;
     }
-    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", &out->err) != 0) {
+    if (sql_begin(bs->wconn, &out->err) != 0) {
         neo4j_abandon(bs, p.tx_path);
         goto done;
     }
@@ -1214,8 +1208,7 @@ static void run_pipelined(struct bistore *bs, struct commit_item *item)
         struct bs_error ignored;
         pipeline_wait(&p, &m.st, &ignored);
         neo4j_abandon(bs, p.tx_path);
-        if (sql_exec(bs->wconn, "COMMIT", NULL) != 0) /* keeps the aborted record */
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
+        sql_commit(bs->wconn, &ignored); /* keeps the aborted record */
         goto done;
     }
     fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);

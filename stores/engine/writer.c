@@ -164,15 +164,15 @@ static bool writer_prepare(struct bistore *bs, int64_t *last_attempt_ms, bool fo
  * open all the same, the job is refused rather than run inside it. */
 static void run_sqlite_job(struct bistore *bs, struct write_job *job)
 {
-    if (!sqlite3_get_autocommit(bs->wconn->db)) {
+    if (sql_in_transaction(bs->wconn)) {
         log_error("writer: a transaction is open between jobs; bookkeeping refused");
         bs_error_set(&job->out->err, BS_STORAGE_ERROR, "the writer's connection is busy");
         return;
     }
     job->fn(bs, job->fn_arg, &job->out->err);
-    if (!sqlite3_get_autocommit(bs->wconn->db)) {
+    if (sql_in_transaction(bs->wconn)) {
         log_error("writer: a bookkeeping job left its transaction open; rolled back");
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        sql_rollback(bs->wconn);
         if (job->out->err.code == BS_OK)
             bs_error_set(&job->out->err, BS_STORAGE_ERROR, "bookkeeping left a transaction open");
     }

@@ -273,3 +273,74 @@ int cypher_relationship_constraint(const char *type, char *out, size_t cap)
                      type, type);
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
+
+/* ---- repairs: statements of their own, whose row counts are not checked ---- */
+
+int cypher_delete_elements(struct cypher_batch *b, bool entity, json_t *eids)
+{
+    json_t *params = json_pack("{s:o}", "eids", eids);
+    return params ? cypher_add_raw(b,
+                                   entity ? "UNWIND $eids AS e MATCH (n) WHERE elementId(n) = e"
+                                            " DETACH DELETE n"
+                                          : "UNWIND $eids AS e MATCH ()-[r]->() WHERE elementId(r)"
+                                            " = e DELETE r",
+                                   params)
+                  : -1;
+}
+
+int cypher_create_entity_node(struct cypher_batch *b, const char *type, json_t *map)
+{
+    /* the label travels as a parameter too (dynamic labels, Neo4j 5.26) */
+    json_t *params = json_pack("{s:o, s:s}", "map", map, "type", type);
+    return params ? cypher_add_raw(b, "CREATE (n:Entity) SET n = $map, n:$($type)", params) : -1;
+}
+
+int cypher_rewrite_entity_node(struct cypher_batch *b, const char *eid, const char *type,
+                               json_t *map)
+{
+    json_t *params = json_pack("{s:s, s:o, s:s}", "eid", eid, "map", map, "type", type);
+    return params ? cypher_add_raw(b,
+                                   "MATCH (n) WHERE elementId(n) = $eid"
+                                   " REMOVE n:$([l IN labels(n) WHERE l <> 'Entity'])"
+                                   " SET n = $map, n:$($type)",
+                                   params)
+                  : -1;
+}
+
+int cypher_create_relationship_edge(struct cypher_batch *b, const char *type, const char *source,
+                                    const char *target, json_t *map)
+{
+    BS_ASSERT(model_valid_name(type)); /* it goes into the text */
+    char text[256];
+    snprintf(text, sizeof text,
+             "MATCH (a:Entity {id: $source}) MATCH (b:Entity {id: $target})"
+             " CREATE (a)-[r:`%s`]->(b) SET r = $map",
+             type);
+    json_t *params = json_pack("{s:s, s:s, s:o}", "source", source, "target", target, "map", map);
+    return params ? cypher_add_raw(b, text, params) : -1;
+}
+
+int cypher_adopt_element(struct cypher_batch *b, bool entity, const char *eid, const char *id,
+                         int64_t version, const char *hash)
+{
+    json_t *params = json_pack("{s:s, s:s, s:I, s:s}", "eid", eid, "id", id, "v",
+                               (json_int_t)version, "h", hash);
+    return params ? cypher_add_raw(b,
+                                   entity ? "MATCH (n) WHERE elementId(n) = $eid"
+                                            " SET n.id = $id, n._v = $v, n._h = $h"
+                                          : "MATCH ()-[r]->() WHERE elementId(r) = $eid"
+                                            " SET r.id = $id, r._v = $v, r._h = $h",
+                                   params)
+                  : -1;
+}
+
+/* ---- reads of the protocol's own ---- */
+
+int cypher_add_watermark_count(json_t *statements, const char *store_id)
+{
+    json_t *params = json_pack("{s:s}", "store", store_id);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(
+        statements, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)", params);
+}

@@ -1,7 +1,10 @@
 /*
- * Builds the Cypher of a transaction: every statement text comes from the
- * fixed templates in cypher.c, with labels and relationship types that
- * passed model_valid_name(); every value travels as a parameter.
+ * The Cypher of the gateway. Every statement text is in stores/neo4j/:
+ * here (cypher.c: a transaction's statements, the watermark, schema,
+ * repairs) and in recon.c (reconciliation's reads); scripts/check-layers.sh
+ * fails on Cypher written anywhere else. Texts are fixed templates, with
+ * labels and relationship types that passed model_valid_name() (or, read
+ * back from Neo4j, quoted); every value travels as a parameter.
  *
  * Consecutive operations of one kind and one label share one
  * `UNWIND $rows AS r ...` statement. Each data statement returns
@@ -46,8 +49,8 @@ int cypher_create_relationship(struct cypher_batch *b, const char *type, const c
                                const char *target, json_t *rel);
 int cypher_delete_relationship(struct cypher_batch *b, const char *type, const char *source,
                                const char *id);
-/* A statement of its own (repairs): text built from validated names only;
- * params stolen. Its row count is not checked. */
+/* A statement of its own: text built here (or by a test) from validated
+ * names only; params stolen. Its row count is not checked. */
 int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params);
 /* Closes the last group. After it, b->statements is complete. */
 int cypher_batch_finish(struct cypher_batch *b);
@@ -80,6 +83,29 @@ int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t
 int cypher_join_guard(json_t *statements);
 /* Creates the watermark of store_id at 0 if missing and returns its seq. */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
+
+/* Whether the watermark of store_id exists: one row, its count. */
+int cypher_add_watermark_count(json_t *statements, const char *store_id);
+
+/*
+ * Repairs (stores/reconcile/repair.c): statements of their own (row counts
+ * not checked), by element id where a node may have no id. Each steals the
+ * JSON it is given; -1 when out of memory.
+ */
+/* Deletes the nodes (relationships, unless entity) whose element ids are
+ * in eids, a node with its relationships. */
+int cypher_delete_elements(struct cypher_batch *b, bool entity, json_t *eids);
+/* Creates an entity node of type with the property map (id, _v, _h, ...). */
+int cypher_create_entity_node(struct cypher_batch *b, const char *type, json_t *map);
+/* Node eid gets the type label instead of its others (Entity stays) and the map. */
+int cypher_rewrite_entity_node(struct cypher_batch *b, const char *eid, const char *type,
+                               json_t *map);
+/* A relationship of type (a valid name) from entity source to target, with map. */
+int cypher_create_relationship_edge(struct cypher_batch *b, const char *type, const char *source,
+                                    const char *target, json_t *map);
+/* Node (relationship, unless entity) eid gets the id, _v and _h of its row. */
+int cypher_adopt_element(struct cypher_batch *b, bool entity, const char *eid, const char *id,
+                         int64_t version, const char *hash);
 
 /* Schema statements, each for its own transaction. */
 const char *cypher_entity_constraint(void);

@@ -13,7 +13,7 @@
 
 struct check_ctx {
     struct sql_conn *sql;
-    struct neo4j_client *n4;
+    struct neo4j_client *neo4j;
     bool deep;
     const struct check_hooks *hooks;
 };
@@ -21,7 +21,7 @@ struct check_ctx {
 static int check_confirm(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err)
 {
     struct check_ctx *c = arg;
-    if (recon_confirm(c->sql, c->n4, c->deep, candidates, confirmed, err) != 0)
+    if (recon_confirm(c->sql, c->neo4j, c->deep, candidates, confirmed, err) != 0)
         return -1;
     size_t i;
     json_t *f;
@@ -48,14 +48,14 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
     if (!c.sql)
         return -1;
     struct neo4j_config ncfg = recon_neo4j_config(&cfg->neo4j);
-    c.n4 = neo4j_client_new(&ncfg);
-    if (!c.n4) {
+    c.neo4j = neo4j_client_new(&ncfg);
+    if (!c.neo4j) {
         sql_close(c.sql);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client"), -1;
     }
     struct recon_hooks rh = {check_confirm, check_progress, &c};
-    int rc = recon_scan(c.sql, c.n4, opt, &rh, sum, err);
-    neo4j_client_free(c.n4);
+    int rc = recon_scan(c.sql, c.neo4j, opt, &rh, sum, err);
+    neo4j_client_free(c.neo4j);
     sql_close(c.sql);
     return rc;
 }

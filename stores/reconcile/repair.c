@@ -32,6 +32,7 @@
 #include "stores/model/canon.h"
 #include "stores/reconcile/internal.h"
 #include "stores/reconcile/repair.h"
+#include "stores/sqlite/recon.h"
 
 static int oom(struct bs_error *err)
 {
@@ -44,9 +45,10 @@ static const char *str(const json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static int raw(struct apply_state *st, const char *text, json_t *params, struct bs_error *err)
+/* A repair statement's outcome: -1 (out of memory) as err. */
+static int added(int rc, struct bs_error *err)
 {
-    return params && cypher_add_raw(&st->cypher, text, params) == 0 ? 0 : oom(err);
+    return rc == 0 ? 0 : oom(err);
 }
 
 /* Deletes Neo4j nodes or relationships by element id (all but `keep`). */
@@ -65,10 +67,7 @@ static int delete_elements(struct apply_state *st, bool entity, const json_t *ro
         json_decref(eids);
         return 0;
     }
-    return raw(st,
-               entity ? "UNWIND $eids AS e MATCH (n) WHERE elementId(n) = e DETACH DELETE n"
-                      : "UNWIND $eids AS e MATCH ()-[r]->() WHERE elementId(r) = e DELETE r",
-               json_pack("{s:o}", "eids", eids), err);
+    return added(cypher_delete_elements(&st->cypher, entity, eids), err);
 }
 
 /* The Neo4j rows of a group as an array (also for a single row). */
@@ -157,8 +156,7 @@ static int sqlite_wins_entity(struct bistore *bs, struct apply_state *st, const 
         return oom(err);
     if (json_array_size(ns) == 0) {
         *action = "created";
-        return raw(st, "CREATE (n:Entity) SET n = $map, n:$($type)",
-                   json_pack("{s:o, s:s}", "map", map, "type", type), err);
+        return added(cypher_create_entity_node(&st->cypher, type, map), err);
     }
     /* keep the first node, delete any duplicate, rewrite labels and content */
     json_t *keep = json_array_get(ns, 0);
@@ -168,11 +166,7 @@ static int sqlite_wins_entity(struct bistore *bs, struct apply_state *st, const 
         json_decref(map);
         return -1;
     }
-    return raw(st,
-               "MATCH (n) WHERE elementId(n) = $eid"
-               " REMOVE n:$([l IN labels(n) WHERE l <> 'Entity'])"
-               " SET n = $map, n:$($type)",
-               json_pack("{s:s, s:o, s:s}", "eid", eid, "map", map, "type", type), err);
+    return added(cypher_rewrite_entity_node(&st->cypher, eid, type, map), err);
 }
 
 static int sqlite_wins_relationship(struct bistore *bs, struct apply_state *st, const json_t *group,
@@ -192,20 +186,14 @@ static int sqlite_wins_relationship(struct bistore *bs, struct apply_state *st, 
     const char *type = str(s, "type");
     if (!model_valid_name(type))
         return bs_error_set(err, BS_STORAGE_ERROR, "relationship type '%s' is invalid", type), -1;
-    char text[256];
-    snprintf(text, sizeof text,
-             "MATCH (a:Entity {id: $source}) MATCH (b:Entity {id: $target})"
-             " CREATE (a)-[r:`%s`]->(b) SET r = $map",
-             type);
     json_t *map =
         canon_neo4j_map(str(s, "id"), json_object_get(s, "properties"),
                         json_integer_value(json_object_get(s, "version")), str(s, "hash"));
     if (!map)
         return oom(err);
-    return raw(st, text,
-               json_pack("{s:s, s:s, s:o}", "source", str(s, "source"), "target", str(s, "target"),
-                         "map", map),
-               err);
+    return added(
+        cypher_create_relationship_edge(&st->cypher, type, str(s, "source"), str(s, "target"), map),
+        err);
 }
 
 /* ---- neo4j_wins ---- */
@@ -302,10 +290,9 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
     if (rc == 0)
         rc = delete_elements(st, true, ns, str(keep, "element_id"), err);
     if (rc == 0)
-        rc = raw(st, "MATCH (n) WHERE elementId(n) = $eid SET n.id = $id, n._v = $v, n._h = $h",
-                 json_pack("{s:s, s:s, s:I, s:s}", "eid", str(keep, "element_id"), "id", e.id, "v",
-                           (json_int_t)e.version, "h", e.hash),
-                 err);
+        rc = added(cypher_adopt_element(&st->cypher, true, str(keep, "element_id"), e.id, e.version,
+                                        e.hash),
+                   err);
     *action = had_row ? "updated" : "created";
     sql_entity_clear(&e);
     return rc;
@@ -376,39 +363,15 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
     if (rc == 0)
         rc = delete_elements(st, false, ns, str(keep, "element_id"), err);
     if (rc == 0)
-        rc = raw(st,
-                 "MATCH ()-[r]->() WHERE elementId(r) = $eid SET r.id = $id, r._v = $v, r._h = $h",
-                 json_pack("{s:s, s:s, s:I, s:s}", "eid", str(keep, "element_id"), "id", r.id, "v",
-                           (json_int_t)r.version, "h", r.hash),
-                 err);
+        rc = added(cypher_adopt_element(&st->cypher, false, str(keep, "element_id"), r.id,
+                                        r.version, r.hash),
+                   err);
     *action = had_row ? "updated" : "created";
     sql_relationship_clear(&r);
     return rc;
 }
 
 /* ---- one batch ---- */
-
-static int set_action(struct bistore *bs, int64_t run_n, int64_t n, const char *action,
-                      const char *adopted_id, struct bs_error *err)
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(bs->wconn->db,
-                           "UPDATE bistore_findings SET action = ?3,"
-                           " neo4j = CASE WHEN ?4 IS NULL THEN neo4j"
-                           " ELSE json_set(neo4j, '$.adopted_id', ?4) END"
-                           " WHERE run_n = ?1 AND n = ?2",
-                           -1, &q, NULL) != SQLITE_OK)
-        return bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(bs->wconn->db)), -1;
-    sqlite3_bind_int64(q, 1, run_n);
-    sqlite3_bind_int64(q, 2, n);
-    sqlite3_bind_text(q, 3, action, -1, SQLITE_STATIC);
-    if (adopted_id)
-        sqlite3_bind_text(q, 4, adopted_id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0
-                             : (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: update finding"), -1);
-}
 
 /*
  * Why the policy must not write the winning record of group (the first
@@ -537,8 +500,9 @@ int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, st
                         json_object_set_new(f, "disagreed", json_boolean(still)) != 0))
             rc = oom(err);
         if (rc == 0 && rb->run_n > 0)
-            rc = set_action(bs, rb->run_n, json_integer_value(json_object_get(f, "n")), action,
-                            str(f, "adopted_id"), err);
+            rc = sql_finding_set_action(bs->wconn, rb->run_n,
+                                        json_integer_value(json_object_get(f, "n")), action,
+                                        str(f, "adopted_id"), err);
         if (rc != 0)
             break;
         if (strcmp(action, "none") != 0) {
@@ -564,13 +528,13 @@ int repair_run_batch(struct bistore *bs, void *arg, struct bs_error *err)
         struct apply_state st;
         if (apply_init(&st) != 0)
             return oom(err);
-        int rc = sql_exec(bs->wconn, "BEGIN IMMEDIATE", err);
+        int rc = sql_begin(bs->wconn, err);
         if (rc == 0)
             rc = repair_apply_batch(bs, rb, &st, err);
         if (rc == 0)
-            rc = sql_exec(bs->wconn, "COMMIT", err);
+            rc = sql_commit(bs->wconn, err);
         else
-            sql_exec(bs->wconn, "ROLLBACK", NULL);
+            sql_rollback(bs->wconn);
         rb->repaired = 0;
         apply_free(&st);
         return rc;

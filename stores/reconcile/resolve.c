@@ -191,7 +191,7 @@ static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         goto done;
     }
-    if (sql_exec(bs->wconn, "BEGIN IMMEDIATE", err) != 0)
+    if (sql_begin(bs->wconn, err) != 0)
         goto done;
     began = true;
     findings = intent_objects(bs, in.operations, err);
@@ -218,7 +218,7 @@ static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err
         goto done;
     }
     if (sql_intent_resolve(bs->wconn, c->seq, text, tx_error, err) != 0 ||
-        sql_exec(bs->wconn, "COMMIT", err) != 0)
+        sql_commit(bs->wconn, err) != 0)
         goto done;
     began = false;
     rc = 0;
@@ -229,7 +229,7 @@ static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err
                      recon_repair_name(c->policy));
 done:
     if (began)
-        sql_exec(bs->wconn, "ROLLBACK", NULL);
+        sql_rollback(bs->wconn);
     if (rc != 0) {
         json_decref(c->report);
         c->report = NULL;

@@ -13,7 +13,6 @@
  * so nothing holds SQLite's write lock while the scan waits for Neo4j.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "stores/engine/internal.h"
 #include "stores/reconcile/internal.h"
 #include "stores/reconcile/repair.h"
+#include "stores/sqlite/recon.h"
 
 #define REPAIR_BATCH 100
 
@@ -32,7 +32,7 @@ struct recon_run {
     int64_t n;
     struct recon_options opt;
     struct sql_conn *reader; /* the scan (read-only) */
-    struct neo4j_client *n4;
+    struct neo4j_client *neo4j;
     struct recon_summary sum;
     int64_t next_finding; /* number of the last stored finding (writer thread) */
     _Atomic int64_t scanned, total;
@@ -91,32 +91,7 @@ bool recon_summary_dirty(const struct recon_summary *s)
            s->missing_ids;
 }
 
-/* ---- bookkeeping in SQLite ---- */
-
-static int exec_bound(struct sql_conn *c, const char *sql, const char *fmt, struct bs_error *err,
-                      ...) /* fmt: one char per parameter: s text, i int64, n null */
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(c->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1;
-    va_list ap;
-    va_start(ap, err);
-    for (int i = 0; fmt[i]; i++) {
-        if (fmt[i] == 's') {
-            const char *v = va_arg(ap, const char *);
-            if (v)
-                sqlite3_bind_text(q, i + 1, v, -1, SQLITE_TRANSIENT);
-        } else if (fmt[i] == 'i') {
-            sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
-        }
-    }
-    va_end(ap);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE)
-        return bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1;
-    return 0;
-}
+/* ---- bookkeeping in SQLite, through the writer ---- */
 
 /* The run row at the start (writer thread, writer_call_sqlite). */
 static int insert_run_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
@@ -127,17 +102,11 @@ static int insert_run_in_writer(struct bistore *bs, void *arg, struct bs_error *
     json_t *sum = recon_summary_json(&run->sum);
     char *text = sum ? json_dumps(sum, JSON_COMPACT) : NULL;
     json_decref(sum);
-    int rc =
-        text ? exec_bound(bs->wconn,
-                          "INSERT INTO bistore_reconciliations(id, state, mode, repair,"
-                          " dry_run, started_at, summary) VALUES (?1, 'running', ?2, ?3, ?4,"
-                          " ?5, ?6)",
-                          "sssiss", err, run->id, recon_mode_name(run->opt.mode),
-                          recon_repair_name(run->opt.repair), (int64_t)run->opt.dry_run, now, text)
-             : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
+    int rc = text ? sql_run_insert(bs->wconn, run->id, recon_mode_name(run->opt.mode),
+                                   recon_repair_name(run->opt.repair), run->opt.dry_run, now, text,
+                                   &run->n, err)
+                  : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     free(text);
-    if (rc == 0)
-        run->n = sqlite3_last_insert_rowid(bs->wconn->db);
     return rc;
 }
 
@@ -157,11 +126,8 @@ static int save_run_in_writer(struct bistore *bs, void *arg, struct bs_error *er
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
     bool finished = strcmp(c->state, "running") != 0;
-    int rc = text ? exec_bound(bs->wconn,
-                               "UPDATE bistore_reconciliations SET state = ?1, finished_at = ?2,"
-                               " scanned = ?3, total = ?4, summary = ?5, error = ?6 WHERE n = ?7",
-                               "ssiissi", err, c->state, finished ? now : NULL,
-                               (int64_t)run->scanned, (int64_t)run->total, text, c->error, run->n)
+    int rc = text ? sql_run_update(bs->wconn, run->n, c->state, finished ? now : NULL, run->scanned,
+                                   run->total, text, c->error, err)
                   : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     free(text);
     return rc;
@@ -185,53 +151,10 @@ static int save_run(struct recon_run *run, const char *state, const char *error,
 static int store_findings(struct bistore *bs, struct recon_run *run, json_t *findings,
                           struct bs_error *err)
 {
-    if (json_array_size(findings) == 0)
-        return 0;
-    struct sql_conn *c = bs->wconn;
-    if (sql_exec(c, "BEGIN IMMEDIATE", err) != 0)
+    if (sql_findings_insert(bs->wconn, run->n, run->next_finding, findings, err) != 0)
         return -1;
-    sqlite3_stmt *q = NULL;
-    int rc = 0;
-    if (sqlite3_prepare_v2(c->db,
-                           "INSERT INTO bistore_findings(run_n, n, kind, object, id, sqlite,"
-                           " neo4j, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'none')",
-                           -1, &q, NULL) != SQLITE_OK)
-        rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
-    int64_t n = run->next_finding;
-    size_t i;
-    json_t *f;
-    json_array_foreach (findings, i, f) {
-        if (rc != 0)
-            break;
-        json_t *s = json_object_get(f, "sqlite"), *nj = json_object_get(f, "neo4j");
-        char *st = !s || json_is_null(s) ? NULL : json_dumps(s, JSON_COMPACT);
-        char *nt = !nj || json_is_null(nj) ? NULL : json_dumps(nj, JSON_COMPACT);
-        sqlite3_bind_int64(q, 1, run->n);
-        sqlite3_bind_int64(q, 2, ++n);
-        sqlite3_bind_text(q, 3, json_string_value(json_object_get(f, "kind")), -1,
-                          SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 4, json_string_value(json_object_get(f, "object")), -1,
-                          SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 5, json_string_value(json_object_get(f, "id")), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(q, 6, st, -1, SQLITE_TRANSIENT); /* NULL binds NULL */
-        sqlite3_bind_text(q, 7, nt, -1, SQLITE_TRANSIENT);
-        bool lost = (s && !json_is_null(s) && !st) || (nj && !json_is_null(nj) && !nt);
-        if (lost)
-            rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
-        else if (sqlite3_step(q) != SQLITE_DONE)
-            rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
-        sqlite3_reset(q);
-        sqlite3_clear_bindings(q);
-        free(st);
-        free(nt);
-    }
-    sqlite3_finalize(q);
-    if (rc == 0 && sql_exec(c, "COMMIT", err) == 0) {
-        run->next_finding = n;
-        return 0;
-    }
-    sql_exec(c, "ROLLBACK", NULL);
-    return -1;
+    run->next_finding += (int64_t)json_array_size(findings);
+    return 0;
 }
 
 /* ---- scan hooks ---- */
@@ -275,42 +198,17 @@ static int hook_progress(void *arg, int64_t scanned, int64_t total)
 
 /* ---- repair ---- */
 
-static json_t *finding_row_json(sqlite3_stmt *q)
-{
-    const char *st = (const char *)sqlite3_column_text(q, 4);
-    const char *nt = (const char *)sqlite3_column_text(q, 5);
-    json_t *s = st ? json_loads(st, 0, NULL) : json_null();
-    json_t *n = nt ? json_loads(nt, 0, NULL) : json_null();
-    const char *id = (const char *)sqlite3_column_text(q, 3);
-    return json_pack("{s:I, s:s, s:s, s:s?, s:o, s:o, s:s}", "n",
-                     (json_int_t)sqlite3_column_int64(q, 0), "kind", sqlite3_column_text(q, 1),
-                     "object", sqlite3_column_text(q, 2), "id", id, "sqlite", s ? s : json_null(),
-                     "neo4j", n ? n : json_null(), "action", sqlite3_column_text(q, 6));
-}
-
 static int repair_all(struct recon_run *run, struct bs_error *err)
 {
     int64_t after = 0;
     for (;;) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(run->reader->db,
-                               "SELECT n, kind, object, id, sqlite, neo4j, action FROM"
-                               " bistore_findings WHERE run_n = ?1 AND n > ?2 ORDER BY n LIMIT ?3",
-                               -1, &q, NULL) != SQLITE_OK)
-            return bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s",
-                                sqlite3_errmsg(run->reader->db)),
-                   -1;
-        sqlite3_bind_int64(q, 1, run->n);
-        sqlite3_bind_int64(q, 2, after);
-        sqlite3_bind_int(q, 3, REPAIR_BATCH);
         json_t *batch = json_array();
-        while (batch && sqlite3_step(q) == SQLITE_ROW) {
-            json_t *f = finding_row_json(q);
-            after = sqlite3_column_int64(q, 0);
-            if (f)
-                json_array_append_new(batch, f);
+        bool more;
+        if (!batch || sql_findings_page(run->reader, run->n, NULL, after, REPAIR_BATCH, batch,
+                                        &after, &more, err) != 0) {
+            json_decref(batch);
+            return -1;
         }
-        sqlite3_finalize(q);
         if (json_array_size(batch) == 0) {
             json_decref(batch);
             return 0;
@@ -339,7 +237,7 @@ static void *run_main(void *arg)
     int64_t t0 = time_monotonic_ms();
     log_info("reconciliation %s: %s scan, repair %s%s", run->id, recon_mode_name(run->opt.mode),
              recon_repair_name(run->opt.repair), run->opt.dry_run ? " (dry run)" : "");
-    int rc = recon_scan(run->reader, run->n4, &run->opt, &hooks, &run->sum, &err);
+    int rc = recon_scan(run->reader, run->neo4j, &run->opt, &hooks, &run->sum, &err);
     if (rc == 0 && run->opt.repair != REPAIR_NONE)
         rc = repair_all(run, &err);
     /* Finished for the next start before the stored state says so: a client
@@ -367,7 +265,7 @@ static void run_free(struct recon_run *run)
     if (!run)
         return;
     sql_close(run->reader);
-    neo4j_client_free(run->n4);
+    neo4j_client_free(run->neo4j);
     free(run);
 }
 
@@ -392,11 +290,7 @@ int recon_mark_interrupted(struct sql_conn *c, struct bs_error *err)
 {
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
-    return exec_bound(c,
-                      "UPDATE bistore_reconciliations SET state = 'failed', finished_at = ?1,"
-                      " error = 'interrupted: the gateway stopped during the run'"
-                      " WHERE state = 'running'",
-                      "s", err, now);
+    return sql_run_mark_interrupted(c, now, err);
 }
 
 /*
@@ -468,10 +362,10 @@ int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt,
     ids_uuid7(run->id);
     run->reader = sql_open(bs->sqlite_path, false, err);
     struct neo4j_config ncfg = recon_neo4j_config(&bs->neo4j_cfg);
-    run->n4 = run->reader ? neo4j_client_new(&ncfg) : NULL;
-    if (!run->n4 && err->code == BS_OK)
+    run->neo4j = run->reader ? neo4j_client_new(&ncfg) : NULL;
+    if (!run->neo4j && err->code == BS_OK)
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
-    if (!run->n4 || writer_call_sqlite(bs, insert_run_in_writer, run, err) != 0) {
+    if (!run->neo4j || writer_call_sqlite(bs, insert_run_in_writer, run, err) != 0) {
         run_free(run);
         release_claim(bs);
         return -1;
@@ -529,23 +423,6 @@ int recon_start_validator(struct bistore *bs)
 
 /* ---- reads ---- */
 
-static json_t *run_row_json(sqlite3_stmt *q)
-{
-    const char *sum = (const char *)sqlite3_column_text(q, 10);
-    json_t *summary = sum ? json_loads(sum, 0, NULL) : NULL;
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s?, s:{s:I, s:I}, s:o, s:s?}", "id",
-                     sqlite3_column_text(q, 1), "state", sqlite3_column_text(q, 2), "mode",
-                     sqlite3_column_text(q, 3), "repair", sqlite3_column_text(q, 4), "dry_run",
-                     sqlite3_column_int(q, 5), "started_at", sqlite3_column_text(q, 6),
-                     "finished_at", sqlite3_column_text(q, 7), "progress", "scanned",
-                     (json_int_t)sqlite3_column_int64(q, 8), "total",
-                     (json_int_t)sqlite3_column_int64(q, 9), "summary",
-                     summary ? summary : json_object(), "error", sqlite3_column_text(q, 11));
-}
-
-#define RUN_COLS                                                                                   \
-    "n, id, state, mode, repair, dry_run, started_at, finished_at, scanned, total, summary, error"
-
 /* Live numbers of the running run override the stored ones. */
 static void overlay_live(struct bistore *bs, json_t *run)
 {
@@ -568,26 +445,33 @@ int bistore_reconcile_get(struct bistore *bs, const char *id, json_t **out, stru
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
     if (!c)
         return -1;
-    sqlite3_stmt *q = NULL;
-    int rc = -1;
-    if (sqlite3_prepare_v2(c->db, "SELECT " RUN_COLS " FROM bistore_reconciliations WHERE id = ?1",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
-        int step = sqlite3_step(q);
-        if (step == SQLITE_ROW) {
-            *out = run_row_json(q);
-            rc = *out ? 0 : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
-        } else {
-            rc = step == SQLITE_DONE ? 1 : (bs_error_set(err, BS_STORAGE_ERROR, "SQLite"), -1);
-        }
-    } else {
-        bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db));
-    }
-    sqlite3_finalize(q);
+    enum lookup found = sql_run_get(c, id, out, err);
     sql_pool_put(&bs->readers, c);
-    if (rc == 0)
+    if (found == LOOKUP_FOUND)
         overlay_live(bs, *out);
-    return rc;
+    return found;
+}
+
+/* The row number an `after` cursor holds; -1 (invalid_request) when it is not ours. */
+static int decode_row_cursor(const char *after, int64_t *n, struct bs_error *err)
+{
+    char key[32];
+    char *end;
+    if (cursor_decode(after, key, sizeof key) != 0 || (*n = strtoll(key, &end, 10)) < 0 || *end) {
+        bs_error_field(err, "after");
+        return bs_error_set(err, BS_INVALID_REQUEST, "'after' is not a cursor of ours"), -1;
+    }
+    return 0;
+}
+
+/* The cursor of the page after row number last, when more follow. */
+static char *row_cursor(int64_t last, bool more)
+{
+    if (!more)
+        return NULL;
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)last);
+    return cursor_encode(num);
 }
 
 /* Newest first; the cursor is the run's row number. */
@@ -596,47 +480,21 @@ int bistore_reconcile_list(struct bistore *bs, const char *after, int limit, jso
 {
     *next = NULL;
     *items = json_array();
-    int64_t before = INT64_MAX;
-    if (after) {
-        char key[32];
-        char *end;
-        if (cursor_decode(after, key, sizeof key) != 0 || (before = strtoll(key, &end, 10)) < 0 ||
-            *end) {
-            bs_error_field(err, "after");
-            return bs_error_set(err, BS_INVALID_REQUEST, "'after' is not a cursor of ours"), -1;
-        }
-    }
+    int64_t before = INT64_MAX, last = 0;
+    bool more = false;
+    if (after && decode_row_cursor(after, &before, err) != 0)
+        return -1;
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
     if (!c)
         return -1;
-    sqlite3_stmt *q = NULL;
-    int rc = 0;
-    int64_t last = 0;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT " RUN_COLS " FROM bistore_reconciliations WHERE n < ?1"
-                           " ORDER BY n DESC LIMIT ?2",
-                           -1, &q, NULL) != SQLITE_OK) {
-        rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
-    } else {
-        sqlite3_bind_int64(q, 1, before);
-        sqlite3_bind_int(q, 2, limit + 1);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            if (json_array_size(*items) == (size_t)limit) {
-                char num[32];
-                snprintf(num, sizeof num, "%lld", (long long)last);
-                *next = cursor_encode(num);
-                break;
-            }
-            json_t *run = run_row_json(q);
-            last = sqlite3_column_int64(q, 0);
-            if (run) {
-                overlay_live(bs, run);
-                json_array_append_new(*items, run);
-            }
-        }
-    }
-    sqlite3_finalize(q);
+    int rc = sql_run_list(c, before, limit, *items, &last, &more, err);
     sql_pool_put(&bs->readers, c);
+    size_t i;
+    json_t *run;
+    json_array_foreach (*items, i, run)
+        overlay_live(bs, run);
+    if (rc == 0)
+        *next = row_cursor(last, more);
     return rc;
 }
 
@@ -646,60 +504,22 @@ int bistore_findings_list(struct bistore *bs, const char *run_id, const char *ki
 {
     *next = NULL;
     *items = json_array();
-    int64_t from = 0;
-    if (after) {
-        char key[32];
-        char *end;
-        if (cursor_decode(after, key, sizeof key) != 0 || (from = strtoll(key, &end, 10)) < 0 ||
-            *end) {
-            bs_error_field(err, "after");
-            return bs_error_set(err, BS_INVALID_REQUEST, "'after' is not a cursor of ours"), -1;
-        }
-    }
+    int64_t from = 0, run_n = 0, last = 0;
+    bool more = false;
+    if (after && decode_row_cursor(after, &from, err) != 0)
+        return -1;
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
     if (!c)
         return -1;
-    sqlite3_stmt *q = NULL;
-    int rc = 1;
-    int64_t run_n = -1, last = 0;
-    if (sqlite3_prepare_v2(c->db, "SELECT n FROM bistore_reconciliations WHERE id = ?1", -1, &q,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, run_id, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            run_n = sqlite3_column_int64(q, 0);
-    }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (run_n >= 0 &&
-        sqlite3_prepare_v2(c->db,
-                           "SELECT n, kind, object, id, sqlite, neo4j, action FROM bistore_findings"
-                           " WHERE run_n = ?1 AND n > ?2 AND (?3 IS NULL OR kind = ?3)"
-                           " ORDER BY n LIMIT ?4",
-                           -1, &q, NULL) == SQLITE_OK) {
-        rc = 0;
-        sqlite3_bind_int64(q, 1, run_n);
-        sqlite3_bind_int64(q, 2, from);
-        if (kind)
-            sqlite3_bind_text(q, 3, kind, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(q, 4, limit + 1);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            if (json_array_size(*items) == (size_t)limit) {
-                char num[32];
-                snprintf(num, sizeof num, "%lld", (long long)last);
-                *next = cursor_encode(num);
-                break;
-            }
-            json_t *f = finding_row_json(q);
-            last = sqlite3_column_int64(q, 0);
-            if (f) {
-                json_object_del(f, "n");
-                json_array_append_new(*items, f);
-            }
-        }
-    } else if (run_n >= 0) {
-        rc = (bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s", sqlite3_errmsg(c->db)), -1);
-    }
-    sqlite3_finalize(q);
+    int rc = sql_run_n(c, run_id, &run_n, err);
+    if (rc == LOOKUP_FOUND)
+        rc = sql_findings_page(c, run_n, kind, from, limit, *items, &last, &more, err);
     sql_pool_put(&bs->readers, c);
+    size_t i;
+    json_t *f;
+    json_array_foreach (*items, i, f)
+        json_object_del(f, "n");
+    if (rc == 0)
+        *next = row_cursor(last, more);
     return rc;
 }

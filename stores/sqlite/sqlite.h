@@ -1,20 +1,26 @@
 /*
- * The SQLite side: schema, prepared statements and row operations.
+ * The SQLite side: schema, connections, transactions and row operations.
+ *
+ * Every SQL text of the gateway is in stores/sqlite/ (conn.c: schema and
+ * transactions; rows.c: entities and relationships; logs.c: intents, audit,
+ * idempotency, meta; recon.c: reconciliation's bookkeeping and reads), and
+ * every value travels as a bound parameter; scripts/check-layers.sh fails
+ * on SQL written anywhere else. Callers name what they want done, never how.
  *
  * A `struct sql_conn` is one connection with its cached prepared statements,
  * used by one thread at a time. The writer thread owns the only connection
  * that writes; readers take connections from a pool (WAL lets them read
  * beside the writer). Nothing here knows HTTP or Neo4j.
  *
- * Functions return 0 on success, 1 for "no such row" where that applies,
- * and -1 on an SQLite error (logged; err filled with storage_error).
+ * Functions return 0 on success (LOOKUP_FOUND where a row may be missing,
+ * LOOKUP_MISSING when it is), and -1 (LOOKUP_FAILED) on an SQLite error
+ * (logged; err filled with storage_error, or storage_full for a full disk).
  */
 #ifndef BISTORE_SQLITE_H
 #define BISTORE_SQLITE_H
 
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,42 +30,7 @@
 #include "stores/model/canon.h"
 #include "stores/model/model.h"
 
-enum sql_stmt_id {
-    Q_ENTITY_GET,
-    Q_ENTITY_EXISTS,
-    Q_ENTITY_INSERT,
-    Q_ENTITY_UPDATE,
-    Q_ENTITY_DELETE,
-    Q_ENTITY_LIST,
-    Q_ENTITY_LIST_TYPE,
-    Q_RELS_OF_ENTITY,
-    Q_REL_GET,
-    Q_REL_EXISTS,
-    Q_REL_INSERT,
-    Q_REL_DELETE,
-    Q_INTENT_INSERT,
-    Q_INTENT_MARK_APPLIED,
-    Q_INTENT_PENDING,
-    Q_INTENT_MAX_SEQ,
-    Q_INTENT_PENDING_COUNT,
-    Q_INTENT_GET_PENDING,
-    Q_INTENT_SET_REFUSED,
-    Q_INTENT_RESOLVE,
-    Q_TX_SET_ERROR_OF_SEQ,
-    Q_TX_INSERT,
-    Q_TX_GET,
-    Q_TX_LIST,
-    Q_IDEM_GET,
-    Q_IDEM_INSERT,
-    Q_META_GET,
-    Q_META_SET,
-    Q_COUNT
-};
-
-struct sql_conn {
-    sqlite3 *db;
-    sqlite3_stmt *stmts[Q_COUNT];
-};
+struct sql_conn;
 
 /* A pool of read-only connections (bounded; callers wait when all are out). */
 struct sql_pool {
@@ -103,9 +74,15 @@ struct sql_conn *sql_pool_get(struct sql_pool *p, struct bs_error *err);
 void sql_pool_put(struct sql_pool *p, struct sql_conn *c);
 void sql_pool_destroy(struct sql_pool *p);
 
-/* Plain statements without results (BEGIN IMMEDIATE, COMMIT, ROLLBACK...).
- * A full disk fails with storage_full, any other error storage_error. */
-int sql_exec(struct sql_conn *c, const char *sql, struct bs_error *err);
+/* BEGIN IMMEDIATE: a transaction holding SQLite's write lock. */
+int sql_begin(struct sql_conn *c, struct bs_error *err);
+/* Rolls back the open transaction (logged when there is none). */
+void sql_rollback(struct sql_conn *c);
+/* A SAVEPOINT inside the open transaction (one group member's rows), its
+ * release, and its rollback (which releases it too). */
+int sql_savepoint(struct sql_conn *c, struct bs_error *err);
+int sql_savepoint_release(struct sql_conn *c, struct bs_error *err);
+void sql_savepoint_rollback(struct sql_conn *c);
 /* True while c is inside a transaction. SQLite may roll a whole
  * transaction back by itself after SQLITE_FULL, SQLITE_IOERR or
  * SQLITE_NOMEM; a caller that goes on after such an error asks this. */
@@ -122,10 +99,10 @@ int sql_commit(struct sql_conn *c, struct bs_error *err);
 
 void sql_entity_clear(struct sql_entity *e);
 void sql_relationship_clear(struct sql_relationship *r);
-int sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
-                   struct bs_error *err);
-/* 0 when entity id exists, 1 when not (no row is read or parsed). */
-int sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err);
+enum lookup sql_entity_get(struct sql_conn *c, const char *id, struct sql_entity *out,
+                           struct bs_error *err);
+/* Whether entity id exists (no row is read or parsed). */
+enum lookup sql_entity_exists(struct sql_conn *c, const char *id, struct bs_error *err);
 int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 /*
  * Inserts a new entity whose properties are already in canonical JSON
@@ -141,12 +118,12 @@ int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
 int sql_relationships_of(struct sql_conn *c, const char *id,
                          int (*fn)(const struct sql_relationship *r, void *arg), void *arg,
                          struct bs_error *err);
-int sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relationship *out,
-                         struct bs_error *err);
+enum lookup sql_relationship_get(struct sql_conn *c, const char *id, struct sql_relationship *out,
+                                 struct bs_error *err);
 int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r,
                             struct bs_error *err);
-/* 0 when relationship id exists, 1 when not (no row is read or parsed). */
-int sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err);
+/* Whether relationship id exists (no row is read or parsed). */
+enum lookup sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err);
 /*
  * Inserts a new relationship whose properties are already in canonical
  * JSON (properties_text). 1 when a constraint refused the row: the id is
@@ -174,12 +151,10 @@ int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const 
  */
 int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
-int sql_intent_pending_count(struct sql_conn *c, int64_t *count, int64_t *oldest_seq,
-                             struct bs_error *err);
 /* Pending intents with seq > after, in order, at most limit: calls fn for each. */
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
-                       int (*fn)(int64_t seq, const char *tx_id, const char *statements, void *arg),
-                       void *arg, struct bs_error *err);
+                       int (*fn)(int64_t seq, const char *statements, void *arg), void *arg,
+                       struct bs_error *err);
 
 /* A pending intent, for a replay Neo4j refused (sql_intent_get_pending). */
 struct sql_intent {
@@ -188,9 +163,9 @@ struct sql_intent {
     json_t *operations; /* its transaction's [{"op","id",...}], or NULL */
     json_t *refused;    /* Neo4j's refusal {"code","message"}, or NULL */
 };
-/* Intent seq if it is pending (1 otherwise); sql_intent_clear() it. */
-int sql_intent_get_pending(struct sql_conn *c, int64_t seq, struct sql_intent *out,
-                           struct bs_error *err);
+/* Intent seq, if it is pending; sql_intent_clear() it. */
+enum lookup sql_intent_get_pending(struct sql_conn *c, int64_t seq, struct sql_intent *out,
+                                   struct bs_error *err);
 void sql_intent_clear(struct sql_intent *in);
 /* Records (JSON text) or clears (NULL) Neo4j's refusal of pending intent seq. */
 int sql_intent_set_refused(struct sql_conn *c, int64_t seq, const char *refused,
@@ -207,20 +182,22 @@ int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char
                   const char *created_at, const char *operations, const char *error,
                   const char *provenance, struct bs_error *err);
 /* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
-int sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
+enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
 /* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
 int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
                 int64_t *last, bool *more, struct bs_error *err);
 
-/* Idempotency: 1 when the key is unknown in scope. */
-int sql_idem_get(struct sql_conn *c, const char *key, const char *scope, char body_hash[17],
-                 json_t **result, char tx_id[UUID_STR_LEN], struct bs_error *err);
+/* Idempotency: the body hash, stored result and transaction of key in scope. */
+enum lookup sql_idem_get(struct sql_conn *c, const char *key, const char *scope,
+                         char body_hash[HASH_STR_LEN], json_t **result, char tx_id[UUID_STR_LEN],
+                         struct bs_error *err);
 int sql_idem_insert(struct sql_conn *c, const char *key, const char *scope, const char *body_hash,
                     const char *result, const char *tx_id, const char *created_at,
                     struct bs_error *err);
 
-/* Gateway bookkeeping (store id...). 1 when the key is unset. */
-int sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap, struct bs_error *err);
+/* Gateway bookkeeping (store id...). */
+enum lookup sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t cap,
+                         struct bs_error *err);
 int sql_meta_set(struct sql_conn *c, const char *key, const char *value, struct bs_error *err);
 
 #endif

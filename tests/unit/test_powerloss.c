@@ -41,7 +41,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
-#include "stores/sqlite/sqlite.h"
+#include "stores/sqlite/internal.h" /* the raw handle, for reading back */
 #include "stores/sqlite/testvfs.h"
 
 #define TXNS 24
@@ -106,7 +106,7 @@ static bool commit_one(struct sql_conn *c, int t)
 {
     struct bs_error err;
     bs_error_clear(&err);
-    if (sql_exec(c, "BEGIN IMMEDIATE", &err) != 0)
+    if (sql_begin(c, &err) != 0)
         return false;
     char pad[400];
     memset(pad, 'a' + t % 26, sizeof pad);
@@ -140,11 +140,11 @@ static bool commit_one(struct sql_conn *c, int t)
              "[{\"statement\":\"UNWIND $rows AS r CREATE (n)\",\"pad\":\"%s\"}]", pad);
     ok = ok && sql_intent_insert(c, t, tx_id, stmts, AT, &err) == 0 &&
          sql_tx_insert(c, tx_id, t, "committed", AT, "[]", NULL, NULL, &err) == 0;
-    if (!ok || sql_exec(c, "COMMIT", &err) != 0) {
-        sql_exec(c, "ROLLBACK", NULL);
+    if (!ok) {
+        sql_rollback(c);
         return false;
     }
-    return true;
+    return sql_commit(c, &err) == 0; /* rolled back when it fails */
 }
 
 /* Counts rows with a prefixed text key: SELECT count(*) FROM <sql> = ?1. */

@@ -1,5 +1,5 @@
 /*
- * sql_entity_create / sql_relationship_create (stores/sqlite.h): the
+ * sql_entity_create / sql_relationship_create (stores/sqlite/sqlite.h): the
  * insert is the existence check, so a taken id and a missing endpoint
  * must come back as 1 (refused), and the row must be as stored by the
  * plain inserts. Each test opens its own database in a fresh directory.
@@ -100,12 +100,13 @@ Test(sqlite_create, relationship_refusals)
     cr_expect_eq(sql_relationship_exists(conn, "r2", &err), 1, "nothing left behind");
     cr_expect_eq(sql_relationship_exists(conn, "r3", &err), 1, "nothing left behind");
     /* An endpoint deleted earlier (in the same transaction) no longer counts. */
-    cr_assert_eq(sql_exec(conn, "BEGIN", &err), 0);
+    cr_assert_eq(sql_begin(conn, &err), 0);
     cr_assert_eq(sql_relationship_delete(conn, "r1", &err), 0);
     cr_assert_eq(sql_entity_delete(conn, "b", &err), 0);
     struct sql_relationship to_deleted = relationship("r4", "a", "b");
     cr_expect_eq(sql_relationship_create(conn, &to_deleted, "{}", &err), 1);
-    cr_assert_eq(sql_exec(conn, "ROLLBACK", &err), 0);
+    sql_rollback(conn);
+    cr_assert(!sql_in_transaction(conn));
     struct sql_relationship got;
     cr_assert_eq(sql_relationship_get(conn, "r1", &got, &err), 0);
     cr_expect_str_eq(got.source, "a");
