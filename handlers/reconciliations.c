@@ -7,7 +7,6 @@
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
-#include "stores/reconcile/reconcile.h"
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000

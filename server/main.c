@@ -15,9 +15,6 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "stores/bistore.h"
-#include "stores/reconcile/check.h"
-#include "stores/reconcile/reconcile.h"
-#include "stores/reconcile/resolve.h"
 
 static void set_log_level(const struct config *cfg)
 {

@@ -1,11 +1,18 @@
 /*
- * bistore: the two stores as one. The public face of stores/ for the
- * handlers and main: open/close, submitting write transactions to the
- * single writer, readiness, and reads.
+ * bistore: the two stores as one. The facade of stores/ for the handlers
+ * and main, and the only header of stores/ they include: the gateway's
+ * lifecycle (open, start, close), submitting write transactions, readiness,
+ * reads, verify, reconciliation, check and resolve. Its implementation
+ * (bistore.c, reads.c, verify.c) wires the layers below:
  *
- * Writes go through one writer thread (stores/writer.c) that runs the
- * commit protocol of DESIGN.md section 4 (stores/commit.c). Reads go
- * straight to SQLite through a pool of read-only connections.
+ *   stores/reconcile/  scan, classify, re-read, runs, repair, check, resolve
+ *   stores/engine/     the writer, the commit protocol, replay, readiness
+ *   stores/sqlite/     all SQL          stores/neo4j/  all Cypher
+ *   stores/model/      the data model, canonical records and hashes
+ *
+ * Writes go through one writer thread (stores/engine/writer.c) that runs
+ * the commit protocol of DESIGN.md section 4 (stores/engine/commit.c).
+ * Reads go straight to SQLite through a pool of read-only connections.
  */
 #ifndef BISTORE_BISTORE_H
 #define BISTORE_BISTORE_H
@@ -18,6 +25,7 @@
 #include "common/result.h"
 #include "stores/model/model.h"
 #include "stores/neo4j/neo4j.h"
+#include "stores/reconcile/reconcile.h"
 
 struct bistore_config {
     const char *sqlite_path;
@@ -25,23 +33,6 @@ struct bistore_config {
     size_t max_queue; /* write transactions waiting at most; more: 503 */
     size_t read_connections;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
-};
-
-/*
- * The outcome of a submitted transaction. On success `result` is
- *   {"tx_id", "results": [{"op","id","version"?}...], "records": [entity or
- *    relationship JSON, or null for deletes]}
- * ("records" is empty for a txn with results_only and no Idempotency-Key).
- * result is owned by the caller (json_decref it): the writer keeps no part
- * of it, so the caller may change it (values shared with txn's ops are the
- * caller's already). neo4j_applied tells whether Neo4j has it yet, and
- * replayed is true when an Idempotency-Key returned a stored result.
- */
-struct bistore_outcome {
-    json_t *result;
-    bool neo4j_applied;
-    bool replayed;
-    struct bs_error err;
 };
 
 struct bistore;
@@ -64,31 +55,43 @@ void bistore_outcome_clear(struct bistore_outcome *out);
  * otherwise false with the reason. */
 bool bistore_ready(struct bistore *bs, char *reason, size_t cap);
 
-/* Reads: 0 found (*out owned by the caller), 1 not found, -1 error (err). */
-int bistore_get_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
-int bistore_get_relationship(struct bistore *bs, const char *id, json_t **out,
-                             struct bs_error *err);
-int bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
-                            struct bs_error *err);
+/* Reads by id: *out owned by the caller when found. */
+enum lookup bistore_get_entity(struct bistore *bs, const char *id, json_t **out,
+                               struct bs_error *err);
+enum lookup bistore_get_relationship(struct bistore *bs, const char *id, json_t **out,
+                                     struct bs_error *err);
+enum lookup bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
+                                    struct bs_error *err);
 /* The entity with "consistency": {"status": "consistent" | "mismatch" |
  * "missing_in_neo4j", "details": [{"field", "sqlite", "neo4j"}...]},
  * comparing its SQLite row with Neo4j's node. 503 when Neo4j is away. */
-int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
-/* Reconciliation (stores/reconcile.h): starts a run in the background
- * (409 reconciliation_running when one runs); id gets its id. */
-struct recon_options;
+enum lookup bistore_verify_entity(struct bistore *bs, const char *id, json_t **out,
+                                  struct bs_error *err);
+
+/* Reconciliation (stores/reconcile/reconcile.h has the forms): starts a run
+ * in the background (409 reconciliation_running when one runs); id gets
+ * its id. */
 int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
                             struct bs_error *err);
-/* {"id","state","mode","repair","dry_run","started_at","finished_at",
- *  "progress": {"scanned","total"}, "summary": {...}, "error"} */
-int bistore_reconcile_get(struct bistore *bs, const char *id, json_t **out, struct bs_error *err);
+enum lookup bistore_reconcile_get(struct bistore *bs, const char *id, json_t **out,
+                                  struct bs_error *err);
 /* Newest first. */
 int bistore_reconcile_list(struct bistore *bs, const char *after, int limit, json_t **items,
                            char **next, struct bs_error *err);
-/* 1 when the run does not exist. kind may be NULL. */
-int bistore_findings_list(struct bistore *bs, const char *run_id, const char *kind,
-                          const char *after, int limit, json_t **items, char **next,
-                          struct bs_error *err);
+/* kind may be NULL. */
+enum lookup bistore_findings_list(struct bistore *bs, const char *run_id, const char *kind,
+                                  const char *after, int limit, json_t **items, char **next,
+                                  struct bs_error *err);
+
+/* `bistore check`: scans both stores read-only, without a gateway. */
+int bistore_check(const struct bistore_config *cfg, const struct recon_options *opt,
+                  const struct check_hooks *hooks, struct recon_summary *sum, struct bs_error *err);
+
+/* `bistore resolve` (stores/reconcile/reconcile.h: recon_resolve_intent). */
+int bistore_resolve_intent(struct bistore *bs, int64_t seq, enum recon_repair policy, bool dry_run,
+                           json_t **report, struct bs_error *err);
+/* The intent Neo4j refuses: {"seq","tx_id","operations","refused"}. */
+enum lookup bistore_refused_intent(struct bistore *bs, json_t **out, struct bs_error *err);
 
 /* Lists: items appended to *items (a new array); *next the cursor of the
  * next page or NULL (free() it). */

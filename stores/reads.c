@@ -7,53 +7,63 @@
 #include <string.h>
 
 #include "common/cursor.h"
-#include "stores/engine/internal.h"
+#include "stores/bistore_internal.h"
 
-int bistore_get_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
+/* A record by id in its public JSON form, from connection c. */
+typedef enum lookup (*record_getter)(struct sql_conn *c, const char *id, json_t **out,
+                                     struct bs_error *err);
+
+static enum lookup entity_json_by_id(struct sql_conn *c, const char *id, json_t **out,
+                                     struct bs_error *err)
+{
+    struct sql_entity row;
+    enum lookup found = sql_entity_get(c, id, &row, err);
+    if (found == LOOKUP_FOUND && !(*out = sql_entity_json(&row)))
+        found = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), LOOKUP_FAILED);
+    sql_entity_clear(&row);
+    return found;
+}
+
+static enum lookup relationship_json_by_id(struct sql_conn *c, const char *id, json_t **out,
+                                           struct bs_error *err)
+{
+    struct sql_relationship row;
+    enum lookup found = sql_relationship_get(c, id, &row, err);
+    if (found == LOOKUP_FOUND && !(*out = sql_relationship_json(&row)))
+        found = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), LOOKUP_FAILED);
+    sql_relationship_clear(&row);
+    return found;
+}
+
+/* The one read by id: a connection of the pool, the getter, the connection back. */
+static enum lookup read_by_id(struct bistore *bs, record_getter get, const char *id, json_t **out,
+                              struct bs_error *err)
 {
     *out = NULL;
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
     if (!c)
-        return -1;
-    struct sql_entity e;
-    int rc = sql_entity_get(c, id, &e, err);
-    if (rc == 0) {
-        *out = sql_entity_json(&e);
-        if (!*out)
-            rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
-    }
-    sql_entity_clear(&e);
+        return LOOKUP_FAILED;
+    enum lookup found = get(c, id, out, err);
     sql_pool_put(&bs->readers, c);
-    return rc;
+    return found;
 }
 
-int bistore_get_relationship(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
+enum lookup bistore_get_entity(struct bistore *bs, const char *id, json_t **out,
+                               struct bs_error *err)
 {
-    *out = NULL;
-    struct sql_conn *c = sql_pool_get(&bs->readers, err);
-    if (!c)
-        return -1;
-    struct sql_relationship r;
-    int rc = sql_relationship_get(c, id, &r, err);
-    if (rc == 0) {
-        *out = sql_relationship_json(&r);
-        if (!*out)
-            rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
-    }
-    sql_relationship_clear(&r);
-    sql_pool_put(&bs->readers, c);
-    return rc;
+    return read_by_id(bs, entity_json_by_id, id, out, err);
 }
 
-int bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
-                            struct bs_error *err)
+enum lookup bistore_get_relationship(struct bistore *bs, const char *id, json_t **out,
+                                     struct bs_error *err)
 {
-    struct sql_conn *c = sql_pool_get(&bs->readers, err);
-    if (!c)
-        return -1;
-    int rc = sql_tx_get(c, tx_id, out, err);
-    sql_pool_put(&bs->readers, c);
-    return rc;
+    return read_by_id(bs, relationship_json_by_id, id, out, err);
+}
+
+enum lookup bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
+                                    struct bs_error *err)
+{
+    return read_by_id(bs, sql_tx_get, tx_id, out, err);
 }
 
 /* Decodes an `after` cursor into key; -1 (invalid_request) when it is not ours. */
@@ -131,23 +141,23 @@ int bistore_list_transactions(struct bistore *bs, const char *state, const char 
     return rc;
 }
 
-/* Neo4j clients for reader threads (verify, readiness): the writer keeps its
- * own, so a read never waits behind a write. */
-struct neo4j_client *read_client_get(struct bistore *bs)
+enum lookup bistore_refused_intent(struct bistore *bs, json_t **out, struct bs_error *err)
 {
-    pthread_mutex_lock(&bs->lock);
-    struct neo4j_client *c = bs->n_read_clients ? bs->read_clients[--bs->n_read_clients] : NULL;
-    pthread_mutex_unlock(&bs->lock);
-    return c ? c : neo4j_client_new(&bs->neo4j_cfg);
-}
-
-void read_client_put(struct bistore *bs, struct neo4j_client *c)
-{
-    pthread_mutex_lock(&bs->lock);
-    if (bs->n_read_clients < READ_CLIENTS_MAX) {
-        bs->read_clients[bs->n_read_clients++] = c;
-        c = NULL;
-    }
-    pthread_mutex_unlock(&bs->lock);
-    neo4j_client_free(c);
+    *out = NULL;
+    int64_t seq = readiness_stuck_seq(bs->engine);
+    if (!seq)
+        return LOOKUP_MISSING;
+    struct sql_conn *c = sql_pool_get(&bs->readers, err);
+    if (!c)
+        return LOOKUP_FAILED;
+    struct sql_intent in;
+    enum lookup found = sql_intent_get_pending(c, seq, &in, err);
+    sql_pool_put(&bs->readers, c);
+    if (found != LOOKUP_FOUND)
+        return found;
+    *out = json_pack("{s:I, s:s, s:O?, s:O?}", "seq", (json_int_t)seq, "tx_id", in.tx_id,
+                     "operations", in.operations, "refused", in.refused);
+    sql_intent_clear(&in);
+    return *out ? LOOKUP_FOUND
+                : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), LOOKUP_FAILED);
 }

@@ -2,14 +2,14 @@
  * GET /v1/entities/{id}?verify=true: compares one entity's SQLite row with
  * the node Neo4j holds (labels, mirrored properties, _v, _h) and recomputes
  * both hashes, so an edit on either side shows as a mismatch.
- * Reader threads borrow Neo4j clients from the read pool (reads.c), so a
- * verify never waits behind a write.
+ * Reader threads borrow Neo4j clients from the facade's pool, so a verify
+ * never waits behind a write.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "stores/engine/internal.h"
+#include "stores/bistore_internal.h"
 #include "stores/model/canon.h"
 #include "stores/neo4j/recon.h"
 
@@ -78,7 +78,8 @@ static int compare_node(const json_t *entity, json_t *labels, json_t *props, jso
     return rc;
 }
 
-int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, struct bs_error *err)
+enum lookup bistore_verify_entity(struct bistore *bs, const char *id, json_t **out,
+                                  struct bs_error *err)
 {
     *out = NULL;
     struct sql_conn *c = sql_pool_get(&bs->readers, err);
@@ -112,7 +113,7 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         json_decref(got);
     }
 
-    struct neo4j_client *neo4j = read_client_get(bs);
+    struct neo4j_client *neo4j = neo4j_pool_get(&bs->read_clients);
     struct neo4j_result r = {0};
     json_t *nodes = NULL;
     rc = -1;
@@ -144,8 +145,7 @@ int bistore_verify_entity(struct bistore *bs, const char *id, json_t **out, stru
         entity = NULL;
         rc = 0;
     }
-    if (neo4j)
-        read_client_put(bs, neo4j);
+    neo4j_pool_put(&bs->read_clients, neo4j);
     neo4j_result_clear(&r);
     json_decref(nodes);
     json_decref(details);

@@ -8,9 +8,6 @@
 #include "common/log.h"
 #include "stores/sqlite/testvfs.h"
 
-static const char *const point_names[FAULT_POINT_COUNT] = {
-    "after_begin", "after_neo4j_statements", "after_sqlite_commit", "after_neo4j_commit"};
-
 static int armed_point = -1;
 static long remaining;
 
@@ -20,8 +17,9 @@ void fault_init(void)
     if (!spec || !spec[0])
         return;
     for (int i = 0; i < FAULT_POINT_COUNT; i++) {
-        size_t n = strlen(point_names[i]);
-        if (strncmp(spec, point_names[i], n) != 0 || (spec[n] != '\0' && spec[n] != ':'))
+        size_t n = strlen(fault_point_name((enum fault_point)i));
+        if (strncmp(spec, fault_point_name((enum fault_point)i), n) != 0 ||
+            (spec[n] != '\0' && spec[n] != ':'))
             continue;
         long count = 1;
         if (spec[n] == ':') {
@@ -34,25 +32,21 @@ void fault_init(void)
         }
         armed_point = i;
         remaining = count;
-        log_warn("fault hook armed: SIGKILL at %s number %ld (test only)", point_names[i], count);
+        log_warn("fault hook armed: SIGKILL at %s number %ld (test only)",
+                 fault_point_name((enum fault_point)i), count);
         return;
     }
     log_error("BISTORE_FAULT=%s: unknown fault point", spec);
     exit(2);
 }
 
-const char *fault_point_name(enum fault_point point)
-{
-    return point_names[point];
-}
-
 void fault_hit(enum fault_point point)
 {
-    testvfs_hit(point_names[point]); /* an SQLite fault armed after this point */
+    testvfs_hit(fault_point_name(point)); /* an SQLite fault armed after this point */
     if ((int)point != armed_point)
         return;
     if (--remaining > 0)
         return;
-    log_warn("fault hook: SIGKILL at %s", point_names[point]);
+    log_warn("fault hook: SIGKILL at %s", fault_point_name(point));
     kill(getpid(), SIGKILL);
 }

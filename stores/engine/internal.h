@@ -1,26 +1,27 @@
 /*
- * The inside of struct bistore, shared by the files of stores/ that make
- * it up (writer.c, commit.c, apply.c, orphans.c, reads.c). Not for
- * handlers.
+ * Inside the engine (stores/engine/): struct engine, shared by its files,
+ * and what they call of each other. Not for the layers above, which use
+ * stores/engine/engine.h.
  */
-#ifndef BISTORE_INTERNAL_H
-#define BISTORE_INTERNAL_H
+#ifndef BISTORE_ENGINE_INTERNAL_H
+#define BISTORE_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/buf.h"
-#include "stores/bistore.h"
+#include "common/log.h"
+#include "stores/engine/apply.h"
+#include "stores/engine/engine.h"
 #include "stores/engine/spare.h"
-#include "stores/neo4j/cypher.h"
-#include "stores/neo4j/neo4j.h"
-#include "stores/sqlite/sqlite.h"
 
 #define ORPHANS_MAX 64
 #define REASON_MAX 1024
 #define REL_TYPES_MAX 4096
-#define READ_CLIENTS_MAX 8
+
+/* A transaction of this many operations or more is committed alone and
+ * pipelined (pipeline.c). */
+#define PIPELINE_MIN_OPS 1000
 
 /*
  * The Neo4j transactions this gateway opened and has not seen finish, kept
@@ -35,12 +36,12 @@ struct orphan_log {
     char paths[ORPHANS_MAX][NEO4J_TX_PATH_MAX];
 };
 
-/* A client transaction (or a function) waiting for the writer. */
+/* A client transaction (or a function of a layer above) waiting for the writer. */
 struct write_job {
     struct bs_txn *txn;
-    int (*fn)(struct bistore *bs, void *arg, struct bs_error *err); /* instead of txn */
+    writer_job fn; /* instead of txn */
     void *fn_arg;
-    bool sqlite_only; /* fn: bookkeeping on wconn only (writer_call_sqlite) */
+    bool sqlite_only; /* fn: bookkeeping on the write connection only (writer_call_sqlite) */
     bool while_stuck; /* fn runs even while an intent is refused (a resolution) */
     const char *rid;
     struct bistore_outcome *out;
@@ -49,136 +50,126 @@ struct write_job {
     struct write_job *next;
 };
 
-struct bistore {
-    char *sqlite_path;
-    char *neo4j_url, *neo4j_database, *neo4j_user, *neo4j_password;
+struct engine {
+    /* Configuration, borrowed (engine_config). */
+    const char *sqlite_path;
     struct neo4j_config neo4j_cfg;
     size_t max_queue;
-    struct sql_pool readers;
+    struct neo4j_pool *readiness_pool;
     char store_id[UUID_STR_LEN];
 
-    /* Writer thread only. */
-    struct sql_conn *wconn;
+    /* The writer thread's own (before it starts: the opener's). */
+    struct sql_conn *wconn; /* through writer_sql() only, which asserts the owner */
+    pthread_t wconn_owner;  /* the one thread that may use wconn and neo4j */
     struct neo4j_client *neo4j;
     struct orphan_log orphans;
     int64_t last_seq;               /* highest seq committed in SQLite */
-    int64_t applied_seq;            /* highest seq known to be in Neo4j */
-    bool recovered;                 /* recovery ran since the writer (re)started talking to Neo4j */
+    int64_t applied_seq;            /* highest seq known to be in Neo4j; -1: unknown */
+    int open_neo4j_txs;             /* opened by the job under way, not finished yet */
     char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
-    struct spare spare;             /* empty Neo4j transactions opened ahead */
     size_t n_rel_types;
+    struct spare spare; /* empty Neo4j transactions opened ahead */
 
-    /* Shared, under lock. */
+    /* The queue, under lock. */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct write_job *head, *tail;
     size_t queued;
-    bool stopping;
-    bool writer_exit; /* set by bistore_close once nothing may queue a job any more */
+    bool stopping;    /* engine_stop: client writes refused */
+    bool writer_exit; /* engine_close: the writer exits once its queue is empty */
+    pthread_t writer;
+    bool writer_started;
+
+    /* Readiness, under lock. */
     bool ready;
     char reason[REASON_MAX];
     int64_t stuck_seq;    /* an intent Neo4j refuses on replay, until resolved; 0: none */
     int64_t last_ping_ms; /* when readiness last saw Neo4j answer */
-    pthread_t writer;
-    bool writer_started;
-    struct recon_run *recon; /* the reconciliation running or finished, not yet joined */
-    bool recon_done;
-    bool recon_starting;           /* a start has claimed the one run and is setting it up */
-    pthread_t validator;           /* periodic validation, when configured */
-    pthread_cond_t validator_wake; /* its own: `wake` is the writer's alone */
-    bool validator_started;
-    unsigned validate_interval_s;
-    struct neo4j_client *read_clients[READ_CLIENTS_MAX]; /* idle, for verify */
-    size_t n_read_clients;
 };
 
-/* writer.c */
-/* Runs fn in the writer thread, between transactions, once nothing is
- * pending (both stores hold the same committed state): reconciliation
- * re-checks and repairs. 503 when Neo4j is unavailable. */
-int writer_call(struct bistore *bs, int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
-                void *arg, struct bs_error *err);
-/* Runs fn in the writer thread between transactions, for bookkeeping that
- * needs SQLite only (reconciliation runs and findings): fn works on wconn,
- * never talks to Neo4j, and keeps any transaction it opens short (DESIGN.md
- * invariant 7). Unlike writer_call it also runs while Neo4j is unavailable,
- * while intents are pending and while the gateway is stopping (until the
- * writer exits), so a run can always record how it ended. */
-int writer_call_sqlite(struct bistore *bs,
-                       int (*fn)(struct bistore *bs, void *arg, struct bs_error *err), void *arg,
-                       struct bs_error *err);
-void writer_set_ready(struct bistore *bs, bool ready, const char *reason_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Intent seq is refused by Neo4j (reason says so; logged by the caller):
- * not ready, and no replay is tried until writer_clear_stuck. */
-void writer_set_stuck(struct bistore *bs, int64_t seq, const char *reason);
-void writer_clear_stuck(struct bistore *bs);
-/* The intent Neo4j refuses, or 0. */
-int64_t writer_stuck_seq(struct bistore *bs);
-/* writer_call for a job that runs while an intent is refused (a resolution):
- * needs SQLite and Neo4j's answer, not a clean state. */
-int writer_call_while_stuck(struct bistore *bs,
-                            int (*fn)(struct bistore *bs, void *arg, struct bs_error *err),
-                            void *arg, struct bs_error *err);
+/* True when no Neo4j transaction of ours is open and nothing is pending:
+ * a new transaction may start (writer thread). */
+bool writer_clean(const struct engine *e);
 
-/* commit.c: the commit protocol. */
-int commit_recover(struct bistore *bs, struct bs_error *err);
-int commit_replay_pending(struct bistore *bs, struct bs_error *err);
-void commit_txn(struct bistore *bs, struct bs_txn *txn, const char *rid,
-                struct bistore_outcome *out);
-/* A group of client transactions through the protocol together (group
- * commit): one SQLite transaction (a SAVEPOINT each), one Neo4j transaction,
- * one fsync. Each item gets its own outcome. */
+/* ---- the commit protocol (commit.c, pipeline.c) ---- */
+
+/* One client transaction (or one of the gateway's own) of a group. */
 struct commit_item {
-    struct bs_txn *txn;
+    const struct bs_txn *txn;
+    apply_hook apply; /* a transaction of the gateway's own, or NULL */
+    void *apply_ctx;
     const char *rid;
     struct bistore_outcome *out;
 };
-void commit_group(struct bistore *bs, struct commit_item *items, size_t n);
+/* The protocol for a group of transactions (group commit): one SQLite
+ * transaction (a SAVEPOINT each), one Neo4j transaction, one fsync; each
+ * item gets its own outcome. Writer thread, nothing pending. */
+void commit_group(struct engine *e, struct commit_item *items, size_t n);
 
-/* apply.c: one transaction's rows in SQLite and its Cypher. */
-struct apply_state {
-    struct cypher_batch cypher;
-    json_t *results;       /* [{"op","id","version"?}] */
-    json_t *records;       /* full records, null for deletes; empty when skipped */
-    bool skip_records;     /* set by apply_txn: no one will read records */
-    size_t *stmt_first_op; /* first operation of each Cypher statement */
-    size_t n_stmt_first_op;
-    const char *new_rel_types[64]; /* types first seen in this transaction */
-    size_t n_new_rel_types;
-    char now[TIMESTAMP_LEN];
-    /* Called after each operation, or NULL: a pipelined commit ships the
-     * statements built so far (commit.c). -1 stops with err set. */
-    int (*after_op)(void *arg, struct apply_state *st, struct bs_error *err);
-    void *after_op_arg;
-    struct buf properties; /* canonical JSON of the properties of one create */
-    struct buf record;     /* the canonical record being hashed */
+/* ---- recovery and replay (replay.c) ---- */
+
+/* Start-up, and after Neo4j came back: schema, the watermark, pending
+ * intents. 0 when nothing is pending any more. */
+int replay_recover(struct engine *e, struct bs_error *err);
+/* Rolls back recorded open transactions, reads the watermark and replays
+ * what Neo4j lacks, in order. 0 when nothing is pending any more. */
+int replay_pending(struct engine *e, struct bs_error *err);
+/* The mark-applied step: intents up to seq `upto` are in Neo4j. */
+int mark_applied(struct engine *e, int64_t upto, struct bs_error *err);
+
+/* ---- readiness (readiness.c) ---- */
+
+/* Intent seq is refused by Neo4j (reason says so; logged by the caller):
+ * not ready, and no replay is tried until readiness_clear_stuck. */
+void readiness_set_stuck(struct engine *e, int64_t seq, const char *reason);
+/* Neo4j answered just now. */
+void readiness_note_ping(struct engine *e);
+/* Under lock, cheap: whether the writer last said ready. */
+bool readiness_is_ready(struct engine *e);
+
+/* ---- the writer's Neo4j transactions (neo4j_tx.c) ---- */
+
+/*
+ * The Neo4j transaction a group writes in: opened empty (the spare, or a
+ * new one) and recorded in the orphan log before anything runs in it
+ * (DESIGN.md section 4); then committed, or abandoned (DELETE). One whose
+ * commit or DELETE got no answer stays recorded, and recovery rolls it
+ * back before the next transaction. A job ends with none open
+ * (open_neo4j_txs, asserted by the writer).
+ */
+struct neo4j_tx {
+    char path[NEO4J_TX_PATH_MAX]; /* "" when none is open */
+    bool was_spare;
 };
-int apply_init(struct apply_state *st);
-void apply_free(struct apply_state *st);
-/* Applies every operation to SQLite (inside the caller's transaction) and
- * builds the Cypher. On a client error err names the operation. */
-int apply_txn(struct bistore *bs, struct bs_txn *txn, struct apply_state *st, struct bs_error *err);
-/* Notes type as new to Neo4j in st unless its constraint is known to exist. */
-void apply_note_rel_type(struct bistore *bs, struct apply_state *st, const char *type);
-/* A transaction of this many operations or more is committed alone and
- * pipelined (commit.c). */
-#define PIPELINE_MIN_OPS 1000
+/* Opens tx (with allow_spare, the spare when one is ready). NEO4J_OK, or
+ * the failure in r. */
+enum neo4j_status neo4j_tx_open(struct engine *e, struct neo4j_tx *tx, bool allow_spare,
+                                struct neo4j_result *r);
+/* Runs statements in tx; a spare that expired is replaced by a fresh
+ * transaction once. */
+enum neo4j_status neo4j_tx_run(struct engine *e, struct neo4j_tx *tx, json_t *statements,
+                               struct neo4j_result *r);
+/* Commits tx: true when Neo4j has it. */
+bool neo4j_tx_commit(struct engine *e, struct neo4j_tx *tx, struct neo4j_result *r);
+/* DELETEs tx, when one is open (best effort: a failure leaves it recorded). */
+void neo4j_tx_abandon(struct engine *e, struct neo4j_tx *tx);
+/* Neo4j's failure as err: neo4j_unavailable for no answer or a transient
+ * error, neo4j_error otherwise; what names the request. Returns the code. */
+enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_result *r, const char *what);
+/* A Neo4j rejection of data statements as the error of a member: a taken
+ * id (the constraint) as entity_exists / relationship_exists, a moved
+ * watermark as neo4j_unavailable, else neo4j_failure. */
+void statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err);
+/* The guard refused the transaction: the watermark is not where we expect. */
+bool guard_refused(const struct neo4j_result *r);
+/* Creates the uniqueness constraint of each relationship type of state new
+ * to the gateway (autocommit schema statements) and remembers them. */
+int create_rel_constraints(struct engine *e, struct apply_state *state, struct bs_error *err);
+/* True (with err set) when a statement's count v is not the want rows SQLite touched. */
+bool count_differs(json_t *v, size_t want, struct bs_error *err);
 
-/* reads.c: Neo4j clients for reader threads (new when the pool is empty). */
-struct neo4j_client *read_client_get(struct bistore *bs);
-void read_client_put(struct bistore *bs, struct neo4j_client *c);
+/* ---- orphans.c ---- */
 
-/* recon_run.c */
-struct recon_run;
-/* Joins the run thread if it finished (or, with wait, waits for it). */
-void recon_reap(struct bistore *bs, bool wait);
-/* Starts the periodic validation thread when configured. */
-int recon_start_validator(struct bistore *bs);
-/* Marks runs left "running" by a stopped gateway as failed. */
-int recon_mark_interrupted(struct sql_conn *c, struct bs_error *err);
-
-/* orphans.c */
 int orphans_open(struct orphan_log *log, const char *sqlite_path);
 void orphans_close(struct orphan_log *log);
 int orphans_add(struct orphan_log *log, const char *tx_path);

@@ -40,15 +40,8 @@ struct bs_op {
     int64_t if_version;          /* update/delete: expected version, or -1 */
 };
 
-struct bistore;
-struct apply_state;
-
 /* A client transaction: what the writer needs, nothing of HTTP. */
 struct bs_txn {
-    /* Internal transactions (repairs) apply their own rows and Cypher
-     * instead of ops; NULL for client transactions. */
-    int (*apply)(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err);
-    void *apply_ctx;
     struct bs_op *ops;
     size_t n_ops;
     json_t *provenance; /* object or NULL */
@@ -60,6 +53,24 @@ struct bs_txn {
      * Idempotency-Key, whose stored result keeps them, the outcome's
      * "records" stays empty instead of holding one record per operation. */
     bool results_only;
+};
+
+/*
+ * The outcome of a transaction. On success `result` is
+ *   {"tx_id", "results": [{"op","id","version"?}...], "records": [entity or
+ *    relationship JSON, or null for deletes]}
+ * ("records" is empty for a txn with results_only and no Idempotency-Key).
+ * result is owned by the caller (json_decref it, bistore_outcome_clear):
+ * the writer keeps no part of it, so the caller may change it (values
+ * shared with txn's ops are the caller's already). neo4j_applied tells
+ * whether Neo4j has it yet, and replayed is true when an Idempotency-Key
+ * returned a stored result.
+ */
+struct bistore_outcome {
+    json_t *result;
+    bool neo4j_applied;
+    bool replayed;
+    struct bs_error err;
 };
 
 const char *op_kind_name(enum op_kind kind);

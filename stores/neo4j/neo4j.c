@@ -367,3 +367,41 @@ size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt)
 {
     return json_array_size(json_object_get(json_array_get(r->results, stmt), "data"));
 }
+
+/* ---- the pool ---- */
+
+void neo4j_pool_init(struct neo4j_pool *p, const struct neo4j_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    p->cfg = *cfg;
+}
+
+struct neo4j_client *neo4j_pool_get(struct neo4j_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    struct neo4j_client *c = p->n_idle ? p->idle[--p->n_idle] : NULL;
+    pthread_mutex_unlock(&p->lock);
+    return c ? c : neo4j_client_new(&p->cfg);
+}
+
+void neo4j_pool_put(struct neo4j_pool *p, struct neo4j_client *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->n_idle < NEO4J_POOL_IDLE_MAX) {
+        p->idle[p->n_idle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    neo4j_client_free(c);
+}
+
+void neo4j_pool_destroy(struct neo4j_pool *p)
+{
+    for (size_t i = 0; i < p->n_idle; i++)
+        neo4j_client_free(p->idle[i]);
+    p->n_idle = 0;
+    pthread_mutex_destroy(&p->lock);
+}

@@ -18,6 +18,7 @@
 #define BISTORE_NEO4J_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #define NEO4J_TX_PATH_MAX 256
@@ -79,6 +80,26 @@ enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
 /* One-shot: runs statements in their own transaction and commits. */
 enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
                                    struct neo4j_result *r);
+
+/*
+ * Idle clients for threads that come and go (HTTP threads answering
+ * /readyz and ?verify=true): a client is taken, used by one thread, and put
+ * back; at most NEO4J_POOL_IDLE_MAX are kept idle, more are freed. cfg's
+ * strings must outlive the pool.
+ */
+#define NEO4J_POOL_IDLE_MAX 8
+struct neo4j_pool {
+    pthread_mutex_t lock;
+    struct neo4j_config cfg;
+    struct neo4j_client *idle[NEO4J_POOL_IDLE_MAX];
+    size_t n_idle;
+};
+void neo4j_pool_init(struct neo4j_pool *p, const struct neo4j_config *cfg);
+/* An idle client, or a new one; NULL when none can be made. */
+struct neo4j_client *neo4j_pool_get(struct neo4j_pool *p);
+/* Gives c (may be NULL) back. */
+void neo4j_pool_put(struct neo4j_pool *p, struct neo4j_client *c);
+void neo4j_pool_destroy(struct neo4j_pool *p);
 
 /* Appends {"statement": text, "parameters": params (stolen, may be NULL)} to arr. */
 int neo4j_add_statement(json_t *arr, const char *text, json_t *params);

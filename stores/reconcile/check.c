@@ -8,7 +8,6 @@
  */
 #include <string.h>
 
-#include "stores/reconcile/check.h"
 #include "stores/reconcile/internal.h"
 
 struct check_ctx {
@@ -39,15 +38,16 @@ static int check_progress(void *arg, int64_t scanned, int64_t total)
     return 0;
 }
 
-int bistore_check(const struct bistore_config *cfg, const struct recon_options *opt,
-                  const struct check_hooks *hooks, struct recon_summary *sum, struct bs_error *err)
+int recon_check(const char *sqlite_path, const struct neo4j_config *neo4j,
+                const struct recon_options *opt, const struct check_hooks *hooks,
+                struct recon_summary *sum, struct bs_error *err)
 {
     memset(sum, 0, sizeof *sum);
     struct check_ctx c = {.deep = opt->mode == RECON_DEEP, .hooks = hooks};
-    c.sql = sql_open(cfg->sqlite_path, false, err);
+    c.sql = sql_open(sqlite_path, false, err);
     if (!c.sql)
         return -1;
-    struct neo4j_config ncfg = recon_neo4j_config(&cfg->neo4j);
+    struct neo4j_config ncfg = recon_neo4j_config(neo4j);
     c.neo4j = neo4j_client_new(&ncfg);
     if (!c.neo4j) {
         sql_close(c.sql);

@@ -1,11 +1,15 @@
 /*
- * Inside the reconciliation: the scan (recon_scan.c), the point re-read and
- * classification shared by the scan, its re-check and repair, and the run
- * bookkeeping (recon_run.c). Not for handlers.
+ * Inside the reconciliation (stores/reconcile/): the scan (scan.c), the
+ * classification (classify.c) and point re-read (reread.c) shared by the
+ * scan, its re-check and repair, a gateway's runs (reconciler.c, run.c).
  */
 #ifndef BISTORE_RECON_INTERNAL_H
 #define BISTORE_RECON_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common/ids.h"
 #include "stores/neo4j/neo4j.h"
 #include "stores/reconcile/reconcile.h"
 #include "stores/sqlite/sqlite.h"
@@ -56,5 +60,54 @@ json_t *recon_classify(const json_t *group, bool deep);
 /* Re-reads and re-classifies: the findings still true (new array). */
 int recon_confirm(struct sql_conn *sql, struct neo4j_client *neo4j, bool deep, json_t *findings,
                   json_t **confirmed, struct bs_error *err);
+
+/* ---- a gateway's runs ---- */
+
+struct recon_run;
+
+struct reconciler {
+    struct engine *engine;
+    struct sql_pool *readers;
+    const char *sqlite_path;
+    struct neo4j_config neo4j; /* with the scan's timeout (recon_neo4j_config) */
+    unsigned validate_interval_s;
+    pthread_mutex_t lock;
+    pthread_cond_t validator_wake;
+    pthread_t validator;
+    bool validator_started;
+    /* under lock */
+    bool stopping;
+    struct recon_run *run; /* running or finished, not joined yet */
+    bool run_done;
+    bool starting; /* a start has claimed the one run and is setting it up */
+};
+
+/* One run, in a thread of its own (run.c). */
+struct recon_run {
+    struct reconciler *owner;
+    char id[UUID_STR_LEN];
+    int64_t n; /* its row number */
+    struct recon_options opt;
+    struct sql_conn *reader; /* the scan's (read-only) */
+    struct neo4j_client *neo4j;
+    struct recon_summary sum;
+    int64_t next_finding; /* number of the last stored finding (writer thread) */
+    _Atomic int64_t scanned, total;
+    pthread_t thread;
+};
+
+/* A new run of opt: its connections open, its row stored (through the
+ * writer). NULL with err on failure. */
+struct recon_run *run_new(struct reconciler *r, const struct recon_options *opt,
+                          struct bs_error *err);
+/* The run's thread: scan, repair, record the end. */
+void *run_main(void *arg);
+/* Records the run's state and summary through the writer. */
+int run_save(struct recon_run *run, const char *state, const char *error, struct bs_error *err);
+void run_free(struct recon_run *run);
+/* Whether the reconciler stops (the run then stops at its next page). */
+bool reconciler_stopping(struct reconciler *r);
+/* The run is over, for the next start (before its end is stored). */
+void reconciler_run_done(struct reconciler *r);
 
 #endif

@@ -28,7 +28,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
-#include "stores/engine/internal.h"
+#include "stores/engine/apply.h"
 #include "stores/model/canon.h"
 #include "stores/reconcile/internal.h"
 #include "stores/reconcile/repair.h"
@@ -52,7 +52,7 @@ static int added(int rc, struct bs_error *err)
 }
 
 /* Deletes Neo4j nodes or relationships by element id (all but `keep`). */
-static int delete_elements(struct apply_state *st, bool entity, const json_t *rows,
+static int delete_elements(struct apply_state *state, bool entity, const json_t *rows,
                            const char *keep, struct bs_error *err)
 {
     json_t *eids = json_array();
@@ -67,7 +67,7 @@ static int delete_elements(struct apply_state *st, bool entity, const json_t *ro
         json_decref(eids);
         return 0;
     }
-    return added(cypher_delete_elements(&st->cypher, entity, eids), err);
+    return added(cypher_delete_elements(&state->cypher, entity, eids), err);
 }
 
 /* The Neo4j rows of a group as an array (also for a single row). */
@@ -84,7 +84,7 @@ static json_t *neo4j_rows(const json_t *group)
  * first (version + 1), so both stores end up with a hash that matches the
  * content. s is the re-read row (with properties); updated in place.
  */
-static int rehash_sqlite_row(struct bistore *bs, struct apply_state *st, json_t *s, bool entity,
+static int rehash_sqlite_row(struct engine *e, struct apply_state *state, json_t *s, bool entity,
                              struct bs_error *err)
 {
     const char *id = str(s, "id"), *type = str(s, "type");
@@ -107,24 +107,24 @@ static int rehash_sqlite_row(struct bistore *bs, struct apply_state *st, json_t 
     if (rc != 0)
         return rc;
     if (entity) {
-        struct sql_entity e;
-        rc = sql_entity_get(bs->wconn, id, &e, err) == 0 ? 0 : -1;
+        struct sql_entity row;
+        rc = sql_entity_get(writer_sql(e), id, &row, err) == LOOKUP_FOUND ? 0 : -1;
         if (rc == 0) {
-            e.version = v;
-            snprintf(e.hash, sizeof e.hash, "%s", h);
-            snprintf(e.updated_at, sizeof e.updated_at, "%s", st->now);
-            rc = sql_entity_update(bs->wconn, &e, err);
+            row.version = v;
+            snprintf(row.hash, sizeof row.hash, "%s", h);
+            snprintf(row.updated_at, sizeof row.updated_at, "%s", state->now);
+            rc = sql_entity_update(writer_sql(e), &row, err);
         }
-        sql_entity_clear(&e);
+        sql_entity_clear(&row);
     } else {
         struct sql_relationship r;
-        rc = sql_relationship_get(bs->wconn, id, &r, err) == 0 ? 0 : -1;
+        rc = sql_relationship_get(writer_sql(e), id, &r, err) == 0 ? 0 : -1;
         if (rc == 0) {
             r.version = v;
             snprintf(r.hash, sizeof r.hash, "%s", h);
-            snprintf(r.updated_at, sizeof r.updated_at, "%s", st->now);
-            rc = sql_relationship_delete(bs->wconn, id, err) == 0 &&
-                         sql_relationship_insert(bs->wconn, &r, err) == 0
+            snprintf(r.updated_at, sizeof r.updated_at, "%s", state->now);
+            rc = sql_relationship_delete(writer_sql(e), id, err) == 0 &&
+                         sql_relationship_insert(writer_sql(e), &r, err) == 0
                      ? 0
                      : -1;
         }
@@ -137,16 +137,16 @@ static int rehash_sqlite_row(struct bistore *bs, struct apply_state *st, json_t 
     return rc;
 }
 
-static int sqlite_wins_entity(struct bistore *bs, struct apply_state *st, const json_t *group,
+static int sqlite_wins_entity(struct engine *e, struct apply_state *state, const json_t *group,
                               const char **action, struct bs_error *err)
 {
     json_t *s = json_object_get(group, "sqlite");
     json_t *ns = neo4j_rows(group);
     if (!json_is_object(s)) {
         *action = "deleted";
-        return delete_elements(st, true, ns, NULL, err);
+        return delete_elements(state, true, ns, NULL, err);
     }
-    if (rehash_sqlite_row(bs, st, s, true, err) != 0)
+    if (rehash_sqlite_row(e, state, s, true, err) != 0)
         return -1;
     const char *id = str(s, "id"), *type = str(s, "type");
     json_t *map =
@@ -156,31 +156,31 @@ static int sqlite_wins_entity(struct bistore *bs, struct apply_state *st, const 
         return oom(err);
     if (json_array_size(ns) == 0) {
         *action = "created";
-        return added(cypher_create_entity_node(&st->cypher, type, map), err);
+        return added(cypher_create_entity_node(&state->cypher, type, map), err);
     }
     /* keep the first node, delete any duplicate, rewrite labels and content */
     json_t *keep = json_array_get(ns, 0);
     const char *eid = str(keep, "element_id");
     *action = "updated";
-    if (delete_elements(st, true, ns, eid, err) != 0) {
+    if (delete_elements(state, true, ns, eid, err) != 0) {
         json_decref(map);
         return -1;
     }
-    return added(cypher_rewrite_entity_node(&st->cypher, eid, type, map), err);
+    return added(cypher_rewrite_entity_node(&state->cypher, eid, type, map), err);
 }
 
-static int sqlite_wins_relationship(struct bistore *bs, struct apply_state *st, const json_t *group,
-                                    const char **action, struct bs_error *err)
+static int sqlite_wins_relationship(struct engine *e, struct apply_state *state,
+                                    const json_t *group, const char **action, struct bs_error *err)
 {
     json_t *s = json_object_get(group, "sqlite");
     json_t *ns = neo4j_rows(group);
-    if (delete_elements(st, false, ns, NULL, err) != 0)
+    if (delete_elements(state, false, ns, NULL, err) != 0)
         return -1;
     if (!json_is_object(s)) {
         *action = "deleted";
         return 0;
     }
-    if (rehash_sqlite_row(bs, st, s, false, err) != 0)
+    if (rehash_sqlite_row(e, state, s, false, err) != 0)
         return -1;
     *action = json_array_size(ns) ? "updated" : "created";
     const char *type = str(s, "type");
@@ -191,17 +191,17 @@ static int sqlite_wins_relationship(struct bistore *bs, struct apply_state *st, 
                         json_integer_value(json_object_get(s, "version")), str(s, "hash"));
     if (!map)
         return oom(err);
-    return added(
-        cypher_create_relationship_edge(&st->cypher, type, str(s, "source"), str(s, "target"), map),
-        err);
+    return added(cypher_create_relationship_edge(&state->cypher, type, str(s, "source"),
+                                                 str(s, "target"), map),
+                 err);
 }
 
 /* ---- neo4j_wins ---- */
 
 static int delete_sqlite_entity_rel(const struct sql_relationship *r, void *arg)
 {
-    struct bistore *bs = arg;
-    return sql_relationship_delete(bs->wconn, r->id, NULL);
+    struct sql_conn *sql = arg;
+    return sql_relationship_delete(sql, r->id, NULL);
 }
 
 /* Why a Neo4j entity cannot become a SQLite row, or NULL when it can. */
@@ -225,7 +225,7 @@ static const char *unadoptable(const json_t *labels, const json_t *props, const 
     return NULL;
 }
 
-static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const json_t *group,
+static int neo4j_wins_entity(struct engine *e, struct apply_state *state, const json_t *group,
                              const json_t *finding, const char **action, struct bs_error *err)
 {
     json_t *s = json_object_get(group, "sqlite");
@@ -234,12 +234,13 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
     if (!missing_id && json_array_size(ns) == 0) { /* only in SQLite: delete it there */
         const char *id = str(s, "id");
         *action = "deleted";
-        if (sql_relationships_of(bs->wconn, id, delete_sqlite_entity_rel, bs, err) != 0) {
+        if (sql_relationships_of(writer_sql(e), id, delete_sqlite_entity_rel, writer_sql(e), err) !=
+            0) {
             if (err->code == BS_OK)
                 bs_error_set(err, BS_STORAGE_ERROR, "SQLite: cannot delete relationships");
             return -1;
         }
-        return sql_entity_delete(bs->wconn, id, err);
+        return sql_entity_delete(writer_sql(e), id, err);
     }
     json_t *keep = missing_id ? json_object_get(finding, "neo4j") : json_array_get(ns, 0);
     json_t *props = canon_mirrored(json_object_get(keep, "properties"));
@@ -254,51 +255,52 @@ static int neo4j_wins_entity(struct bistore *bs, struct apply_state *st, const j
         *action = "none";
         return 0;
     }
-    struct sql_entity e = {0};
+    struct sql_entity row = {0};
     char fresh[UUID_STR_LEN];
     if (missing_id) {
         ids_uuid7(fresh);
         /* the adopted node's new id goes into the finding and the audit */
         json_object_set_new((json_t *)finding, "adopted_id", json_string(fresh));
     }
-    snprintf(e.id, sizeof e.id, "%s", missing_id ? fresh : str(group, "id"));
-    snprintf(e.type, sizeof e.type, "%s", type);
-    e.properties = props;
+    snprintf(row.id, sizeof row.id, "%s", missing_id ? fresh : str(group, "id"));
+    snprintf(row.type, sizeof row.type, "%s", type);
+    row.properties = props;
     json_t *nv = json_object_get(keep, "_v");
     bool had_row = json_is_object(s);
     if (had_row)
-        e.version = json_integer_value(json_object_get(s, "version")) + 1;
+        row.version = json_integer_value(json_object_get(s, "version")) + 1;
     else
-        e.version = json_is_integer(nv) && json_integer_value(nv) > 0 ? json_integer_value(nv) : 1;
-    snprintf(e.created_at, sizeof e.created_at, "%s", st->now);
-    snprintf(e.updated_at, sizeof e.updated_at, "%s", st->now);
-    json_t *rec = canon_entity_record(e.id, e.type, e.properties, e.version);
-    int rc = rec && canon_hash(rec, e.hash) == 0 ? 0 : oom(err);
+        row.version =
+            json_is_integer(nv) && json_integer_value(nv) > 0 ? json_integer_value(nv) : 1;
+    snprintf(row.created_at, sizeof row.created_at, "%s", state->now);
+    snprintf(row.updated_at, sizeof row.updated_at, "%s", state->now);
+    json_t *rec = canon_entity_record(row.id, row.type, row.properties, row.version);
+    int rc = rec && canon_hash(rec, row.hash) == 0 ? 0 : oom(err);
     json_decref(rec);
     if (rc == 0 && had_row) {
         /* keep the row's metadata and creation time; the type may change */
         struct sql_entity old;
-        if (sql_entity_get(bs->wconn, e.id, &old, err) == 0) {
-            e.metadata = json_incref(old.metadata);
-            snprintf(e.created_at, sizeof e.created_at, "%s", old.created_at);
+        if (sql_entity_get(writer_sql(e), row.id, &old, err) == LOOKUP_FOUND) {
+            row.metadata = json_incref(old.metadata);
+            snprintf(row.created_at, sizeof row.created_at, "%s", old.created_at);
         }
         sql_entity_clear(&old);
     }
     if (rc == 0)
-        rc =
-            had_row ? sql_entity_update(bs->wconn, &e, err) : sql_entity_insert(bs->wconn, &e, err);
+        rc = had_row ? sql_entity_update(writer_sql(e), &row, err)
+                     : sql_entity_insert(writer_sql(e), &row, err);
     if (rc == 0)
-        rc = delete_elements(st, true, ns, str(keep, "element_id"), err);
+        rc = delete_elements(state, true, ns, str(keep, "element_id"), err);
     if (rc == 0)
-        rc = added(cypher_adopt_element(&st->cypher, true, str(keep, "element_id"), e.id, e.version,
-                                        e.hash),
+        rc = added(cypher_adopt_element(&state->cypher, true, str(keep, "element_id"), row.id,
+                                        row.version, row.hash),
                    err);
     *action = had_row ? "updated" : "created";
-    sql_entity_clear(&e);
+    sql_entity_clear(&row);
     return rc;
 }
 
-static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, const json_t *group,
+static int neo4j_wins_relationship(struct engine *e, struct apply_state *state, const json_t *group,
                                    const json_t *finding, const char **action, struct bs_error *err)
 {
     json_t *s = json_object_get(group, "sqlite");
@@ -306,7 +308,7 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
     bool missing_id = strcmp(str(finding, "kind"), "missing_id") == 0;
     if (!missing_id && json_array_size(ns) == 0) {
         *action = "deleted";
-        return sql_relationship_delete(bs->wconn, str(s, "id"), err);
+        return sql_relationship_delete(writer_sql(e), str(s, "id"), err);
     }
     json_t *keep = missing_id ? json_object_get(finding, "neo4j") : json_array_get(ns, 0);
     json_t *props = canon_mirrored(json_object_get(keep, "properties"));
@@ -339,31 +341,28 @@ static int neo4j_wins_relationship(struct bistore *bs, struct apply_state *st, c
     r.version = had_row ? json_integer_value(json_object_get(s, "version")) + 1
                 : json_is_integer(nv) && json_integer_value(nv) > 0 ? json_integer_value(nv)
                                                                     : 1;
-    snprintf(r.created_at, sizeof r.created_at, "%s", st->now);
-    snprintf(r.updated_at, sizeof r.updated_at, "%s", st->now);
+    snprintf(r.created_at, sizeof r.created_at, "%s", state->now);
+    snprintf(r.updated_at, sizeof r.updated_at, "%s", state->now);
     json_t *rec =
         canon_relationship_record(r.id, r.type, r.source, r.target, r.properties, r.version);
     int rc = rec && canon_hash(rec, r.hash) == 0 ? 0 : oom(err);
     json_decref(rec);
-    struct sql_entity e;
-    if (rc == 0 && (sql_entity_get(bs->wconn, r.source, &e, err) != 0 ||
-                    (sql_entity_clear(&e), sql_entity_get(bs->wconn, r.target, &e, err) != 0))) {
+    if (rc == 0 && (sql_entity_exists(writer_sql(e), r.source, err) != LOOKUP_FOUND ||
+                    sql_entity_exists(writer_sql(e), r.target, err) != LOOKUP_FOUND)) {
         /* an endpoint SQLite does not have: nothing to attach the row to */
-        sql_entity_clear(&e);
         sql_relationship_clear(&r);
         bs_error_clear(err);
         *action = "none";
         return 0;
     }
-    sql_entity_clear(&e);
     if (rc == 0 && had_row)
-        rc = sql_relationship_delete(bs->wconn, r.id, err);
+        rc = sql_relationship_delete(writer_sql(e), r.id, err);
     if (rc == 0)
-        rc = sql_relationship_insert(bs->wconn, &r, err);
+        rc = sql_relationship_insert(writer_sql(e), &r, err);
     if (rc == 0)
-        rc = delete_elements(st, false, ns, str(keep, "element_id"), err);
+        rc = delete_elements(state, false, ns, str(keep, "element_id"), err);
     if (rc == 0)
-        rc = added(cypher_adopt_element(&st->cypher, false, str(keep, "element_id"), r.id,
+        rc = added(cypher_adopt_element(&state->cypher, false, str(keep, "element_id"), r.id,
                                         r.version, r.hash),
                    err);
     *action = had_row ? "updated" : "created";
@@ -404,7 +403,7 @@ static const char *unwritable(const struct repair_batch *rb, bool entity, const 
 }
 
 /* The action of one finding under the policy, applying it unless dry. */
-static int repair_one(struct bistore *bs, struct repair_batch *rb, struct apply_state *st,
+static int repair_one(struct engine *e, struct repair_batch *rb, struct apply_state *state,
                       const json_t *finding, const json_t *group, const char **action,
                       struct bs_error *err)
 {
@@ -423,33 +422,33 @@ static int repair_one(struct bistore *bs, struct repair_batch *rb, struct apply_
         if (missing_id) {
             *action = "deleted";
             json_t *one = json_pack("[O]", json_object_get(finding, "neo4j"));
-            int rc = st ? delete_elements(st, entity, one, NULL, err) : 0;
+            int rc = state ? delete_elements(state, entity, one, NULL, err) : 0;
             json_decref(one);
             return rc;
         }
-        if (!st) { /* dry run: what would happen */
+        if (!state) { /* dry run: what would happen */
             json_t *s = json_object_get(group, "sqlite");
             *action = !json_is_object(s)                        ? "deleted"
                       : json_array_size(neo4j_rows(group)) == 0 ? "created"
                                                                 : "updated";
             return 0;
         }
-        return entity ? sqlite_wins_entity(bs, st, (json_t *)group, action, err)
-                      : sqlite_wins_relationship(bs, st, (json_t *)group, action, err);
+        return entity ? sqlite_wins_entity(e, state, (json_t *)group, action, err)
+                      : sqlite_wins_relationship(e, state, (json_t *)group, action, err);
     }
-    if (!st) {
+    if (!state) {
         json_t *s = json_object_get(group, "sqlite");
         *action = missing_id || !json_is_object(s)          ? "created"
                   : json_array_size(neo4j_rows(group)) == 0 ? "deleted"
                                                             : "updated";
         return 0;
     }
-    return entity ? neo4j_wins_entity(bs, st, group, finding, action, err)
-                  : neo4j_wins_relationship(bs, st, group, finding, action, err);
+    return entity ? neo4j_wins_entity(e, state, group, finding, action, err)
+                  : neo4j_wins_relationship(e, state, group, finding, action, err);
 }
 
 /* Re-reads the batch; for each finding, its group and whether it still holds. */
-static int reread_batch(struct bistore *bs, struct repair_batch *rb, json_t **groups,
+static int reread_batch(struct engine *e, struct repair_batch *rb, json_t **groups,
                         struct bs_error *err)
 {
     json_t *with_ids = json_array();
@@ -459,7 +458,7 @@ static int reread_batch(struct bistore *bs, struct repair_batch *rb, json_t **gr
         if (!json_is_null(json_object_get(f, "id")))
             json_array_append(with_ids, f);
     json_t *read = NULL;
-    int rc = recon_reread(bs->wconn, bs->neo4j, true, with_ids, &read, err);
+    int rc = recon_reread(writer_sql(e), writer_neo4j(e), true, with_ids, &read, err);
     json_decref(with_ids);
     if (rc != 0) {
         json_decref(read);
@@ -478,11 +477,11 @@ static int reread_batch(struct bistore *bs, struct repair_batch *rb, json_t **gr
     return 0;
 }
 
-int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err)
+int repair_apply_batch(struct engine *e, void *ctx, struct apply_state *state, struct bs_error *err)
 {
     struct repair_batch *rb = ctx;
     json_t *groups = NULL;
-    if (reread_batch(bs, rb, &groups, err) != 0)
+    if (reread_batch(e, rb, &groups, err) != 0)
         return -1;
     int rc = 0;
     size_t i;
@@ -495,12 +494,12 @@ int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, st
         still = still || now;
         json_decref(now);
         if (still)
-            rc = repair_one(bs, rb, rb->dry_run ? NULL : st, f, g, &action, err);
+            rc = repair_one(e, rb, rb->dry_run ? NULL : state, f, g, &action, err);
         if (rc == 0 && (json_object_set_new(f, "action", json_string(action)) != 0 ||
                         json_object_set_new(f, "disagreed", json_boolean(still)) != 0))
             rc = oom(err);
         if (rc == 0 && rb->run_n > 0)
-            rc = sql_finding_set_action(bs->wconn, rb->run_n,
+            rc = sql_finding_set_action(writer_sql(e), rb->run_n,
                                         json_integer_value(json_object_get(f, "n")), action,
                                         str(f, "adopted_id"), err);
         if (rc != 0)
@@ -511,42 +510,39 @@ int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, st
             json_t *r =
                 json_pack("{s:s, s:s, s:O, s:s}", "op", "repair", "object", str(f, "object"), "id",
                           id ? id : json_object_get(f, "id"), "action", action);
-            if (!r || json_array_append_new(st->results, r) != 0)
+            if (!r || json_array_append_new(state->results, r) != 0)
                 rc = oom(err);
         }
     }
     json_decref(groups);
-    return rc == 0 ? cypher_batch_finish(&st->cypher) : rc;
+    return rc == 0 ? cypher_batch_finish(&state->cypher) : rc;
 }
 
-int repair_run_batch(struct bistore *bs, void *arg, struct bs_error *err)
+int repair_run_batch(struct engine *e, void *arg, struct bs_error *err)
 {
     struct repair_batch *rb = arg;
     rb->repaired = 0;
     if (rb->dry_run) {
         /* actions only, in a plain SQLite transaction; nothing else changes */
-        struct apply_state st;
-        if (apply_init(&st) != 0)
+        struct apply_state state;
+        if (apply_init(&state) != 0)
             return oom(err);
-        int rc = sql_begin(bs->wconn, err);
+        int rc = sql_begin(writer_sql(e), err);
         if (rc == 0)
-            rc = repair_apply_batch(bs, rb, &st, err);
+            rc = repair_apply_batch(e, rb, &state, err);
         if (rc == 0)
-            rc = sql_commit(bs->wconn, err);
+            rc = sql_commit(writer_sql(e), err);
         else
-            sql_rollback(bs->wconn);
+            sql_rollback(writer_sql(e));
         rb->repaired = 0;
-        apply_free(&st);
+        apply_free(&state);
         return rc;
     }
-    struct bs_txn txn = {.apply = repair_apply_batch, .apply_ctx = rb};
-    txn.provenance = json_pack("{s:s, s:s, s:s}", "tool", "reconciliation", "run", rb->run_id,
-                               "policy", recon_repair_name(rb->policy));
+    json_t *provenance = json_pack("{s:s, s:s, s:s}", "tool", "reconciliation", "run", rb->run_id,
+                                   "policy", recon_repair_name(rb->policy));
     struct bistore_outcome out;
-    memset(&out, 0, sizeof out);
-    bs_error_clear(&out.err);
-    commit_txn(bs, &txn, rb->run_id, &out);
-    json_decref(txn.provenance);
+    engine_commit_internal(e, repair_apply_batch, rb, provenance, rb->run_id, &out);
+    json_decref(provenance);
     json_decref(out.result);
     if (out.err.code != BS_OK) {
         *err = out.err;

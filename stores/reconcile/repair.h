@@ -6,7 +6,8 @@
 
 #include "stores/reconcile/reconcile.h"
 
-struct bistore;
+struct engine;
+struct apply_state;
 
 struct repair_batch {
     const char *run_id;
@@ -18,18 +19,18 @@ struct repair_batch {
 };
 
 /* Runs in the writer thread (writer_call): one batch, one transaction. */
-int repair_run_batch(struct bistore *bs, void *arg, struct bs_error *err);
+int repair_run_batch(struct engine *e, void *arg, struct bs_error *err);
 
 /*
  * The repairs of one batch inside the caller's SQLite transaction (writer
  * thread): each finding is re-read from both stores and, if it still holds,
  * repaired under rb->policy: SQLite's rows changed in place, Neo4j's side
- * appended to st's statements (not sent). In a dry run nothing is written.
+ * appended to state's statements (not sent). In a dry run nothing is written.
  * Each finding gets "action" (and "disagreed": whether it still held; "why"
  * when it was left alone for a reason); with rb->run_n the stored findings'
- * actions are updated too. apply_state form, for struct bs_txn's apply.
+ * actions are updated too. An apply_hook (engine_commit_internal).
  */
-struct apply_state;
-int repair_apply_batch(struct bistore *bs, void *ctx, struct apply_state *st, struct bs_error *err);
+int repair_apply_batch(struct engine *e, void *ctx, struct apply_state *state,
+                       struct bs_error *err);
 
 #endif

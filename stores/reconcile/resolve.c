@@ -4,7 +4,7 @@
  * A committed intent whose replay Neo4j refuses deterministically (its
  * CREATE meets a node of the same id made behind the gateway's back, say)
  * stops the writer: intents are applied in order, so nothing after it can
- * go to Neo4j (commit.c, replay_refused). The operator decides which store
+ * go to Neo4j (stores/engine/replay.c, replay_refused). The operator decides which store
  * is right for the objects of that transaction, and the decision goes
  * through the protocol like any write:
  *
@@ -28,10 +28,9 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "stores/engine/internal.h"
+#include "stores/engine/apply.h"
 #include "stores/reconcile/internal.h"
 #include "stores/reconcile/repair.h"
-#include "stores/reconcile/resolve.h"
 
 struct resolve_call {
     int64_t seq;
@@ -42,11 +41,11 @@ struct resolve_call {
 
 /* The relationship's type: SQLite's row, else Neo4j's (by id alone: a scan,
  * fine for an operator's command), else NULL (in neither store). */
-static int relationship_type(struct bistore *bs, const char *id, char *type, size_t cap,
+static int relationship_type(struct engine *e, const char *id, char *type, size_t cap,
                              struct bs_error *err)
 {
     struct sql_relationship r;
-    int rc = sql_relationship_get(bs->wconn, id, &r, err);
+    int rc = sql_relationship_get(writer_sql(e), id, &r, err);
     if (rc == 0) {
         snprintf(type, cap, "%s", r.type);
         sql_relationship_clear(&r);
@@ -64,7 +63,7 @@ static int relationship_type(struct bistore *bs, const char *id, char *type, siz
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
     }
     rc = 0;
-    if (neo4j_autocommit(bs->neo4j, stmts, &res) != NEO4J_OK)
+    if (neo4j_autocommit(writer_neo4j(e), stmts, &res) != NEO4J_OK)
         rc = (bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j: %s %s", res.code, res.message), -1);
     else if (json_is_string(neo4j_cell(&res, 0, 0, 0)))
         snprintf(type, cap, "%s", json_string_value(neo4j_cell(&res, 0, 0, 0)));
@@ -75,7 +74,7 @@ static int relationship_type(struct bistore *bs, const char *id, char *type, siz
 
 /* The objects the intent's transaction wrote, as findings to repair:
  * entities first, so relationship statements find their endpoints. */
-static json_t *intent_objects(struct bistore *bs, const json_t *operations, struct bs_error *err)
+static json_t *intent_objects(struct engine *e, const json_t *operations, struct bs_error *err)
 {
     json_t *entities = json_array(), *rels = json_array();
     size_t i;
@@ -94,7 +93,7 @@ static json_t *intent_objects(struct bistore *bs, const json_t *operations, stru
                               entity ? "entity" : "relationship", "id", id, "sqlite", "neo4j");
         if (f && !entity) {
             char type[NAME_MAX_LEN + 1];
-            if (relationship_type(bs, id, type, sizeof type, err) != 0) {
+            if (relationship_type(e, id, type, sizeof type, err) != 0) {
                 json_decref(f);
                 rc = -1;
                 break;
@@ -150,22 +149,22 @@ static char *resolution_error(const json_t *refused, enum recon_repair policy, c
         json_array_append_new(
             actions, json_pack("{s:O, s:O, s:O}", "object", json_object_get(f, "object"), "id",
                                json_object_get(f, "id"), "action", json_object_get(f, "action")));
-    json_t *e = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:o}}", "code",
-                          bs_code_name(BS_NEO4J_ERROR), "message",
-                          json_string_value(json_object_get(refused, "message"))
-                              ? json_string_value(json_object_get(refused, "message"))
-                              : "refused by Neo4j on replay",
-                          "resolution", "policy", recon_repair_name(policy), "at", now, "by",
-                          "bistore resolve", "actions", actions ? actions : json_array());
-    char *text = e ? json_text_dumps(e) : NULL;
-    json_decref(e);
+    json_t *error = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:o}}", "code",
+                              bs_code_name(BS_NEO4J_ERROR), "message",
+                              json_string_value(json_object_get(refused, "message"))
+                                  ? json_string_value(json_object_get(refused, "message"))
+                                  : "refused by Neo4j on replay",
+                              "resolution", "policy", recon_repair_name(policy), "at", now, "by",
+                              "bistore resolve", "actions", actions ? actions : json_array());
+    char *text = error ? json_text_dumps(error) : NULL;
+    json_decref(error);
     return text;
 }
 
-static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err)
+static int resolve_in_writer(struct engine *e, void *arg, struct bs_error *err)
 {
     struct resolve_call *c = arg;
-    int64_t stuck = writer_stuck_seq(bs);
+    int64_t stuck = readiness_stuck_seq(e);
     if (stuck != c->seq)
         return stuck ? bs_error_set(err, BS_INVALID_REQUEST,
                                     "intent %lld is not the one Neo4j refuses: that is intent %lld",
@@ -176,29 +175,29 @@ static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err
                                     (long long)c->seq),
                -1;
     struct sql_intent in;
-    int rc = sql_intent_get_pending(bs->wconn, c->seq, &in, err);
+    int rc = sql_intent_get_pending(writer_sql(e), c->seq, &in, err);
     if (rc != 0)
         return rc < 0 ? -1
                       : (bs_error_set(err, BS_INVALID_REQUEST, "intent %lld is not pending",
                                       (long long)c->seq),
                          -1);
-    struct apply_state st;
+    struct apply_state state;
     json_t *findings = NULL;
     char *text = NULL, *tx_error = NULL;
     bool began = false;
     rc = -1;
-    if (apply_init(&st) != 0) {
+    if (apply_init(&state) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         goto done;
     }
-    if (sql_begin(bs->wconn, err) != 0)
+    if (sql_begin(writer_sql(e), err) != 0)
         goto done;
     began = true;
-    findings = intent_objects(bs, in.operations, err);
+    findings = intent_objects(e, in.operations, err);
     if (!findings)
         goto done;
     struct repair_batch rb = {.policy = c->policy, .dry_run = c->dry_run, .findings = findings};
-    if (repair_apply_batch(bs, &rb, &st, err) != 0 || check_all_settled(findings, c->policy, err))
+    if (repair_apply_batch(e, &rb, &state, err) != 0 || check_all_settled(findings, c->policy, err))
         goto done;
     c->report = json_pack("{s:I, s:s, s:s, s:b, s:O}", "seq", (json_int_t)c->seq, "tx_id", in.tx_id,
                           "policy", recon_repair_name(c->policy), "dry_run", c->dry_run, "objects",
@@ -211,25 +210,25 @@ static int resolve_in_writer(struct bistore *bs, void *arg, struct bs_error *err
         rc = 0;
         goto done;
     }
-    text = json_text_dumps(st.cypher.statements);
-    tx_error = resolution_error(in.refused, c->policy, st.now, findings);
+    text = json_text_dumps(state.cypher.statements);
+    tx_error = resolution_error(in.refused, c->policy, state.now, findings);
     if (!text || !tx_error) {
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         goto done;
     }
-    if (sql_intent_resolve(bs->wconn, c->seq, text, tx_error, err) != 0 ||
-        sql_commit(bs->wconn, err) != 0)
+    if (sql_intent_resolve(writer_sql(e), c->seq, text, tx_error, err) != 0 ||
+        sql_commit(writer_sql(e), err) != 0)
         goto done;
     began = false;
     rc = 0;
     log_info("intent %lld resolved with %s (%zu objects): replaying it", (long long)c->seq,
              recon_repair_name(c->policy), json_array_size(findings));
-    writer_clear_stuck(bs);
-    writer_set_ready(bs, false, "intent %lld resolved with %s: replaying", (long long)c->seq,
-                     recon_repair_name(c->policy));
+    readiness_clear_stuck(e);
+    readiness_set(e, false, "intent %lld resolved with %s: replaying", (long long)c->seq,
+                  recon_repair_name(c->policy));
 done:
     if (began)
-        sql_rollback(bs->wconn);
+        sql_rollback(writer_sql(e));
     if (rc != 0) {
         json_decref(c->report);
         c->report = NULL;
@@ -237,40 +236,20 @@ done:
     free(text);
     free(tx_error);
     json_decref(findings);
-    apply_free(&st);
+    apply_free(&state);
     sql_intent_clear(&in);
     return rc;
 }
 
-int bistore_resolve_intent(struct bistore *bs, int64_t seq, enum recon_repair policy, bool dry_run,
-                           json_t **report, struct bs_error *err)
+int recon_resolve_intent(struct engine *e, int64_t seq, enum recon_repair policy, bool dry_run,
+                         json_t **report, struct bs_error *err)
 {
     struct resolve_call c = {.seq = seq, .policy = policy, .dry_run = dry_run};
     *report = NULL;
     if (policy == REPAIR_NONE)
         return bs_error_set(err, BS_INVALID_REQUEST, "a policy is needed"), -1;
-    if (writer_call_while_stuck(bs, resolve_in_writer, &c, err) != 0)
+    if (writer_call_while_stuck(e, resolve_in_writer, &c, err) != 0)
         return -1;
     *report = c.report;
     return 0;
-}
-
-int bistore_refused_intent(struct bistore *bs, json_t **out, struct bs_error *err)
-{
-    *out = NULL;
-    int64_t seq = writer_stuck_seq(bs);
-    if (!seq)
-        return 1;
-    struct sql_conn *c = sql_pool_get(&bs->readers, err);
-    if (!c)
-        return -1;
-    struct sql_intent in;
-    int rc = sql_intent_get_pending(c, seq, &in, err);
-    sql_pool_put(&bs->readers, c);
-    if (rc != 0)
-        return rc;
-    *out = json_pack("{s:I, s:s, s:O?, s:O?}", "seq", (json_int_t)seq, "tx_id", in.tx_id,
-                     "operations", in.operations, "refused", in.refused);
-    sql_intent_clear(&in);
-    return *out ? 0 : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
 }

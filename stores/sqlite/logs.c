@@ -89,7 +89,7 @@ int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err)
 }
 
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
-                       int (*fn)(int64_t seq, const char *statements, void *arg), void *arg,
+                       bool (*fn)(int64_t seq, const char *statements, void *arg), void *arg,
                        struct bs_error *err)
 {
     sqlite3_stmt *s = sql_stmt(c, Q_INTENT_PENDING,
@@ -101,12 +101,11 @@ int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
     sqlite3_bind_int64(s, 1, after);
     sqlite3_bind_int(s, 2, limit);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (fn(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1), arg) != 0) {
-            sqlite3_reset(s);
-            return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (!fn(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1), arg)) {
+            rc = SQLITE_DONE;
+            break;
         }
-    }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "pending intents");
 }

@@ -151,9 +151,10 @@ int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const 
  */
 int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
-/* Pending intents with seq > after, in order, at most limit: calls fn for each. */
+/* Pending intents with seq > after, in order, at most limit: calls fn for
+ * each until it returns false. -1 only on an SQLite error. */
 int sql_intent_pending(struct sql_conn *c, int64_t after, int limit,
-                       int (*fn)(int64_t seq, const char *statements, void *arg), void *arg,
+                       bool (*fn)(int64_t seq, const char *statements, void *arg), void *arg,
                        struct bs_error *err);
 
 /* A pending intent, for a replay Neo4j refused (sql_intent_get_pending). */

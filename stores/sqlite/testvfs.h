@@ -1,7 +1,7 @@
 /*
  * Test-only SQLite VFS shim (DESIGN.md invariant 8): simulated power loss and
  * injected I/O errors, over SQLite's default VFS. Like BISTORE_FAULT
- * (stores/fault.h) it is chosen by an environment variable, read once:
+ * (stores/engine/fault.h) it is chosen by an environment variable, read once:
  *
  *   BISTORE_SQLITE_FAULT=<mode>[,<key>=<value>|<flag>]...
  *
@@ -72,7 +72,7 @@
  *                of the thread that reached it are counted (the writer: GETs
  *                served meanwhile do not shift the count). P is "ready" (the
  *                writer turned ready: recovery is done) or a point of
- *                stores/fault.h: after_begin, after_neo4j_statements,
+ *                common/fault_points.h: after_begin, after_neo4j_statements,
  *                after_sqlite_commit, after_neo4j_commit. Without after=,
  *                every call of every thread counts from the start. (The
  *                power cut itself hits every file, whoever wrote it.)

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "stores/engine/fault.h"
+#include "common/fault_points.h"
 #include "stores/sqlite/testvfs.h"
 
 const char *const testvfs_op_names[] = {"read", "write", "sync", "truncate", "any"};

@@ -1,0 +1,174 @@
+/*
+ * The gateway's lifecycle (stores/bistore.h): the stores opened, the writer
+ * and the reconciler started, and everything stopped in the order that
+ * lets a reconciliation record how it ended: client writes refused first,
+ * then the runs stopped (their bookkeeping still goes through the writer),
+ * then the writer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stores/bistore_internal.h"
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Copies the configuration's strings: the layers below borrow them. */
+static int copy_config(struct bistore *bs, const struct bistore_config *cfg)
+{
+    bs->sqlite_path = strdup(cfg->sqlite_path);
+    bs->neo4j_url = strdup(cfg->neo4j.url);
+    bs->neo4j_database = strdup(cfg->neo4j.database);
+    bs->neo4j_user = dup_or_null(cfg->neo4j.user);
+    bs->neo4j_password = dup_or_null(cfg->neo4j.password);
+    bs->neo4j_cfg = cfg->neo4j;
+    bs->neo4j_cfg.url = bs->neo4j_url;
+    bs->neo4j_cfg.database = bs->neo4j_database;
+    bs->neo4j_cfg.user = bs->neo4j_user;
+    bs->neo4j_cfg.password = bs->neo4j_password;
+    return bs->sqlite_path && bs->neo4j_url && bs->neo4j_database &&
+                   (!cfg->neo4j.user || bs->neo4j_user) &&
+                   (!cfg->neo4j.password || bs->neo4j_password)
+               ? 0
+               : -1;
+}
+
+static void free_config(struct bistore *bs)
+{
+    free(bs->sqlite_path);
+    free(bs->neo4j_url);
+    free(bs->neo4j_database);
+    free(bs->neo4j_user);
+    free(bs->neo4j_password);
+}
+
+struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *err)
+{
+    struct bistore *bs = calloc(1, sizeof *bs);
+    if (!bs || copy_config(bs, cfg) != 0) {
+        if (bs)
+            free_config(bs);
+        free(bs);
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return NULL;
+    }
+    neo4j_pool_init(&bs->read_clients, &bs->neo4j_cfg);
+    struct engine_config ecfg = {.sqlite_path = bs->sqlite_path,
+                                 .neo4j = bs->neo4j_cfg,
+                                 .max_queue = cfg->max_queue,
+                                 .readiness_pool = &bs->read_clients};
+    bs->engine = engine_open(&ecfg, err);
+    if (!bs->engine)
+        goto fail;
+    if (sql_pool_init(&bs->readers, bs->sqlite_path, cfg->read_connections) != 0) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        goto fail;
+    }
+    bs->readers_ready = true;
+    struct reconciler_config rcfg = {.engine = bs->engine,
+                                     .readers = &bs->readers,
+                                     .sqlite_path = bs->sqlite_path,
+                                     .neo4j = bs->neo4j_cfg,
+                                     .validate_interval_s = cfg->validate_interval_s};
+    bs->reconciler = reconciler_new(&rcfg);
+    if (!bs->reconciler) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        goto fail;
+    }
+    if (recon_mark_interrupted(bs->engine, err) != 0)
+        goto fail;
+    return bs;
+fail:
+    reconciler_free(bs->reconciler);
+    if (bs->readers_ready)
+        sql_pool_destroy(&bs->readers);
+    engine_close(bs->engine);
+    neo4j_pool_destroy(&bs->read_clients);
+    free_config(bs);
+    free(bs);
+    return NULL;
+}
+
+int bistore_start(struct bistore *bs, struct bs_error *err)
+{
+    if (engine_start(bs->engine, err) != 0)
+        return -1;
+    if (reconciler_start(bs->reconciler) != 0)
+        return bs_error_set(err, BS_STORAGE_ERROR, "cannot start the validation thread"), -1;
+    return 0;
+}
+
+void bistore_close(struct bistore *bs)
+{
+    if (!bs)
+        return;
+    engine_stop(bs->engine);
+    reconciler_stop(bs->reconciler);
+    engine_close(bs->engine);
+    reconciler_free(bs->reconciler);
+    sql_pool_destroy(&bs->readers);
+    neo4j_pool_destroy(&bs->read_clients);
+    free_config(bs);
+    free(bs);
+}
+
+/* ---- writes and readiness ---- */
+
+void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
+                    struct bistore_outcome *out)
+{
+    engine_submit(bs->engine, txn, rid, out);
+}
+
+void bistore_outcome_clear(struct bistore_outcome *out)
+{
+    json_decref(out->result);
+    out->result = NULL;
+}
+
+bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
+{
+    return engine_ready(bs->engine, reason, cap);
+}
+
+/* ---- reconciliation, check, resolve ---- */
+
+int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
+                            struct bs_error *err)
+{
+    return recon_start(bs->reconciler, opt, id, err);
+}
+
+enum lookup bistore_reconcile_get(struct bistore *bs, const char *id, json_t **out,
+                                  struct bs_error *err)
+{
+    return recon_get(bs->reconciler, id, out, err);
+}
+
+int bistore_reconcile_list(struct bistore *bs, const char *after, int limit, json_t **items,
+                           char **next, struct bs_error *err)
+{
+    return recon_list(bs->reconciler, after, limit, items, next, err);
+}
+
+enum lookup bistore_findings_list(struct bistore *bs, const char *run_id, const char *kind,
+                                  const char *after, int limit, json_t **items, char **next,
+                                  struct bs_error *err)
+{
+    return recon_findings(bs->reconciler, run_id, kind, after, limit, items, next, err);
+}
+
+int bistore_check(const struct bistore_config *cfg, const struct recon_options *opt,
+                  const struct check_hooks *hooks, struct recon_summary *sum, struct bs_error *err)
+{
+    return recon_check(cfg->sqlite_path, &cfg->neo4j, opt, hooks, sum, err);
+}
+
+int bistore_resolve_intent(struct bistore *bs, int64_t seq, enum recon_repair policy, bool dry_run,
+                           json_t **report, struct bs_error *err)
+{
+    return recon_resolve_intent(bs->engine, seq, policy, dry_run, report, err);
+}

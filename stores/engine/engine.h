@@ -1,0 +1,106 @@
+/*
+ * The engine: the single writer (a queue of jobs and the thread that runs
+ * them), the commit protocol it runs (commit.c, pipeline.c), recovery and
+ * replay (replay.c) and readiness (readiness.c). This is what the layers
+ * above use; stores/engine/internal.h is the inside.
+ *
+ * Every write of the gateway goes through the writer thread, one job at a
+ * time: client transactions (engine_submit), and functions of the layers
+ * above (writer_call*) that need the writer's own SQLite connection and
+ * Neo4j client, which only that thread may use (writer_sql and
+ * writer_neo4j assert it).
+ */
+#ifndef BISTORE_ENGINE_H
+#define BISTORE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/result.h"
+#include "stores/model/model.h"
+#include "stores/neo4j/neo4j.h"
+#include "stores/sqlite/sqlite.h"
+
+struct engine;
+struct apply_state; /* stores/engine/apply.h */
+
+struct engine_config {
+    /* Borrowed: the strings here must outlive the engine. */
+    const char *sqlite_path;
+    struct neo4j_config neo4j;
+    size_t max_queue;                  /* jobs waiting at most; more: 503 */
+    struct neo4j_pool *readiness_pool; /* clients for readiness pings (from any thread) */
+};
+
+/* Opens the write connection (the schema, the store id) and the record of
+ * open Neo4j transactions. NULL on failure, with err. Quiet: logs nothing. */
+struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err);
+/* Starts the writer thread, which recovers in the background; readiness
+ * says when it is done. */
+int engine_start(struct engine *e, struct bs_error *err);
+/* Stops taking client writes (they answer 503); bookkeeping jobs
+ * (writer_call_sqlite) still run until engine_close. */
+void engine_stop(struct engine *e);
+/* The writer finishes its job and exits; Neo4j transactions still open
+ * are rolled back; everything is closed and freed. */
+void engine_close(struct engine *e);
+
+/* Runs txn through the commit protocol in the writer thread and waits for
+ * its outcome (out, cleared first). txn stays the caller's. rid: the
+ * request id for the logs. */
+void engine_submit(struct engine *e, struct bs_txn *txn, const char *rid,
+                   struct bistore_outcome *out);
+
+/* ---- jobs of the layers above, in the writer thread ---- */
+
+/* A job: 0, or -1 with err. */
+typedef int (*writer_job)(struct engine *e, void *arg, struct bs_error *err);
+/* Runs job between transactions once nothing is pending (both stores hold
+ * the same committed state): reconciliation re-checks and repairs. 503
+ * when Neo4j is unavailable or the engine stops. */
+int writer_call(struct engine *e, writer_job job, void *arg, struct bs_error *err);
+/* Runs job between transactions for bookkeeping that needs SQLite only:
+ * job works on writer_sql, never talks to Neo4j, and keeps any transaction
+ * it opens short (DESIGN.md invariant 7). Unlike writer_call it also runs
+ * while Neo4j is unavailable, while intents are pending and after
+ * engine_stop (until the writer exits), so a run can always record how it
+ * ended. */
+int writer_call_sqlite(struct engine *e, writer_job job, void *arg, struct bs_error *err);
+/* writer_call for a job that runs while an intent is refused (a
+ * resolution): it needs SQLite and Neo4j's answer, not a clean state. */
+int writer_call_while_stuck(struct engine *e, writer_job job, void *arg, struct bs_error *err);
+
+/* Inside a job (or before engine_start, in the thread that opened the
+ * engine): the write connection and the writer's Neo4j client. Any other
+ * thread is a bug: asserted. */
+struct sql_conn *writer_sql(struct engine *e);
+struct neo4j_client *writer_neo4j(struct engine *e);
+/* The store id that pairs this SQLite file with its watermark node. */
+const char *engine_store_id(const struct engine *e);
+
+/*
+ * Inside a writer_call job: a transaction of the gateway's own (a repair)
+ * through the commit protocol. apply writes its rows on writer_sql and
+ * appends its Cypher to the state (stores/engine/apply.h) instead of a
+ * client's operations; provenance (may be NULL) goes into the audit.
+ * out is cleared first; out->result is the caller's.
+ */
+typedef int (*apply_hook)(struct engine *e, void *ctx, struct apply_state *state,
+                          struct bs_error *err);
+void engine_commit_internal(struct engine *e, apply_hook apply, void *ctx, json_t *provenance,
+                            const char *rid, struct bistore_outcome *out);
+
+/* ---- readiness (readiness.c) ---- */
+
+/* True once SQLite is open, Neo4j answers and recovery has finished;
+ * otherwise false with the reason. Asks Neo4j at most once a second. */
+bool engine_ready(struct engine *e, char *reason, size_t cap);
+/* Sets readiness and its reason (printf-style); logs a change. */
+void readiness_set(struct engine *e, bool ready, const char *reason_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The intent Neo4j refuses on replay, or 0; and its resolution. */
+int64_t readiness_stuck_seq(struct engine *e);
+void readiness_clear_stuck(struct engine *e);
+
+#endif
