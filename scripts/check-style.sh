@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Style checks run by scripts/test.sh:
 #  - no unbounded or unsafe string functions (after curl's checksrc %banfunc);
-#  - formatting as .clang-format says (clang-format --dry-run --Werror).
+#  - formatting as .clang-format says (clang-format --dry-run --Werror);
+#  - the layers (scripts/check-layers.sh): no include of a higher layer, no
+#    include circle, SQL only in stores/sqlite/, Cypher only in stores/neo4j/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t sources < <(git ls-files '*.c' '*.h' | grep -v '^build')
@@ -18,4 +20,5 @@ if ! clang-format --dry-run --Werror "${sources[@]}" 2>/tmp/clang-format.$$; the
 fi
 rm -f /tmp/clang-format.$$
 [ $status -eq 0 ] && echo "check-style: ok (${#sources[@]} files)"
+scripts/check-layers.sh || status=1
 exit $status
