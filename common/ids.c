@@ -104,3 +104,18 @@ bool ids_valid(const char *s)
 {
     return ids_valid_len(s, strnlen(s, ID_MAX_LEN + 1));
 }
+
+bool ids_valid_name(const char *s)
+{
+    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+        return false;
+    for (size_t n = 1; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return false;
+        if (n >= NAME_MAX_LEN)
+            return false;
+    }
+    return true;
+}

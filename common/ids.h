@@ -13,6 +13,7 @@
 
 #define UUID_STR_LEN 37 /* 36 chars + NUL, lowercase canonical form */
 #define ID_MAX_LEN 128
+#define NAME_MAX_LEN 64
 
 /* The id rule in words, for error messages. */
 #define IDS_RULE "1..128 characters of [A-Za-z0-9._:-], other than \".\" and \"..\""
@@ -30,5 +31,9 @@ void ids_uuid7(char out[UUID_STR_LEN]);
  */
 bool ids_valid_len(const char *s, size_t n);
 bool ids_valid(const char *s);
+/* The name rule, ^[A-Za-z][A-Za-z0-9_]{0,63}$: an identifier that may go
+ * into query text (entity types, relationship types, property keys: see
+ * model_valid_name) or into an error's field path. */
+bool ids_valid_name(const char *s);
 
 #endif

@@ -3,223 +3,198 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/ids.h"
-#include "stores/bistore.h"
 #include "stores/model/canon.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
-
-static bool is_json_content_type(const char *ct)
-{
-    if (!ct)
-        return false;
-    size_t n = strlen("application/json");
-    if (strncasecmp(ct, "application/json", n) != 0)
-        return false;
-    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
-}
-
-json_t *body_object(const struct request *req, struct response *res)
-{
-    if (!is_json_content_type(request_header(req, "Content-Type"))) {
-        reply_errorf(res, BS_UNSUPPORTED_MEDIA_TYPE, NULL,
-                     "the body must be JSON, sent with Content-Type: application/json");
-        return NULL;
-    }
-    if (!req->body || req->body_len == 0) {
-        reply_errorf(res, BS_INVALID_JSON, NULL, "the body is empty; a JSON object is needed");
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        reply_errorf(res, BS_INVALID_JSON, NULL, "malformed JSON at line %d column %d: %s",
-                     jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        reply_errorf(res, BS_INVALID_REQUEST, NULL, "the body must be a JSON object");
-        return NULL;
-    }
-    return doc;
-}
-
-bool only_fields(const json_t *obj, const char *const *allowed, const char *prefix,
-                 struct bs_error *err)
-{
-    const char *key;
-    json_t *value;
-    json_object_foreach ((json_t *)obj, key, value) {
-        bool ok = false;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = strcmp(*a, key) == 0;
-        if (!ok) {
-            char shown[80];
-            snprintf(shown, sizeof shown, "%s", key);
-            if (model_valid_name(key))
-                bs_error_field(err, "%s%s%s", prefix, prefix[0] ? "." : "", key);
-            else
-                bs_error_field(err, "%s", prefix);
-            bs_error_set(err, BS_INVALID_REQUEST, "unknown field '%s'", shown);
-            return false;
-        }
-        (void)value;
-    }
-    return true;
-}
+#define OP_FIELDS_MAX 8
 
 void refs_free(struct refs *refs)
 {
     strmap_free(&refs->ids);
 }
 
-static const char *refs_find(const struct refs *refs, const char *name)
-{
-    return strmap_get(&refs->ids, name);
-}
+/* ---- the model's fields (FIELD_CUSTOM parsers) ---- */
 
-static bool invalid(struct bs_error *err, const char *prefix, const char *field,
-                    const char *message)
-{
-    bs_error_field(err, "%s%s%s", prefix, prefix[0] ? "." : "", field);
-    bs_error_set(err, BS_INVALID_REQUEST, "%s", message);
-    return false;
-}
+/* What the fields of one operation fill beyond their own destination. */
+struct op_context {
+    struct bs_op *op;
+    struct refs *refs; /* NULL: refs are not allowed */
+};
 
-/* A required or optional string field; false after filling err. */
-static bool get_string(const json_t *obj, const char *name, bool required, const char *prefix,
-                       const char **out, struct bs_error *err)
+/* A type: a name that may go into Cypher (model_valid_name), into dest. */
+static bool parse_name(const json_t *v, const struct field_spec *spec, const char *path,
+                       struct bs_error *err)
 {
-    json_t *v = json_object_get(obj, name);
-    *out = NULL;
-    if (!v) {
-        if (required) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "'%s' is required", name);
-            return invalid(err, prefix, name, msg);
-        }
-        return true;
-    }
     if (!json_is_string(v)) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "'%s' must be a string", name);
-        return invalid(err, prefix, name, msg);
+        char message[96];
+        snprintf(message, sizeof message, "'%s' must be a string", spec->name);
+        return fields_invalid(err, "", path, message);
     }
-    *out = json_string_value(v);
+    if (!model_valid_name(json_string_value(v)))
+        return fields_invalid(err, "", path,
+                              "must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ (letters, digits, '_')");
+    snprintf(spec->dest, NAME_MAX_LEN + 1, "%s", json_string_value(v));
     return true;
 }
 
-static bool get_name(const json_t *obj, const char *field, const char *prefix, char *out,
-                     struct bs_error *err)
+/* An entity's type: a name other than the common label. */
+static bool parse_entity_type(const json_t *v, const struct field_spec *spec, const char *path,
+                              struct bs_error *err)
 {
-    const char *s;
-    if (!get_string(obj, field, true, prefix, &s, err))
+    if (!parse_name(v, spec, path, err))
         return false;
-    if (!model_valid_name(s))
-        return invalid(err, prefix, field,
-                       "must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ (letters, digits, '_')");
-    snprintf(out, NAME_MAX_LEN + 1, "%s", s);
-    return true;
+    if (model_valid_entity_type(spec->dest))
+        return true;
+    return fields_invalid(err, "", path,
+                          "type '" MODEL_ENTITY_LABEL "' is reserved: it is the label every entity "
+                          "node has besides its type's");
 }
 
-/* An entity's type: a name other than the common label; false after filling err. */
-static bool entity_type(const char *prefix, const char *type, struct bs_error *err)
+/* Properties (a new reference into dest); null means none. */
+static bool parse_properties(const json_t *v, const struct field_spec *spec, const char *path,
+                             struct bs_error *err)
 {
-    if (model_valid_entity_type(type))
-        return true;
-    return invalid(err, prefix, "type",
-                   "type '" MODEL_ENTITY_LABEL "' is reserved: it is the label every entity "
-                   "node has besides its type's");
-}
-
-static bool get_id(const json_t *obj, bool required, const char *prefix, char *out,
-                   struct bs_error *err)
-{
-    const char *s;
-    if (!get_string(obj, "id", required, prefix, &s, err))
-        return false;
-    if (!s) {
-        ids_uuid7(out);
-        return true;
-    }
-    if (!ids_valid(s))
-        return invalid(err, prefix, "id", "an id is " IDS_RULE);
-    snprintf(out, ID_MAX_LEN + 1, "%s", s);
-    return true;
-}
-
-static bool get_properties(const json_t *obj, bool patch, const char *prefix, json_t **out,
-                           struct bs_error *err)
-{
-    json_t *v = json_object_get(obj, "properties");
-    *out = NULL;
-    if (!v || (json_is_null(v) && !patch))
-        return true;
-    char path[BS_ERROR_FIELD_MAX];
-    snprintf(path, sizeof path, "%s%sproperties", prefix, prefix[0] ? "." : "");
-    if (!model_check_properties(v, patch, path, err))
-        return false;
-    *out = json_incref(v);
-    return true;
-}
-
-static bool get_metadata(const json_t *obj, const char *prefix, struct bs_op *op,
-                         struct bs_error *err)
-{
-    json_t *v = json_object_get(obj, "metadata");
-    if (!v)
-        return true;
-    op->set_metadata = true;
     if (json_is_null(v))
         return true;
-    if (!json_is_object(v))
-        return invalid(err, prefix, "metadata", "'metadata' must be an object or null");
-    op->metadata = json_incref(v);
+    if (!model_check_properties(v, false, path, err))
+        return false;
+    *(json_t **)spec->dest = json_incref((json_t *)v);
     return true;
 }
 
-static bool get_version(const json_t *obj, const char *prefix, int64_t *out, struct bs_error *err)
+/* A patch of properties: null removes a key (and a null patch is refused). */
+static bool parse_patch(const json_t *v, const struct field_spec *spec, const char *path,
+                        struct bs_error *err)
 {
-    json_t *v = json_object_get(obj, "if_version");
-    *out = -1;
-    if (!v)
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 1)
-        return invalid(err, prefix, "if_version", "'if_version' must be a positive integer");
-    *out = json_integer_value(v);
+    if (!model_check_properties(v, true, path, err))
+        return false;
+    *(json_t **)spec->dest = json_incref((json_t *)v);
+    return true;
+}
+
+/* metadata: an object, or null (none); given either way, it replaces. */
+static bool parse_metadata(const json_t *v, const struct field_spec *spec, const char *path,
+                           struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    if (!json_is_object(v) && !json_is_null(v))
+        return fields_invalid(err, "", path, "'metadata' must be an object or null");
+    ctx->op->set_metadata = true;
+    ctx->op->metadata = json_is_object(v) ? json_incref((json_t *)v) : NULL;
     return true;
 }
 
 /* source/target: an id string or {"ref": name} of an earlier create_entity. */
-static bool get_endpoint(const json_t *obj, const char *field, const char *prefix,
-                         struct refs *refs, char *out, struct bs_error *err)
+static bool parse_endpoint(const json_t *v, const struct field_spec *spec, const char *path,
+                           struct bs_error *err)
 {
-    json_t *v = json_object_get(obj, field);
+    struct op_context *ctx = spec->arg;
     if (json_is_string(v)) {
         if (!ids_valid(json_string_value(v)))
-            return invalid(err, prefix, field, "an id is " IDS_RULE);
-        snprintf(out, ID_MAX_LEN + 1, "%s", json_string_value(v));
+            return fields_invalid(err, "", path, "an id is " IDS_RULE);
+        snprintf(spec->dest, ID_MAX_LEN + 1, "%s", json_string_value(v));
         return true;
     }
-    if (json_is_object(v) && refs) {
-        char sub[BS_ERROR_FIELD_MAX];
-        snprintf(sub, sizeof sub, "%s%s%s", prefix, prefix[0] ? "." : "", field);
-        static const char *const ref_fields[] = {"ref", NULL};
-        const char *name;
-        if (!only_fields(v, ref_fields, sub, err) || !get_string(v, "ref", true, sub, &name, err))
-            return false;
-        const char *id = refs_find(refs, name);
-        if (!id)
-            return invalid(err, sub, "ref",
-                           "no create_entity earlier in this transaction has this ref");
-        snprintf(out, ID_MAX_LEN + 1, "%s", id);
-        return true;
+    if (!json_is_object(v) || !ctx->refs)
+        return fields_invalid(err, "", path, spec->message);
+    const char *name;
+    const struct field_spec ref[] = {{"ref", FIELD_STRING, .required = true, .dest = &name}, {0}};
+    if (!fields_parse(v, ref, path, err))
+        return false;
+    const char *id = strmap_get(&ctx->refs->ids, name);
+    if (!id)
+        return fields_invalid(err, path, "ref",
+                              "no create_entity earlier in this transaction has this ref");
+    snprintf(spec->dest, ID_MAX_LEN + 1, "%s", id);
+    return true;
+}
+
+/* ref: names a create_entity's id for the operations after it. */
+static bool parse_ref(const json_t *v, const struct field_spec *spec, const char *path,
+                      struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    if (!json_is_string(v))
+        return fields_invalid(err, "", path, "'ref' must be a string");
+    const char *ref = json_string_value(v);
+    if (!ctx->refs)
+        return fields_invalid(err, "", path, "'ref' is only for transactions");
+    if (ref[0] == '\0' || strlen(ref) > MAX_REFS_LEN)
+        return fields_invalid(err, "", path, "a ref is 1..128 characters");
+    enum strmap_status added = strmap_add(&ctx->refs->ids, ref, ctx->op->id);
+    if (added == STRMAP_EXISTS)
+        return fields_invalid(err, "", path, "this ref is already used in the transaction");
+    if (added != STRMAP_OK) { /* too big cannot happen below max_operations */
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return false;
     }
-    return invalid(err, prefix, field,
-                   refs ? "must be an entity id or {\"ref\": \"<ref>\"}" : "must be an entity id");
+    return true;
+}
+
+/* ---- operations ---- */
+
+/*
+ * The field specs of an operation of kind into specs (OP_FIELDS_MAX + 1,
+ * ended), in the order they are checked. A single resource's body carries
+ * neither "op" nor "ref", and an update's neither "id" nor "if_version".
+ */
+static void op_fields(enum op_kind kind, struct op_context *ctx, bool single,
+                      struct field_spec *specs)
+{
+    struct bs_op *op = ctx->op;
+    bool create = kind == OP_CREATE_ENTITY || kind == OP_CREATE_RELATIONSHIP;
+    const char *endpoint =
+        ctx->refs ? "must be an entity id or {\"ref\": \"<ref>\"}" : "must be an entity id";
+    const struct field_spec f_op = {.name = "op", .type = FIELD_STRING};
+    const struct field_spec f_id = {"id", FIELD_ID, .required = !create, .dest = op->id,
+                                    .generate = create};
+    const struct field_spec f_if_version = {
+        "if_version", FIELD_INTEGER,    .dest = &op->if_version,
+        .min = 1,     .max = INT64_MAX, .message = "'if_version' must be a positive integer"};
+    const struct field_spec f_metadata = {"metadata", FIELD_CUSTOM, .parse = parse_metadata,
+                                          .arg = ctx};
+    size_t n = 0;
+    if (!single)
+        specs[n++] = f_op;
+    if (!single || kind != OP_UPDATE_ENTITY)
+        specs[n++] = f_id;
+    switch (kind) {
+    case OP_CREATE_ENTITY:
+        specs[n++] = (struct field_spec){"type", FIELD_CUSTOM, .required = true, .dest = op->type,
+                                         .parse = parse_entity_type};
+        specs[n++] = (struct field_spec){"properties", FIELD_CUSTOM, .dest = &op->properties,
+                                         .parse = parse_properties};
+        specs[n++] = f_metadata;
+        if (!single)
+            specs[n++] = (struct field_spec){"ref", FIELD_CUSTOM, .parse = parse_ref, .arg = ctx};
+        break;
+    case OP_CREATE_RELATIONSHIP:
+        specs[n++] = (struct field_spec){"type", FIELD_CUSTOM, .required = true, .dest = op->type,
+                                         .parse = parse_name};
+        specs[n++] =
+            (struct field_spec){"source",           FIELD_CUSTOM,        .required = true,
+                                .dest = op->source, .message = endpoint, .parse = parse_endpoint,
+                                .arg = ctx};
+        specs[n++] =
+            (struct field_spec){"target",           FIELD_CUSTOM,        .required = true,
+                                .dest = op->target, .message = endpoint, .parse = parse_endpoint,
+                                .arg = ctx};
+        specs[n++] = (struct field_spec){"properties", FIELD_CUSTOM, .dest = &op->properties,
+                                         .parse = parse_properties};
+        break;
+    case OP_UPDATE_ENTITY:
+        if (!single)
+            specs[n++] = f_if_version;
+        specs[n++] = (struct field_spec){"properties", FIELD_CUSTOM, .dest = &op->properties,
+                                         .parse = parse_patch};
+        specs[n++] = f_metadata;
+        break;
+    case OP_DELETE_ENTITY: specs[n++] = f_if_version; break;
+    case OP_DELETE_RELATIONSHIP: break;
+    }
+    specs[n] = (struct field_spec){0};
 }
 
 static bool parse_kind(const char *s, enum op_kind *kind)
@@ -238,14 +213,6 @@ static bool parse_kind(const char *s, enum op_kind *kind)
 bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct bs_op *op,
                      struct refs *refs, struct bs_error *err)
 {
-    static const char *const f_create_entity[] = {"op",         "ref",      "id", "type",
-                                                  "properties", "metadata", NULL};
-    static const char *const f_create_rel[] = {"op",     "id",         "type", "source",
-                                               "target", "properties", NULL};
-    static const char *const f_update[] = {"op",         "id",       "if_version",
-                                           "properties", "metadata", NULL};
-    static const char *const f_delete_entity[] = {"op", "id", "if_version", NULL};
-    static const char *const f_delete_rel[] = {"op", "id", NULL};
     memset(op, 0, sizeof *op);
     op->if_version = -1;
     err->op_index = (long)index;
@@ -254,9 +221,13 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
         bs_error_set(err, BS_INVALID_REQUEST, "an operation must be an object");
         return false;
     }
-    const char *kind;
-    if (!get_string(obj, "op", true, prefix, &kind, err))
-        return false;
+    /* "op" first: it says which fields the others may be */
+    json_t *v = json_object_get(obj, "op");
+    if (!v)
+        return fields_invalid(err, prefix, "op", "'op' is required");
+    if (!json_is_string(v))
+        return fields_invalid(err, prefix, "op", "'op' must be a string");
+    const char *kind = json_string_value(v);
     if (strcmp(kind, "cypher") == 0 || strcmp(kind, "sql") == 0) {
         bs_error_field(err, "%s.op", prefix);
         bs_error_set(err, BS_FORBIDDEN, "raw '%s' statements are not enabled on this gateway",
@@ -264,56 +235,31 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
         return false;
     }
     if (!parse_kind(kind, &op->kind))
-        return invalid(err, prefix, "op",
-                       "unknown op: use create_entity, create_relationship, update_entity, "
-                       "delete_entity or delete_relationship");
-    switch (op->kind) {
-    case OP_CREATE_ENTITY: {
-        const char *ref;
-        if (!only_fields(obj, f_create_entity, prefix, err) ||
-            !get_id(obj, false, prefix, op->id, err) ||
-            !get_name(obj, "type", prefix, op->type, err) || !entity_type(prefix, op->type, err) ||
-            !get_properties(obj, false, prefix, &op->properties, err) ||
-            !get_metadata(obj, prefix, op, err) ||
-            !get_string(obj, "ref", false, prefix, &ref, err))
-            return false;
-        if (ref) {
-            if (!refs)
-                return invalid(err, prefix, "ref", "'ref' is only for transactions");
-            if (ref[0] == '\0' || strlen(ref) > MAX_REFS_LEN)
-                return invalid(err, prefix, "ref", "a ref is 1..128 characters");
-            enum strmap_status added = strmap_add(&refs->ids, ref, op->id);
-            if (added == STRMAP_EXISTS)
-                return invalid(err, prefix, "ref", "this ref is already used in the transaction");
-            if (added != STRMAP_OK) { /* too big cannot happen below max_operations */
-                bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-                return false;
-            }
-        }
+        return fields_invalid(err, prefix, "op",
+                              "unknown op: use create_entity, create_relationship, update_entity, "
+                              "delete_entity or delete_relationship");
+    struct op_context ctx = {op, refs};
+    struct field_spec specs[OP_FIELDS_MAX + 1];
+    op_fields(op->kind, &ctx, false, specs);
+    return fields_parse(obj, specs, prefix, err);
+}
+
+bool parse_single(const json_t *body, enum op_kind kind, struct bs_op *op, struct response *res)
+{
+    struct bs_error err;
+    bs_error_clear(&err);
+    op->kind = kind;
+    struct op_context ctx = {op, NULL};
+    struct field_spec specs[OP_FIELDS_MAX + 1];
+    op_fields(kind, &ctx, true, specs);
+    if (fields_parse(body, specs, "", &err))
         return true;
-    }
-    case OP_CREATE_RELATIONSHIP:
-        return only_fields(obj, f_create_rel, prefix, err) &&
-               get_id(obj, false, prefix, op->id, err) &&
-               get_name(obj, "type", prefix, op->type, err) &&
-               get_endpoint(obj, "source", prefix, refs, op->source, err) &&
-               get_endpoint(obj, "target", prefix, refs, op->target, err) &&
-               get_properties(obj, false, prefix, &op->properties, err);
-    case OP_UPDATE_ENTITY:
-        return only_fields(obj, f_update, prefix, err) && get_id(obj, true, prefix, op->id, err) &&
-               get_version(obj, prefix, &op->if_version, err) &&
-               get_properties(obj, true, prefix, &op->properties, err) &&
-               get_metadata(obj, prefix, op, err);
-    case OP_DELETE_ENTITY:
-        return only_fields(obj, f_delete_entity, prefix, err) &&
-               get_id(obj, true, prefix, op->id, err) &&
-               get_version(obj, prefix, &op->if_version, err);
-    case OP_DELETE_RELATIONSHIP:
-        return only_fields(obj, f_delete_rel, prefix, err) &&
-               get_id(obj, true, prefix, op->id, err);
-    }
+    err.op_index = -1; /* a single resource has no operation index */
+    reply_error(res, &err);
     return false;
 }
+
+/* ---- headers, submitting, answers ---- */
 
 bool idempotency_prepare(const struct request *req, const char *scope, const json_t *body,
                          struct bs_txn *txn, struct response *res)
@@ -337,52 +283,6 @@ bool idempotency_prepare(const struct request *req, const char *scope, const jso
     }
     txn->idem_key = key;
     txn->idem_scope = scope;
-    return true;
-}
-
-bool path_id(const struct request *req, size_t i, const char *field, struct response *res)
-{
-    if (i < req->n_args && ids_valid_len(req->args[i], req->arg_len[i]))
-        return true;
-    reply_errorf(res, BS_INVALID_REQUEST, field,
-                 "'%s' in the path is not an id: an id is " IDS_RULE " (after percent-decoding)",
-                 field);
-    return false;
-}
-
-bool parse_if_match(const struct request *req, int64_t *version, struct response *res)
-{
-    const char *v = request_header(req, "If-Match");
-    *version = -1;
-    if (!v || strcmp(v, "*") == 0)
-        return true;
-    if (strncmp(v, "W/", 2) == 0)
-        v += 2;
-    char *end;
-    long long n = strtoll(v[0] == '"' ? v + 1 : v, &end, 10);
-    bool quoted = v[0] == '"';
-    if (end == v + (quoted ? 1 : 0) || n < 1 || (quoted ? strcmp(end, "\"") != 0 : *end)) {
-        reply_errorf(res, BS_INVALID_REQUEST, "If-Match",
-                     "If-Match must be an entity version as its ETag gives it, e.g. \"3\"");
-        return false;
-    }
-    *version = n;
-    return true;
-}
-
-bool query_limit(const struct request *req, int def, int max, int *limit, struct response *res)
-{
-    const char *v = request_query(req, "limit");
-    *limit = def;
-    if (!v)
-        return true;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < 1 || n > max) {
-        reply_errorf(res, BS_INVALID_REQUEST, "limit", "limit must be an integer in 1..%d", max);
-        return false;
-    }
-    *limit = (int)n;
     return true;
 }
 
@@ -412,7 +312,7 @@ bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool
 
 json_t *single_record(const struct bistore_outcome *out)
 {
-    /* The outcome is wholly the caller's (bistore.h), so tx_id goes into the
+    /* The outcome is wholly the caller's (model.h), so tx_id goes into the
      * record itself: no copy per answer. */
     json_t *rec = json_array_get(json_object_get(out->result, "records"), 0);
     if (!json_is_object(rec) ||
@@ -421,35 +321,29 @@ json_t *single_record(const struct bistore_outcome *out)
     return json_incref(rec);
 }
 
-void reply_page(struct response *res, json_t *items, char *next)
+void reply_lookup(struct response *res, enum lookup found, json_t *record, const char *what,
+                  const char *id, const struct bs_error *err)
 {
-    json_t *body = json_pack("{s:o, s:s?}", "items", items, "next", next);
-    free(next);
-    if (body)
-        reply_json(res, 200, body);
-    else
-        reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+    switch (found) {
+    case LOOKUP_FOUND: reply_json(res, 200, record); return;
+    case LOOKUP_MISSING:
+        json_decref(record);
+        reply_errorf(res, BS_NOT_FOUND, NULL, "%s '%s' does not exist", what, id);
+        return;
+    case LOOKUP_FAILED:
+        json_decref(record);
+        reply_error(res, err);
+        return;
+    }
 }
 
-bool parse_single(const json_t *body, const char *const *allowed, const char *kind,
-                  struct bs_op *op, struct response *res)
+void reply_list(struct response *res, int rc, json_t *items, char *next, const struct bs_error *err)
 {
-    struct bs_error err;
-    bs_error_clear(&err);
-    json_t *as_op = NULL;
-    bool ok = only_fields(body, allowed, "", &err);
-    if (ok) {
-        as_op = json_copy((json_t *)body); /* shallow: only "op" is added at the top */
-        ok = as_op && json_object_set_new(as_op, "op", json_string(kind)) == 0;
-        if (!ok)
-            bs_error_set(&err, BS_STORAGE_ERROR, "out of memory");
+    if (rc == 0) {
+        reply_page(res, items, next);
+        return;
     }
-    if (ok)
-        ok = parse_operation(as_op, 0, "", op, NULL, &err);
-    json_decref(as_op);
-    if (!ok) {
-        err.op_index = -1; /* a single resource has no operation index */
-        reply_error(res, &err);
-    }
-    return ok;
+    json_decref(items);
+    free(next);
+    reply_error(res, err);
 }

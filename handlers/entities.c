@@ -2,19 +2,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
-#include "stores/bistore.h"
 
-#define LIST_LIMIT_DEFAULT 100
-#define LIST_LIMIT_MAX 1000
-
-static void reply_entity(struct response *res, unsigned status, json_t *entity)
+/* The entity's version as its ETag. */
+static void entity_etag(struct response *res, const json_t *entity)
 {
     response_header(res, "ETag", "\"%lld\"",
                     (long long)json_integer_value(json_object_get(entity, "version")));
-    reply_json(res, status, entity);
 }
 
 /* Runs a one-operation transaction and answers its record. */
@@ -30,7 +25,8 @@ static void run_single(struct app *app, const struct request *req, struct bs_txn
             if (status == 201)
                 response_header(res, "Location", "/v1/entities/%s",
                                 json_string_value(json_object_get(rec, "id")));
-            reply_entity(res, status, rec);
+            entity_etag(res, rec);
+            reply_json(res, status, rec);
         }
     }
     bistore_outcome_clear(&out);
@@ -38,13 +34,12 @@ static void run_single(struct app *app, const struct request *req, struct bs_txn
 
 void handle_entity_create(struct app *app, const struct request *req, struct response *res)
 {
-    static const char *const allowed[] = {"id", "type", "properties", "metadata", NULL};
     json_t *body = body_object(req, res);
     if (!body)
         return;
-    struct bs_op op = {0};
+    struct bs_op op = {.if_version = -1};
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    if (parse_single(body, allowed, "create_entity", &op, res) &&
+    if (parse_single(body, OP_CREATE_ENTITY, &op, res) &&
         idempotency_prepare(req, "POST /v1/entities", body, &txn, res))
         run_single(app, req, &txn, 201, res);
     json_decref(op.properties);
@@ -54,25 +49,20 @@ void handle_entity_create(struct app *app, const struct request *req, struct res
 
 void handle_entity_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "id", res))
+    static const char *const booleans[] = {"true", "false", NULL};
+    const char *verify;
+    if (!path_id(req, 0, "id", res) ||
+        !query_choice(req, "verify", booleans, "verify must be true or false", &verify, res))
         return;
-    const char *verify = request_query(req, "verify");
-    if (verify && strcmp(verify, "true") != 0 && strcmp(verify, "false") != 0) {
-        reply_errorf(res, BS_INVALID_REQUEST, "verify", "verify must be true or false");
-        return;
-    }
-    json_t *entity;
+    json_t *entity = NULL;
     struct bs_error err;
     bs_error_clear(&err);
-    int rc = verify && strcmp(verify, "true") == 0
-                 ? bistore_verify_entity(app->store, req->args[0], &entity, &err)
-                 : bistore_get_entity(app->store, req->args[0], &entity, &err);
-    if (rc == 0)
-        reply_entity(res, 200, entity);
-    else if (rc == 1)
-        reply_errorf(res, BS_NOT_FOUND, NULL, "entity '%s' does not exist", req->args[0]);
-    else
-        reply_error(res, &err);
+    enum lookup found = verify && strcmp(verify, "true") == 0
+                            ? bistore_verify_entity(app->store, req->args[0], &entity, &err)
+                            : bistore_get_entity(app->store, req->args[0], &entity, &err);
+    if (found == LOOKUP_FOUND)
+        entity_etag(res, entity);
+    reply_lookup(res, found, entity, "entity", req->args[0], &err);
 }
 
 void handle_entity_list(struct app *app, const struct request *req, struct response *res)
@@ -91,45 +81,23 @@ void handle_entity_list(struct app *app, const struct request *req, struct respo
     char *next = NULL;
     struct bs_error err;
     bs_error_clear(&err);
-    if (bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items, &next,
-                              &err) != 0) {
-        json_decref(items);
-        free(next);
-        reply_error(res, &err);
-        return;
-    }
-    reply_page(res, items, next);
+    int rc = bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items,
+                                   &next, &err);
+    reply_list(res, rc, items, next, &err);
 }
 
 void handle_entity_patch(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "id", res))
-        return;
-    int64_t if_version;
-    if (!parse_if_match(req, &if_version, res))
+    struct bs_op op = {.kind = OP_UPDATE_ENTITY};
+    if (!path_id(req, 0, "id", res) || !parse_if_match(req, &op.if_version, res))
         return;
     json_t *body = body_object(req, res);
     if (!body)
         return;
-    static const char *const allowed[] = {"properties", "metadata", NULL};
-    struct bs_error err;
-    bs_error_clear(&err);
-    struct bs_op op = {0};
-    json_t *as_op = json_pack("{s:s, s:s}", "op", "update_entity", "id", req->args[0]);
-    bool ok = as_op && only_fields(body, allowed, "", &err) &&
-              json_object_update(as_op, body) == 0 &&
-              parse_operation(as_op, 0, "", &op, NULL, &err);
-    json_decref(as_op);
-    if (!ok) {
-        err.op_index = -1;
-        if (err.code == BS_OK)
-            bs_error_set(&err, BS_STORAGE_ERROR, "out of memory");
-        reply_error(res, &err);
-    } else {
-        op.if_version = if_version;
-        struct bs_txn txn = {.ops = &op, .n_ops = 1};
+    snprintf(op.id, sizeof op.id, "%s", req->args[0]);
+    struct bs_txn txn = {.ops = &op, .n_ops = 1};
+    if (parse_single(body, OP_UPDATE_ENTITY, &op, res))
         run_single(app, req, &txn, 200, res);
-    }
     json_decref(op.properties);
     json_decref(op.metadata);
     json_decref(body);
@@ -137,16 +105,13 @@ void handle_entity_patch(struct app *app, const struct request *req, struct resp
 
 void handle_entity_delete(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "id", res))
-        return;
     struct bs_op op = {.kind = OP_DELETE_ENTITY};
-    if (!parse_if_match(req, &op.if_version, res))
+    if (!path_id(req, 0, "id", res) || !parse_if_match(req, &op.if_version, res))
         return;
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
     struct bistore_outcome out;
-    if (submit(app, req, &txn, false, &out, res)) {
+    if (submit(app, req, &txn, false, &out, res))
         res->status = 204;
-    }
     bistore_outcome_clear(&out);
 }

@@ -7,6 +7,7 @@
 #include "stores/bistore.h"
 
 #define IDS_MAX 10000
+#define IDS_MAX_TEXT "10000"
 
 extern const char bistore_openapi_yaml[];
 extern const unsigned long bistore_openapi_yaml_len;
@@ -41,22 +42,22 @@ void handle_openapi(struct app *app, const struct request *req, struct response 
 void handle_ids(struct app *app, const struct request *req, struct response *res)
 {
     (void)app;
-    static const char *const allowed[] = {"count", NULL};
     json_t *body = body_object(req, res);
     if (!body)
         return;
+    int64_t count = 0;
+    const struct field_spec fields[] = {
+        {"count", FIELD_INTEGER, .required = true, .dest = &count, .min = 1, .max = IDS_MAX,
+         .message = "count must be an integer in 1.." IDS_MAX_TEXT},
+        {0},
+    };
     struct bs_error err;
     bs_error_clear(&err);
-    json_t *count = json_object_get(body, "count");
-    if (!only_fields(body, allowed, "", &err)) {
+    if (!fields_parse(body, fields, "", &err)) {
         reply_error(res, &err);
-    } else if (!json_is_integer(count) || json_integer_value(count) < 1 ||
-               json_integer_value(count) > IDS_MAX) {
-        reply_errorf(res, BS_INVALID_REQUEST, "count", "count must be an integer in 1..%d",
-                     IDS_MAX);
     } else {
         json_t *ids = json_array();
-        for (json_int_t i = 0; ids && i < json_integer_value(count); i++) {
+        for (int64_t i = 0; ids && i < count; i++) {
             char id[UUID_STR_LEN];
             ids_uuid7(id);
             if (json_array_append_new(ids, json_string(id)) != 0) {

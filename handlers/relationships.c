@@ -2,20 +2,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
-#include "stores/bistore.h"
 
 void handle_relationship_create(struct app *app, const struct request *req, struct response *res)
 {
-    static const char *const allowed[] = {"id", "type", "source", "target", "properties", NULL};
     json_t *body = body_object(req, res);
     if (!body)
         return;
-    struct bs_op op = {0};
+    struct bs_op op = {.if_version = -1};
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    if (parse_single(body, allowed, "create_relationship", &op, res) &&
+    if (parse_single(body, OP_CREATE_RELATIONSHIP, &op, res) &&
         idempotency_prepare(req, "POST /v1/relationships", body, &txn, res)) {
         struct bistore_outcome out;
         if (submit(app, req, &txn, false, &out, res)) {
@@ -37,16 +34,11 @@ void handle_relationship_get(struct app *app, const struct request *req, struct 
 {
     if (!path_id(req, 0, "id", res))
         return;
-    json_t *rel;
+    json_t *rel = NULL;
     struct bs_error err;
     bs_error_clear(&err);
-    int rc = bistore_get_relationship(app->store, req->args[0], &rel, &err);
-    if (rc == 0)
-        reply_json(res, 200, rel);
-    else if (rc == 1)
-        reply_errorf(res, BS_NOT_FOUND, NULL, "relationship '%s' does not exist", req->args[0]);
-    else
-        reply_error(res, &err);
+    enum lookup found = bistore_get_relationship(app->store, req->args[0], &rel, &err);
+    reply_lookup(res, found, rel, "relationship", req->args[0], &err);
 }
 
 void handle_relationship_delete(struct app *app, const struct request *req, struct response *res)

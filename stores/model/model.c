@@ -30,18 +30,7 @@ void txn_free_ops(struct bs_txn *txn)
 
 bool model_valid_name(const char *s)
 {
-    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
-        return false;
-    size_t n = 1;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_'))
-            return false;
-        if (n >= NAME_MAX_LEN)
-            return false;
-    }
-    return true;
+    return ids_valid_name(s);
 }
 
 bool model_valid_entity_type(const char *s)

@@ -15,7 +15,6 @@
 #include "common/ids.h"
 #include "common/result.h"
 
-#define NAME_MAX_LEN 64
 #define MAX_PROPERTIES 1024
 #define MAX_ARRAY_ITEMS 65536
 

@@ -1,5 +1,6 @@
 /*
- * parse_operation (handlers/common.h): each op kind with its fields,
+ * parse_operation (handlers/common.h, on the field specs of
+ * handlers/http/fields.h): each op kind with its fields,
  * unknown fields, in-batch refs, raw statements, error fields with the
  * "operations[i]" prefix, if_version, generated ids.
  */
@@ -497,21 +498,22 @@ Test(parse, empty_prefix_fields)
     cr_expect_str_eq(err.field, "properties.a");
 }
 
-/* ---- only_fields ---- */
+/* ---- fields_parse: unknown fields ---- */
 
 Test(only_fields, accepts_and_rejects)
 {
-    static const char *const allowed[] = {"a", "b", NULL};
+    static const struct field_spec allowed[] = {
+        {"a", FIELD_INTEGER, .min = 0, .max = 9}, {"b", FIELD_INTEGER, .min = 0, .max = 9}, {0}};
     json_t *ok = parse_json("{\"a\": 1, \"b\": 2}");
     json_t *bad = parse_json("{\"a\": 1, \"c\": 2}");
     struct bs_error err;
     bs_error_clear(&err);
-    cr_expect(only_fields(ok, allowed, "", &err));
-    cr_expect_not(only_fields(bad, allowed, "", &err));
+    cr_expect(fields_parse(ok, allowed, "", &err));
+    cr_expect_not(fields_parse(bad, allowed, "", &err));
     cr_expect_eq(err.code, BS_INVALID_REQUEST);
     cr_expect_str_eq(err.field, "c");
     bs_error_clear(&err);
-    cr_expect_not(only_fields(bad, allowed, "body", &err));
+    cr_expect_not(fields_parse(bad, allowed, "body", &err));
     cr_expect_str_eq(err.field, "body.c");
     json_decref(ok);
     json_decref(bad);
