@@ -49,9 +49,9 @@ static enum buf_status buf_reserve(struct buf *b, size_t extra)
 
 enum buf_status buf_append(struct buf *b, const void *data, size_t len)
 {
-    enum buf_status st = buf_reserve(b, len);
-    if (st != BUF_OK)
-        return st;
+    enum buf_status status = buf_reserve(b, len);
+    if (status != BUF_OK)
+        return status;
     if (len)
         memcpy(b->data + b->len, data, len);
     b->len += len;
@@ -80,9 +80,9 @@ enum buf_status buf_printf(struct buf *b, const char *fmt, ...)
         return BUF_NOMEM;
     if ((size_t)n < sizeof small)
         return buf_append(b, small, (size_t)n);
-    enum buf_status st = buf_reserve(b, (size_t)n);
-    if (st != BUF_OK)
-        return st;
+    enum buf_status status = buf_reserve(b, (size_t)n);
+    if (status != BUF_OK)
+        return status;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

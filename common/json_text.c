@@ -12,9 +12,9 @@
 
 enum buf_status json_text_append_string(struct buf *out, const char *s, size_t len)
 {
-    enum buf_status st = buf_append_char(out, '"');
+    enum buf_status status = buf_append_char(out, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one append */
-    for (size_t i = 0; i < len && st == BUF_OK; i++) {
+    for (size_t i = 0; i < len && status == BUF_OK; i++) {
         unsigned char c = (unsigned char)s[i];
         const char *esc = NULL;
         char u[8];
@@ -36,16 +36,16 @@ enum buf_status json_text_append_string(struct buf *out, const char *s, size_t l
             run++;
             continue;
         }
-        st = buf_append(out, s + i - run, run);
+        status = buf_append(out, s + i - run, run);
         run = 0;
-        if (st == BUF_OK)
-            st = buf_append_str(out, esc);
+        if (status == BUF_OK)
+            status = buf_append_str(out, esc);
     }
-    if (st == BUF_OK)
-        st = buf_append(out, s + len - run, run);
-    if (st == BUF_OK)
-        st = buf_append_char(out, '"');
-    return st;
+    if (status == BUF_OK)
+        status = buf_append(out, s + len - run, run);
+    if (status == BUF_OK)
+        status = buf_append_char(out, '"');
+    return status;
 }
 
 /* Decimal, by hand: answers and hashed records write several integers each. */
@@ -94,24 +94,24 @@ static enum buf_status append_value(struct buf *out, const json_t *v, bool sorte
 /* Keys in insertion order (for answers to clients). */
 static enum buf_status append_object_ordered(struct buf *out, const json_t *v)
 {
-    enum buf_status st = buf_append_char(out, '{');
+    enum buf_status status = buf_append_char(out, '{');
     bool first = true;
     const char *key;
     json_t *value;
     json_object_foreach ((json_t *)v, key, value) {
-        if (st != BUF_OK)
+        if (status != BUF_OK)
             break;
         if (!first)
-            st = buf_append_char(out, ',');
+            status = buf_append_char(out, ',');
         first = false;
-        if (st == BUF_OK)
-            st = json_text_append_string(out, key, strlen(key));
-        if (st == BUF_OK)
-            st = buf_append_char(out, ':');
-        if (st == BUF_OK)
-            st = append_value(out, value, false);
+        if (status == BUF_OK)
+            status = json_text_append_string(out, key, strlen(key));
+        if (status == BUF_OK)
+            status = buf_append_char(out, ':');
+        if (status == BUF_OK)
+            status = append_value(out, value, false);
     }
-    return st == BUF_OK ? buf_append_char(out, '}') : st;
+    return status == BUF_OK ? buf_append_char(out, '}') : status;
 }
 
 static enum buf_status append_object(struct buf *out, const json_t *v)
@@ -127,22 +127,22 @@ static enum buf_status append_object(struct buf *out, const json_t *v)
     json_object_foreach ((json_t *)v, key, value)
         keys[i++] = key;
     qsort(keys, n, sizeof *keys, compare_keys);
-    enum buf_status st = buf_append_char(out, '{');
-    for (i = 0; i < n && st == BUF_OK; i++) {
+    enum buf_status status = buf_append_char(out, '{');
+    for (i = 0; i < n && status == BUF_OK; i++) {
         if (i)
-            st = buf_append_char(out, ',');
-        if (st == BUF_OK)
-            st = json_text_append_string(out, keys[i], strlen(keys[i]));
-        if (st == BUF_OK)
-            st = buf_append_char(out, ':');
-        if (st == BUF_OK)
-            st = json_canon_append(out, json_object_get(v, keys[i]));
+            status = buf_append_char(out, ',');
+        if (status == BUF_OK)
+            status = json_text_append_string(out, keys[i], strlen(keys[i]));
+        if (status == BUF_OK)
+            status = buf_append_char(out, ':');
+        if (status == BUF_OK)
+            status = json_canon_append(out, json_object_get(v, keys[i]));
     }
-    if (st == BUF_OK)
-        st = buf_append_char(out, '}');
+    if (status == BUF_OK)
+        status = buf_append_char(out, '}');
     if (keys != small)
         free(keys);
-    return st;
+    return status;
 }
 
 enum buf_status json_canon_append(struct buf *out, const json_t *v)
@@ -160,14 +160,14 @@ static enum buf_status append_value(struct buf *out, const json_t *v, bool sorte
     switch (json_typeof(v)) {
     case JSON_OBJECT: return sorted ? append_object(out, v) : append_object_ordered(out, v);
     case JSON_ARRAY: {
-        enum buf_status st = buf_append_char(out, '[');
-        for (size_t i = 0; i < json_array_size(v) && st == BUF_OK; i++) {
+        enum buf_status status = buf_append_char(out, '[');
+        for (size_t i = 0; i < json_array_size(v) && status == BUF_OK; i++) {
             if (i)
-                st = buf_append_char(out, ',');
-            if (st == BUF_OK)
-                st = append_value(out, json_array_get(v, i), sorted);
+                status = buf_append_char(out, ',');
+            if (status == BUF_OK)
+                status = append_value(out, json_array_get(v, i), sorted);
         }
-        return st == BUF_OK ? buf_append_char(out, ']') : st;
+        return status == BUF_OK ? buf_append_char(out, ']') : status;
     }
     case JSON_STRING:
         return json_text_append_string(out, json_string_value(v), json_string_length(v));

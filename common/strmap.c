@@ -59,9 +59,9 @@ enum strmap_status strmap_add(struct strmap *m, const char *key, const void *val
         return STRMAP_TOO_BIG;
     /* At most half full, so probes stay short and a free slot always exists. */
     if (2 * (m->n + 1) > m->cap) {
-        enum strmap_status st = rehash(m, m->cap ? 2 * m->cap : STRMAP_MIN_SLOTS);
-        if (st != STRMAP_OK)
-            return st;
+        enum strmap_status status = rehash(m, m->cap ? 2 * m->cap : STRMAP_MIN_SLOTS);
+        if (status != STRMAP_OK)
+            return status;
     }
     char *copy = malloc(len + 1);
     if (!copy)

@@ -127,8 +127,9 @@ static int create_entity(struct engine *e, const struct bs_op *op, struct apply_
         nomem(err);
         goto out;
     }
-    int created = sql_entity_create(writer_sql(e), &row, buf_str(&state->properties), err);
-    if (created == 1) {
+    enum sql_insert created =
+        sql_entity_create(writer_sql(e), &row, buf_str(&state->properties), err);
+    if (created == SQL_REFUSED) {
         if (sql_entity_exists(writer_sql(e), op->id, err) == LOOKUP_FOUND) {
             bs_error_field(err, "id");
             bs_error_set(err, BS_ENTITY_EXISTS, "entity '%s' already exists", op->id);
@@ -136,7 +137,7 @@ static int create_entity(struct engine *e, const struct bs_op *op, struct apply_
             log_error("insert of entity %s refused: %s", op->id, err->message);
         }
     }
-    if (created != 0)
+    if (created != SQL_INSERTED)
         goto out;
     json_t *node = canon_neo4j_map(row.id, row.properties, row.version, row.hash);
     if (node && cypher_create_entity(&state->cypher, row.type, node) == 0 &&
@@ -317,10 +318,11 @@ static int create_relationship(struct engine *e, const struct bs_op *op, struct 
         nomem(err);
         goto out;
     }
-    int created = sql_relationship_create(writer_sql(e), &r, buf_str(&state->properties), err);
-    if (created == 1)
+    enum sql_insert created =
+        sql_relationship_create(writer_sql(e), &r, buf_str(&state->properties), err);
+    if (created == SQL_REFUSED)
         relationship_refused(e, op, err);
-    if (created != 0)
+    if (created != SQL_INSERTED)
         goto out;
     json_t *props = canon_neo4j_map(r.id, r.properties, r.version, r.hash);
     if (props &&

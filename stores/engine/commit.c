@@ -232,10 +232,10 @@ static enum step build_statements(struct group *g)
     if (g->n > 1)
         log_debug("group commit: %zu transactions, %zu to Neo4j in %zu statements", g->n,
                   g->applied, g->n_data);
-    int joined = cypher_join_guard(g->statements);
-    if (joined < 0)
+    enum guard_join joined = cypher_join_guard(g->statements);
+    if (joined == GUARD_JOIN_FAILED)
         return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
-    g->joined = joined == 1;
+    g->joined = joined == GUARD_JOINED;
     return STEP_NEXT;
 }
 

@@ -104,17 +104,17 @@ int orphans_rollback_all(struct orphan_log *log, struct neo4j_client *neo4j)
     size_t i = 0;
     while (i < log->n) {
         struct neo4j_result r = {0};
-        enum neo4j_status st = neo4j_rollback(neo4j, log->paths[i], &r);
+        enum neo4j_status status = neo4j_rollback(neo4j, log->paths[i], &r);
         neo4j_result_clear(&r);
-        if (st == NEO4J_OK || st == NEO4J_TX_GONE || st == NEO4J_CLIENT_ERROR) {
+        if (status == NEO4J_OK || status == NEO4J_TX_GONE || status == NEO4J_CLIENT_ERROR) {
             log_info("rolled back Neo4j transaction %s (%s)", log->paths[i],
-                     st == NEO4J_OK ? "was open" : "already gone");
+                     status == NEO4J_OK ? "was open" : "already gone");
             char done[NEO4J_TX_PATH_MAX];
             snprintf(done, sizeof done, "%s", log->paths[i]);
             orphans_remove(log, done);
             continue;
         }
-        if (st == NEO4J_UNAVAILABLE)
+        if (status == NEO4J_UNAVAILABLE)
             return -1; /* no point waiting out one timeout per transaction */
         i++;
     }

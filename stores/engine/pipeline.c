@@ -133,25 +133,25 @@ static enum step open_fresh_transaction(struct group *g)
 static void *pipeline_send(void *arg)
 {
     struct pipeline *p = arg;
-    enum buf_status bst = p->text.len ? buf_append_char(&p->text, ',') : BUF_OK;
+    enum buf_status written = p->text.len ? buf_append_char(&p->text, ',') : BUF_OK;
     size_t start = p->text.len;
-    for (size_t i = 0; i < json_array_size(p->request) && bst == BUF_OK; i++) {
+    for (size_t i = 0; i < json_array_size(p->request) && written == BUF_OK; i++) {
         if (i)
-            bst = buf_append_char(&p->text, ',');
-        if (bst == BUF_OK)
-            bst = json_text_append(&p->text, json_array_get(p->request, i));
+            written = buf_append_char(&p->text, ',');
+        if (written == BUF_OK)
+            written = json_text_append(&p->text, json_array_get(p->request, i));
     }
     struct buf first;
     buf_init(&first, (size_t)1 << 20);
-    if (bst == BUF_OK && p->guard) {
-        bst = json_text_append(&first, json_array_get(p->guard_stmt, 0));
-        if (bst == BUF_OK && p->text.len > start)
-            bst = buf_append_char(&first, ',');
-        if (bst == BUF_OK)
-            bst = buf_append(&first, buf_str(&p->text) + start, p->text.len - start);
+    if (written == BUF_OK && p->guard) {
+        written = json_text_append(&first, json_array_get(p->guard_stmt, 0));
+        if (written == BUF_OK && p->text.len > start)
+            written = buf_append_char(&first, ',');
+        if (written == BUF_OK)
+            written = buf_append(&first, buf_str(&p->text) + start, p->text.len - start);
     }
     neo4j_result_clear(&p->r);
-    if (bst != BUF_OK) {
+    if (written != BUF_OK) {
         p->text_failed = true;
         p->r.status = p->status = NEO4J_DATABASE_ERROR;
         snprintf(p->r.message, sizeof p->r.message, "out of memory");

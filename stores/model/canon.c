@@ -37,24 +37,25 @@ json_t *canon_relationship_record(const char *id, const char *type, const char *
 static enum buf_status append_string_member(struct buf *out, char sep, const char *key,
                                             const char *value)
 {
-    enum buf_status st = buf_append_char(out, sep);
-    if (st == BUF_OK)
-        st = json_text_append_string(out, key, strlen(key));
-    if (st == BUF_OK)
-        st = buf_append_char(out, ':');
-    return st == BUF_OK ? json_text_append_string(out, value, strlen(value)) : st;
+    enum buf_status status = buf_append_char(out, sep);
+    if (status == BUF_OK)
+        status = json_text_append_string(out, key, strlen(key));
+    if (status == BUF_OK)
+        status = buf_append_char(out, ':');
+    return status == BUF_OK ? json_text_append_string(out, value, strlen(value)) : status;
 }
 
 /* hex = XXH64 of the record text in out, which ends with version. */
-static int hash_record(struct buf *out, enum buf_status st, int64_t version, char hex[HASH_STR_LEN])
+static int hash_record(struct buf *out, enum buf_status status, int64_t version,
+                       char hex[HASH_STR_LEN])
 {
-    if (st == BUF_OK)
-        st = buf_append_str(out, ",\"version\":");
-    if (st == BUF_OK)
-        st = json_text_append_integer(out, version);
-    if (st == BUF_OK)
-        st = buf_append_char(out, '}');
-    if (st != BUF_OK)
+    if (status == BUF_OK)
+        status = buf_append_str(out, ",\"version\":");
+    if (status == BUF_OK)
+        status = json_text_append_integer(out, version);
+    if (status == BUF_OK)
+        status = buf_append_char(out, '}');
+    if (status != BUF_OK)
         return -1;
     XXH64_hash_t h = XXH64(buf_str(out), out->len, 0);
     snprintf(hex, HASH_STR_LEN, "%016llx", (unsigned long long)h);
@@ -65,34 +66,34 @@ static int hash_record(struct buf *out, enum buf_status st, int64_t version, cha
 static enum buf_status record_head(struct buf *scratch, const struct canon_record *r)
 {
     buf_reset(scratch);
-    enum buf_status st = append_string_member(scratch, '{', "id", r->id);
-    if (st == BUF_OK)
-        st = buf_append_str(scratch, ",\"properties\":");
-    if (st == BUF_OK)
-        st = buf_append(scratch, r->properties, r->properties_len);
-    return st;
+    enum buf_status status = append_string_member(scratch, '{', "id", r->id);
+    if (status == BUF_OK)
+        status = buf_append_str(scratch, ",\"properties\":");
+    if (status == BUF_OK)
+        status = buf_append(scratch, r->properties, r->properties_len);
+    return status;
 }
 
 /* Keys in canonical (byte) order: id, properties, source, target, type, version. */
 int canon_entity_hash(struct buf *scratch, const struct canon_record *r, char hex[HASH_STR_LEN])
 {
-    enum buf_status st = record_head(scratch, r);
-    if (st == BUF_OK)
-        st = append_string_member(scratch, ',', "type", r->type);
-    return hash_record(scratch, st, r->version, hex);
+    enum buf_status status = record_head(scratch, r);
+    if (status == BUF_OK)
+        status = append_string_member(scratch, ',', "type", r->type);
+    return hash_record(scratch, status, r->version, hex);
 }
 
 int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
                             char hex[HASH_STR_LEN])
 {
-    enum buf_status st = record_head(scratch, r);
-    if (st == BUF_OK)
-        st = append_string_member(scratch, ',', "source", r->source);
-    if (st == BUF_OK)
-        st = append_string_member(scratch, ',', "target", r->target);
-    if (st == BUF_OK)
-        st = append_string_member(scratch, ',', "type", r->type);
-    return hash_record(scratch, st, r->version, hex);
+    enum buf_status status = record_head(scratch, r);
+    if (status == BUF_OK)
+        status = append_string_member(scratch, ',', "source", r->source);
+    if (status == BUF_OK)
+        status = append_string_member(scratch, ',', "target", r->target);
+    if (status == BUF_OK)
+        status = append_string_member(scratch, ',', "type", r->type);
+    return hash_record(scratch, status, r->version, hex);
 }
 
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version, const char *hash)

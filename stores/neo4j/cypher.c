@@ -213,7 +213,7 @@ int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t
     return neo4j_add_statement(statements, text, params);
 }
 
-int cypher_join_guard(json_t *statements)
+enum guard_join cypher_join_guard(json_t *statements)
 {
     static const char unwind[] = "UNWIND $rows AS r ";
     json_t *guard = json_array_get(statements, 0);
@@ -221,13 +221,13 @@ int cypher_join_guard(json_t *statements)
     json_t *rows = json_array_size(statements) == 2 ? only_rows(data) : NULL;
     const char *text = json_string_value(json_object_get(data, "statement"));
     if (!rows || !text || strncmp(text, unwind, sizeof unwind - 1) != 0)
-        return 0;
+        return GUARD_APART;
     char *joined = NULL;
     size_t len = sizeof GUARD_TEXT " WITH w " + strlen(text);
     json_t *params = json_copy(json_object_get(guard, "parameters"));
     if (!params || json_object_set(params, "rows", rows) != 0 || !(joined = malloc(len))) {
         json_decref(params);
-        return -1;
+        return GUARD_JOIN_FAILED;
     }
     snprintf(joined, len, "%s WITH w %s", GUARD_TEXT, text);
     json_t *one = json_array();
@@ -235,10 +235,10 @@ int cypher_join_guard(json_t *statements)
     free(joined);
     if (rc != 0 || json_array_clear(statements) != 0 || json_array_extend(statements, one) != 0) {
         json_decref(one);
-        return -1;
+        return GUARD_JOIN_FAILED;
     }
     json_decref(one);
-    return 1;
+    return GUARD_JOINED;
 }
 
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id)

@@ -77,10 +77,10 @@ int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t
  * statement, "<guard> WITH w UNWIND $rows AS r ...", with both sets of
  * parameters: the watermark is still locked and checked before any row, a
  * wrong one still fails the whole statement, and a missing one makes no
- * rows (so the count comes back 0); Neo4j runs one statement fewer. Returns
- * 1 when joined, 0 when left as it was, -1 when out of memory.
+ * rows (so the count comes back 0); Neo4j runs one statement fewer.
  */
-int cypher_join_guard(json_t *statements);
+enum guard_join { GUARD_APART = 0, GUARD_JOINED = 1, GUARD_JOIN_FAILED = -1 /* no memory */ };
+enum guard_join cypher_join_guard(json_t *statements);
 /* Creates the watermark of store_id at 0 if missing and returns its seq. */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 

@@ -128,13 +128,13 @@ void neo4j_result_clear(struct neo4j_result *r)
     r->statement_index = -1;
 }
 
-static enum neo4j_status fail(struct neo4j_result *r, enum neo4j_status st, const char *code,
+static enum neo4j_status fail(struct neo4j_result *r, enum neo4j_status status, const char *code,
                               const char *msg)
 {
-    r->status = st;
+    r->status = status;
     snprintf(r->code, sizeof r->code, "%s", code);
     snprintf(r->message, sizeof r->message, "%s", msg);
-    return st;
+    return status;
 }
 
 static enum neo4j_status classify(const char *code)
@@ -227,9 +227,10 @@ static enum neo4j_status exchange(struct neo4j_client *c, const char *method, co
         neo4j_result_clear(r);
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     }
-    enum neo4j_status st = exchange_text(c, method, path, text, text ? strlen(text) : 0, expect, r);
+    enum neo4j_status status =
+        exchange_text(c, method, path, text, text ? strlen(text) : 0, expect, r);
     free(text);
-    return st;
+    return status;
 }
 
 bool neo4j_ping(struct neo4j_client *c, char *version, size_t cap)
@@ -275,10 +276,10 @@ enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH
     json_t *body = json_pack("{s:[]}", "statements");
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status st = exchange(c, "POST", path, body, 201, r);
+    enum neo4j_status status = exchange(c, "POST", path, body, 201, r);
     json_decref(body);
-    if (st != NEO4J_OK)
-        return st;
+    if (status != NEO4J_OK)
+        return status;
     if (!tx_path_from_url(c->location, tx_path))
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoLocation",
                     "Neo4j opened a transaction without a usable Location");
@@ -291,9 +292,9 @@ enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t 
     json_t *body = statements_body(statements);
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status st = exchange(c, "POST", tx_path, body, 200, r);
+    enum neo4j_status status = exchange(c, "POST", tx_path, body, 200, r);
     json_decref(body);
-    return st;
+    return status;
 }
 
 enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
@@ -302,17 +303,17 @@ enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
     static const char head[] = "{\"statements\":[", tail[] = "]}";
     struct buf body;
     buf_init(&body, len + sizeof head + sizeof tail);
-    enum neo4j_status st;
+    enum neo4j_status status;
     if (buf_append(&body, head, sizeof head - 1) != BUF_OK ||
         buf_append(&body, statements, len) != BUF_OK ||
         buf_append(&body, tail, sizeof tail - 1) != BUF_OK) {
         neo4j_result_clear(r);
-        st = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+        status = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     } else {
-        st = exchange_text(c, "POST", tx_path, buf_str(&body), body.len, 200, r);
+        status = exchange_text(c, "POST", tx_path, buf_str(&body), body.len, 200, r);
     }
     buf_free(&body);
-    return st;
+    return status;
 }
 
 enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json_t *statements,
@@ -323,9 +324,9 @@ enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json
     json_t *body = statements_body(statements);
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status st = exchange(c, "POST", path, body, 200, r);
+    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
     json_decref(body);
-    return st;
+    return status;
 }
 
 enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
@@ -342,9 +343,9 @@ enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
     json_t *body = statements_body(statements);
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status st = exchange(c, "POST", path, body, 200, r);
+    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
     json_decref(body);
-    return st;
+    return status;
 }
 
 int neo4j_add_statement(json_t *arr, const char *text, json_t *params)

@@ -278,20 +278,18 @@ int sql_step_done(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, con
     return 0;
 }
 
-/*
- * Runs an insert of a new row: 0 done, 1 refused by a constraint (err
- * filled, not logged: a client's mistake the caller names), -1 otherwise.
- */
-int sql_step_create(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, const char *what)
+/* A constraint's refusal is the client's mistake: err filled, not logged. */
+enum sql_insert sql_step_create(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err,
+                                const char *what)
 {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_DONE)
-        return 0;
+        return SQL_INSERTED;
     if (rc != SQLITE_CONSTRAINT)
-        return sql_fail(c, err, what);
+        return sql_fail(c, err, what), SQL_INSERT_FAILED;
     bs_error_set(err, BS_STORAGE_ERROR, "SQLite: %s: %s", what, sqlite3_errmsg(c->db));
-    return 1;
+    return SQL_REFUSED;
 }
 
 enum lookup sql_step_one(struct sql_conn *c, sqlite3_stmt *s,

@@ -84,9 +84,9 @@ void sql_copy_col(sqlite3_stmt *s, int col, char *out, size_t cap);
 json_t *sql_json_col(sqlite3_stmt *s, int col);
 /* Runs a statement that returns no rows: 0, or -1 (err filled). */
 int sql_step_done(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, const char *what);
-/* Runs an insert of a new row: 0 done, 1 refused by a constraint (err
- * filled, not logged: a client's mistake the caller names), -1 otherwise. */
-int sql_step_create(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err, const char *what);
+/* Runs an insert of a new row. */
+enum sql_insert sql_step_create(struct sql_conn *c, sqlite3_stmt *s, struct bs_error *err,
+                                const char *what);
 /* Steps s for at most one row, read by read(s, out) (0, or -1 when the row
  * cannot be read); s is reset after. */
 enum lookup sql_step_one(struct sql_conn *c, sqlite3_stmt *s,

@@ -174,18 +174,18 @@ static json_t *finding_row_json(sqlite3_stmt *q)
 static int bind_finding(sqlite3_stmt *q, int64_t run_n, int64_t n, const json_t *f)
 {
     json_t *s = json_object_get(f, "sqlite"), *nj = json_object_get(f, "neo4j");
-    char *st = !s || json_is_null(s) ? NULL : json_dumps(s, JSON_COMPACT);
-    char *nt = !nj || json_is_null(nj) ? NULL : json_dumps(nj, JSON_COMPACT);
+    char *sqlite_text = !s || json_is_null(s) ? NULL : json_dumps(s, JSON_COMPACT);
+    char *neo4j_text = !nj || json_is_null(nj) ? NULL : json_dumps(nj, JSON_COMPACT);
     sqlite3_bind_int64(q, 1, run_n);
     sqlite3_bind_int64(q, 2, n);
     sql_bind_text(q, 3, json_string_value(json_object_get(f, "kind")));
     sql_bind_text(q, 4, json_string_value(json_object_get(f, "object")));
     sql_bind_text(q, 5, json_string_value(json_object_get(f, "id")));
-    sql_bind_text(q, 6, st);
-    sql_bind_text(q, 7, nt);
-    bool lost = (s && !json_is_null(s) && !st) || (nj && !json_is_null(nj) && !nt);
-    free(st);
-    free(nt);
+    sql_bind_text(q, 6, sqlite_text);
+    sql_bind_text(q, 7, neo4j_text);
+    bool lost = (s && !json_is_null(s) && !sqlite_text) || (nj && !json_is_null(nj) && !neo4j_text);
+    free(sqlite_text);
+    free(neo4j_text);
     return lost ? -1 : 0;
 }
 

@@ -97,11 +97,11 @@ int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_
     return s ? sql_step_done(c, s, err, "insert entity") : -1;
 }
 
-int sql_entity_create(struct sql_conn *c, const struct sql_entity *e, const char *properties_text,
-                      struct bs_error *err)
+enum sql_insert sql_entity_create(struct sql_conn *c, const struct sql_entity *e,
+                                  const char *properties_text, struct bs_error *err)
 {
     sqlite3_stmt *s = bind_entity(entity_insert(c, err), e, properties_text, err);
-    return s ? sql_step_create(c, s, err, "insert entity") : -1;
+    return s ? sql_step_create(c, s, err, "insert entity") : SQL_INSERT_FAILED;
 }
 
 int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err)
@@ -277,11 +277,11 @@ int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r
     return s ? sql_step_done(c, s, err, "insert relationship") : -1;
 }
 
-int sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
-                            const char *properties_text, struct bs_error *err)
+enum sql_insert sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
+                                        const char *properties_text, struct bs_error *err)
 {
     sqlite3_stmt *s = bind_relationship(c, r, properties_text, err);
-    return s ? sql_step_create(c, s, err, "insert relationship") : -1;
+    return s ? sql_step_create(c, s, err, "insert relationship") : SQL_INSERT_FAILED;
 }
 
 int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err)

@@ -32,6 +32,11 @@
 
 struct sql_conn;
 
+/* The outcome of inserting a new row: done, refused by a constraint (a
+ * client's mistake the caller names: err filled, nothing logged), or an
+ * SQLite failure. */
+enum sql_insert { SQL_INSERTED = 0, SQL_REFUSED = 1, SQL_INSERT_FAILED = -1 };
+
 /* A pool of read-only connections (bounded; callers wait when all are out). */
 struct sql_pool {
     pthread_mutex_t lock;
@@ -106,12 +111,11 @@ enum lookup sql_entity_exists(struct sql_conn *c, const char *id, struct bs_erro
 int sql_entity_insert(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 /*
  * Inserts a new entity whose properties are already in canonical JSON
- * (properties_text; e->properties is not read). 1 when a constraint
- * refused the row (in practice: the id is taken), with err filled but
- * nothing logged, so the caller can name the client's mistake.
+ * (properties_text; e->properties is not read). Refused by a constraint:
+ * in practice, the id is taken.
  */
-int sql_entity_create(struct sql_conn *c, const struct sql_entity *e, const char *properties_text,
-                      struct bs_error *err);
+enum sql_insert sql_entity_create(struct sql_conn *c, const struct sql_entity *e,
+                                  const char *properties_text, struct bs_error *err);
 int sql_entity_update(struct sql_conn *c, const struct sql_entity *e, struct bs_error *err);
 int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err);
 /* Calls fn for each relationship touching entity id (as source or target). */
@@ -126,12 +130,12 @@ int sql_relationship_insert(struct sql_conn *c, const struct sql_relationship *r
 enum lookup sql_relationship_exists(struct sql_conn *c, const char *id, struct bs_error *err);
 /*
  * Inserts a new relationship whose properties are already in canonical
- * JSON (properties_text). 1 when a constraint refused the row: the id is
- * taken, or an endpoint does not exist (the foreign keys, on for every
- * connection sql_open makes); err filled, nothing logged.
+ * JSON (properties_text). Refused by a constraint: the id is taken, or an
+ * endpoint does not exist (the foreign keys, on for every connection
+ * sql_open makes).
  */
-int sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
-                            const char *properties_text, struct bs_error *err);
+enum sql_insert sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
+                                        const char *properties_text, struct bs_error *err);
 int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err);
 /* Entities ordered by id, after `after` (NULL: from the start), of type (NULL: any). */
 int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,
