@@ -267,6 +267,219 @@ int parse_double(const char *flag, const char *s, double min, double max, double
     return 0;
 }
 
+/* ---- the command line ---- */
+
+static const struct bench_option *find_option(const struct bench_option *options, const char *a)
+{
+    for (const struct bench_option *o = options; o->flag; o++)
+        if (strcmp(o->flag, a) == 0)
+            return o;
+    return NULL;
+}
+
+int bench_parse_args(const char *tool, const char *usage, int argc, char **argv,
+                     const struct bench_option *options)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        const struct bench_option *o = find_option(options, a);
+        if (!o) {
+            fprintf(stderr, "%s: unknown option %s\n%s", tool, a, usage);
+            return -1;
+        }
+        if (o->type == OPTION_FLAG) {
+            *(bool *)o->dest = true;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        int rc = 0;
+        if (!v) {
+            fprintf(stderr, "%s: %s needs a value\n", tool, a);
+            rc = -1;
+        } else if (o->type == OPTION_STRING) {
+            *(const char **)o->dest = v;
+        } else if (o->type == OPTION_LONG) {
+            rc = parse_long(a, v, (long)o->min, (long)o->max, o->dest);
+        } else if (o->type == OPTION_DOUBLE) {
+            rc = parse_double(a, v, o->min, o->max, o->dest);
+        } else {
+            struct bench_cpus *cpus = o->dest;
+            rc = cpus->n < BENCH_MAX_CPU_PIDS ? cpu_pid_parse(v, &cpus->pid[cpus->n++]) : -1;
+        }
+        if (rc != 0) {
+            fputs(usage, stderr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the clients of a load generator ---- */
+
+struct client {
+    struct bench_load *load;
+    struct bench_ctl *ctl;
+    struct bench_worker w;
+};
+
+static void *run_client(void *arg)
+{
+    struct client *c = arg;
+    struct bench_worker *w = &c->w;
+    double t0;
+    bool measured;
+    while (ctl_next(c->ctl, &t0, &measured)) {
+        int kind = -1;
+        enum bench_outcome outcome = c->load->request(w, &kind);
+        w->sent++;
+        if (outcome == BENCH_FATAL) {
+            atomic_store(&c->ctl->failed, true);
+            break;
+        }
+        double t1 = bench_now();
+        if (!measured)
+            continue;
+        if (outcome == BENCH_OK) {
+            double ms = (t1 - t0) * 1000.0;
+            w->ok++;
+            if (lat_add(&w->lat, ms) != 0 || (kind >= 0 && lat_add(&w->lat_kind[kind], ms) != 0))
+                atomic_store(&c->ctl->failed, true);
+            if (kind >= 0)
+                w->n_kind[kind]++;
+        } else {
+            w->errors++;
+        }
+        if (t1 > w->last_done)
+            w->last_done = t1;
+    }
+    return NULL;
+}
+
+static void sample_cpus(struct bench_cpus *cpus, bool after)
+{
+    for (int i = 0; i < cpus->n; i++) {
+        double s = cpu_of_pid(cpus->pid[i].pid);
+        if (after)
+            cpus->pid[i].after = s;
+        else
+            cpus->pid[i].before = s;
+    }
+}
+
+/* Merges the clients' measurements into load; 0, or -1 when out of memory. */
+static int merge_clients(struct bench_load *load, struct client *clients, int n, double start)
+{
+    int rc = 0;
+    double last = start;
+    for (int i = 0; i < n; i++) {
+        struct bench_worker *w = &clients[i].w;
+        load->ok += w->ok;
+        load->errors += w->errors;
+        if (w->last_done > last)
+            last = w->last_done;
+        if (lat_merge(&load->all, &w->lat) != 0)
+            rc = -1;
+        for (int k = 0; k < BENCH_KINDS; k++) {
+            load->n_kinds[k] += w->n_kind[k];
+            if (lat_merge(&load->kinds[k], &w->lat_kind[k]) != 0)
+                rc = -1;
+        }
+    }
+    load->seconds = last - start;
+    return rc;
+}
+
+int bench_run(struct bench_load *load)
+{
+    struct bench_run_options *opt = load->opt;
+    int n = (int)opt->clients;
+    struct client *clients = calloc((size_t)n, sizeof *clients);
+    if (!clients) {
+        fprintf(stderr, "%s: out of memory\n", load->tool);
+        return -1;
+    }
+    struct bench_ctl ctl;
+    int rc = 0, ready = 0;
+    for (; ready < n && rc == 0; ready++) {
+        clients[ready] = (struct client){load, &ctl, {.index = ready}};
+        clients[ready].w.rng = (uint64_t)time(NULL) * 1000003u + (uint64_t)ready;
+        if (load->init && load->init(&clients[ready].w) != 0) {
+            fprintf(stderr, "%s: cannot set up client %d\n", load->tool, ready);
+            rc = -1;
+        }
+    }
+    double self_before = cpu_self();
+    if (opt->warmup <= 0)
+        sample_cpus(&opt->cpus, false);
+    ctl_init(&ctl, opt->warmup, opt->duration, opt->count);
+    int started = 0;
+    for (; rc == 0 && started < n; started++)
+        if (pthread_create(&clients[started].w.thread, NULL, run_client, &clients[started]) != 0) {
+            fprintf(stderr, "%s: cannot start thread %d\n", load->tool, started);
+            atomic_store(&ctl.failed, true);
+            break;
+        }
+    if (rc == 0 && opt->warmup > 0) {
+        double wait = ctl.measure_start - bench_now();
+        if (wait > 0) {
+            struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        self_before = cpu_self();
+        sample_cpus(&opt->cpus, false);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(clients[i].w.thread, NULL);
+    load->client_cpu_s = cpu_self() - self_before;
+    sample_cpus(&opt->cpus, true);
+    if (rc == 0 && merge_clients(load, clients, n, ctl.measure_start) != 0)
+        rc = -1;
+    for (int i = 0; i < ready; i++) {
+        struct bench_worker *w = &clients[i].w;
+        if (load->done)
+            load->done(w);
+        lat_free(&w->lat);
+        for (int k = 0; k < BENCH_KINDS; k++)
+            lat_free(&w->lat_kind[k]);
+    }
+    free(clients);
+    if (rc == 0 && atomic_load(&ctl.failed))
+        rc = -1;
+    if (rc != 0)
+        fprintf(stderr, "%s: out of memory or a client failed\n", load->tool);
+    return rc;
+}
+
+void bench_load_free(struct bench_load *load)
+{
+    lat_free(&load->all);
+    for (int k = 0; k < BENCH_KINDS; k++)
+        lat_free(&load->kinds[k]);
+}
+
+struct bench_result bench_result_of(const struct bench_load *load, const char *workload,
+                                    long items_per_tx, json_t *extra)
+{
+    return (struct bench_result){
+        .system = load->opt->system,
+        .workload = workload,
+        .clients = (int)load->opt->clients,
+        .ok = load->ok,
+        .errors = load->errors,
+        .seconds = load->seconds,
+        .items_per_tx = items_per_tx,
+        .lat = (struct lat *)&load->all,
+        .client_cpu_s = load->client_cpu_s,
+        .cpus = load->opt->cpus.pid,
+        .n_cpus = load->opt->cpus.n,
+        .extra = extra,
+    };
+}
+
 /* ---- the result ---- */
 
 int bench_print_result(const struct bench_result *r)

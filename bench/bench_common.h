@@ -1,9 +1,11 @@
 /*
- * What the load generators (bench_load, bench_naive) share: the run
- * control (a duration or a count, after an unmeasured warm-up), latency
- * samples and their percentiles, error counting with the first bodies
- * printed, CPU time of other processes from /proc/<pid>/stat, HTTP through
- * one keep-alive libcurl handle per thread, and the result lines:
+ * What the benchmark programs share: the command line (a table of options;
+ * every load generator takes the same run options), and for the load
+ * generators (bench_load, bench_naive) the clients themselves (bench_run:
+ * one thread each, a duration or a count after an unmeasured warm-up,
+ * latency samples and their percentiles, error counting with the first
+ * bodies printed, CPU time of other processes from /proc/<pid>/stat), HTTP
+ * through one keep-alive libcurl handle per thread, and the result lines:
  *
  *   a human line on stdout, then
  *   RESULT {"system", "workload", "clients", "ok", "errors", "seconds",
@@ -92,10 +94,96 @@ void http_client_free(struct http_client *h);
 int http_request(struct http_client *h, const char *url, const char *post, size_t post_len,
                  long *status);
 
-/* ---- command-line numbers ---- */
+/* ---- the command line ---- */
+
+enum bench_option_type {
+    OPTION_STRING,  /* const char * */
+    OPTION_LONG,    /* long in min..max */
+    OPTION_DOUBLE,  /* double in min..max */
+    OPTION_FLAG,    /* bool, set (takes no value) */
+    OPTION_CPU_PID, /* struct bench_cpus: LABEL:PID, repeatable */
+};
+struct bench_option {
+    const char *flag; /* "--clients"; NULL ends a table */
+    enum bench_option_type type;
+    void *dest;
+    double min, max;
+};
+struct bench_cpus {
+    struct cpu_pid pid[BENCH_MAX_CPU_PIDS];
+    int n;
+};
+/* Parses argv by the table (defaults are what dest holds): 0; 1 after
+ * --help (usage printed); -1 with a message and the usage on stderr. */
+int bench_parse_args(const char *tool, const char *usage, int argc, char **argv,
+                     const struct bench_option *options);
+
 /* Strict decimal integer in [min, max]; 0 or -1 with a message. */
 int parse_long(const char *flag, const char *s, long min, long max, long *out);
 int parse_double(const char *flag, const char *s, double min, double max, double *out);
+
+/* ---- the clients of a load generator ---- */
+
+/* What every load generator is told (its BENCH_RUN_OPTIONS). */
+struct bench_run_options {
+    long clients, count, timeout_ms;
+    double duration, warmup;
+    const char *system;
+    struct bench_cpus cpus;
+};
+#define BENCH_RUN_DEFAULTS                                                                         \
+    {                                                                                              \
+        .clients = 1, .timeout_ms = 120000, .duration = 10                                         \
+    }
+/* Their entries of an option table. */
+#define BENCH_RUN_OPTIONS(o)                                                                       \
+    {"--clients", OPTION_LONG, &(o)->clients, 1, BENCH_MAX_CLIENTS},                               \
+        {"--count", OPTION_LONG, &(o)->count, 1, 1099511627776.0},                                 \
+        {"--duration", OPTION_DOUBLE, &(o)->duration, 0.001, 86400},                               \
+        {"--warmup", OPTION_DOUBLE, &(o)->warmup, 0, 3600},                                        \
+        {"--timeout-ms", OPTION_LONG, &(o)->timeout_ms, 1, 3600000},                               \
+        {"--system", OPTION_STRING, &(o)->system, 0, 0},                                           \
+    {                                                                                              \
+        "--cpu-pid", OPTION_CPU_PID, &(o)->cpus, 0, 0                                              \
+    }
+
+#define BENCH_KINDS 2 /* requests may be of two kinds (reads, writes), measured apart too */
+
+/* One client: a thread of its own. */
+struct bench_worker {
+    pthread_t thread;
+    int index;
+    uint64_t rng;
+    long sent; /* requests made, warm-up included */
+    struct lat lat, lat_kind[BENCH_KINDS];
+    long ok, errors, n_kind[BENCH_KINDS];
+    double last_done;
+    void *state; /* the generator's own */
+};
+
+enum bench_outcome { BENCH_OK, BENCH_ERROR, BENCH_FATAL };
+
+struct bench_load {
+    const char *tool;
+    struct bench_run_options *opt; /* its cpus get their before and after */
+    /* Per client, before the threads start (w->state is the generator's);
+     * 0, or -1 to stop the run. */
+    int (*init)(struct bench_worker *w);
+    void (*done)(struct bench_worker *w);
+    /* One request: ok (with its kind in *kind, or -1), an error (counted;
+     * noted by the generator with errors_note), or fatal (everyone stops). */
+    enum bench_outcome (*request)(struct bench_worker *w, int *kind);
+    /* the results */
+    struct lat all, kinds[BENCH_KINDS];
+    long ok, errors, n_kinds[BENCH_KINDS];
+    double seconds, client_cpu_s;
+};
+/* Runs the clients (warm-up, then the measured part, with the other
+ * processes' CPU sampled over it) and merges what they measured. 0, or -1
+ * with a message (out of memory, a client that could not start). */
+int bench_run(struct bench_load *load);
+/* Frees the merged results. */
+void bench_load_free(struct bench_load *load);
 
 /* ---- the result ---- */
 struct bench_result {
@@ -112,6 +200,9 @@ struct bench_result {
 };
 /* Prints the human line and the RESULT line; 0, or -1 when out of memory. */
 int bench_print_result(const struct bench_result *r);
+/* The result of a run, ready for bench_print_result. */
+struct bench_result bench_result_of(const struct bench_load *load, const char *workload,
+                                    long items_per_tx, json_t *extra);
 
 /* splitmix64, for the bodies. */
 uint64_t bench_random(uint64_t *state);

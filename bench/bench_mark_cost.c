@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/bench_common.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "stores/sqlite/internal.h" /* raw statements: a benchmark of SQLite settings */
@@ -134,20 +135,13 @@ int main(int argc, char **argv)
 {
     const char *dir = "/tmp";
     long count = 3000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--dir") == 0) {
-            dir = argv[i + 1];
-        } else if (strcmp(argv[i], "--count") == 0) {
-            count = strtol(argv[i + 1], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: bench_mark_cost [--dir DIR] [--count N]\n");
-            return 2;
-        }
-    }
-    if (count < 100) {
-        fprintf(stderr, "bench_mark_cost: --count must be at least 100\n");
-        return 2;
-    }
+    const struct bench_option options[] = {{"--dir", OPTION_STRING, &dir, 0, 0},
+                                           {"--count", OPTION_LONG, &count, 100, 100000000},
+                                           {NULL, OPTION_FLAG, NULL, 0, 0}};
+    int parsed = bench_parse_args(
+        "bench_mark_cost", "usage: bench_mark_cost [--dir DIR] [--count N]\n", argc, argv, options);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
     log_set_level(LOG_WARN);
     if (run(dir, "OFF", "OFF", count) != 0 || run(dir, "NORMAL", "NORMAL", count) != 0 ||
         run(dir, "FULL (kept)", NULL, count) != 0)

@@ -37,30 +37,23 @@
 enum workload { W_CREATE, W_BATCH, W_RAW };
 
 struct options {
-    const char *neo4j_url, *database, *sqlite_path, *system, *workload_name;
+    struct bench_run_options run;
+    const char *neo4j_url, *database, *sqlite_path, *workload_name;
     enum workload workload;
-    long clients, count, entities, relationships, timeout_ms;
-    double duration, warmup;
-    struct cpu_pid cpus[BENCH_MAX_CPU_PIDS];
-    int n_cpus;
+    long entities, relationships;
 };
 
+/* A client's own (bench_worker.state). */
 struct worker {
-    pthread_t thread;
     int index;
     struct http_client http;
     sqlite3 *db;
     sqlite3_stmt *ins_entity, *ins_rel;
-    struct lat lat;
-    long ok, errors;
-    double last_done;
-    uint64_t rng;
     struct buf body, body2;
     char (*node_ids)[UUID_STR_LEN];
 };
 
 static struct options opt;
-static struct bench_ctl ctl;
 static char commit_url[512];
 
 static const char create_stmt[] = "CREATE (n:Entity:Person) SET n = $props";
@@ -88,7 +81,7 @@ static int neo4j_post(struct http_client *h, const char *body, size_t len, long 
 static int neo4j_schema(const char *statement)
 {
     struct http_client h;
-    if (http_client_init(&h, opt.timeout_ms) != 0)
+    if (http_client_init(&h, opt.run.timeout_ms) != 0)
         return -1;
     struct buf b;
     buf_init(&b, 4096);
@@ -143,11 +136,11 @@ static int sqlite_setup(void)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-static int sql_step(struct worker *w, sqlite3_stmt *st)
+static int sql_step(struct worker *w, sqlite3_stmt *stmt)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE) {
         errors_note("SQLite", rc, sqlite3_errmsg(w->db));
         return -1;
@@ -157,31 +150,31 @@ static int sql_step(struct worker *w, sqlite3_stmt *st)
 
 static int insert_entity(struct worker *w, const char *id, const char *props, const char *now)
 {
-    sqlite3_stmt *st = w->ins_entity;
-    if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, "Person", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, props, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_stmt *stmt = w->ins_entity;
+    if (sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, "Person", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, props, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, now, -1, SQLITE_STATIC) != SQLITE_OK) {
         errors_note("SQLite bind", 0, sqlite3_errmsg(w->db));
         return -1;
     }
-    return sql_step(w, st);
+    return sql_step(w, stmt);
 }
 
 static int insert_rel(struct worker *w, const char *id, const char *source, const char *target,
                       const char *props, const char *now)
 {
-    sqlite3_stmt *st = w->ins_rel;
-    if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, "RELATED_TO", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 5, props, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC) != SQLITE_OK) {
+    sqlite3_stmt *stmt = w->ins_rel;
+    if (sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 2, "RELATED_TO", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 3, source, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 4, target, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 5, props, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 6, now, -1, SQLITE_STATIC) != SQLITE_OK) {
         errors_note("SQLite bind", 0, sqlite3_errmsg(w->db));
         return -1;
     }
-    return sql_step(w, st);
+    return sql_step(w, stmt);
 }
 
 /* ---- the work ---- */
@@ -217,35 +210,36 @@ static int document_bodies(struct worker *w, bool one_request)
     buf_reset(&w->body);
     buf_reset(&w->body2);
     struct buf *rels = one_request ? &w->body : &w->body2;
-    enum buf_status st = buf_printf(&w->body,
-                                    "{\"statements\":[{\"statement\":\"%s\","
-                                    "\"parameters\":{\"rows\":[",
-                                    nodes_stmt);
-    for (long i = 0; st == BUF_OK && i < opt.entities; i++) {
+    enum buf_status written = buf_printf(&w->body,
+                                         "{\"statements\":[{\"statement\":\"%s\","
+                                         "\"parameters\":{\"rows\":[",
+                                         nodes_stmt);
+    for (long i = 0; written == BUF_OK && i < opt.entities; i++) {
         ids_uuid7(w->node_ids[i]);
-        st = buf_printf(&w->body,
-                        "%s{\"id\":\"%s\",\"canonical_name\":\"Entity %ld\",\"confidence\":0.%02ld,"
-                        "\"mentions\":%ld}",
-                        i ? "," : "", w->node_ids[i], i, i % 100, i);
+        written =
+            buf_printf(&w->body,
+                       "%s{\"id\":\"%s\",\"canonical_name\":\"Entity %ld\",\"confidence\":0.%02ld,"
+                       "\"mentions\":%ld}",
+                       i ? "," : "", w->node_ids[i], i, i % 100, i);
     }
-    if (st == BUF_OK)
-        st = buf_printf(&w->body, "]}}%s", one_request ? "," : "]}");
-    if (st == BUF_OK)
-        st = buf_printf(rels, "%s{\"statement\":\"%s\",\"parameters\":{\"rows\":[",
-                        one_request ? "" : "{\"statements\":[", rels_stmt);
-    for (long i = 0; st == BUF_OK && i < opt.relationships; i++) {
+    if (written == BUF_OK)
+        written = buf_printf(&w->body, "]}}%s", one_request ? "," : "]}");
+    if (written == BUF_OK)
+        written = buf_printf(rels, "%s{\"statement\":\"%s\",\"parameters\":{\"rows\":[",
+                             one_request ? "" : "{\"statements\":[", rels_stmt);
+    for (long i = 0; written == BUF_OK && i < opt.relationships; i++) {
         char id[UUID_STR_LEN];
         ids_uuid7(id);
         long s = (long)(bench_random(&rng) % (uint64_t)opt.entities);
         long t = (long)(bench_random(&rng) % (uint64_t)opt.entities);
-        st = buf_printf(rels,
-                        "%s{\"source\":\"%s\",\"target\":\"%s\",\"rel\":{\"id\":\"%s\","
-                        "\"weight\":0.%02ld}}",
-                        i ? "," : "", w->node_ids[s], w->node_ids[t], id, i % 100);
+        written = buf_printf(rels,
+                             "%s{\"source\":\"%s\",\"target\":\"%s\",\"rel\":{\"id\":\"%s\","
+                             "\"weight\":0.%02ld}}",
+                             i ? "," : "", w->node_ids[s], w->node_ids[t], id, i % 100);
     }
-    if (st == BUF_OK)
-        st = buf_append_str(rels, "]}}]}");
-    return st == BUF_OK ? 0 : -1;
+    if (written == BUF_OK)
+        written = buf_append_str(rels, "]}}]}");
+    return written == BUF_OK ? 0 : -1;
 }
 
 /* The SQLite side of a document: one transaction, rows as above. */
@@ -282,11 +276,11 @@ static int document_sqlite(struct worker *w)
     return rc;
 }
 
-static int do_document(struct worker *w)
+static int do_document(struct worker *w, bool *fatal)
 {
     bool raw = opt.workload == W_RAW;
     if (document_bodies(w, raw) != 0) {
-        atomic_store(&ctl.failed, true);
+        *fatal = true;
         return -1;
     }
     long status = 0;
@@ -299,36 +293,40 @@ static int do_document(struct worker *w)
     return raw ? 0 : document_sqlite(w);
 }
 
-static void *run_worker(void *arg)
+static enum bench_outcome request(struct bench_worker *bw, int *kind)
 {
-    struct worker *w = arg;
-    long i = 0;
-    double t0;
-    bool measured;
-    while (ctl_next(&ctl, &t0, &measured)) {
-        int rc = opt.workload == W_CREATE ? do_create(w, i++) : do_document(w);
-        double t1 = bench_now();
-        if (!measured)
-            continue;
-        if (rc == 0) {
-            w->ok++;
-            if (lat_add(&w->lat, (t1 - t0) * 1000.0) != 0)
-                atomic_store(&ctl.failed, true);
-        } else {
-            w->errors++;
-        }
-        if (t1 > w->last_done)
-            w->last_done = t1;
-    }
-    return NULL;
+    (void)kind;
+    struct worker *w = bw->state;
+    bool fatal = false;
+    int rc = opt.workload == W_CREATE ? do_create(w, bw->sent) : do_document(w, &fatal);
+    return fatal ? BENCH_FATAL : rc == 0 ? BENCH_OK : BENCH_ERROR;
 }
 
-static int worker_init(struct worker *w, int index)
+static void worker_free(struct bench_worker *bw)
 {
-    w->index = index;
+    struct worker *w = bw->state;
+    if (!w)
+        return;
+    sqlite3_finalize(w->ins_entity);
+    sqlite3_finalize(w->ins_rel);
+    sqlite3_close(w->db);
+    http_client_free(&w->http);
+    buf_free(&w->body);
+    buf_free(&w->body2);
+    free(w->node_ids);
+    free(w);
+}
+
+static int worker_init(struct bench_worker *bw)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return -1;
+    bw->state = w;
+    w->index = bw->index;
     buf_init(&w->body, (size_t)256 << 20);
     buf_init(&w->body2, (size_t)256 << 20);
-    if (http_client_init(&w->http, opt.timeout_ms) != 0)
+    if (http_client_init(&w->http, opt.run.timeout_ms) != 0)
         return -1;
     if (opt.workload != W_CREATE) {
         w->node_ids = calloc((size_t)opt.entities, sizeof *w->node_ids);
@@ -353,107 +351,52 @@ static int worker_init(struct worker *w, int index)
     return 0;
 }
 
-static void worker_free(struct worker *w)
-{
-    sqlite3_finalize(w->ins_entity);
-    sqlite3_finalize(w->ins_rel);
-    sqlite3_close(w->db);
-    http_client_free(&w->http);
-    buf_free(&w->body);
-    buf_free(&w->body2);
-    lat_free(&w->lat);
-    free(w->node_ids);
-}
-
 /* ---- the command line ---- */
 
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage: bench_naive --neo4j-url URL --sqlite PATH --workload create|batch|raw\n"
-            "       [--database neo4j] [--clients N] [--duration S | --count N] [--warmup S]\n"
-            "       [--entities N] [--relationships N] [--cpu-pid LABEL:PID]...\n"
-            "       [--system NAME] [--timeout-ms MS]\n");
-}
+static const char usage[] =
+    "usage: bench_naive --neo4j-url URL --sqlite PATH --workload create|batch|raw\n"
+    "       [--database neo4j] [--clients N] [--duration S | --count N] [--warmup S]\n"
+    "       [--entities N] [--relationships N] [--cpu-pid LABEL:PID]...\n"
+    "       [--system NAME] [--timeout-ms MS]\n";
 
 static int parse_args(int argc, char **argv)
 {
-    opt = (struct options){.database = "neo4j",
-                           .clients = 1,
-                           .entities = 1000,
-                           .relationships = 5000,
-                           .timeout_ms = 120000,
-                           .duration = 10};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (strcmp(a, "--help") == 0) {
-            usage();
-            exit(0);
-        } else if (!v) {
-            fprintf(stderr, "bench_naive: %s needs a value\n", a);
-            return -1;
-        } else if (strcmp(a, "--neo4j-url") == 0) {
-            opt.neo4j_url = v;
-        } else if (strcmp(a, "--database") == 0) {
-            opt.database = v;
-        } else if (strcmp(a, "--sqlite") == 0) {
-            opt.sqlite_path = v;
-        } else if (strcmp(a, "--system") == 0) {
-            opt.system = v;
-        } else if (strcmp(a, "--workload") == 0) {
-            opt.workload_name = v;
-            if (strcmp(v, "create") == 0)
-                opt.workload = W_CREATE;
-            else if (strcmp(v, "batch") == 0)
-                opt.workload = W_BATCH;
-            else if (strcmp(v, "raw") == 0)
-                opt.workload = W_RAW;
-            else
-                rc = -1;
-        } else if (strcmp(a, "--clients") == 0) {
-            rc = parse_long(a, v, 1, BENCH_MAX_CLIENTS, &opt.clients);
-        } else if (strcmp(a, "--count") == 0) {
-            rc = parse_long(a, v, 1, 1L << 40, &opt.count);
-        } else if (strcmp(a, "--entities") == 0) {
-            rc = parse_long(a, v, 1, 100000, &opt.entities);
-        } else if (strcmp(a, "--relationships") == 0) {
-            rc = parse_long(a, v, 0, 1000000, &opt.relationships);
-        } else if (strcmp(a, "--timeout-ms") == 0) {
-            rc = parse_long(a, v, 1, 3600000, &opt.timeout_ms);
-        } else if (strcmp(a, "--duration") == 0) {
-            rc = parse_double(a, v, 0.001, 86400, &opt.duration);
-        } else if (strcmp(a, "--warmup") == 0) {
-            rc = parse_double(a, v, 0, 3600, &opt.warmup);
-        } else if (strcmp(a, "--cpu-pid") == 0) {
-            if (opt.n_cpus == BENCH_MAX_CPU_PIDS)
-                rc = -1;
-            else
-                rc = cpu_pid_parse(v, &opt.cpus[opt.n_cpus++]);
-        } else {
-            fprintf(stderr, "bench_naive: unknown option %s\n", a);
-            rc = -1;
+    opt = (struct options){
+        .run = BENCH_RUN_DEFAULTS, .database = "neo4j", .entities = 1000, .relationships = 5000};
+    const struct bench_option options[] = {
+        {"--neo4j-url", OPTION_STRING, &opt.neo4j_url, 0, 0},
+        {"--database", OPTION_STRING, &opt.database, 0, 0},
+        {"--sqlite", OPTION_STRING, &opt.sqlite_path, 0, 0},
+        {"--workload", OPTION_STRING, &opt.workload_name, 0, 0},
+        {"--entities", OPTION_LONG, &opt.entities, 1, 100000},
+        {"--relationships", OPTION_LONG, &opt.relationships, 0, 1000000},
+        BENCH_RUN_OPTIONS(&opt.run),
+        {NULL, OPTION_FLAG, NULL, 0, 0},
+    };
+    int rc = bench_parse_args("bench_naive", usage, argc, argv, options);
+    if (rc != 0)
+        return rc;
+    static const char *const names[] = {"create", "batch", "raw"};
+    bool known = false;
+    for (int w = 0; opt.workload_name && w < 3 && !known; w++)
+        if (strcmp(opt.workload_name, names[w]) == 0) {
+            opt.workload = (enum workload)w;
+            known = true;
         }
-        if (rc != 0)
-            return -1;
-        i++;
-    }
-    if (!opt.neo4j_url || !opt.workload_name || (opt.workload != W_RAW && !opt.sqlite_path)) {
-        fprintf(stderr, "bench_naive: --neo4j-url, --workload and --sqlite are needed\n");
+    if (!opt.neo4j_url || !known || (opt.workload != W_RAW && !opt.sqlite_path)) {
+        fprintf(stderr, "bench_naive: --neo4j-url, --workload and --sqlite are needed\n%s", usage);
         return -1;
     }
-    if (!opt.system)
-        opt.system = opt.workload == W_RAW ? "neo4j-raw" : "naive";
+    if (!opt.run.system)
+        opt.run.system = opt.workload == W_RAW ? "neo4j-raw" : "naive";
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (parse_args(argc, argv) != 0) {
-        usage();
-        return 2;
-    }
+    int parsed = parse_args(argc, argv);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "bench_naive: cannot initialise libcurl\n");
         return 2;
@@ -466,82 +409,20 @@ int main(int argc, char **argv)
                       " FOR ()-[r:RELATED_TO]-() REQUIRE r.id IS UNIQUE") != 0) ||
         (opt.workload != W_RAW && sqlite_setup() != 0))
         return 1;
-
-    int n = (int)opt.clients;
-    struct worker *workers = calloc((size_t)n, sizeof *workers);
-    if (!workers) {
-        fprintf(stderr, "bench_naive: out of memory\n");
-        return 1;
+    struct bench_load load = {.tool = "bench_naive",
+                              .opt = &opt.run,
+                              .init = worker_init,
+                              .done = worker_free,
+                              .request = request};
+    int rc = bench_run(&load);
+    if (rc == 0) {
+        const char *workload = opt.workload == W_RAW ? "batch" : opt.workload_name;
+        long items = opt.workload == W_CREATE ? 1 : opt.entities + opt.relationships;
+        struct bench_result res = bench_result_of(&load, workload, items, NULL);
+        rc = bench_print_result(&res);
     }
-    for (int i = 0; i < n; i++)
-        if (worker_init(&workers[i], i) != 0) {
-            fprintf(stderr, "bench_naive: cannot set up client %d\n", i);
-            return 1;
-        }
-    double self_before = cpu_self();
-    if (opt.warmup <= 0)
-        for (int i = 0; i < opt.n_cpus; i++)
-            opt.cpus[i].before = cpu_of_pid(opt.cpus[i].pid);
-    ctl_init(&ctl, opt.warmup, opt.duration, opt.count);
-    int started = 0;
-    for (; started < n; started++)
-        if (pthread_create(&workers[started].thread, NULL, run_worker, &workers[started]) != 0) {
-            fprintf(stderr, "bench_naive: cannot start thread %d\n", started);
-            atomic_store(&ctl.failed, true);
-            break;
-        }
-    if (opt.warmup > 0) {
-        double wait = ctl.measure_start - bench_now();
-        if (wait > 0) {
-            struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-            nanosleep(&ts, NULL);
-        }
-        self_before = cpu_self();
-        for (int i = 0; i < opt.n_cpus; i++)
-            opt.cpus[i].before = cpu_of_pid(opt.cpus[i].pid);
-    }
-    for (int i = 0; i < started; i++)
-        pthread_join(workers[i].thread, NULL);
-    double self_after = cpu_self();
-    for (int i = 0; i < opt.n_cpus; i++)
-        opt.cpus[i].after = cpu_of_pid(opt.cpus[i].pid);
-
-    struct lat all = {0};
-    long ok = 0, errors = 0;
-    double last = ctl.measure_start;
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        struct worker *w = &workers[i];
-        ok += w->ok;
-        errors += w->errors;
-        if (w->last_done > last)
-            last = w->last_done;
-        if (lat_merge(&all, &w->lat) != 0)
-            rc = -1;
-        worker_free(w);
-    }
-    free(workers);
-    if (rc != 0 || atomic_load(&ctl.failed)) {
-        fprintf(stderr, "bench_naive: out of memory or a thread failed\n");
-        return 1;
-    }
-    struct bench_result res = {
-        .system = opt.system,
-        .workload = opt.workload == W_RAW ? "batch" : opt.workload_name,
-        .clients = n,
-        .ok = ok,
-        .errors = errors,
-        .seconds = last - ctl.measure_start,
-        .items_per_tx = opt.workload == W_CREATE ? 1 : opt.entities + opt.relationships,
-        .lat = &all,
-        .client_cpu_s = self_after - self_before,
-        .cpus = opt.cpus,
-        .n_cpus = opt.n_cpus,
-        .extra = NULL,
-    };
-    if (bench_print_result(&res) != 0)
-        rc = -1;
-    lat_free(&all);
+    long ok = load.ok, errors = load.errors;
+    bench_load_free(&load);
     curl_global_cleanup();
     return rc == 0 && ok > 0 && errors == 0 ? 0 : 1;
 }

@@ -16,15 +16,12 @@
 int main(int argc, char **argv)
 {
     long count = 20000000;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
-            if (parse_long("--count", argv[++i], 1, 1L << 40, &count) != 0)
-                return 2;
-        } else {
-            fprintf(stderr, "usage: bench_uuid7 [--count N]\n");
-            return 2;
-        }
-    }
+    const struct bench_option options[] = {{"--count", OPTION_LONG, &count, 1, 1099511627776.0},
+                                           {NULL, OPTION_FLAG, NULL, 0, 0}};
+    int parsed =
+        bench_parse_args("bench_uuid7", "usage: bench_uuid7 [--count N]\n", argc, argv, options);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
     char id[UUID_STR_LEN], last[UUID_STR_LEN] = "";
     unsigned long checksum = 0;
     long out_of_order = 0;

@@ -31,6 +31,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "bench/bench_common.h"
 #include "common/log.h"
 #include "common/result.h"
 #include "common/timeutil.h"
@@ -72,7 +73,7 @@ struct timing {
 struct loader {
     const struct options *opt;
     struct sql_conn *sql;
-    struct neo4j_client *n4;
+    struct neo4j_client *neo4j;
     uint64_t rng;
     char now[TIMESTAMP_LEN];
     struct timing ent, rel;
@@ -177,7 +178,7 @@ static int fail_nomem(void)
 /* Runs statements in one autocommit request; the result is r's (clear it). */
 static int neo4j_send(struct loader *l, json_t *stmts, struct neo4j_result *r, const char *what)
 {
-    enum neo4j_status st = neo4j_autocommit(l->n4, stmts, r);
+    enum neo4j_status st = neo4j_autocommit(l->neo4j, stmts, r);
     return st == NEO4J_OK ? 0 : fail_neo4j(r, what);
 }
 
@@ -549,61 +550,24 @@ static const char usage[] =
     "usage: bench_recon_load --sqlite PATH --neo4j-url URL --entities N --relationships M\n"
     "                        [--neo4j-database neo4j] [--batch 10000] [--seed S] [--verbose]\n";
 
-static int parse_long(const char *flag, const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "bench_recon_load: %s wants a number in %ld..%ld, not '%s'\n", flag, min,
-                max, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.database = "neo4j", .batch = DEFAULT_BATCH, .seed = 1};
     long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (strcmp(f, "--verbose") == 0) {
-            o->verbose = true;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_recon_load: %s needs a value\n%s", f, usage);
-            return -1;
-        }
-        const char *v = argv[++i];
-        int rc = 0;
-        if (strcmp(f, "--sqlite") == 0)
-            o->sqlite_path = v;
-        else if (strcmp(f, "--neo4j-url") == 0)
-            o->neo4j_url = v;
-        else if (strcmp(f, "--neo4j-database") == 0)
-            o->database = v;
-        else if (strcmp(f, "--entities") == 0)
-            rc = parse_long(f, v, 1, 99999999, &o->entities);
-        else if (strcmp(f, "--relationships") == 0)
-            rc = parse_long(f, v, 0, 99999999, &o->relationships);
-        else if (strcmp(f, "--batch") == 0)
-            rc = parse_long(f, v, 1, MAX_BATCH, &o->batch);
-        else if (strcmp(f, "--seed") == 0)
-            rc = parse_long(f, v, 0, 2147483647, &seed);
-        else {
-            fprintf(stderr, "bench_recon_load: unknown flag %s\n%s", f, usage);
-            return -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
+    const struct bench_option options[] = {
+        {"--sqlite", OPTION_STRING, &o->sqlite_path, 0, 0},
+        {"--neo4j-url", OPTION_STRING, &o->neo4j_url, 0, 0},
+        {"--neo4j-database", OPTION_STRING, &o->database, 0, 0},
+        {"--entities", OPTION_LONG, &o->entities, 1, 99999999},
+        {"--relationships", OPTION_LONG, &o->relationships, 0, 99999999},
+        {"--batch", OPTION_LONG, &o->batch, 1, MAX_BATCH},
+        {"--seed", OPTION_LONG, &seed, 0, 2147483647},
+        {"--verbose", OPTION_FLAG, &o->verbose, 0, 0},
+        {NULL, OPTION_FLAG, NULL, 0, 0},
+    };
+    int rc = bench_parse_args("bench_recon_load", usage, argc, argv, options);
+    if (rc != 0)
+        return rc;
     o->seed = (uint64_t)seed;
     if (!o->sqlite_path || !o->neo4j_url || o->entities == 0) {
         fprintf(stderr, "bench_recon_load: --sqlite, --neo4j-url and --entities are needed\n%s",
@@ -616,8 +580,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 int main(int argc, char **argv)
 {
     struct options opt;
-    if (parse_args(argc, argv, &opt) != 0)
-        return 2;
+    int parsed = parse_args(argc, argv, &opt);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
     log_set_level(opt.verbose ? LOG_DEBUG : LOG_WARN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "bench_recon_load: cannot initialise libcurl\n");
@@ -634,11 +599,11 @@ int main(int argc, char **argv)
     l.sql = sql_open(opt.sqlite_path, true, &err);
     if (!l.sql)
         fail_sql(&err, "open");
-    else if (!(l.n4 = neo4j_client_new(&ncfg)))
+    else if (!(l.neo4j = neo4j_client_new(&ncfg)))
         fprintf(stderr, "bench_recon_load: cannot set up the Neo4j client\n");
     else if (load(&l) == 0)
         rc = 0;
-    neo4j_client_free(l.n4);
+    neo4j_client_free(l.neo4j);
     sql_close(l.sql);
     curl_global_cleanup();
     return rc;
