@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
+from harness import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
 
 CLIENTS = 32
 KEYS = 60          # shared by all clients

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from conftest import (CONNECTION_ERRORS, Gateway, assert_absent, assert_entity_mirrored, assert_intents_settled,
+from harness import (CONNECTION_ERRORS, Gateway, assert_absent, assert_entity_mirrored, assert_intents_settled,
                       assert_relationship_mirrored, assert_stores_consistent, poll)
+from harness.faults import send_expecting_no_answer
 
 # The commit of an explicit Neo4j transaction (POST /db/<db>/tx/<n>/commit):
 # sent by the gateway only after SQLite's COMMIT, the commit point.
@@ -89,14 +90,6 @@ def assert_victim_absent(gw, neo4j):
     assert_absent(gw.store, neo4j, entity_ids=["victim-e"], rel_ids=["victim-r"])
     assert_entity_mirrored(gw.store, neo4j, "ack-e1", {"version": 1, "properties": {"name": "one"}})
 
-
-def send_expecting_no_answer(gw, method, path, body):
-    """The request must die with the gateway: no HTTP response at all."""
-    try:
-        r = gw.request(method, path, body=body, fresh=True)
-    except CONNECTION_ERRORS:
-        return
-    pytest.fail(f"the gateway answered instead of dying: {r!r}\n{gw.log_tail()}")
 
 
 def readyz_status(gw):

@@ -9,64 +9,14 @@ holding it busy first: a create whose Neo4j request is held at a fault proxy
 until every request of the scenario is queued behind it."""
 
 import re
-import threading
 import time
-import uuid
 
-from conftest import assert_intents_settled, assert_stores_consistent
+from harness import assert_intents_settled, assert_stores_consistent
+from harness.faults import HeldWriter, join_all, send_in_order
 
 REFUSED_GROUP_RE = re.compile(r"group commit: Neo4j refused a group of (\d+)")
 
 
-class HeldWriter:
-    """While open, the gateway's writer waits on a Neo4j request held at the
-    proxy; requests sent meanwhile queue up and form the next group."""
-
-    def __init__(self, gw, proxy):
-        self.gw, self.proxy = gw, proxy
-        self.marker = f"hold-{uuid.uuid4()}"
-        self.answer = None
-
-    def __enter__(self):
-        self.proxy.hold_matching(self.marker.encode())
-        body = {"id": self.marker, "type": "Blocker", "properties": {"marker": self.marker}}
-        self.thread = threading.Thread(
-            target=lambda: setattr(self, "answer", self.gw.request("POST", "/v1/entities", body=body,
-                                                                   fresh=True, timeout=90)))
-        self.thread.start()
-        assert self.proxy.wait_held(1, timeout=30), "the blocker's Neo4j request was not held"
-        return self
-
-    def __exit__(self, *exc):
-        self.proxy.stop_matching()
-        self.proxy.release()
-        self.thread.join(90)
-        assert self.answer is not None and self.answer.status == 201, self.answer
-
-
-def send_in_order(gw, requests, gap=0.3):
-    """Sends (method, path, body, headers) requests from threads of their own,
-    `gap` seconds apart so they queue in this order; returns the threads and
-    the answers list they fill. (The writer's queue is not observable from
-    outside: the gap orders arrival, it waits for nothing.)"""
-    answers = [None] * len(requests)
-
-    def one(i, method, path, body, headers):
-        answers[i] = gw.request(method, path, body=body, headers=headers, fresh=True, timeout=90)
-
-    threads = []
-    for i, (method, path, body, headers) in enumerate(requests):
-        t = threading.Thread(target=one, args=(i, method, path, body, headers))
-        t.start()
-        threads.append(t)
-        time.sleep(gap)
-    return threads, answers
-
-
-def join_all(threads):
-    for t in threads:
-        t.join(120)
-        assert not t.is_alive(), "a request never answered"
 
 
 def poison_relationship_type(gw, neo4j, rtype):

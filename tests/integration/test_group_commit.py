@@ -7,7 +7,7 @@ import re
 import threading
 import time
 
-from conftest import assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
+from harness import assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
 
 GROUP_RE = re.compile(r"group commit: (\d+) transactions")
 

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from conftest import assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
-from test_api import assert_unchanged, error_of, snapshot
-from test_faults import send_expecting_no_answer
+from harness import assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
+from harness.api import assert_unchanged, error_of, snapshot
+from harness.faults import send_expecting_no_answer
 
 ENTITIES, RELS = 1200, 2400  # 3,600 operations: several chunks of 1,000 rows
 

@@ -1,5 +1,5 @@
 """Power loss (DESIGN.md invariant 8; issue 9 item 4), end to end: the real
-gateway runs on the SQLite fault shim (stores/testvfs.h) in power-loss mode.
+gateway runs on the SQLite fault shim (stores/sqlite/testvfs.h) in power-loss mode.
 At the cut point (the n-th write or sync of the database or the WAL, counted
 from the moment the writer turned ready) a random subset of the writes not
 yet synced reaches the disk, some torn at sector boundaries, and the gateway
@@ -25,7 +25,7 @@ import re
 
 import pytest
 
-from conftest import CONNECTION_ERRORS, Gateway, assert_intents_settled, assert_stores_consistent
+from harness import CONNECTION_ERRORS, Gateway, assert_intents_settled, assert_stores_consistent
 
 CUTS = int(os.environ.get("BISTORE_TEST_POWERLOSS_CUTS", "20"))
 TXNS = 30  # transactions of the traced run; a cut run stops at its cut

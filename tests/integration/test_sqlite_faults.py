@@ -1,5 +1,5 @@
 """SQLite failing under the commit protocol (issue 9, defect 5), through the
-SQLite fault shim (BISTORE_SQLITE_FAULT, stores/testvfs.h).
+SQLite fault shim (BISTORE_SQLITE_FAULT, stores/sqlite/testvfs.h).
 
 SQLITE_FULL, SQLITE_IOERR and SQLITE_NOMEM can roll a whole transaction
 back by themselves. In a group, the next member's SAVEPOINT would then
@@ -9,15 +9,13 @@ them are durable. And a COMMIT that fails in its fsync may be durable all
 the same (WAL recovery brings it back at the next start): its outcome is
 unknown, and only an Idempotency-Key retry can tell it."""
 
-import json
 import re
-import threading
 import time
 
 import pytest
 
-from conftest import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
-from test_finality import HeldWriter, join_all, send_in_order
+from harness import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
+from harness.faults import HeldWriter, join_all, send_in_order
 
 # a member whose rows do not fit SQLite's page cache (2 MB): applying it
 # spills dirty pages to the WAL in the middle of the transaction

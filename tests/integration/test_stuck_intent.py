@@ -14,8 +14,8 @@ import re
 import subprocess
 import time
 
-from conftest import BISTORE_BIN, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent, poll
-from test_faults import send_expecting_no_answer
+from harness import BISTORE_BIN, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent, poll
+from harness.faults import send_expecting_no_answer
 
 STUCK_LOG_RE = re.compile(r"intent (\d+) .*refused by Neo4j")
 

@@ -1,0 +1,47 @@
+"""Paths, deadlines and patterns of the harness, and poll()."""
+
+import http.client
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+NEO4J_SH = REPO / "scripts" / "neo4j.sh"
+BISTORE_BIN = os.environ.get("BISTORE_BIN", str(REPO / "build" / "bistore"))
+
+# Deadlines, generous enough for a sanitizer build on two cores.
+READY_TIMEOUT = float(os.environ.get("BISTORE_TEST_READY_TIMEOUT", "30"))
+REQUEST_TIMEOUT = float(os.environ.get("BISTORE_TEST_REQUEST_TIMEOUT", "30"))
+NEO4J_START_TIMEOUT = 150.0
+
+UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+HASH_RE = re.compile(r"^[0-9a-f]{16}$")
+RFC3339_UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
+LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+
+CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
+                     http.client.IncompleteRead, socket.timeout, OSError)
+
+
+def poll(predicate, timeout, interval=0.05, what="condition"):
+    """Call predicate() until it returns a truthy value; return that value.
+    Fails the test with `what` if the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except AssertionError as exc:  # let predicates assert; keep the last one
+            last_exc = exc
+        if time.monotonic() > deadline:
+            msg = f"timed out after {timeout:.0f}s waiting for {what}"
+            if last_exc is not None:
+                msg += f"; last check: {last_exc}"
+            pytest.fail(msg)
+        time.sleep(interval)
