@@ -1,6 +1,6 @@
 /*
  * bench_mark_cost: what the mark-applied step costs under each synchronous
- * setting (stores/sqlite.c, sql_intent_mark_applied; DESIGN.md invariant 8).
+ * setting (stores/sqlite/, sql_intent_mark_applied; DESIGN.md invariant 8).
  *
  *   bench_mark_cost [--dir DIR] [--count N]
  *

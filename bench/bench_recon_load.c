@@ -7,7 +7,7 @@
  *                    [--neo4j-database neo4j] [--batch 10000] [--seed S]
  *
  * Rows are what the gateway itself would have written for the same creates:
- * SQLite rows through stores/sqlite.c (the gateway's schema and insert
+ * SQLite rows through stores/sqlite/ (the gateway's schema and insert
  * statements), hashes from canon_entity_record / canon_relationship_record
  * and canon_hash, Neo4j nodes (:Entity:<type> {properties, id, _v, _h}) and
  * relationships {properties, id, _v, _h}. Only the path differs: one SQLite

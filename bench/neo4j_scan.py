@@ -27,7 +27,7 @@ import urllib.parse
 
 ENTITY_MIN = ("MATCH (n:Entity) WHERE n.id > $after RETURN n.id, n._v, n._h"
               " ORDER BY n.id LIMIT $limit")
-# The columns of stores/recon_scan.c's fast scan (it pages with `>=` and skips
+# The columns of stores/neo4j/recon.c's fast scan (it pages with `>=` and skips
 # the rows it has seen; `>` reads the same rows).
 ENTITY_GATEWAY = ("MATCH (n:Entity) WHERE n.id > $after RETURN n.id, n._v, n._h, elementId(n)"
                   " ORDER BY n.id LIMIT $limit")

@@ -23,7 +23,7 @@ void ids_uuid7(char out[UUID_STR_LEN]);
 /*
  * The one id rule, for every id: supplied by a client (in a body or a
  * path), generated here, or found in Neo4j by a reconciliation that would
- * write it (stores/repair.c). 1..128 characters of [A-Za-z0-9._:-], except
+ * write it (stores/reconcile/repair.c). 1..128 characters of [A-Za-z0-9._:-], except
  * "." and "..", which a URL cannot carry as a path segment (clients and
  * proxies remove them, RFC 3986 section 5.2.4), so a record under them
  * could never be read back. ids_valid_len checks the n bytes at s (a NUL

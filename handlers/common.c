@@ -321,6 +321,47 @@ json_t *single_record(const struct bistore_outcome *out)
     return json_incref(rec);
 }
 
+void reply_single_write(struct app *app, const struct request *req, struct bs_txn *txn,
+                        unsigned status, const char *location, bool etag, struct response *res)
+{
+    struct bistore_outcome out;
+    if (submit(app, req, txn, false, &out, res)) {
+        json_t *rec = single_record(&out);
+        if (!rec) {
+            reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+        } else {
+            if (status == 201)
+                response_header(res, "Location", "%s%s", location,
+                                json_string_value(json_object_get(rec, "id")));
+            if (etag)
+                reply_etag(res, rec);
+            reply_json(res, status, rec);
+        }
+    }
+    bistore_outcome_clear(&out);
+}
+
+void create_single(struct app *app, const struct request *req, struct response *res,
+                   enum op_kind kind, const char *scope, const char *location, bool etag)
+{
+    json_t *body = body_object(req, res);
+    if (!body)
+        return;
+    struct bs_op op = {.if_version = -1};
+    struct bs_txn txn = {.ops = &op, .n_ops = 1};
+    if (parse_single(body, kind, &op, res) && idempotency_prepare(req, scope, body, &txn, res))
+        reply_single_write(app, req, &txn, 201, location, etag, res);
+    json_decref(op.properties);
+    json_decref(op.metadata);
+    json_decref(body);
+}
+
+void reply_etag(struct response *res, const json_t *record)
+{
+    response_header(res, "ETag", "\"%lld\"",
+                    (long long)json_integer_value(json_object_get(record, "version")));
+}
+
 void reply_lookup(struct response *res, enum lookup found, json_t *record, const char *what,
                   const char *id, const struct bs_error *err)
 {
@@ -337,13 +378,41 @@ void reply_lookup(struct response *res, enum lookup found, json_t *record, const
     }
 }
 
-void reply_list(struct response *res, int rc, json_t *items, char *next, const struct bs_error *err)
+void reply_get_by_id(struct app *app, const struct request *req, struct response *res,
+                     const char *field, record_read read, const char *what)
 {
-    if (rc == 0) {
-        reply_page(res, items, next);
+    if (!path_id(req, 0, field, res))
+        return;
+    json_t *record = NULL;
+    struct bs_error err;
+    bs_error_clear(&err);
+    enum lookup found = read(app->store, req->args[0], &record, &err);
+    reply_lookup(res, found, record, what, req->args[0], &err);
+}
+
+bool page_begin(const struct request *req, struct page *page, struct response *res)
+{
+    *page = (struct page){.after = request_query(req, "after")};
+    bs_error_clear(&page->err);
+    return query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &page->limit, res);
+}
+
+void page_free(struct page *page)
+{
+    json_decref(page->items);
+    free(page->next);
+    page->items = NULL;
+    page->next = NULL;
+}
+
+void page_answer(struct response *res, int rc, struct page *page)
+{
+    if (rc != 0) {
+        page_free(page);
+        reply_error(res, &page->err);
         return;
     }
-    json_decref(items);
-    free(next);
-    reply_error(res, err);
+    reply_page(res, page->items, page->next); /* consumes both */
+    page->items = NULL;
+    page->next = NULL;
 }

@@ -58,13 +58,43 @@ bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool
  * reference to the record inside out->result, which it changes). */
 json_t *single_record(const struct bistore_outcome *out);
 
+/* ---- the answers every resource gives alike ---- */
+
+/* Runs a one-operation transaction and answers its record with status (a
+ * 201 with Location: location + its id; with etag, its version as ETag). */
+void reply_single_write(struct app *app, const struct request *req, struct bs_txn *txn,
+                        unsigned status, const char *location, bool etag, struct response *res);
+/* POST of one record: the body as an operation of kind, the Idempotency-Key
+ * in scope, then reply_single_write with 201. */
+void create_single(struct app *app, const struct request *req, struct response *res,
+                   enum op_kind kind, const char *scope, const char *location, bool etag);
+
+/* The version of a record as its ETag. */
+void reply_etag(struct response *res, const json_t *record);
 /* The answer to a read of one record by id: 200 with it (record stolen),
  * 404 "<what> '<id>' does not exist", or err. */
 void reply_lookup(struct response *res, enum lookup found, json_t *record, const char *what,
                   const char *id, const struct bs_error *err);
-/* The answer to a list: 200 with the page (items and next stolen) when rc
- * is 0, else err. */
-void reply_list(struct response *res, int rc, json_t *items, char *next,
-                const struct bs_error *err);
+/* GET of one record by the id in the path (field names it in a 400), read
+ * by read. */
+typedef enum lookup (*record_read)(struct bistore *bs, const char *id, json_t **out,
+                                   struct bs_error *err);
+void reply_get_by_id(struct app *app, const struct request *req, struct response *res,
+                     const char *field, record_read read, const char *what);
+
+/* A page of a list: ?limit= and ?after= as asked, then what the store gives. */
+struct page {
+    int limit;
+    const char *after; /* the cursor, or NULL */
+    json_t *items;
+    char *next;
+    struct bs_error err;
+};
+/* Reads the page's query parameters; false after answering 400. */
+bool page_begin(const struct request *req, struct page *page, struct response *res);
+/* Answers the page the store filled (rc 0), or its error; frees the page. */
+void page_answer(struct response *res, int rc, struct page *page);
+/* Frees what the store put in the page (it is not answered). */
+void page_free(struct page *page);
 
 #endif

@@ -5,46 +5,9 @@
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 
-/* The entity's version as its ETag. */
-static void entity_etag(struct response *res, const json_t *entity)
-{
-    response_header(res, "ETag", "\"%lld\"",
-                    (long long)json_integer_value(json_object_get(entity, "version")));
-}
-
-/* Runs a one-operation transaction and answers its record. */
-static void run_single(struct app *app, const struct request *req, struct bs_txn *txn,
-                       unsigned status, struct response *res)
-{
-    struct bistore_outcome out;
-    if (submit(app, req, txn, false, &out, res)) {
-        json_t *rec = single_record(&out);
-        if (!rec) {
-            reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
-        } else {
-            if (status == 201)
-                response_header(res, "Location", "/v1/entities/%s",
-                                json_string_value(json_object_get(rec, "id")));
-            entity_etag(res, rec);
-            reply_json(res, status, rec);
-        }
-    }
-    bistore_outcome_clear(&out);
-}
-
 void handle_entity_create(struct app *app, const struct request *req, struct response *res)
 {
-    json_t *body = body_object(req, res);
-    if (!body)
-        return;
-    struct bs_op op = {.if_version = -1};
-    struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    if (parse_single(body, OP_CREATE_ENTITY, &op, res) &&
-        idempotency_prepare(req, "POST /v1/entities", body, &txn, res))
-        run_single(app, req, &txn, 201, res);
-    json_decref(op.properties);
-    json_decref(op.metadata);
-    json_decref(body);
+    create_single(app, req, res, OP_CREATE_ENTITY, "POST /v1/entities", "/v1/entities/", true);
 }
 
 void handle_entity_get(struct app *app, const struct request *req, struct response *res)
@@ -61,7 +24,7 @@ void handle_entity_get(struct app *app, const struct request *req, struct respon
                             ? bistore_verify_entity(app->store, req->args[0], &entity, &err)
                             : bistore_get_entity(app->store, req->args[0], &entity, &err);
     if (found == LOOKUP_FOUND)
-        entity_etag(res, entity);
+        reply_etag(res, entity);
     reply_lookup(res, found, entity, "entity", req->args[0], &err);
 }
 
@@ -74,16 +37,12 @@ void handle_entity_list(struct app *app, const struct request *req, struct respo
                      "'");
         return;
     }
-    int limit;
-    if (!query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, res))
-        return;
-    json_t *items = NULL;
-    char *next = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    int rc = bistore_list_entities(app->store, type, request_query(req, "after"), limit, &items,
-                                   &next, &err);
-    reply_list(res, rc, items, next, &err);
+    struct page page;
+    if (page_begin(req, &page, res))
+        page_answer(res,
+                    bistore_list_entities(app->store, type, page.after, page.limit, &page.items,
+                                          &page.next, &page.err),
+                    &page);
 }
 
 void handle_entity_patch(struct app *app, const struct request *req, struct response *res)
@@ -97,7 +56,7 @@ void handle_entity_patch(struct app *app, const struct request *req, struct resp
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
     if (parse_single(body, OP_UPDATE_ENTITY, &op, res))
-        run_single(app, req, &txn, 200, res);
+        reply_single_write(app, req, &txn, 200, NULL, true, res);
     json_decref(op.properties);
     json_decref(op.metadata);
     json_decref(body);

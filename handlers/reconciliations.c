@@ -47,27 +47,17 @@ void handle_reconciliation_create(struct app *app, const struct request *req, st
 
 void handle_reconciliation_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "id", res))
-        return;
-    json_t *run = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    enum lookup found = bistore_reconcile_get(app->store, req->args[0], &run, &err);
-    reply_lookup(res, found, run, "reconciliation", req->args[0], &err);
+    reply_get_by_id(app, req, res, "id", bistore_reconcile_get, "reconciliation");
 }
 
 void handle_reconciliation_list(struct app *app, const struct request *req, struct response *res)
 {
-    int limit;
-    if (!query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, res))
-        return;
-    json_t *items = NULL;
-    char *next = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    int rc =
-        bistore_reconcile_list(app->store, request_query(req, "after"), limit, &items, &next, &err);
-    reply_list(res, rc, items, next, &err);
+    struct page page;
+    if (page_begin(req, &page, res))
+        page_answer(res,
+                    bistore_reconcile_list(app->store, page.after, page.limit, &page.items,
+                                           &page.next, &page.err),
+                    &page);
 }
 
 void handle_reconciliation_findings(struct app *app, const struct request *req,
@@ -76,25 +66,20 @@ void handle_reconciliation_findings(struct app *app, const struct request *req,
     static const char *const kinds[] = {"only_in_sqlite", "only_in_neo4j", "mismatch",
                                         "duplicate_id",   "missing_id",    NULL};
     const char *kind;
-    int limit;
+    struct page page;
     if (!path_id(req, 0, "id", res) ||
         !query_choice(req, "kind", kinds,
                       "kind must be only_in_sqlite, only_in_neo4j, mismatch, duplicate_id or "
                       "missing_id",
                       &kind, res) ||
-        !query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, res))
+        !page_begin(req, &page, res))
         return;
-    json_t *items = NULL;
-    char *next = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    enum lookup found = bistore_findings_list(
-        app->store, req->args[0], kind, request_query(req, "after"), limit, &items, &next, &err);
+    enum lookup found = bistore_findings_list(app->store, req->args[0], kind, page.after,
+                                              page.limit, &page.items, &page.next, &page.err);
     if (found == LOOKUP_MISSING) {
-        json_decref(items);
-        free(next);
+        page_free(&page);
         reply_errorf(res, BS_NOT_FOUND, NULL, "reconciliation '%s' does not exist", req->args[0]);
         return;
     }
-    reply_list(res, found == LOOKUP_FOUND ? 0 : -1, items, next, &err);
+    page_answer(res, found == LOOKUP_FOUND ? 0 : -1, &page);
 }

@@ -86,29 +86,19 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
 
 void handle_transaction_get(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "tx_id", res))
-        return;
-    json_t *tx = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    enum lookup found = bistore_get_transaction(app->store, req->args[0], &tx, &err);
-    reply_lookup(res, found, tx, "transaction", req->args[0], &err);
+    reply_get_by_id(app, req, res, "tx_id", bistore_get_transaction, "transaction");
 }
 
 void handle_transaction_list(struct app *app, const struct request *req, struct response *res)
 {
     static const char *const states[] = {"pending", "applied", "committed", "aborted", NULL};
     const char *state;
-    int limit;
-    if (!query_choice(req, "state", states, "state must be pending, applied, committed or aborted",
-                      &state, res) ||
-        !query_limit(req, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, res))
-        return;
-    json_t *items = NULL;
-    char *next = NULL;
-    struct bs_error err;
-    bs_error_clear(&err);
-    int rc = bistore_list_transactions(app->store, state, request_query(req, "after"), limit,
-                                       &items, &next, &err);
-    reply_list(res, rc, items, next, &err);
+    struct page page;
+    if (query_choice(req, "state", states, "state must be pending, applied, committed or aborted",
+                     &state, res) &&
+        page_begin(req, &page, res))
+        page_answer(res,
+                    bistore_list_transactions(app->store, state, page.after, page.limit,
+                                              &page.items, &page.next, &page.err),
+                    &page);
 }

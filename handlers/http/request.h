@@ -25,7 +25,7 @@ struct request {
     /* The path segments matched by '*' in the route, percent-decoded by
      * router_dispatch. A segment may decode to bytes a C string cannot
      * carry ("%00"), so arg_len is its whole length: check an argument
-     * with it (path_id in handlers/common.h), never with strlen. */
+     * with it (path_id in handlers/http/fields.h), never with strlen. */
     const char *args[2];
     size_t arg_len[2];
     size_t n_args;

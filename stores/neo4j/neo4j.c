@@ -286,15 +286,22 @@ enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH
     return NEO4J_OK;
 }
 
-enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
-                            struct neo4j_result *r)
+/* POSTs {"statements": statements} (none when NULL) to path. */
+static enum neo4j_status post_statements(struct neo4j_client *c, const char *path,
+                                         json_t *statements, struct neo4j_result *r)
 {
     json_t *body = statements_body(statements);
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status status = exchange(c, "POST", tx_path, body, 200, r);
+    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
     json_decref(body);
     return status;
+}
+
+enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                            struct neo4j_result *r)
+{
+    return post_statements(c, tx_path, statements, r);
 }
 
 enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
@@ -321,12 +328,7 @@ enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json
 {
     char path[NEO4J_TX_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/commit", tx_path);
-    json_t *body = statements_body(statements);
-    if (!body)
-        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
-    json_decref(body);
-    return status;
+    return post_statements(c, path, statements, r);
 }
 
 enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
@@ -340,12 +342,7 @@ enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
 {
     char path[300];
     snprintf(path, sizeof path, "/db/%s/tx/commit", c->database);
-    json_t *body = statements_body(statements);
-    if (!body)
-        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
-    json_decref(body);
-    return status;
+    return post_statements(c, path, statements, r);
 }
 
 int neo4j_add_statement(json_t *arr, const char *text, json_t *params)

@@ -8,7 +8,7 @@
  * Neo4j roll that transaction back.
  *
  * Statements are a JSON array of {"statement": text, "parameters": {...}};
- * text is built only by stores/cypher.c from validated identifiers.
+ * text is built only by stores/neo4j/cypher.c and stores/neo4j/recon.c from validated identifiers.
  *
  * The interface is the seam for a second adapter (the Query API,
  * /db/{db}/query/v2/tx): callers see only begin/run/commit/rollback and

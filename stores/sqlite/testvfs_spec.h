@@ -1,6 +1,6 @@
 /*
  * The spec of the SQLite fault shim, parsed (the syntax is in
- * stores/testvfs.h). Internal to stores/testvfs*.c.
+ * stores/sqlite/testvfs.h). Internal to stores/sqlite/testvfs*.c.
  */
 #ifndef BISTORE_TESTVFS_SPEC_H
 #define BISTORE_TESTVFS_SPEC_H
@@ -17,7 +17,7 @@ enum kind { KIND_DB, KIND_WAL, KIND_JOURNAL, KIND_ANY };
 extern const char *const testvfs_op_names[];
 extern const char *const testvfs_kind_names[];
 
-/* A parsed BISTORE_SQLITE_FAULT (stores/testvfs.h has the syntax). */
+/* A parsed BISTORE_SQLITE_FAULT (stores/sqlite/testvfs.h has the syntax). */
 struct testvfs_spec {
     enum mode mode;
     char after[32]; /* "" when counting starts at once */

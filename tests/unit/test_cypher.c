@@ -1,5 +1,5 @@
 /*
- * Cypher generation (stores/cypher.h): consecutive operations of one kind
+ * Cypher generation (stores/neo4j/cypher.h): consecutive operations of one kind
  * and one label share one UNWIND statement, labels are backquoted and come
  * only from validated names, values travel as parameters; the relationship
  * constraint; the guarded watermark (lock before check, DESIGN.md 4).

@@ -1,7 +1,7 @@
 /*
  * The error table (BS_ERROR_TABLE in common/result.h): each bs_code's HTTP
  * status and snake_case name as API.md fixes them, its hint, and the error
- * body (server/errors.c).
+ * body (handlers/http/errors.c).
  */
 #include <criterion/criterion.h>
 #include <ctype.h>

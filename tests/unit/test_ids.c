@@ -1,5 +1,5 @@
 /*
- * UUIDv7 generation (stores/ids.h, RFC 9562): format, version and variant,
+ * UUIDv7 generation (common/ids.h, RFC 9562): format, version and variant,
  * strict monotonicity within a thread and uniqueness across threads, and
  * the embedded millisecond timestamp.
  */

@@ -3,7 +3,7 @@
  * invariant 8; issue 9 item 4).
  *
  * The writer connection comes from the gateway's own sql_open, through the
- * SQLite fault shim (stores/testvfs.h) in power-loss mode with then=stop.
+ * SQLite fault shim (stores/sqlite/testvfs.h) in power-loss mode with then=stop.
  * Each transaction is what commit.c does to SQLite: BEGIN IMMEDIATE, entity
  * and relationship rows through the sql_* functions, the intent and the
  * audit row, COMMIT (the commit point: from here the transaction counts as

@@ -1,5 +1,5 @@
 /*
- * The SQLite fault shim (stores/testvfs.h) itself: specs, the page cache it
+ * The SQLite fault shim (stores/sqlite/testvfs.h) itself: specs, the page cache it
  * keeps (unsynced writes visible to every handle, absent from the disk),
  * syncs that write through, the power cut in both modes, and injected
  * errors with nth=, times=, file= and after=. Each test runs in its own
