@@ -356,6 +356,17 @@ void create_single(struct app *app, const struct request *req, struct response *
     json_decref(body);
 }
 
+void reply_single_delete(struct app *app, const struct request *req, struct bs_op *op,
+                         struct response *res)
+{
+    snprintf(op->id, sizeof op->id, "%s", req->args[0]);
+    struct bs_txn txn = {.ops = op, .n_ops = 1};
+    struct bistore_outcome out;
+    if (submit(app, req, &txn, false, &out, res))
+        res->status = 204;
+    bistore_outcome_clear(&out);
+}
+
 void reply_etag(struct response *res, const json_t *record)
 {
     response_header(res, "ETag", "\"%lld\"",

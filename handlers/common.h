@@ -69,6 +69,11 @@ void reply_single_write(struct app *app, const struct request *req, struct bs_tx
 void create_single(struct app *app, const struct request *req, struct response *res,
                    enum op_kind kind, const char *scope, const char *location, bool etag);
 
+/* DELETE of one record: op (its id and If-Match version set) through the
+ * writer, 204 or the error. */
+void reply_single_delete(struct app *app, const struct request *req, struct bs_op *op,
+                         struct response *res);
+
 /* The version of a record as its ETag. */
 void reply_etag(struct response *res, const json_t *record);
 /* The answer to a read of one record by id: 200 with it (record stolen),

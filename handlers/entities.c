@@ -65,12 +65,6 @@ void handle_entity_patch(struct app *app, const struct request *req, struct resp
 void handle_entity_delete(struct app *app, const struct request *req, struct response *res)
 {
     struct bs_op op = {.kind = OP_DELETE_ENTITY};
-    if (!path_id(req, 0, "id", res) || !parse_if_match(req, &op.if_version, res))
-        return;
-    snprintf(op.id, sizeof op.id, "%s", req->args[0]);
-    struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    struct bistore_outcome out;
-    if (submit(app, req, &txn, false, &out, res))
-        res->status = 204;
-    bistore_outcome_clear(&out);
+    if (path_id(req, 0, "id", res) && parse_if_match(req, &op.if_version, res))
+        reply_single_delete(app, req, &op, res);
 }

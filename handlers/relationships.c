@@ -17,13 +17,7 @@ void handle_relationship_get(struct app *app, const struct request *req, struct 
 
 void handle_relationship_delete(struct app *app, const struct request *req, struct response *res)
 {
-    if (!path_id(req, 0, "id", res))
-        return;
     struct bs_op op = {.kind = OP_DELETE_RELATIONSHIP, .if_version = -1};
-    snprintf(op.id, sizeof op.id, "%s", req->args[0]);
-    struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    struct bistore_outcome out;
-    if (submit(app, req, &txn, false, &out, res))
-        res->status = 204;
-    bistore_outcome_clear(&out);
+    if (path_id(req, 0, "id", res))
+        reply_single_delete(app, req, &op, res);
 }

@@ -156,21 +156,34 @@ static enum recovered wait_recovered(struct bistore *store, char *reason, size_t
     }
 }
 
-/* Runs a reconciliation with repair in-process, through a full gateway
- * core (writer, recovery, commit protocol), without HTTP. */
-static int run_repair(const struct config *cfg)
+/* A full gateway core in-process (writer, recovery, commit protocol),
+ * without HTTP, for repair and resolve: NULL after saying why (tool names
+ * the command). */
+static struct bistore *open_core(const struct config *cfg, const char *tool)
 {
     struct bistore_config scfg = store_config(cfg);
-    struct recon_options opt = {cfg->deep ? RECON_DEEP : RECON_FAST, REPAIR_NONE, cfg->dry_run};
-    recon_repair_parse(cfg->policy, &opt.repair);
     struct bs_error err;
     bs_error_clear(&err);
     struct bistore *store = bistore_open(&scfg, &err);
     if (!store || bistore_start(store, &err) != 0) {
-        fprintf(stderr, "bistore repair: %s\n", err.message);
+        fprintf(stderr, "bistore %s: %s\n", tool, err.message);
         bistore_close(store);
-        return 2;
+        return NULL;
     }
+    return store;
+}
+
+/* Runs a reconciliation with repair in-process, through a full gateway
+ * core (writer, recovery, commit protocol), without HTTP. */
+static int run_repair(const struct config *cfg)
+{
+    struct recon_options opt = {cfg->deep ? RECON_DEEP : RECON_FAST, REPAIR_NONE, cfg->dry_run};
+    recon_repair_parse(cfg->policy, &opt.repair);
+    struct bistore *store = open_core(cfg, "repair");
+    if (!store)
+        return 2;
+    struct bs_error err;
+    bs_error_clear(&err);
     char reason[1024];
     char id[64];
     json_t *run = NULL;
@@ -251,15 +264,11 @@ static void print_refused(const json_t *r)
  */
 static int run_resolve(const struct config *cfg)
 {
-    struct bistore_config scfg = store_config(cfg);
+    struct bistore *store = open_core(cfg, "resolve");
+    if (!store)
+        return 2;
     struct bs_error err;
     bs_error_clear(&err);
-    struct bistore *store = bistore_open(&scfg, &err);
-    if (!store || bistore_start(store, &err) != 0) {
-        fprintf(stderr, "bistore resolve: %s\n", err.message);
-        bistore_close(store);
-        return 2;
-    }
     char reason[1024];
     enum recovered state = wait_recovered(store, reason, sizeof reason);
     int rc = 2;

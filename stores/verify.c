@@ -19,16 +19,6 @@ static int add_detail(json_t *details, const char *what, json_t *sqlite, json_t 
     return d ? json_array_append_new(details, d) : -1;
 }
 
-/* True when a and b have the same canonical JSON. */
-static bool same(const json_t *a, const json_t *b)
-{
-    char *ca = json_canon_dumps(a), *cb = json_canon_dumps(b);
-    bool eq = ca && cb && strcmp(ca, cb) == 0;
-    free(ca);
-    free(cb);
-    return eq;
-}
-
 /* Compares the SQLite entity with one Neo4j node (labels, properties). */
 static int compare_node(const json_t *entity, json_t *labels, json_t *props, json_t *details)
 {
@@ -52,7 +42,7 @@ static int compare_node(const json_t *entity, json_t *labels, json_t *props, jso
     json_object_del(mirrored, "_h");
     json_object_del(mirrored, "id");
     json_t *sql_props = json_object_get(entity, "properties");
-    if (!same(mirrored, sql_props))
+    if (!canon_equal(mirrored, sql_props))
         rc |= add_detail(details, "properties", sql_props, mirrored);
     json_t *sql_v = json_object_get(entity, "version");
     if (!json_equal(v, sql_v))

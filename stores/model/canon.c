@@ -1,6 +1,7 @@
 #include "stores/model/canon.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -107,6 +108,15 @@ json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t versio
         return NULL;
     }
     return m;
+}
+
+bool canon_equal(const json_t *a, const json_t *b)
+{
+    char *ca = json_canon_dumps(a), *cb = json_canon_dumps(b);
+    bool eq = ca && cb && strcmp(ca, cb) == 0;
+    free(ca);
+    free(cb);
+    return eq;
 }
 
 json_t *canon_mirrored(const json_t *props)

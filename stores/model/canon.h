@@ -12,6 +12,7 @@
 #define BISTORE_CANON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -54,6 +55,9 @@ int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
  */
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version,
                         const char *hash);
+/* True when a and b have the same canonical JSON (false when out of memory). */
+bool canon_equal(const json_t *a, const json_t *b);
+
 /* The mirrored properties of a Neo4j property map: without id, _v and _h
  * (a new object; an empty one when props is not an object). */
 json_t *canon_mirrored(const json_t *props);

@@ -15,15 +15,6 @@ static const char *row_id(const json_t *row)
     return json_string_value(json_object_get(row, "id"));
 }
 
-static bool same_canon(const json_t *a, const json_t *b)
-{
-    char *ca = json_canon_dumps(a), *cb = json_canon_dumps(b);
-    bool eq = ca && cb && strcmp(ca, cb) == 0;
-    free(ca);
-    free(cb);
-    return eq;
-}
-
 static bool hash_is(const json_t *record, const char *expected)
 {
     char h[HASH_STR_LEN];
@@ -63,7 +54,7 @@ static bool entity_agrees(const json_t *s, const json_t *n, bool deep)
     json_decref(rec);
     const char *ntype = entity_type_of(json_object_get(n, "labels"));
     json_t *nprops = canon_mirrored(json_object_get(n, "properties"));
-    ok = ok && ntype && strcmp(ntype, type) == 0 && nprops && same_canon(nprops, sprops);
+    ok = ok && ntype && strcmp(ntype, type) == 0 && nprops && canon_equal(nprops, sprops);
     rec = ok ? canon_entity_record(id, ntype, nprops, v) : NULL;
     ok = ok && hash_is(rec, json_string_value(json_object_get(n, "_h")));
     json_decref(rec);
@@ -93,7 +84,7 @@ static bool rel_agrees(const json_t *s, const json_t *n, bool deep)
     bool ok = hash_is(rec, hash);
     json_decref(rec);
     json_t *nprops = canon_mirrored(json_object_get(n, "properties"));
-    ok = ok && nprops && same_canon(nprops, sprops);
+    ok = ok && nprops && canon_equal(nprops, sprops);
     rec = ok ? canon_relationship_record(id, type, src, dst, nprops, v) : NULL;
     ok = ok && hash_is(rec, json_string_value(json_object_get(n, "_h")));
     json_decref(rec);

@@ -180,8 +180,8 @@ int testvfs_spec_parse(const char *text, struct testvfs_spec *s, char *msg, size
             snprintf(msg, cap, "%s=%s: the mode must be powerloss or error", TESTVFS_ENV, text);
             rc = -1;
         } else if (parse_item(item, s) != 0) {
-            snprintf(msg, cap, "%s=%s: bad item '%s' (see stores/sqlite/testvfs.h)", TESTVFS_ENV, text,
-                     item);
+            snprintf(msg, cap, "%s=%s: bad item '%s' (see stores/sqlite/testvfs.h)", TESTVFS_ENV,
+                     text, item);
             rc = -1;
         }
         item = comma ? comma + 1 : NULL;
