@@ -43,6 +43,9 @@ static const char usage[] =
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
+    "  --allowed-hosts NAMES       host names a request's Host header may carry, comma\n"
+    "                              separated, besides localhost and IP addresses\n"
+    "                              (none; '*': any name, the check is off)\n"
     "  --log-level LEVEL           debug, info, warn or error (info)\n";
 
 const char *config_usage(void)
@@ -147,6 +150,30 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
     return 0;
 }
 
+/*
+ * --neo4j-url: http:// or https://, and no user:password@ in it. A URL with
+ * credentials is refused rather than cleaned: it would travel into /readyz,
+ * 503 messages and logs, and ps shows it. The message never repeats the URL.
+ */
+static int parse_neo4j_url(struct config *cfg, const char *value, char *msg, size_t cap)
+{
+    size_t scheme = strncmp(value, "http://", 7) == 0    ? 7
+                    : strncmp(value, "https://", 8) == 0 ? 8
+                                                         : 0;
+    if (!scheme)
+        return fail(msg, cap, "--neo4j-url must start with http:// or https://");
+    const char *authority = value + scheme;
+    size_t alen = strcspn(authority, "/?#");
+    if (memchr(authority, '@', alen))
+        return fail(msg, cap,
+                    "--neo4j-url must not hold credentials (user:password@): give the user "
+                    "with --neo4j-user and the password with --neo4j-password-file or "
+                    "BISTORE_NEO4J_PASSWORD");
+    if (alen == 0)
+        return fail(msg, cap, "--neo4j-url has no host");
+    return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
+}
+
 /* One option: value from the flag, else from the environment variable. */
 static int apply(struct config *cfg, const char *flag, const char *value, char *msg, size_t cap)
 {
@@ -155,7 +182,7 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "sqlite") == 0)
         return copy(cfg->sqlite_path, sizeof cfg->sqlite_path, value, "--sqlite", msg, cap);
     if (strcmp(flag, "neo4j-url") == 0)
-        return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
+        return parse_neo4j_url(cfg, value, msg, cap);
     if (strcmp(flag, "neo4j-database") == 0)
         return copy(cfg->neo4j_database, sizeof cfg->neo4j_database, value, "--neo4j-database", msg,
                     cap);
@@ -172,6 +199,9 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
             return fail(msg, cap, "--log-level: '%s' is not debug, info, warn or error", value);
         return copy(cfg->log_level, sizeof cfg->log_level, value, "--log-level", msg, cap);
     }
+    if (strcmp(flag, "allowed-hosts") == 0)
+        return copy(cfg->allowed_hosts, sizeof cfg->allowed_hosts, value, "--allowed-hosts", msg,
+                    cap);
     if (strcmp(flag, "insecure-no-auth") == 0)
         return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
     size_t v;
@@ -203,7 +233,7 @@ static const char *const env_flags[] = {
     "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
     "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
     "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
-    "insecure-no-auth", "log-level",      "validate-interval"};
+    "insecure-no-auth", "log-level",      "validate-interval",   "allowed-hosts"};
 
 static void defaults(struct config *cfg)
 {

@@ -15,11 +15,13 @@
 #include "common/timeutil.h"
 #include "handlers/handlers.h"
 #include "handlers/http/errors.h"
+#include "server/hosts.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
     size_t max_body_bytes;
+    char allowed_hosts[1024]; /* --allowed-hosts */
 };
 
 /* Per-request state while the body arrives (made by on_target). */
@@ -188,7 +190,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     struct response res = {0};
     const char *nul_in = query_with_nul(conn);
-    if (ctx->too_big) {
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!hosts_allowed(srv->allowed_hosts, host)) {
+        reply_errorf(&res, BS_FORBIDDEN, NULL,
+                     "Host '%.100s' is not a name this gateway serves (IP addresses, localhost "
+                     "and the names of --allowed-hosts are)",
+                     host);
+    } else if (ctx->too_big) {
         reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes", limit);
     } else if (nul_in) {
         reply_errorf(&res, BS_INVALID_REQUEST, nul_in,
@@ -270,6 +278,7 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
     }
     srv->app = app;
     srv->max_body_bytes = cfg->max_body_bytes;
+    snprintf(srv->allowed_hosts, sizeof srv->allowed_hosts, "%s", cfg->allowed_hosts);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)

@@ -1,0 +1,108 @@
+"""Hardening at the gateway's edges (issue 13): the Host header rule against
+DNS rebinding, no proxy taken from the environment for Neo4j, and Neo4j
+credentials that never travel into a URL, a message or a log."""
+
+import socket
+import subprocess
+import threading
+
+from harness import BISTORE_BIN, assert_absent, assert_entity_mirrored
+from harness.api import error_of
+
+
+def test_a_rebinding_page_host_is_refused_and_nothing_written(gateway, neo4j):
+    evil = {"Host": f"evil.example:{gateway.port}"}
+    r = gateway.post("/v1/entities", {"id": "rebound", "type": "Person"}, headers=evil)
+    error_of(r, 403, "forbidden")
+    assert "evil.example" in r.json["error"]["message"], r
+    error_of(gateway.get("/v1/entities", headers=evil), 403, "forbidden")
+    error_of(gateway.get("/healthz", headers={"Host": "a.nip.io"}), 403, "forbidden")
+    assert_absent(gateway.store, neo4j, entity_ids=["rebound"])
+    # IP literals and localhost are served, with or without a port
+    for host in (f"127.0.0.1:{gateway.port}", f"localhost:{gateway.port}", "localhost", "[::1]"):
+        r = gateway.get("/v1/entities", headers={"Host": host})
+        assert r.status == 200, (host, r)
+
+
+def test_allowed_hosts_admits_exactly_the_names_given(gateway_factory, neo4j):
+    gw = gateway_factory(args=["--allowed-hosts", "gw.lab,Other.Example"])
+    r = gw.post("/v1/entities", {"id": "named", "type": "Person"},
+                headers={"Host": f"GW.LAB.:{gw.port}"})
+    assert r.status == 201, r
+    assert_entity_mirrored(gw.store, neo4j, "named")
+    assert gw.get("/healthz", headers={"Host": "other.example"}).status == 200
+    error_of(gw.get("/healthz", headers={"Host": "gw.lab.evil"}), 403, "forbidden")
+    error_of(gw.get("/healthz", headers={"Host": "lab"}), 403, "forbidden")
+
+
+class CountingListener:
+    """A TCP listener on loopback that counts and drops the connections it gets."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_neo4j_is_never_reached_through_a_proxy_from_the_environment(gateway_factory, neo4j,
+                                                                     monkeypatch):
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    proxy = CountingListener()
+    try:
+        url = f"http://127.0.0.1:{proxy.port}"
+        gw = gateway_factory(env={v: url for v in ("http_proxy", "HTTP_PROXY", "https_proxy",
+                                                   "HTTPS_PROXY", "ALL_PROXY", "all_proxy")})
+        r = gw.post("/v1/entities", {"id": "direct", "type": "Person"})
+        assert r.status == 201, r
+        assert_entity_mirrored(gw.store, neo4j, "direct")
+        assert proxy.accepted == 0, f"the proxy got {proxy.accepted} connections from the gateway"
+    finally:
+        proxy.close()
+
+
+def test_credentials_in_the_neo4j_url_are_refused_without_echoing_them(tmp_path):
+    for url in ("http://neo4j:s3cret-pw@127.0.0.1:7474", "https://:s3cret-pw@neo4j.example/"):
+        out = subprocess.run([BISTORE_BIN, "serve", "--listen", "127.0.0.1:0", "--sqlite",
+                              str(tmp_path / "db.sqlite"), "--neo4j-url", url],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0, out
+        assert "credentials" in out.stderr, out.stderr
+        assert "s3cret-pw" not in out.stderr + out.stdout, out.stderr
+        assert not (tmp_path / "db.sqlite").exists(), "refused before anything was opened"
+
+
+def test_the_neo4j_password_is_in_no_answer_and_no_log(gateway_factory, tmp_path):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: Neo4j "down"
+    password = "pw-4f7a1c-never-shown"
+    gw = gateway_factory(neo4j_url=f"http://127.0.0.1:{port}", ready=False,
+                         args=["--neo4j-user", "neo4j"],
+                         env={"BISTORE_NEO4J_PASSWORD": password})
+    r = gw.get("/readyz")
+    assert r.status == 503, r
+    w = gw.post("/v1/entities", {"id": "x", "type": "Person"})
+    assert w.status == 503, w
+    # the harness's own "$ command [env ...]" line is not the gateway's
+    log = "\n".join(line for line in gw.log_path.read_text(errors="replace").splitlines()
+                    if not line.startswith("$ "))
+    for text in (r.body.decode(), w.body.decode(), log):
+        assert password not in text
