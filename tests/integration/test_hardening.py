@@ -2,11 +2,12 @@
 DNS rebinding, no proxy taken from the environment for Neo4j, and Neo4j
 credentials that never travel into a URL, a message or a log."""
 
+import resource
 import socket
 import subprocess
 import threading
 
-from harness import BISTORE_BIN, assert_absent, assert_entity_mirrored
+from harness import BISTORE_BIN, assert_absent, assert_entity_mirrored, poll
 from harness.api import error_of
 
 
@@ -145,3 +146,43 @@ def test_a_large_valid_batch_is_within_the_json_budget(gateway, neo4j):
     assert r.status == 200, r
     assert gateway.store.value("SELECT count(*) FROM entities WHERE type = 'Doc'") == 10000
     assert neo4j.value("MATCH (n:Doc) RETURN count(n)") == 10000
+
+
+def open_files_limit(pid):
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no 'Max open files' line")
+
+
+def test_the_file_descriptor_limit_is_raised_to_fit_the_connections(gateway_factory):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard >= 2000, f"the test needs a hard limit >= 2000, not {hard}"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        gw = gateway_factory(args=["--max-connections", "1500"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    got_soft, _ = open_files_limit(gw.proc.pid)
+    assert got_soft >= 1500 + 64, f"soft limit {got_soft} for 1,500 connections"
+    assert "lowered" not in gw.log_path.read_text()
+
+
+def test_a_low_hard_limit_lowers_the_connection_limit_and_says_so(tmp_path, fresh_neo4j):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 300))
+    log = tmp_path / "gw.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen([BISTORE_BIN, "serve", "--listen", "127.0.0.1:0", "--sqlite",
+                              str(tmp_path / "db.sqlite"), "--neo4j-url", fresh_neo4j.url],
+                             stdout=out, stderr=out, preexec_fn=limit)
+    try:
+        poll(lambda: "lowered to" in log.read_text(), 30, what="the limit warning")
+        text = log.read_text()
+        assert "--max-connections 1024 lowered to 236" in text, text
+        assert "listening on" in text.splitlines()[0], "the bound port stays the first line"
+        assert open_files_limit(p.pid)[0] == 300
+    finally:
+        p.terminate()
+        assert p.wait(30) == 0, log.read_text()
