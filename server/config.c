@@ -41,6 +41,8 @@ static const char usage[] =
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
+    "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
+    "                              at most 4096): each costs Neo4j a constraint\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
     "  --allowed-hosts NAMES       host names a request's Host header may carry, comma\n"
@@ -214,6 +216,9 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
+    if (strcmp(flag, "max-relationship-types") == 0)
+        return parse_size(value, "--max-relationship-types", 1, 4096, &cfg->max_rel_types, msg,
+                          cap);
     if (strcmp(flag, "validate-interval") == 0) {
         if (parse_size(value, "--validate-interval", 0, 31 * 86400, &v, msg, cap) != 0)
             return -1;
@@ -229,11 +234,23 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     return fail(msg, cap, "unknown option --%s (see --help)", flag);
 }
 
-static const char *const env_flags[] = {
-    "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
-    "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
-    "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
-    "insecure-no-auth", "log-level",      "validate-interval",   "allowed-hosts"};
+static const char *const env_flags[] = {"listen",
+                                        "sqlite",
+                                        "neo4j-url",
+                                        "neo4j-database",
+                                        "neo4j-user",
+                                        "neo4j-password",
+                                        "neo4j-password-file",
+                                        "neo4j-timeout-ms",
+                                        "max-body-bytes",
+                                        "max-operations",
+                                        "max-connections",
+                                        "max-queue",
+                                        "insecure-no-auth",
+                                        "log-level",
+                                        "validate-interval",
+                                        "allowed-hosts",
+                                        "max-relationship-types"};
 
 static void defaults(struct config *cfg)
 {
@@ -249,6 +266,7 @@ static void defaults(struct config *cfg)
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
     cfg->max_queue = 4096;
+    cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;
 }
 

@@ -25,6 +25,7 @@ struct config {
     long neo4j_timeout_ms;
     size_t max_connections;
     size_t max_queue;
+    size_t max_rel_types;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
     /* Host header names served besides IP literals and localhost, comma

@@ -40,6 +40,7 @@ static struct bistore_config store_config(const struct config *cfg)
                   .connect_timeout_ms =
                       cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
         .max_queue = cfg->max_queue,
+        .max_rel_types = cfg->max_rel_types,
         .read_connections = 16,
         .validate_interval_s = cfg->command == CMD_SERVE ? cfg->validate_interval_s : 0,
     };

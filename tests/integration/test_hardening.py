@@ -186,3 +186,53 @@ def test_a_low_hard_limit_lowers_the_connection_limit_and_says_so(tmp_path, fres
     finally:
         p.terminate()
         assert p.wait(30) == 0, log.read_text()
+
+
+def rel_constraint_types(neo4j):
+    rows = neo4j.run("SHOW CONSTRAINTS YIELD name, labelsOrTypes, entityType "
+                     "WHERE entityType = 'RELATIONSHIP' RETURN labelsOrTypes")
+    return {t for (types,) in rows for t in types}
+
+
+def test_every_new_relationship_type_of_a_batch_gets_its_constraint(gateway_factory, neo4j):
+    """A batch bringing 70 new types once left the types past the 64th
+    without their uniqueness constraint in Neo4j. Now each gets one (all in
+    one schema transaction), and one transaction may bring at most 32 new
+    types: a clear 400 past that, before Neo4j is asked anything."""
+    # Neo4j plans each new statement after a schema change (about 0.35 s
+    # each on a loaded 2-core machine): a generous per-request timeout here
+    gateway = gateway_factory(args=["--neo4j-timeout-ms", "120000"])
+    ents = [{"op": "create_entity", "id": "hub", "type": "Node"}]
+    rels = [{"op": "create_relationship", "id": f"r{i}", "type": f"T{i:02d}", "source": "hub",
+             "target": "hub"} for i in range(32)]
+    r = gateway.post("/v1/transactions", {"operations": ents + rels}, timeout=300)
+    assert r.status == 200, r
+    assert {f"T{i:02d}" for i in range(32)} <= rel_constraint_types(neo4j)
+    more = [{"op": "create_relationship", "id": f"s{i}", "type": f"U{i:02d}", "source": "hub",
+             "target": "hub"} for i in range(33)]
+    r = gateway.post("/v1/transactions", {"operations": more})
+    error_of(r, 400, "invalid_request", field="operations[32].type")
+    assert gateway.store.value("SELECT count(*) FROM relationships WHERE type LIKE 'U%'") == 0
+    assert neo4j.value("MATCH ()-[r]->() WHERE type(r) STARTS WITH 'U' RETURN count(r)") == 0
+    assert not {f"U{i:02d}" for i in range(33)} & rel_constraint_types(neo4j)
+
+
+def test_the_number_of_relationship_types_is_bounded_across_restarts(gateway_factory, neo4j):
+    gw = gateway_factory(args=["--max-relationship-types", "3"])
+    assert gw.post("/v1/entities", {"id": "a", "type": "Node"}).status == 201
+    for i, t in enumerate(("A", "B", "C", "A")):
+        r = gw.post("/v1/relationships", {"id": f"r{i}", "type": t, "source": "a", "target": "a"})
+        assert r.status == 201, r
+    r = gw.post("/v1/relationships", {"id": "r9", "type": "D", "source": "a", "target": "a"})
+    error_of(r, 400, "invalid_request", field="type")
+    assert "--max-relationship-types" in r.json["error"]["message"], r
+    assert gw.store.value("SELECT count(*) FROM relationships WHERE id = 'r9'") == 0
+    assert gw.terminate() == 0
+    # a restarted gateway counts the types the stores hold, and re-ensures their constraints
+    neo4j.run("DROP CONSTRAINT bistore_rel_B_id IF EXISTS")
+    gw2 = gateway_factory(args=["--max-relationship-types", "3"])
+    assert "B" in rel_constraint_types(neo4j)
+    error_of(gw2.post("/v1/relationships", {"id": "r9", "type": "D", "source": "a", "target": "a"}),
+             400, "invalid_request", field="type")
+    r = gw2.post("/v1/relationships", {"id": "r10", "type": "C", "source": "a", "target": "a"})
+    assert r.status == 201, r
