@@ -26,6 +26,9 @@
 /* Most client transactions, and operations, that one group takes. */
 #define GROUP_MAX_TXNS 128
 #define GROUP_MAX_OPS 20000
+/* And bytes of requests: a group is one Neo4j request, which 128 writes of
+ * 16 MiB would otherwise make 2 GiB. A transaction over it goes alone. */
+#define GROUP_MAX_BYTES ((size_t)32 << 20)
 
 static void *writer_main(void *arg);
 
@@ -274,11 +277,12 @@ static void *writer_main(void *arg)
  */
 static size_t take_jobs(struct engine *e, struct write_job **jobs)
 {
-    size_t n = 0, ops = 0;
+    size_t n = 0, ops = 0, bytes = 0;
     while (e->head && n < GROUP_MAX_TXNS) {
         struct write_job *job = e->head;
-        if (n > 0 && (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
-                      job->txn->n_ops >= PIPELINE_MIN_OPS))
+        if (n > 0 &&
+            (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
+             bytes + job->txn->size_bytes > GROUP_MAX_BYTES || job->txn->n_ops >= PIPELINE_MIN_OPS))
             break;
         e->head = job->next;
         if (!e->head)
@@ -288,6 +292,7 @@ static size_t take_jobs(struct engine *e, struct write_job **jobs)
         if (job->fn || job->txn->n_ops >= PIPELINE_MIN_OPS)
             break; /* alone: a function, or a large transaction (pipelined) */
         ops += job->txn->n_ops;
+        bytes += job->txn->size_bytes;
     }
     return n;
 }

@@ -2,10 +2,12 @@
 DNS rebinding, no proxy taken from the environment for Neo4j, and Neo4j
 credentials that never travel into a URL, a message or a log."""
 
+import re
 import resource
 import socket
 import subprocess
 import threading
+import time
 
 from harness import BISTORE_BIN, assert_absent, assert_entity_mirrored, poll
 from harness.api import error_of
@@ -236,3 +238,40 @@ def test_the_number_of_relationship_types_is_bounded_across_restarts(gateway_fac
              400, "invalid_request", field="type")
     r = gw2.post("/v1/relationships", {"id": "r10", "type": "C", "source": "a", "target": "a"})
     assert r.status == 201, r
+
+
+GROUP_RE = re.compile(r"group commit: (\d+) transactions")
+
+
+def test_a_group_of_large_writes_stays_within_its_byte_budget(gateway_factory, neo4j):
+    """A group is one Neo4j request: 128 waiting writes of 16 MiB once made
+    one request of up to 2 GiB. Twelve 6 MiB writes queued behind a held
+    writer go in groups of at most 5 (the budget is 32 MiB)."""
+    gw = gateway_factory(args=["--log-level", "debug", "--neo4j-timeout-ms", "60000"])
+    blob = "x" * (6 * 1024 * 1024)
+    answers = {}
+
+    def write(i, body):
+        answers[i] = gw.request("POST", "/v1/entities", body, fresh=True, timeout=240).status
+
+    neo4j.sigstop()  # the first write holds the writer; the others queue
+    try:
+        first = threading.Thread(target=write, args=("first", {"id": "first", "type": "Doc"}))
+        first.start()
+        time.sleep(1.0)
+        big = [threading.Thread(target=write, args=(i, {"id": f"big{i}", "type": "Doc",
+                                                        "properties": {"blob": blob}}))
+               for i in range(12)]
+        for t in big:
+            t.start()
+        time.sleep(4.0)  # all twelve bodies have arrived and wait for the writer
+    finally:
+        neo4j.sigcont()
+    for t in [first, *big]:
+        t.join(300)
+    assert answers == {k: 201 for k in ["first", *range(12)]}, answers
+    sizes = [int(m) for m in GROUP_RE.findall(gw.log_path.read_text())]
+    assert sizes and max(sizes) >= 2, f"no group formed: {sizes}"
+    assert max(sizes) <= 5, f"groups of {sizes} transactions of 6 MiB each"
+    assert gw.store.value("SELECT count(*) FROM entities WHERE id LIKE 'big%'") == 12
+    assert neo4j.value("MATCH (n:Doc) WHERE n.id STARTS WITH 'big' RETURN count(n)") == 12
