@@ -140,6 +140,8 @@ int create_rel_constraints(struct engine *e, struct apply_state *state, struct b
         rc = 0;
     else
         neo4j_failure(err, &r, "relationship constraint");
+    if (built)
+        spare_schema_changed(&e->spare);
     neo4j_result_clear(&r);
     json_decref(stmts);
     for (size_t i = 0; rc == 0 && i < state->n_new_rel_types && e->n_rel_types < REL_TYPES_MAX;

@@ -62,6 +62,7 @@ int replay_recover(struct engine *e, struct bs_error *err)
     }
     enum neo4j_status status = neo4j_autocommit(neo4j, stmts, &r);
     json_decref(stmts);
+    spare_schema_changed(&e->spare);
     if (status != NEO4J_OK) {
         neo4j_failure(err, &r, "Entity id constraint");
         neo4j_result_clear(&r);
