@@ -177,7 +177,7 @@ def main():
         if not key.startswith("BISTORE_"):
             continue
         option = "--" + key[len("BISTORE_"):].lower().replace("_", "-")
-        if option != "--neo4j-password" and option not in help_text:
+        if option != "--neo4j-password" and not re.search(re.escape(option) + r"(?![a-z0-9-])", help_text):
             drift(f"compose sets {key}, but the image's bistore has no {option}")
         run_env[key] = "container-check-password" if "PASSWORD" in key else str(value)
     ok(f"environment: {sorted(env)} are options of the image's bistore; no default secret")

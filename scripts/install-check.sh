@@ -3,7 +3,9 @@
 #
 #   scripts/install-check.sh [BUILD_DIR]      (default build/, built first)
 #
-# installs into a temporary DESTDIR and checks that the binary, the man page,
+# runs `cmake --install BUILD_DIR --prefix /usr` (Debian's prefix, not the
+# configured /usr/local: the unit must follow the prefix given at install
+# time) into a temporary DESTDIR and checks that the binary, the man page,
 # the systemd unit and its environment file are where a Debian admin looks
 # for them; that the man page renders (man -l, groff without warnings) and
 # names every option of `bistore --help`; that the unit has the sandboxing
@@ -30,8 +32,9 @@ done
 dest=$(mktemp -d "${TMPDIR:-/tmp}/bistore-install-check.XXXXXX")
 trap 'rm -rf "$dest"' EXIT
 
-DESTDIR="$dest" cmake --install "$build" >"$dest.log" 2>&1 || { cat "$dest.log"; fail "cmake --install"; }
-prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+prefix=/usr
+DESTDIR="$dest" cmake --install "$build" --prefix "$prefix" >"$dest.log" 2>&1 ||
+  { cat "$dest.log"; fail "cmake --install"; }
 sed "s#$dest##" "$dest.log"; rm -f "$dest.log"
 
 bin="$dest$prefix/bin/bistore"
@@ -91,7 +94,7 @@ say "systemd-analyze verify: no warning ($(systemd --version | head -1 | cut -d'
 
 # A reinstall (an upgrade) keeps an admin's configuration.
 echo 'BISTORE_LOG_LEVEL=debug' >>"$env_file"
-DESTDIR="$dest" cmake --install "$build" >/dev/null || fail "cmake --install (again)"
+DESTDIR="$dest" cmake --install "$build" --prefix "$prefix" >/dev/null || fail "cmake --install (again)"
 grep -qx 'BISTORE_LOG_LEVEL=debug' "$env_file" || fail "a reinstall overwrote /etc/default/bistore"
 say "a reinstall keeps an edited /etc/default/bistore"
 say "PASSED"
