@@ -48,6 +48,14 @@ for tool in podman debootstrap sqlite3 curl python3; do
   command -v "$tool" >/dev/null || fail "$tool is missing (scripts/deps.sh installs it)"
 done
 
+# What a run killed with SIGKILL left behind (its tag names its pid).
+for old in $(podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/bistore:check-' || true); do
+  kill -0 "${old##*-}" 2>/dev/null && continue
+  buildah containers --format '{{.ContainerID}} {{.ImageName}}' | awk -v i="$old" '$2 == i {print $1}' |
+    xargs -r buildah rm >/dev/null 2>&1 || true
+  buildah rmi --force "$old" >/dev/null 2>&1 || true
+done
+
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/bistore-container-check.XXXXXX")
 image="localhost/bistore:check-$$"
 ctr="" gw_pid="" run_pid="" neo4j_home=""
