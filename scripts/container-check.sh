@@ -31,7 +31,11 @@ root=$(pwd)
 start=$SECONDS
 
 say() { echo "container-check: $*"; }
-fail() { say "FAILED: $*"; exit 1; }
+fail() {
+  say "FAILED: $*"
+  if [ -s "${work:-}/gateway.log" ]; then say "the gateway's log:"; tail -n 40 "$work/gateway.log"; fi
+  exit 1
+}
 skip() { say "SKIPPED: $* (nothing was checked; not counted as passed)"; exit 77; }
 
 if [ "$(id -u)" -ne 0 ]; then
