@@ -43,6 +43,8 @@ static const char usage[] =
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
+    "  --allow-raw-statements      accept raw \"cypher\" and \"sql\" operations in\n"
+    "                              POST /v1/transactions (off: 403 forbidden)\n"
     "  --log-level LEVEL           debug, info, warn or error (info)\n";
 
 const char *config_usage(void)
@@ -174,6 +176,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     }
     if (strcmp(flag, "insecure-no-auth") == 0)
         return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
+    if (strcmp(flag, "allow-raw-statements") == 0)
+        return parse_bool(value, "--allow-raw-statements", &cfg->allow_raw_statements, msg, cap);
     size_t v;
     if (strcmp(flag, "max-body-bytes") == 0)
         return parse_size(value, "--max-body-bytes", 1, (size_t)1 << 30, &cfg->max_body_bytes, msg,
@@ -203,7 +207,7 @@ static const char *const env_flags[] = {
     "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
     "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
     "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
-    "insecure-no-auth", "log-level",      "validate-interval"};
+    "insecure-no-auth", "log-level",      "validate-interval",   "allow-raw-statements"};
 
 static void defaults(struct config *cfg)
 {
@@ -278,7 +282,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         } else {
             snprintf(name, sizeof name, "%s", flag);
             if (strcmp(name, "insecure-no-auth") == 0 || strcmp(name, "deep") == 0 ||
-                strcmp(name, "dry-run") == 0)
+                strcmp(name, "dry-run") == 0 || strcmp(name, "allow-raw-statements") == 0)
                 value = "1";
             else if (i + 1 < argc)
                 value = argv[++i];

@@ -27,6 +27,7 @@ struct config {
     size_t max_queue;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
+    bool allow_raw_statements; /* raw cypher/sql operations (else 403) */
     char log_level[16];
     /* check and repair */
     bool deep;
