@@ -285,6 +285,24 @@ static bool client_divided(struct group *g)
     return passed;
 }
 
+/*
+ * The client statement that divided by zero (client_divided): Neo4j counts
+ * the failing statement's partial result or not, so the data statement at
+ * the index it gives, or the one before; else the first client statement.
+ */
+static long divided_statement(struct group *g)
+{
+    long at = g->r.statement_index - 1; /* after the guard (never joined: a client's) */
+    for (long i = at; i >= at - 1; i--)
+        if (i >= 0 && (size_t)i < g->n_data &&
+            cypher_is_client_statement(json_array_get(g->statements, (size_t)i + 1)))
+            return i;
+    for (size_t i = 0; i < g->n_data; i++)
+        if (cypher_is_client_statement(json_array_get(g->statements, i + 1)))
+            return (long)i;
+    return -1;
+}
+
 static enum step run_in_neo4j(struct group *g)
 {
     struct engine *e = g->e;
@@ -298,7 +316,7 @@ static enum step run_in_neo4j(struct group *g)
                      : g->joined ? g->r.statement_index
                                  : g->r.statement_index - 1;
     if (data_stmt < 0 && g->n == 1 && guard_refused(&g->r) && client_divided(g))
-        data_stmt = g->joined ? g->r.statement_index : g->r.statement_index - 1;
+        data_stmt = divided_statement(g);
     if (data_stmt >= 0 && g->n > 1)
         return STEP_RETRY_ALONE;
     if (data_stmt >= 0) { /* a group of one: its member is at fault, and recorded so */

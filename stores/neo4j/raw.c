@@ -111,8 +111,9 @@ int cypher_raw_check_text(const char *text, struct bs_error *err)
     return 0;
 }
 
-/* The parameters, recursively: no key _v, _h or _Bistore*, no string value
- * _v, _h or one that mentions _Bistore (a dynamic label or key). */
+/* The parameters, recursively: no map key _v, _h or _Bistore* below the
+ * top (whose keys are the parameters' names), no string value _v, _h or
+ * one that mentions _Bistore (a dynamic label or key). */
 static int check_value(const json_t *v, int depth, struct bs_error *err)
 {
     if (depth > 64)
@@ -136,7 +137,8 @@ static int check_value(const json_t *v, int depth, struct bs_error *err)
         const char *key;
         const json_t *item;
         json_object_foreach ((json_t *)v, key, item) {
-            if (reserved_key(key, strlen(key)) || mentions_bistore(key, strlen(key)))
+            /* the top level's keys are parameter names ($_v), not properties */
+            if (depth > 0 && (reserved_key(key, strlen(key)) || mentions_bistore(key, strlen(key))))
                 return refuse(err, "a parameter's key is _v, _h or mentions _Bistore");
             if (check_value(item, depth + 1, err) != 0)
                 return -1;

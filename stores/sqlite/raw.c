@@ -7,16 +7,17 @@
  *
  * What the authorizer allows: reads of anything; writes to the service's
  * own tables; CREATE/DROP/ALTER of the service's own tables, views and
- * indexes. What it denies, and why:
+ * indexes; REINDEX (which CREATE INDEX asks for too, and changes no row). What it denies, and why:
  *  - writes, DDL and indexes on the gateway's tables (entities,
  *    relationships, bistore_*) and on SQLite's own (sqlite_*, e.g.
- *    sqlite_sequence, sqlite_stat1); the schema table itself cannot be
+ *    sqlite_stat1; not sqlite_sequence, which CREATE INDEX writes and
+ *    which only the service's AUTOINCREMENT tables use); the schema table itself cannot be
  *    written directly anyway (SQLite refuses it, and the writer's
  *    connection runs in SQLITE_DBCONFIG_DEFENSIVE mode), while CREATE and
  *    DROP write it on their own, which the authorizer sees and allows;
- *  - ATTACH and DETACH (VACUUM INTO is an ATTACH too), PRAGMA (its table
- *    functions too: pragma_table_info()), ANALYZE, REINDEX, VACUUM (which
- *    cannot run inside a transaction in any case);
+ *  - ATTACH and DETACH, PRAGMA (its table functions too:
+ *    pragma_table_info()), ANALYZE, and VACUUM (VACUUM INTO too),
+ *    which has no authorizer action: its first word refuses it;
  *  - BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE: they would end or cut
  *    the gateway's own transaction in the middle of the protocol;
  *  - triggers, TEMP triggers included: a trigger fires for statements the
@@ -31,6 +32,7 @@
  * A statement runs at most RAW_SQL_TIME_LIMIT_MS (a progress handler) and
  * answers at most RAW_SQL_ROWS_MAX rows: the writer must not stall on it.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,12 +96,20 @@ static int raw_authorize(void *arg, int action, const char *a1, const char *a2, 
     case SQLITE_DELETE:
         if (schema_table(a1))
             return SQLITE_OK; /* CREATE/DROP's own rows; direct writes SQLite refuses */
+        if (name_is(a1, "sqlite_sequence"))
+            return SQLITE_OK; /* CREATE INDEX writes it; the gateway has no AUTOINCREMENT table */
         if (sql_raw_reserved_name(a1))
             return deny(a, "writing the table is denied: it is the gateway's (or SQLite's)", a1);
         if (name_is(db, "temp"))
             return deny(a, "writing the TEMP table is denied", a1);
         return SQLITE_OK;
     case SQLITE_CREATE_TABLE:
+        /* made by SQLite itself for the first AUTOINCREMENT table (a
+         * statement cannot create an sqlite_ name; its rows are SQLite's
+         * bookkeeping of the service's tables) */
+        if (name_is(a1, "sqlite_sequence"))
+            return SQLITE_OK;
+        /* fall through */
     case SQLITE_CREATE_VIEW:
     case SQLITE_DROP_TABLE:
     case SQLITE_DROP_VIEW:
@@ -150,7 +160,7 @@ static int raw_authorize(void *arg, int action, const char *a1, const char *a2, 
     case SQLITE_CREATE_VTABLE:
     case SQLITE_DROP_VTABLE: return deny(a, "virtual tables are denied", a1);
     case SQLITE_ANALYZE: return deny(a, "ANALYZE is denied", a1);
-    case SQLITE_REINDEX: return deny(a, "REINDEX is denied", a1);
+    case SQLITE_REINDEX: return SQLITE_OK; /* CREATE INDEX asks for it too; it changes no row */
     default: return deny(a, "this kind of statement is denied", a1);
     }
 }
@@ -294,9 +304,34 @@ static int raw_rest(struct sql_conn *c, const char *tail, struct bs_error *err)
     return -1;
 }
 
+/* Whether the statement's first word is VACUUM (which has no authorizer
+ * action of its own), after blanks and comments. */
+static bool starts_with_vacuum(const char *text)
+{
+    for (;;) {
+        text += strspn(text, " \t\r\n");
+        if (text[0] == '-' && text[1] == '-') {
+            text += strcspn(text, "\n");
+        } else if (text[0] == '/' && text[1] == '*') {
+            const char *end = strstr(text + 2, "*/");
+            if (!end)
+                return false;
+            text = end + 2;
+        } else {
+            return sqlite3_strnicmp(text, "vacuum", 6) == 0 &&
+                   !(isalnum((unsigned char)text[6]) || text[6] == '_');
+        }
+    }
+}
+
 int sql_raw_run(struct sql_conn *c, const char *text, const json_t *params, json_t **rows,
                 int64_t *rowcount, struct bs_error *err)
 {
+    if (starts_with_vacuum(text)) {
+        bs_error_field(err, "statement");
+        bs_error_set(err, BS_INVALID_REQUEST, "SQL statement refused: VACUUM is denied");
+        return -1;
+    }
     struct raw_auth a = {.deadline_ms = time_monotonic_ms() + RAW_SQL_TIME_LIMIT_MS};
     sqlite3_stmt *s = NULL;
     const char *tail = NULL;
