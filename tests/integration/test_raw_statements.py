@@ -201,6 +201,21 @@ def test_transaction_rollback(raw_gw, neo4j):
     assert both_stores(gw, neo4j, "workflow_state") == before
 
 
+def test_a_statement_that_rolls_back_the_whole_transaction(raw_gw, neo4j):
+    """INSERT OR ROLLBACK ends SQLite's transaction by itself (not through
+    the authorizer): the gateway notices, and nothing of the batch stays."""
+    gw = raw_gw
+    assert tx(gw, sql("CREATE TABLE uniq(k TEXT PRIMARY KEY)"), sql("INSERT INTO uniq VALUES ('a')")).status == 200
+    before = both_stores(gw, neo4j, "workflow_state", "uniq")
+    r = tx(gw, {"op": "create_entity", "id": "orb-e", "type": "Person"},
+           sql("INSERT INTO workflow_state VALUES ('d', 's')"),
+           sql("INSERT OR ROLLBACK INTO uniq VALUES ('a')"))
+    assert_error(r, 400, "invalid_request", 2, "operations[2].statement")
+    assert both_stores(gw, neo4j, "workflow_state", "uniq") == before
+    assert tx(gw, sql("INSERT INTO uniq VALUES ('b')")).status == 200
+    assert service_rows(gw, "uniq") == [("a",), ("b",)]
+
+
 def test_a_cypher_division_by_zero_is_the_clients_error(raw_gw, neo4j):
     """The guard refuses with an ArithmeticError too; the watermark tells them apart."""
     r = tx(raw_gw, sql("INSERT INTO workflow_state VALUES ('z', 'z')"), cypher("RETURN 1 / 0 AS x"))
