@@ -380,23 +380,25 @@ static enum step check_counts(struct group *g)
  * The rows each client Cypher statement answered, into its operation's
  * result ({"op": "cypher", "rows": [...]}). Members with raw statements
  * commit alone (take_jobs), unmerged, so a member's data statement j is
- * answer j after the guard.
+ * statement base + j, base 1 after the guard (0 when the one data
+ * statement, then a gateway's own, was joined to the guard).
  */
 static enum step client_rows(struct group *g)
 {
+    size_t base = g->joined ? 0 : 1;
     for (size_t i = 0; i < g->n; i++) {
         struct member *m = &g->members[i];
         const struct bs_txn *txn = m->item->txn;
         if (m->status != MEMBER_APPLIED || !txn || !txn_has_raw(txn))
             continue;
-        BS_ASSERT(g->n == 1 && !g->joined); /* alone, and never joined to the guard */
+        BS_ASSERT(g->n == 1); /* alone: its statements are not merged with others' */
         for (size_t j = 0; j < m->state.n_stmt_first_op; j++) {
             size_t op = m->state.stmt_first_op[j];
-            json_t *stmt = json_array_get(g->statements, 1 + j);
+            json_t *stmt = json_array_get(g->statements, base + j);
             if (op >= txn->n_ops || txn->ops[op].kind != OP_CYPHER ||
                 !cypher_is_client_statement(stmt))
                 continue;
-            json_t *rows = cypher_rows_as_objects(json_array_get(g->r.results, 1 + j));
+            json_t *rows = cypher_rows_as_objects(json_array_get(g->r.results, base + j));
             if (!rows || json_object_set_new(json_array_get(m->state.results, op), "rows", rows))
                 return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
         }

@@ -117,6 +117,18 @@ def test_raw_statements_commit_with_the_operations(raw_gw, neo4j):
         in audit["operations"], audit
 
 
+def test_sql_beside_one_gateway_operation(raw_gw, neo4j):
+    """One data statement of the gateway's own travels joined to the guard;
+    the SQL beside it changes nothing of that."""
+    r = tx(raw_gw, sql("INSERT INTO workflow_state VALUES ('j', 'joined')"),
+           {"op": "create_entity", "id": "joined-e", "type": "Person"},
+           sql("SELECT step FROM workflow_state"))
+    assert r.status == 200, r
+    assert r.json["results"][2] == {"op": "sql", "rows": [{"step": "joined"}], "rowcount": 0}
+    assert_entity_mirrored(raw_gw.store, neo4j, "joined-e")
+    assert service_rows(raw_gw, "workflow_state") == [("j", "joined")]
+
+
 def test_parameters_are_parameters(raw_gw, neo4j):
     hostile = "x'); DROP TABLE workflow_state; --"
     r = tx(raw_gw, sql("INSERT INTO workflow_state VALUES (?, ?)", hostile, "s"),
