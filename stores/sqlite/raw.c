@@ -120,7 +120,9 @@ static int raw_authorize(void *arg, int action, const char *a1, const char *a2, 
     case SQLITE_DROP_INDEX:
         if (sql_raw_reserved_name(a2))
             return deny(a, "indexes on the gateway's table are denied", a2);
-        if (sql_raw_reserved_name(a1))
+        /* a PRIMARY KEY or UNIQUE of the service's table makes SQLite create
+         * sqlite_autoindex_<table>_N itself (a statement cannot name one) */
+        if (sql_raw_reserved_name(a1) && sqlite3_strnicmp(a1, "sqlite_autoindex_", 17) != 0)
             return deny(a, "the index name is the gateway's (or SQLite's): denied", a1);
         return SQLITE_OK;
     case SQLITE_ALTER_TABLE:

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from harness import assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
-from harness.faults import send_expecting_no_answer
+from harness.faults import HeldWriter, join_all, send_expecting_no_answer, send_in_order
 
 RAW = ["--allow-raw-statements"]
 
@@ -378,3 +378,25 @@ def test_raw_cypher_is_replayed_exactly_once(gateway_factory, neo4j, point):
     # a later write does not apply it again
     assert tx(gw2, cypher("MATCH (c:Counter {id: 'c'}) RETURN c.count AS n")).json["results"] == \
         [{"op": "cypher", "rows": [{"n": 1}]}]
+
+
+# ------------------------------------------------------------ group commit
+
+
+def test_a_raw_transaction_commits_alone_in_a_burst(gateway_factory, proxy_factory, neo4j):
+    """Three writes queued behind a held one: a create, a raw Cypher that
+    counts Person nodes, a create. Grouped, the two creates would run as one
+    UNWIND ahead of the Cypher, which would count 2; alone, it sees what its
+    place in the order says: 1."""
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url, args=RAW + ["--neo4j-timeout-ms", "60000"])
+    count = {"operations": [cypher("MATCH (p:Person) RETURN count(p) AS n")]}
+    with HeldWriter(gw, proxy):
+        threads, answers = send_in_order(gw, [
+            ("POST", "/v1/entities", {"id": "burst-a", "type": "Person"}, None),
+            ("POST", "/v1/transactions", count, None),
+            ("POST", "/v1/entities", {"id": "burst-c", "type": "Person"}, None)])
+    join_all(threads)
+    assert [a.status for a in answers] == [201, 200, 201], answers
+    assert answers[1].json["results"] == [{"op": "cypher", "rows": [{"n": 1}]}], answers[1]
+    assert_stores_consistent(gw.store, neo4j)

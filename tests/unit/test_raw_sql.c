@@ -181,6 +181,7 @@ Test(raw_sql, a_service_owns_its_tables)
     struct bs_error err;
     static const char *const ok[] = {
         "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "CREATE TABLE keyed(k TEXT PRIMARY KEY, u TEXT UNIQUE)", /* sqlite_autoindex_keyed_1, _2 */
         "CREATE INDEX t_v ON t(v)",
         "INSERT INTO t(v) VALUES (1)",
         "CREATE VIEW tv AS SELECT v FROM t",
