@@ -13,6 +13,9 @@
  * name (API.md's "code"), the HTTP status it answers with, and a hint (what
  * the client can do; the message when an error carries none). The enum, the
  * names, the statuses and the hints are all generated from this one list.
+ * One name has two rows, as API.md wants: neo4j_error is 502 when Neo4j
+ * refuses one of the gateway's own statements (the stores may disagree) and
+ * 400 when it refuses a client's raw Cypher (the client's mistake).
  */
 #define BS_ERROR_TABLE(X)                                                                          \
     X(BS_OK, "ok", 200, "no error")                                                                \
@@ -32,6 +35,8 @@
     X(BS_NEO4J_UNAVAILABLE, "neo4j_unavailable", 503,                                              \
       "Neo4j did not answer and nothing was written: retry once /readyz answers 200")              \
     X(BS_NEO4J_ERROR, "neo4j_error", 502, "Neo4j refused a statement: the stores may disagree")    \
+    X(BS_NEO4J_STATEMENT_ERROR, "neo4j_error", 400,                                                \
+      "Neo4j refused the transaction's cypher statement and nothing was written: fix it")          \
     X(BS_STORAGE_ERROR, "storage_error", 500, "SQLite failed and nothing was written")             \
     X(BS_METHOD_NOT_ALLOWED, "method_not_allowed", 405, "see the Allow header")                    \
     X(BS_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415,                                    \

@@ -8,7 +8,8 @@
 
 struct app {
     struct bistore *store;
-    size_t max_operations; /* per transaction; more: 413 */
+    size_t max_operations;     /* per transaction; more: 413 */
+    bool allow_raw_statements; /* --allow-raw-statements: raw cypher/sql operations */
 };
 
 #endif

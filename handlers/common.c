@@ -12,7 +12,19 @@
 
 void refs_free(struct refs *refs)
 {
-    strmap_free(&refs->ids);
+    strmap_free(&refs->ops);
+}
+
+bool raw_statements_permitted(const struct app *app, const struct request *req,
+                              struct bs_error *err)
+{
+    (void)req; /* API keys (a later issue): the key's admin scope is checked here */
+    if (app->allow_raw_statements)
+        return true;
+    bs_error_set(err, BS_FORBIDDEN,
+                 "raw 'cypher' and 'sql' operations are not enabled on this gateway (start it "
+                 "with --allow-raw-statements)");
+    return false;
 }
 
 /* ---- the model's fields (FIELD_CUSTOM parsers) ---- */
@@ -86,9 +98,38 @@ static bool parse_metadata(const json_t *v, const struct field_spec *spec, const
     return true;
 }
 
-/* source/target: an id string or {"ref": name} of an earlier create_entity. */
-static bool parse_endpoint(const json_t *v, const struct field_spec *spec, const char *path,
-                           struct bs_error *err)
+/*
+ * {"ref": name} in place of an id: the id of the create earlier in this
+ * transaction that took that ref, which must create a `kind` (an entity for
+ * endpoints and entity operations, a relationship for delete_relationship).
+ * Into dest (ID_MAX_LEN + 1).
+ */
+static bool resolve_ref(const json_t *v, const struct op_context *ctx, enum op_kind kind,
+                        const char *path, char *dest, struct bs_error *err)
+{
+    const char *name;
+    const struct field_spec ref[] = {{"ref", FIELD_STRING, .required = true, .dest = &name}, {0}};
+    if (!fields_parse(v, ref, path, err))
+        return false;
+    const struct bs_op *target = strmap_get(&ctx->refs->ops, name);
+    if (!target)
+        return fields_invalid(err, path, "ref",
+                              "no create earlier in this transaction has this ref (a ref is "
+                              "named by its create, before any operation that uses it)");
+    if (target->kind != kind)
+        return fields_invalid(
+            err, path, "ref",
+            kind == OP_CREATE_ENTITY
+                ? "this ref names a relationship: an entity's ref is needed here"
+                : "this ref names an entity: a relationship's ref is needed here");
+    snprintf(dest, ID_MAX_LEN + 1, "%s", target->id);
+    return true;
+}
+
+/* An id string, or in a batch {"ref": name} of an earlier create of the
+ * kind spec->arg's context wants (endpoints: an entity). */
+static bool parse_id_or_ref(const json_t *v, const struct field_spec *spec, const char *path,
+                            enum op_kind want, struct bs_error *err)
 {
     struct op_context *ctx = spec->arg;
     if (json_is_string(v)) {
@@ -99,19 +140,27 @@ static bool parse_endpoint(const json_t *v, const struct field_spec *spec, const
     }
     if (!json_is_object(v) || !ctx->refs)
         return fields_invalid(err, "", path, spec->message);
-    const char *name;
-    const struct field_spec ref[] = {{"ref", FIELD_STRING, .required = true, .dest = &name}, {0}};
-    if (!fields_parse(v, ref, path, err))
-        return false;
-    const char *id = strmap_get(&ctx->refs->ids, name);
-    if (!id)
-        return fields_invalid(err, path, "ref",
-                              "no create_entity earlier in this transaction has this ref");
-    snprintf(spec->dest, ID_MAX_LEN + 1, "%s", id);
-    return true;
+    return resolve_ref(v, ctx, want, path, spec->dest, err);
 }
 
-/* ref: names a create_entity's id for the operations after it. */
+/* source/target: an id string or {"ref": name} of an earlier create_entity. */
+static bool parse_endpoint(const json_t *v, const struct field_spec *spec, const char *path,
+                           struct bs_error *err)
+{
+    return parse_id_or_ref(v, spec, path, OP_CREATE_ENTITY, err);
+}
+
+/* The id an update or delete acts on: an id or a ref of an earlier create. */
+static bool parse_target_id(const json_t *v, const struct field_spec *spec, const char *path,
+                            struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    enum op_kind want =
+        ctx->op->kind == OP_DELETE_RELATIONSHIP ? OP_CREATE_RELATIONSHIP : OP_CREATE_ENTITY;
+    return parse_id_or_ref(v, spec, path, want, err);
+}
+
+/* ref: names a create's id for the operations after it. */
 static bool parse_ref(const json_t *v, const struct field_spec *spec, const char *path,
                       struct bs_error *err)
 {
@@ -123,13 +172,76 @@ static bool parse_ref(const json_t *v, const struct field_spec *spec, const char
         return fields_invalid(err, "", path, "'ref' is only for transactions");
     if (ref[0] == '\0' || strlen(ref) > MAX_REFS_LEN)
         return fields_invalid(err, "", path, "a ref is 1..128 characters");
-    enum strmap_status added = strmap_add(&ctx->refs->ids, ref, ctx->op->id);
+    enum strmap_status added = strmap_add(&ctx->refs->ops, ref, ctx->op);
     if (added == STRMAP_EXISTS)
         return fields_invalid(err, "", path, "this ref is already used in the transaction");
     if (added != STRMAP_OK) { /* too big cannot happen below max_operations */
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         return false;
     }
+    return true;
+}
+
+/* ---- raw statements ---- */
+
+/* statement: the text of a raw statement, one statement, into op->statement. */
+static bool parse_statement(const json_t *v, const struct field_spec *spec, const char *path,
+                            struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    if (!json_is_string(v))
+        return fields_invalid(err, "", path, "'statement' must be a string");
+    const char *text = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (strlen(text) != len)
+        return fields_invalid(err, "", path, "'statement' must not hold a NUL character");
+    if (len > RAW_STATEMENT_MAX)
+        return fields_invalid(err, "", path, "'statement' is longer than 1 MiB");
+    size_t blank = strspn(text, " \t\r\n");
+    if (blank == len)
+        return fields_invalid(err, "", path, "'statement' is empty");
+    ctx->op->statement = strdup(text);
+    if (!ctx->op->statement) {
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* A Cypher statement's parameters: an object (any JSON values), or null. */
+static bool parse_cypher_parameters(const json_t *v, const struct field_spec *spec,
+                                    const char *path, struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    if (json_is_null(v))
+        return true;
+    if (!json_is_object(v))
+        return fields_invalid(err, "", path, "'parameters' of a cypher operation is an object");
+    ctx->op->parameters = json_incref((json_t *)v);
+    return true;
+}
+
+/* An SQL statement's parameters: an array of strings, numbers, booleans and
+ * nulls, bound to ?1, ?2... in order; or null. */
+static bool parse_sql_parameters(const json_t *v, const struct field_spec *spec, const char *path,
+                                 struct bs_error *err)
+{
+    struct op_context *ctx = spec->arg;
+    if (json_is_null(v))
+        return true;
+    if (!json_is_array(v))
+        return fields_invalid(err, "", path, "'parameters' of an sql operation is an array");
+    size_t i;
+    const json_t *p;
+    json_array_foreach (v, i, p) {
+        if (json_is_object(p) || json_is_array(p)) {
+            bs_error_field(err, "%s[%zu]", path, i);
+            bs_error_set(err, BS_INVALID_REQUEST,
+                         "an SQL parameter is a string, a number, a boolean or null");
+            return false;
+        }
+    }
+    ctx->op->parameters = json_incref((json_t *)v);
     return true;
 }
 
@@ -148,8 +260,18 @@ static void op_fields(enum op_kind kind, struct op_context *ctx, bool single,
     const char *endpoint =
         ctx->refs ? "must be an entity id or {\"ref\": \"<ref>\"}" : "must be an entity id";
     const struct field_spec f_op = {.name = "op", .type = FIELD_STRING};
-    const struct field_spec f_id = {"id", FIELD_ID, .required = !create, .dest = op->id,
-                                    .generate = create};
+    /* in a batch, what an update or delete acts on may be named by a ref */
+    const struct field_spec f_id =
+        create || single || !ctx->refs
+            ? (struct field_spec){"id", FIELD_ID, .required = !create, .dest = op->id,
+                                  .generate = create}
+            : (struct field_spec){"id",
+                                  FIELD_CUSTOM,
+                                  .required = true,
+                                  .dest = op->id,
+                                  .message = "must be an id or {\"ref\": \"<ref>\"}",
+                                  .parse = parse_target_id,
+                                  .arg = ctx};
     const struct field_spec f_if_version = {
         "if_version", FIELD_INTEGER,    .dest = &op->if_version,
         .min = 1,     .max = INT64_MAX, .message = "'if_version' must be a positive integer"};
@@ -158,6 +280,16 @@ static void op_fields(enum op_kind kind, struct op_context *ctx, bool single,
     size_t n = 0;
     if (!single)
         specs[n++] = f_op;
+    if (op_is_raw(kind)) {
+        specs[n++] = (struct field_spec){"statement", FIELD_CUSTOM, .required = true,
+                                         .parse = parse_statement, .arg = ctx};
+        specs[n++] = (struct field_spec){"parameters", FIELD_CUSTOM,
+                                         .parse = kind == OP_CYPHER ? parse_cypher_parameters
+                                                                    : parse_sql_parameters,
+                                         .arg = ctx};
+        specs[n] = (struct field_spec){0};
+        return;
+    }
     if (!single || kind != OP_UPDATE_ENTITY)
         specs[n++] = f_id;
     switch (kind) {
@@ -183,6 +315,8 @@ static void op_fields(enum op_kind kind, struct op_context *ctx, bool single,
                                 .arg = ctx};
         specs[n++] = (struct field_spec){"properties", FIELD_CUSTOM, .dest = &op->properties,
                                          .parse = parse_properties};
+        if (!single)
+            specs[n++] = (struct field_spec){"ref", FIELD_CUSTOM, .parse = parse_ref, .arg = ctx};
         break;
     case OP_UPDATE_ENTITY:
         if (!single)
@@ -193,14 +327,21 @@ static void op_fields(enum op_kind kind, struct op_context *ctx, bool single,
         break;
     case OP_DELETE_ENTITY: specs[n++] = f_if_version; break;
     case OP_DELETE_RELATIONSHIP: break;
+    case OP_CYPHER:
+    case OP_SQL: break; /* above */
     }
     specs[n] = (struct field_spec){0};
 }
 
 static bool parse_kind(const char *s, enum op_kind *kind)
 {
-    static const enum op_kind kinds[] = {OP_CREATE_ENTITY, OP_CREATE_RELATIONSHIP, OP_UPDATE_ENTITY,
-                                         OP_DELETE_ENTITY, OP_DELETE_RELATIONSHIP};
+    static const enum op_kind kinds[] = {OP_CREATE_ENTITY,
+                                         OP_CREATE_RELATIONSHIP,
+                                         OP_UPDATE_ENTITY,
+                                         OP_DELETE_ENTITY,
+                                         OP_DELETE_RELATIONSHIP,
+                                         OP_CYPHER,
+                                         OP_SQL};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(s, op_kind_name(kinds[i])) == 0) {
             *kind = kinds[i];
@@ -211,7 +352,7 @@ static bool parse_kind(const char *s, enum op_kind *kind)
 }
 
 bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct bs_op *op,
-                     struct refs *refs, struct bs_error *err)
+                     struct refs *refs, const struct bs_error *raw_denied, struct bs_error *err)
 {
     memset(op, 0, sizeof *op);
     op->if_version = -1;
@@ -228,16 +369,16 @@ bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct
     if (!json_is_string(v))
         return fields_invalid(err, prefix, "op", "'op' must be a string");
     const char *kind = json_string_value(v);
-    if (strcmp(kind, "cypher") == 0 || strcmp(kind, "sql") == 0) {
-        bs_error_field(err, "%s.op", prefix);
-        bs_error_set(err, BS_FORBIDDEN, "raw '%s' statements are not enabled on this gateway",
-                     kind);
-        return false;
-    }
     if (!parse_kind(kind, &op->kind))
         return fields_invalid(err, prefix, "op",
                               "unknown op: use create_entity, create_relationship, update_entity, "
-                              "delete_entity or delete_relationship");
+                              "delete_entity, delete_relationship, cypher or sql");
+    if (op_is_raw(op->kind) && raw_denied) {
+        bs_error_field(err, "%s.op", prefix);
+        bs_error_set(err, raw_denied->code, "operation %zu (%s): %s", index, kind,
+                     raw_denied->message);
+        return false;
+    }
     struct op_context ctx = {op, refs};
     struct field_spec specs[OP_FIELDS_MAX + 1];
     op_fields(op->kind, &ctx, false, specs);

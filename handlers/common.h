@@ -20,21 +20,32 @@
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX 1000
 
-/* In-batch refs: "ref" names of create_entity operations and their ids
- * (pointing into the ops). Zero-initialised: no refs yet. */
+/* In-batch refs: "ref" names of the creates (create_entity and
+ * create_relationship) of a batch, each to its operation (in the ops, whose
+ * id and kind it reads). Zero-initialised: no refs yet. */
 struct refs {
-    struct strmap ids;
+    struct strmap ops;
 };
 void refs_free(struct refs *refs);
+
+/*
+ * The one decision whether req may run raw statements ("cypher" and "sql"
+ * operations): the gateway runs with --allow-raw-statements (and, once API
+ * keys exist, the key has the admin scope). false with err filled
+ * (403 forbidden) when it may not.
+ */
+bool raw_statements_permitted(const struct app *app, const struct request *req,
+                              struct bs_error *err);
 
 /*
  * Parses one operation object of a batch into op, by the field specs of
  * its kind. index names it in errors (operation_index), prefix in field
  * paths; refs resolves {"ref": ...} and records new ones (NULL: refs are
- * not allowed).
+ * not allowed). raw_denied: NULL when raw statements may run, else the
+ * error a raw operation answers (raw_statements_permitted's).
  */
 bool parse_operation(const json_t *obj, size_t index, const char *prefix, struct bs_op *op,
-                     struct refs *refs, struct bs_error *err);
+                     struct refs *refs, const struct bs_error *raw_denied, struct bs_error *err);
 
 /* A single-resource body (POST /v1/entities, PATCH /v1/entities/{id}...)
  * as an operation of kind: the fields of the kind a body may carry (not

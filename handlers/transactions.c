@@ -9,6 +9,7 @@
 /* What the operations field fills. */
 struct batch {
     const struct app *app;
+    const struct request *req;
     struct bs_txn *txn;
 };
 
@@ -34,11 +35,15 @@ static bool parse_operations(const json_t *ops, const struct field_spec *spec, c
         return false;
     }
     struct refs refs = {0};
+    struct bs_error denied;
+    bs_error_clear(&denied);
+    bool raw_ok = raw_statements_permitted(batch->app, batch->req, &denied);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         char prefix[48];
         snprintf(prefix, sizeof prefix, "%s[%zu]", path, i);
-        ok = parse_operation(json_array_get(ops, i), i, prefix, &txn->ops[i], &refs, err);
+        ok = parse_operation(json_array_get(ops, i), i, prefix, &txn->ops[i], &refs,
+                             raw_ok ? NULL : &denied, err);
         txn->n_ops = i + 1; /* so txn_free_ops frees what this one holds */
     }
     refs_free(&refs);
@@ -51,7 +56,7 @@ void handle_transaction_create(struct app *app, const struct request *req, struc
     if (!body)
         return;
     struct bs_txn txn = {0};
-    struct batch batch = {app, &txn};
+    struct batch batch = {app, req, &txn};
     const json_t *provenance = NULL;
     const struct field_spec fields[] = {
         {"provenance", FIELD_OBJECT, .dest = &provenance, .nullable = true,

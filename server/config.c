@@ -48,6 +48,8 @@ static const char usage[] =
     "  --allowed-hosts NAMES       host names a request's Host header may carry, comma\n"
     "                              separated, besides localhost and IP addresses\n"
     "                              (none; '*': any name, the check is off)\n"
+    "  --allow-raw-statements      accept raw \"cypher\" and \"sql\" operations in\n"
+    "                              POST /v1/transactions (off: 403 forbidden)\n"
     "  --log-level LEVEL           debug, info, warn or error (info)\n";
 
 const char *config_usage(void)
@@ -206,6 +208,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
                     cap);
     if (strcmp(flag, "insecure-no-auth") == 0)
         return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
+    if (strcmp(flag, "allow-raw-statements") == 0)
+        return parse_bool(value, "--allow-raw-statements", &cfg->allow_raw_statements, msg, cap);
     size_t v;
     if (strcmp(flag, "max-body-bytes") == 0)
         return parse_size(value, "--max-body-bytes", 1, (size_t)1 << 30, &cfg->max_body_bytes, msg,
@@ -250,7 +254,8 @@ static const char *const env_flags[] = {"listen",
                                         "log-level",
                                         "validate-interval",
                                         "allowed-hosts",
-                                        "max-relationship-types"};
+                                        "max-relationship-types",
+                                        "allow-raw-statements"};
 
 static void defaults(struct config *cfg)
 {
@@ -326,7 +331,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         } else {
             snprintf(name, sizeof name, "%s", flag);
             if (strcmp(name, "insecure-no-auth") == 0 || strcmp(name, "deep") == 0 ||
-                strcmp(name, "dry-run") == 0)
+                strcmp(name, "dry-run") == 0 || strcmp(name, "allow-raw-statements") == 0)
                 value = "1";
             else if (i + 1 < argc)
                 value = argv[++i];

@@ -31,6 +31,7 @@ struct config {
     /* Host header names served besides IP literals and localhost, comma
      * separated; "*": any (the check is off). */
     char allowed_hosts[1024];
+    bool allow_raw_statements; /* raw cypher/sql operations (else 403) */
     char log_level[16];
     /* check and repair */
     bool deep;

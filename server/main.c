@@ -384,7 +384,9 @@ static int serve(const struct config *given)
         curl_global_cleanup();
         return 1;
     }
-    struct app app = {.store = store, .max_operations = cfg->max_operations};
+    struct app app = {.store = store,
+                      .max_operations = cfg->max_operations,
+                      .allow_raw_statements = cfg->allow_raw_statements};
     char msg[256];
     unsigned port = 0;
     struct http_server *http = http_start(&app, cfg, &port, msg, sizeof msg);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "stores/bistore_internal.h"
+#include "stores/neo4j/cypher.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -118,9 +119,34 @@ void bistore_close(struct bistore *bs)
 
 /* ---- writes and readiness ---- */
 
+/*
+ * A client's Cypher must stay off the gateway's own labels and properties:
+ * refused here, before the writer or either store sees it (invariant 5).
+ * 0, or -1 with err naming the operation.
+ */
+static int check_raw_cypher(const struct bs_txn *txn, struct bs_error *err)
+{
+    for (size_t i = 0; i < txn->n_ops; i++) {
+        const struct bs_op *op = &txn->ops[i];
+        if (op->kind != OP_CYPHER)
+            continue;
+        bool text_ok = cypher_raw_check_text(op->statement, err) == 0;
+        if (text_ok && cypher_raw_check(op->statement, op->parameters, err) == 0)
+            continue;
+        err->op_index = (long)i;
+        bs_error_field(err, "%s", text_ok ? "parameters" : "statement");
+        return -1;
+    }
+    return 0;
+}
+
 void bistore_submit(struct bistore *bs, struct bs_txn *txn, const char *rid,
                     struct bistore_outcome *out)
 {
+    memset(out, 0, sizeof *out);
+    bs_error_clear(&out->err);
+    if (check_raw_cypher(txn, &out->err) != 0)
+        return;
     engine_submit(bs->engine, txn, rid, out);
 }
 

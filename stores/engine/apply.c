@@ -377,6 +377,38 @@ static int delete_relationship(struct engine *e, const struct bs_op *op, struct 
     return rc;
 }
 
+/* A client's SQL statement, confined (stores/sqlite/raw.c); its rows and
+ * rowcount go in its result. */
+static int raw_sql(struct engine *e, const struct bs_op *op, struct apply_state *state,
+                   struct bs_error *err)
+{
+    json_t *rows = NULL;
+    int64_t rowcount = 0;
+    if (sql_raw_run(writer_sql(e), op->statement, op->parameters, &rows, &rowcount, err) != 0)
+        return -1;
+    json_t *r = json_pack("{s:s, s:o, s:I}", "op", op_kind_name(op->kind), "rows", rows, "rowcount",
+                          (json_int_t)rowcount);
+    if (!r || json_array_append_new(state->results, r) != 0 ||
+        (!state->skip_records && json_array_append_new(state->records, json_null()) != 0))
+        return nomem(err);
+    return 0;
+}
+
+/* A client's Cypher statement: a statement of its own (never merged), its
+ * rows filled in once Neo4j answered (commit.c). Checked by the facade
+ * before the writer saw it (cypher_raw_check). */
+static int raw_cypher(const struct bs_op *op, struct apply_state *state, struct bs_error *err)
+{
+    json_t *r = json_pack("{s:s, s:[]}", "op", op_kind_name(op->kind), "rows");
+    if (!r || json_array_append_new(state->results, r) != 0 ||
+        (!state->skip_records && json_array_append_new(state->records, json_null()) != 0))
+        return nomem(err);
+    json_t *params = op->parameters ? json_incref(op->parameters) : json_object();
+    if (!params || cypher_add_client_statement(&state->cypher, op->statement, params) != 0)
+        return nomem(err);
+    return 0;
+}
+
 /* Remembers which operation opened each Cypher statement (counting the
  * group still open), to name it on errors. */
 static int track_statement(struct apply_state *state, size_t op_index)
@@ -406,6 +438,8 @@ int apply_txn(struct engine *e, const struct bs_txn *txn, struct apply_state *st
         case OP_DELETE_ENTITY: rc = delete_entity(e, op, state, err); break;
         case OP_CREATE_RELATIONSHIP: rc = create_relationship(e, op, state, err); break;
         case OP_DELETE_RELATIONSHIP: rc = delete_relationship(e, op, state, err); break;
+        case OP_SQL: rc = raw_sql(e, op, state, err); break;
+        case OP_CYPHER: rc = raw_cypher(op, state, err); break;
         default: rc = (bs_error_set(err, BS_STORAGE_ERROR, "unknown operation"), -1);
         }
         if (rc != 0) {

@@ -44,6 +44,7 @@ static enum step create_constraints(struct group *g);
 static enum step build_statements(struct group *g);
 static enum step run_in_neo4j(struct group *g);
 static enum step check_counts(struct group *g);
+static enum step client_rows(struct group *g);
 
 static bool apply_member(struct group *g, struct member *m, int64_t seq);
 static void fail_members(struct group *g, const struct bs_error *err);
@@ -58,7 +59,11 @@ void commit_group(struct engine *e, struct commit_item *items, size_t n)
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);
     }
-    if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].apply) {
+    /* A transaction with raw statements is never pipelined: its Cypher's
+     * rows come back in the one answer client_rows reads (and take_jobs
+     * gives it a group of its own). */
+    if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].apply &&
+        !txn_has_raw(items[0].txn)) {
         commit_pipelined(e, &items[0]);
         return;
     }
@@ -88,6 +93,7 @@ static enum step commit_together(struct engine *e, struct commit_item *items, si
         build_statements,   /* the guarded watermark and every member's data */
         run_in_neo4j,       /* in a Neo4j transaction recorded before it runs */
         check_counts,       /* Neo4j touched what SQLite did */
+        client_rows,        /* the rows of the clients' own Cypher statements */
         commit_point,       /* SQLite COMMIT, then Neo4j's commit, then the mark */
     };
     struct group g;
@@ -255,6 +261,48 @@ static struct member *statement_owner(struct group *g, long stmt, long *op_index
     return owner;
 }
 
+/*
+ * An ArithmeticError is the guard's way of refusing (1/0), but a client's
+ * Cypher may divide by zero too: for a group holding one, the watermark
+ * tells which. True when it is where the guard expected it (so the guard
+ * passed, and the client's statement failed).
+ */
+static bool client_divided(struct group *g)
+{
+    const struct bs_txn *txn = g->members[0].item->txn;
+    if (g->members[0].status != MEMBER_APPLIED || !txn || !txn_has_raw(txn))
+        return false;
+    json_t *stmts = json_array();
+    struct neo4j_result r = {0};
+    bool passed = false;
+    if (stmts && cypher_add_watermark_read(stmts, g->e->store_id) == 0 &&
+        neo4j_autocommit(writer_neo4j(g->e), stmts, &r) == NEO4J_OK) {
+        json_t *seq = neo4j_cell(&r, 0, 0, 0);
+        passed = json_is_integer(seq) && json_integer_value(seq) == g->e->last_seq;
+    }
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    return passed;
+}
+
+/*
+ * The client statement that divided by zero (client_divided): Neo4j counts
+ * the failing statement's partial result or not, so the data statement at
+ * the index it gives, or the one before; else the first client statement.
+ */
+static long divided_statement(struct group *g)
+{
+    long at = g->r.statement_index - 1; /* after the guard (never joined: a client's) */
+    for (long i = at; i >= at - 1; i--)
+        if (i >= 0 && (size_t)i < g->n_data &&
+            cypher_is_client_statement(json_array_get(g->statements, (size_t)i + 1)))
+            return i;
+    for (size_t i = 0; i < g->n_data; i++)
+        if (cypher_is_client_statement(json_array_get(g->statements, i + 1)))
+            return (long)i;
+    return -1;
+}
+
 static enum step run_in_neo4j(struct group *g)
 {
     struct engine *e = g->e;
@@ -267,12 +315,19 @@ static enum step run_in_neo4j(struct group *g)
     long data_stmt = g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r) ? -1
                      : g->joined ? g->r.statement_index
                                  : g->r.statement_index - 1;
+    if (data_stmt < 0 && g->n == 1 && guard_refused(&g->r) && client_divided(g))
+        data_stmt = divided_statement(g);
     if (data_stmt >= 0 && g->n > 1)
         return STEP_RETRY_ALONE;
     if (data_stmt >= 0) { /* a group of one: its member is at fault, and recorded so */
         long op_index;
         g->aborted = statement_owner(g, data_stmt, &op_index);
-        statement_failure(&g->r, op_index, &g->err);
+        const struct bs_txn *txn = g->aborted ? g->aborted->item->txn : NULL;
+        if (txn && op_index >= 0 && (size_t)op_index < txn->n_ops &&
+            txn->ops[op_index].kind == OP_CYPHER)
+            client_statement_failure(&g->r, op_index, &g->err);
+        else
+            statement_failure(&g->r, op_index, &g->err);
         return STEP_FAILED;
     }
     statement_failure(&g->r, -1, &g->err);
@@ -317,6 +372,36 @@ static enum step check_counts(struct group *g)
             bs_error_set(&g->err, BS_NEO4J_ERROR, "the watermark node of store %s is missing",
                          e->store_id);
         return g->n > 1 ? STEP_RETRY_ALONE : STEP_FAILED;
+    }
+    return STEP_NEXT;
+}
+
+/*
+ * The rows each client Cypher statement answered, into its operation's
+ * result ({"op": "cypher", "rows": [...]}). Members with raw statements
+ * commit alone (take_jobs), unmerged, so a member's data statement j is
+ * statement base + j, base 1 after the guard (0 when the one data
+ * statement, then a gateway's own, was joined to the guard).
+ */
+static enum step client_rows(struct group *g)
+{
+    size_t base = g->joined ? 0 : 1;
+    for (size_t i = 0; i < g->n; i++) {
+        struct member *m = &g->members[i];
+        const struct bs_txn *txn = m->item->txn;
+        if (m->status != MEMBER_APPLIED || !txn || !txn_has_raw(txn))
+            continue;
+        BS_ASSERT(g->n == 1); /* alone: its statements are not merged with others' */
+        for (size_t j = 0; j < m->state.n_stmt_first_op; j++) {
+            size_t op = m->state.stmt_first_op[j];
+            json_t *stmt = json_array_get(g->statements, base + j);
+            if (op >= txn->n_ops || txn->ops[op].kind != OP_CYPHER ||
+                !cypher_is_client_statement(stmt))
+                continue;
+            json_t *rows = cypher_rows_as_objects(json_array_get(g->r.results, base + j));
+            if (!rows || json_object_set_new(json_array_get(m->state.results, op), "rows", rows))
+                return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
+        }
     }
     return STEP_NEXT;
 }
@@ -452,6 +537,44 @@ static enum idempotency idempotency_check(struct engine *e, const struct bs_txn 
     return IDEMPOTENCY_REPEAT;
 }
 
+/*
+ * The results as the logs keep them (new): a raw operation's rows are
+ * neither in the audit trail nor in a stored Idempotency-Key result (API.md:
+ * they come back on first execution only); the audit keeps its statement.
+ */
+static json_t *stored_results(const json_t *results, const struct bs_txn *txn, bool audit)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach (results, i, r) {
+        bool raw = txn && i < txn->n_ops && op_is_raw(txn->ops[i].kind);
+        json_t *copy = !raw    ? json_incref(r)
+                       : audit ? json_pack("{s:O, s:s}", "op", json_object_get(r, "op"),
+                                           "statement", txn->ops[i].statement)
+                               : json_pack("{s:O}", "op", json_object_get(r, "op"));
+        if (!out || !copy || json_array_append_new(out, copy) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* A member's result as its Idempotency-Key keeps it (new). */
+static json_t *stored_result(const json_t *result, const struct bs_txn *txn)
+{
+    if (!txn_has_raw(txn))
+        return json_incref((json_t *)result);
+    json_t *results = stored_results(json_object_get(result, "results"), txn, false);
+    json_t *copy = results ? json_copy((json_t *)result) : NULL;
+    if (!copy || json_object_set_new(copy, "results", results) != 0) {
+        json_decref(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 /* Writes the intent, the audit row and the idempotency row of member m. */
 static int log_intent(struct engine *e, struct member *m, int64_t seq, const char *stmts_text,
                       struct bs_error *err)
@@ -459,9 +582,13 @@ static int log_intent(struct engine *e, struct member *m, int64_t seq, const cha
     const struct bs_txn *txn = m->item->txn;
     struct sql_conn *sql = writer_sql(e);
     char *stmts = stmts_text ? NULL : json_text_dumps(m->state.cypher.statements);
-    char *ops = json_text_dumps(m->state.results);
+    json_t *audit = stored_results(m->state.results, txn, true);
+    char *ops = audit ? json_text_dumps(audit) : NULL;
     char *prov = txn->provenance ? json_text_dumps(txn->provenance) : NULL;
-    char *res = txn->idem_key ? json_text_dumps(m->result) : NULL;
+    json_t *kept = txn->idem_key ? stored_result(m->result, txn) : NULL;
+    char *res = kept ? json_text_dumps(kept) : NULL;
+    json_decref(audit);
+    json_decref(kept);
     int rc = -1;
     if ((!stmts && !stmts_text) || !ops || (txn->provenance && !prov) || (txn->idem_key && !res))
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
@@ -532,8 +659,12 @@ static void record_aborted(struct engine *e, const char *tx_id, const struct bs_
 {
     json_t *ops = json_array();
     for (size_t i = 0; ops && i < txn->n_ops; i++)
-        json_array_append_new(ops, json_pack("{s:s, s:s}", "op", op_kind_name(txn->ops[i].kind),
-                                             "id", txn->ops[i].id));
+        json_array_append_new(ops,
+                              op_is_raw(txn->ops[i].kind)
+                                  ? json_pack("{s:s, s:s}", "op", op_kind_name(txn->ops[i].kind),
+                                              "statement", txn->ops[i].statement)
+                                  : json_pack("{s:s, s:s}", "op", op_kind_name(txn->ops[i].kind),
+                                              "id", txn->ops[i].id));
     json_t *e_json =
         json_pack("{s:s, s:s}", "code", bs_code_name(failure->code), "message", failure->message);
     if (e_json && failure->field[0])

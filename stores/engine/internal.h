@@ -161,6 +161,10 @@ enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_result *r, c
  * id (the constraint) as entity_exists / relationship_exists, a moved
  * watermark as neo4j_unavailable, else neo4j_failure. */
 void statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err);
+/* Neo4j refused a client's own Cypher (operation op_index, a "cypher"
+ * operation): a client error is 400 neo4j_error naming its statement;
+ * no answer or a transient error as neo4j_failure. */
+void client_statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err);
 /* The guard refused the transaction: the watermark is not where we expect. */
 bool guard_refused(const struct neo4j_result *r);
 /* Creates the uniqueness constraint of each relationship type of state new

@@ -109,6 +109,18 @@ void statement_failure(const struct neo4j_result *r, long op_index, struct bs_er
     neo4j_failure(err, r, "transaction");
 }
 
+void client_statement_failure(const struct neo4j_result *r, long op_index, struct bs_error *err)
+{
+    err->op_index = op_index;
+    if (r->status != NEO4J_CLIENT_ERROR) {
+        neo4j_failure(err, r, "transaction");
+        return;
+    }
+    bs_error_field(err, "statement");
+    bs_error_set(err, BS_NEO4J_STATEMENT_ERROR, "Neo4j refused the cypher statement: %s %s",
+                 r->code, r->message);
+}
+
 bool count_differs(json_t *v, size_t want, struct bs_error *err)
 {
     if (want == CYPHER_ANY_COUNT || (json_is_integer(v) && (size_t)json_integer_value(v) == want))

@@ -334,8 +334,9 @@ static void operations_summary(const json_t *ops, char *out, size_t cap)
             buf_printf(&b, " (+%zu more)", n - 3);
             break;
         }
-        buf_printf(&b, "%s%s %s", i ? ", " : "", json_string_value(json_object_get(op, "op")),
-                   json_string_value(json_object_get(op, "id")));
+        const char *id = json_string_value(json_object_get(op, "id"));
+        buf_printf(&b, "%s%s%s%s", i ? ", " : "", json_string_value(json_object_get(op, "op")),
+                   id ? " " : "", id ? id : ""); /* a raw statement has no id */
     }
     snprintf(out, cap, "%s", n ? buf_str(&b) : "no operations");
     buf_free(&b);

@@ -275,22 +275,36 @@ static void *writer_main(void *arg)
  * (group commit: a burst pays one fsync and one set of Neo4j round trips).
  * Lock held.
  */
+/*
+ * A job that goes alone: a function, a large transaction (pipelined), or
+ * one with raw statements. A client's Cypher may read or change what its
+ * neighbours' statements touch, so the group's merging (statements of one
+ * template from several members run as one UNWIND, ahead of a raw
+ * statement between them) would change what it sees, its rows and the
+ * others' counts; a raw statement that fails would also make the whole
+ * group retry one by one. Alone, it runs exactly as it will replay.
+ */
+static bool job_alone(const struct write_job *job)
+{
+    return job->fn || job->txn->n_ops >= PIPELINE_MIN_OPS || txn_has_raw(job->txn);
+}
+
 static size_t take_jobs(struct engine *e, struct write_job **jobs)
 {
     size_t n = 0, ops = 0, bytes = 0;
     while (e->head && n < GROUP_MAX_TXNS) {
         struct write_job *job = e->head;
-        if (n > 0 &&
-            (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
-             bytes + job->txn->size_bytes > GROUP_MAX_BYTES || job->txn->n_ops >= PIPELINE_MIN_OPS))
+        bool alone = job_alone(job);
+        if (n > 0 && (alone || ops + job->txn->n_ops > GROUP_MAX_OPS ||
+                      bytes + job->txn->size_bytes > GROUP_MAX_BYTES))
             break;
         e->head = job->next;
         if (!e->head)
             e->tail = NULL;
         e->queued--;
         jobs[n++] = job;
-        if (job->fn || job->txn->n_ops >= PIPELINE_MIN_OPS)
-            break; /* alone: a function, or a large transaction (pipelined) */
+        if (alone)
+            break;
         ops += job->txn->n_ops;
         bytes += job->txn->size_bytes;
     }

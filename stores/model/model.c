@@ -11,8 +11,23 @@ const char *op_kind_name(enum op_kind kind)
     case OP_UPDATE_ENTITY: return "update_entity";
     case OP_DELETE_ENTITY: return "delete_entity";
     case OP_DELETE_RELATIONSHIP: return "delete_relationship";
+    case OP_CYPHER: return "cypher";
+    case OP_SQL: return "sql";
     }
     return "unknown";
+}
+
+bool op_is_raw(enum op_kind kind)
+{
+    return kind == OP_CYPHER || kind == OP_SQL;
+}
+
+bool txn_has_raw(const struct bs_txn *txn)
+{
+    for (size_t i = 0; i < txn->n_ops; i++)
+        if (op_is_raw(txn->ops[i].kind))
+            return true;
+    return false;
 }
 
 void txn_free_ops(struct bs_txn *txn)
@@ -20,6 +35,8 @@ void txn_free_ops(struct bs_txn *txn)
     for (size_t i = 0; i < txn->n_ops; i++) {
         json_decref(txn->ops[i].properties);
         json_decref(txn->ops[i].metadata);
+        json_decref(txn->ops[i].parameters);
+        free(txn->ops[i].statement);
     }
     free(txn->ops);
     txn->ops = NULL;

@@ -24,7 +24,12 @@ enum op_kind {
     OP_UPDATE_ENTITY,
     OP_DELETE_ENTITY,
     OP_DELETE_RELATIONSHIP,
+    OP_CYPHER, /* a raw Cypher statement (--allow-raw-statements) */
+    OP_SQL,    /* a raw SQL statement (--allow-raw-statements) */
 };
+
+/* A raw statement's text, at most (a 16 MiB body holds no more). */
+#define RAW_STATEMENT_MAX ((size_t)1 << 20)
 
 /* One operation of a transaction, validated and with refs resolved. */
 struct bs_op {
@@ -37,6 +42,10 @@ struct bs_op {
     json_t *metadata;            /* object or NULL */
     bool set_metadata;           /* update: metadata given (replaces) */
     int64_t if_version;          /* update/delete: expected version, or -1 */
+    /* raw (OP_CYPHER, OP_SQL): the statement text (owned) and its
+     * parameters (an object for Cypher, an array for SQL; or NULL) */
+    char *statement;
+    json_t *parameters;
 };
 
 /* A client transaction: what the writer needs, nothing of HTTP. */
@@ -76,6 +85,10 @@ struct bistore_outcome {
 };
 
 const char *op_kind_name(enum op_kind kind);
+/* True for OP_CYPHER and OP_SQL. */
+bool op_is_raw(enum op_kind kind);
+/* True when txn holds a raw statement. */
+bool txn_has_raw(const struct bs_txn *txn);
 void txn_free_ops(struct bs_txn *txn);
 
 /* ^[A-Za-z][A-Za-z0-9_]{0,63}$: entity types, relationship types, property keys. */

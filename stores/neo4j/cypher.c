@@ -67,6 +67,8 @@ static int group_text(int kind, const char *label, char *out, size_t cap)
                      " DELETE x RETURN count(*)",
                      label);
         break;
+    case OP_CYPHER:
+    case OP_SQL: break; /* no template: a client's own statement (raw.c), or none */
     }
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
@@ -174,7 +176,10 @@ static json_t *only_rows(json_t *stmt)
 {
     json_t *params = json_object_get(stmt, "parameters");
     json_t *rows = json_object_get(params, "rows");
-    return json_is_array(rows) && json_object_size(params) == 1 ? rows : NULL;
+    /* only {statement, parameters}: a client's statement has a third key */
+    return json_is_array(rows) && json_object_size(params) == 1 && json_object_size(stmt) == 2
+               ? rows
+               : NULL;
 }
 
 int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged)
@@ -343,4 +348,13 @@ int cypher_add_watermark_count(json_t *statements, const char *store_id)
         return -1;
     return neo4j_add_statement(
         statements, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)", params);
+}
+
+int cypher_add_watermark_read(json_t *statements, const char *store_id)
+{
+    json_t *params = json_pack("{s:s}", "store", store_id);
+    if (!params)
+        return -1;
+    return neo4j_add_statement(
+        statements, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN w.seq", params);
 }

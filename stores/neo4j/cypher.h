@@ -52,6 +52,30 @@ int cypher_delete_relationship(struct cypher_batch *b, const char *type, const c
 /* A statement of its own: text built here (or by a test) from validated
  * names only; params stolen. Its row count is not checked. */
 int cypher_add_raw(struct cypher_batch *b, const char *text, json_t *params);
+
+/* ---- a client's raw statements (raw.c) ---- */
+
+/*
+ * A client's Cypher (the "cypher" operation): 0 when neither text nor
+ * params touch the gateway's own labels and properties as far as a lexical
+ * scan can tell (any mention of _Bistore; the names _v and _h, bare,
+ * backquoted or as a string literal; parameter keys and string values that
+ * are _v, _h or mention _Bistore); else -1 with err (invalid_request).
+ */
+int cypher_raw_check(const char *text, const json_t *params, struct bs_error *err);
+/* The text half of cypher_raw_check. */
+int cypher_raw_check_text(const char *text, struct bs_error *err);
+/* Adds a client's statement (text copied, params stolen, may be NULL),
+ * marked so that it is never merged with another statement nor joined to
+ * the guard; its row count is not checked. */
+int cypher_add_client_statement(struct cypher_batch *b, const char *text, json_t *params);
+/* True for a statement cypher_add_client_statement made (also read back
+ * from the intent log). */
+bool cypher_is_client_statement(const json_t *stmt);
+/* One statement's result of Neo4j's answer as [{column: value}, ...]
+ * (new); NULL when out of memory. */
+json_t *cypher_rows_as_objects(const json_t *result);
+
 /* Closes the last group. After it, b->statements is complete. */
 int cypher_batch_finish(struct cypher_batch *b);
 
@@ -83,6 +107,9 @@ enum guard_join { GUARD_APART = 0, GUARD_JOINED = 1, GUARD_JOIN_FAILED = -1 /* n
 enum guard_join cypher_join_guard(json_t *statements);
 /* Creates the watermark of store_id at 0 if missing and returns its seq. */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
+
+/* The watermark of store_id: one row, its seq (no row when missing). */
+int cypher_add_watermark_read(json_t *statements, const char *store_id);
 
 /* Whether the watermark of store_id exists: one row, its count. */
 int cypher_add_watermark_count(json_t *statements, const char *store_id);

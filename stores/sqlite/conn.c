@@ -136,6 +136,16 @@ struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
         return NULL;
     }
     sqlite3_busy_timeout(c->db, 10000);
+    /* Clients' raw SQL runs on the writer's connection (raw.c): no direct
+     * schema writes (writable_schema, sqlite_dbpage) and no extensions,
+     * whatever a statement tries. */
+    if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL) != SQLITE_OK ||
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK) {
+        sql_fail(c, err, "configure the connection");
+        sql_close(c);
+        return NULL;
+    }
     const char *pragmas = writable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                      " PRAGMA foreign_keys=ON;"
                                    : "PRAGMA foreign_keys=ON;";

@@ -205,4 +205,22 @@ enum lookup sql_meta_get(struct sql_conn *c, const char *key, char *out, size_t 
                          struct bs_error *err);
 int sql_meta_set(struct sql_conn *c, const char *key, const char *value, struct bs_error *err);
 
+/* ---- a client's raw SQL (raw.c) ---- */
+
+/*
+ * Runs a client's one SQL statement on c (the writer's, inside its open
+ * transaction) under the authorizer that confines it (raw.c says what it
+ * denies); params: an array bound to ?1, ?2... (or NULL for none). On
+ * success *rows (new) holds [{column: value}, ...] and *rowcount the rows
+ * it changed. -1 with err: invalid_request (field "statement" or
+ * "parameters") for the client's mistakes and denials, storage_error /
+ * storage_full for SQLite's own failures (after which SQLite may have
+ * rolled the whole transaction back: the caller checks).
+ */
+int sql_raw_run(struct sql_conn *c, const char *text, const json_t *params, json_t **rows,
+                int64_t *rowcount, struct bs_error *err);
+/* A table or index name a client's SQL may not create or write: the
+ * gateway's (entities, relationships, bistore_*) or SQLite's (sqlite_*). */
+bool sql_raw_reserved_name(const char *name);
+
 #endif

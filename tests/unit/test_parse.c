@@ -25,8 +25,17 @@ static void op_free(struct bs_op *op)
 {
     json_decref(op->properties);
     json_decref(op->metadata);
-    op->properties = op->metadata = NULL;
+    json_decref(op->parameters);
+    free(op->statement);
+    op->properties = op->metadata = op->parameters = NULL;
+    op->statement = NULL;
 }
+
+/* What a raw operation answers where raw statements are off, and whether
+ * the test at hand runs with them on. */
+static const struct bs_error raw_off = {
+    .code = BS_FORBIDDEN, .message = "raw statements are off", .op_index = -1};
+static bool raw_on;
 
 /* Parses text as operation index with prefix; the result is returned. */
 static bool parse_text(const char *text, size_t index, const char *prefix, struct bs_op *op,
@@ -34,7 +43,7 @@ static bool parse_text(const char *text, size_t index, const char *prefix, struc
 {
     json_t *obj = parse_json(text);
     bs_error_clear(err);
-    bool ok = parse_operation(obj, index, prefix, op, refs, err);
+    bool ok = parse_operation(obj, index, prefix, op, refs, raw_on ? NULL : &raw_off, err);
     json_decref(obj);
     return ok;
 }
@@ -256,7 +265,7 @@ Test(parse, not_an_object)
     struct bs_op op;
     struct bs_error err;
     bs_error_clear(&err);
-    cr_expect_not(parse_operation(arr, 4, "operations[4]", &op, NULL, &err));
+    cr_expect_not(parse_operation(arr, 4, "operations[4]", &op, NULL, &raw_off, &err));
     cr_expect_eq(err.code, BS_INVALID_REQUEST);
     cr_expect_eq(err.op_index, 4);
     cr_expect_str_eq(err.field, "operations[4]");
@@ -354,12 +363,12 @@ Test(parse, ref_resolves_to_earlier_create)
     cr_expect(is_uuid7(ops[0].id));
     cr_expect_str_eq(ops[2].source, ops[0].id, "{\"ref\": \"a\"} is the first op's id");
     cr_expect_str_eq(ops[2].target, "entity_9c1b");
-    cr_expect_eq(refs.ids.n, 2);
+    cr_expect_eq(refs.ops.n, 2);
     for (int i = 0; i < 3; i++)
         op_free(&ops[i]);
     refs_free(&refs);
-    cr_expect_eq(refs.ids.n, 0);
-    cr_expect_null(refs.ids.slots);
+    cr_expect_eq(refs.ops.n, 0);
+    cr_expect_null(refs.ops.slots);
 }
 
 Test(parse, ref_mixed_with_plain_id)
@@ -420,7 +429,7 @@ Test(parse, duplicate_ref_rejected)
     expect_ok("{\"op\": \"create_entity\", \"ref\": \"a\", \"type\": \"P\"}", &op, &refs);
     expect_bad("{\"op\": \"create_entity\", \"ref\": \"a\", \"type\": \"Q\"}", &refs,
                BS_INVALID_REQUEST, "operations[2].ref");
-    cr_expect_eq(refs.ids.n, 1, "the duplicate is not recorded");
+    cr_expect_eq(refs.ops.n, 1, "the duplicate is not recorded");
     op_free(&op);
     refs_free(&refs);
 }
@@ -439,7 +448,7 @@ Test(parse, bad_refs)
     snprintf(text, sizeof text, "{\"op\": \"create_entity\", \"ref\": \"%s\", \"type\": \"P\"}",
              longref);
     expect_bad(text, &refs, BS_INVALID_REQUEST, "operations[2].ref");
-    cr_expect_eq(refs.ids.n, 0);
+    cr_expect_eq(refs.ops.n, 0);
     refs_free(&refs);
 }
 
@@ -475,7 +484,7 @@ Test(parse, many_refs)
               "%s", err.message);
     cr_expect_str_eq(ops[N].source, "e0");
     cr_expect_str_eq(ops[N].target, "e39");
-    cr_expect_eq(refs.ids.n, N);
+    cr_expect_eq(refs.ops.n, N);
     for (int i = 0; i <= N; i++)
         op_free(&ops[i]);
     free(ops);
