@@ -5,6 +5,7 @@ static const struct route routes[] = {
     {"/healthz", "GET", handle_healthz, "healthz"},
     {"/readyz", "GET", handle_readyz, "readyz"},
     {"/openapi.yaml", "GET", handle_openapi, "openapi"},
+    {"/dashboard", "GET", handle_dashboard, "dashboard"},
     {"/v1/entities", "POST", handle_entity_create, "entities.create"},
     {"/v1/entities", "GET", handle_entity_list, "entities.list"},
     {"/v1/entities/*", "GET", handle_entity_get, "entities.get"},
