@@ -2,14 +2,16 @@
 # Installs what bistore needs to build, test and run, on a fresh Debian
 # machine (run as root, or with sudo available): the C libraries and tools
 # from Debian's packages, pytest and the Neo4j driver from PyPI when they are
-# missing, and the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
-# build). Safe to run again: it only installs what is missing.
+# missing, the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
+# build), and for the dashboard's browser test Debian's chromium with
+# playwright-core from npm (tests/browser, pinned by its package-lock.json).
+# Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev clang-format
-          sqlite3 maven default-jdk-headless python3 python3-pip curl)
+          sqlite3 maven default-jdk-headless python3 python3-pip curl chromium nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +19,9 @@ done
 # A preinstalled JDK or Maven outside dpkg is fine.
 if command -v java >/dev/null; then missing=("${missing[@]/default-jdk-headless}"); fi
 if command -v mvn >/dev/null; then missing=("${missing[@]/maven}"); fi
+# So is a Node.js that brings its own npm (NodeSource's nodejs does).
+if command -v node >/dev/null; then missing=("${missing[@]/nodejs}"); fi
+if command -v npm >/dev/null; then missing=("${missing[@]/npm}"); fi
 read -r -a missing <<<"${missing[*]}"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
@@ -36,5 +41,11 @@ pip_install() { # pip_install MODULE SPEC
 }
 pip_install pytest pytest
 pip_install neo4j 'neo4j==5.28.2'
+
+# playwright-core drives /usr/bin/chromium (it downloads no browser of its own).
+if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
+  echo "deps: installing tests/browser (npm ci)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 scripts/neo4j.sh build
