@@ -216,7 +216,10 @@ static enum bench_outcome request(struct bench_worker *w, int *kind)
     case W_READS: read = true; break;
     case W_MIXED: read = (long)(bench_random(&w->rng) % 100) < opt.read_percent; break;
     case W_CREATE: break;
-    case W_REFUSED: body = REFUSED_BODY; len = sizeof REFUSED_BODY - 1; break;
+    case W_REFUSED:
+        body = REFUSED_BODY;
+        len = sizeof REFUSED_BODY - 1;
+        break;
     case W_BATCH:
         url = transactions_url;
         body = batch_body;

@@ -12,9 +12,9 @@ extern const unsigned long bistore_dashboard_html_len;
 
 /* 'unsafe-inline' is the page's own inline script and style: it fetches
  * nothing else (connect-src 'self' is the /v1/stats poll). */
-#define DASHBOARD_CSP                                                                         \
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "             \
-    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "                \
+#define DASHBOARD_CSP                                                                              \
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "                  \
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "                     \
     "frame-ancestors 'none'"
 
 void handle_dashboard(struct app *app, const struct request *req, struct response *res)
