@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python packages: pytest for the tests, the Neo4j driver for the Python
+# Python packages: pytest (and prometheus_client) for the tests, the Neo4j driver for the Python
 # baseline of bench/perf.sh (its smoke runs in the test suite). Debian's own
 # python3 refuses pip outside a venv (PEP 668) unless told.
 pip_install() { # pip_install MODULE SPEC
@@ -41,6 +41,8 @@ pip_install() { # pip_install MODULE SPEC
 }
 pip_install pytest pytest
 pip_install neo4j 'neo4j==5.28.2'
+# prometheus_client's text parser reads GET /metrics in the tests.
+pip_install prometheus_client 'prometheus_client==0.21.1'
 
 # playwright-core drives /usr/bin/chromium (it downloads no browser of its own).
 if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
