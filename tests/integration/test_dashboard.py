@@ -108,8 +108,7 @@ def assert_shows_pct(text, fraction, what):
 
 
 def outcomes_of(window):
-    t = window.get("transactions", window)
-    return {k: t[k] for k in ("committed", "aborted", "failed")}
+    return {k: window[k] for k in ("committed", "aborted", "failed")}
 
 
 def assert_page_matches_its_stats(seen):
@@ -129,6 +128,9 @@ def assert_page_matches_its_stats(seen):
     o = outcomes_of(w)
     assert t["outcomes"] == f"{o['committed']} committed · {o['aborted']} aborted · {o['failed']} failed"
     assert t["pending-intents"] == str(stats["pending_intents"])
+    assert t["id-conflicts"] == str(w["id_conflicts"])
+    recon = stats["last_reconciliation"]
+    assert t["recon-findings"] == (str(recon["disagreements"]) if recon else "–")
     active = [a["name"] for a in stats["alerts"]]
     assert seen["alerts"] == active
     assert t["alerts-count"] == t["alerts-active"] == str(len(active))
@@ -183,12 +185,13 @@ def make_traffic(gw, proxy, neo4j):
 
 def test_dashboard_shows_stats_and_alerts(gateway_factory, proxy_factory, neo4j):
     proxy = proxy_factory()
-    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", "2000"])
+    gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-timeout-ms", "2000",
+                                                    "--alert-neo4j-seconds", "1"])
     make_traffic(gw, proxy, neo4j)
-    alerts = poll(lambda: (lambda a: a if {"neo4j_unreachable", "reconciliation_findings"}
-                           <= {x["name"] for x in a} else None)(gw.get("/v1/alerts").json["active"]),
-                  30, interval=0.2, what="the neo4j_unreachable and reconciliation alerts")
-    names = sorted(a["name"] for a in alerts)
+    expected = {"neo4j_unreachable", "reconciliation_disagreement"}
+    poll(lambda: expected <= {a["name"] for a in gw.get("/v1/alerts").json["active"]}, 30,
+         interval=0.2, what=f"the alerts {expected}")
+    names = sorted(expected)
 
     seen = open_page(gw, artifact("dashboard.png"), "--renders", "2",
                      *[x for n in names for x in ("--wait-alert", n)])
@@ -203,6 +206,9 @@ def test_dashboard_shows_stats_and_alerts(gateway_factory, proxy_factory, neo4j)
     stats = seen["stats"]
     assert outcomes_of(stats["windows"]["15m"]) == \
         {"committed": COMMITTED, "aborted": ABORTED, "failed": FAILED}, stats["windows"]["15m"]
+    assert stats["windows"]["15m"]["transactions"] == COMMITTED + ABORTED + FAILED
+    assert stats["windows"]["15m"]["id_conflicts"] == 1  # the 409
+    assert stats["neo4j_up"] is False and seen["texts"]["neo4j"] == "neo4j down"
     assert stats["windows"]["15m"]["success_rate"] == pytest.approx(
         COMMITTED / (COMMITTED + ABORTED + FAILED)), stats["windows"]["15m"]
     assert stats["pending_intents"] == 0
@@ -214,7 +220,7 @@ def test_dashboard_shows_stats_and_alerts(gateway_factory, proxy_factory, neo4j)
     # 4. The alerts stand out: the banner is shown, red, names and messages in it.
     assert seen["banner_visible"] and set(names) <= set(seen["alerts"]), seen["alerts"]
     assert seen["texts"]["status"] == "alert" and "alert" in seen["classes"]["status"]
-    for a in alerts:
+    for a in stats["alerts"]:
         text = seen["alert_texts"][seen["alerts"].index(a["name"])]
         assert a["message"] in text, (a, text)
     assert seen["title"].startswith(f"({len(seen['alerts'])}) ALERT")
