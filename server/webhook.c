@@ -24,6 +24,7 @@ struct webhook {
     json_t **queue; /* a ring of cap events */
     size_t head, n;
     bool stopping;
+    atomic_bool abort; /* stopping, for the transfer under way */
     pthread_t thread;
 };
 
@@ -32,6 +33,19 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
     (void)ptr;
     (void)userdata;
     return size * nmemb;
+}
+
+/* libcurl's progress callback (about once a second at least, also while
+ * the receiver is silent): a non-zero answer ends the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    struct webhook *w = arg;
+    return atomic_load(&w->abort) ? 1 : 0;
 }
 
 /* One attempt: true when the receiver answered 2xx. */
@@ -47,12 +61,17 @@ static bool post(struct webhook *w, CURL *curl, const char *text)
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     CURLcode rc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
-    if (rc != CURLE_OK)
+    if (rc == CURLE_ABORTED_BY_CALLBACK)
+        log_info("alert webhook: shutting down: an event not delivered");
+    else if (rc != CURLE_OK)
         log_warn("alert webhook: %s", curl_easy_strerror(rc));
     else if (status < 200 || status >= 300)
         log_warn("alert webhook: the receiver answered HTTP %ld", status);
@@ -172,6 +191,7 @@ void webhook_stop(struct webhook *w)
         return;
     pthread_mutex_lock(&w->lock);
     w->stopping = true;
+    atomic_store(&w->abort, true);
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
