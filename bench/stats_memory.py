@@ -86,7 +86,7 @@ def load(url, count, clients):
 
 
 def counted(url):
-    """What /v1/stats says it counted (None when it has no such figure)."""
+    """GET /v1/stats (None when it does not answer)."""
     try:
         stats = get_json(url + "/v1/stats")
     except OSError:
@@ -157,8 +157,13 @@ def main():
         if r1["ok"] + r2["ok"] != total:
             raise RuntimeError(f"{r1['ok'] + r2['ok']} requests answered 400, expected {total}")
         stats = counted(url)
-        if stats is not None:
-            say("GET /v1/stats 15m window: " + json.dumps((stats.get("windows") or {}).get("15m")))
+        window = ((stats or {}).get("windows") or {}).get("15m")
+        say("GET /v1/stats 15m window: " + json.dumps(window))
+        # Every request went through the counting (a write refused with 400
+        # is an aborted transaction), or the figure above says nothing.
+        if not window or window.get("aborted") != total:
+            raise RuntimeError(f"/v1/stats counted {window and window.get('aborted')} aborted "
+                               f"transactions in 15 minutes, expected {total}")
         result = {"first": first, "total": total, "rss_first_kib": rss1, "rss_total_kib": rss2,
                   "growth_kib": rss2 - rss1, "peak_kib": hwm, "requests_per_s": round((total - first) / took)}
         say("RESULT " + json.dumps(result))
