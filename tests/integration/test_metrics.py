@@ -78,7 +78,9 @@ def scripted_mix(gw, neo4j):
 @pytest.mark.neo4j_restart
 def test_metrics_and_stats_count_the_scripted_mix(gateway_factory, neo4j):
     neo4j.require_control()
-    gw = gateway_factory(args=["--neo4j-timeout-ms", "2000", "--validate-interval", "0"])
+    # the default Neo4j timeout (5 s): the relationship's new type makes a
+    # constraint first, which can take seconds on a busy machine
+    gw = gateway_factory(args=["--validate-interval", "0"])
     # the gateway's own start (recovery) is not a transaction
     assert transactions(scrape(gw)) == {"committed": 0, "aborted": 0, "failed": 0}
     want, statuses = scripted_mix(gw, neo4j)
@@ -126,7 +128,7 @@ def test_metrics_and_stats_count_the_scripted_mix(gateway_factory, neo4j):
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"], lat
         assert w["id_conflicts"] == 1
         assert w["rollbacks"] >= 0 and w["rollback_rate"] is not None
-    # the 503s took the Neo4j timeout (2 s) at most once each: p99 is one of them
+    # the first 503 waited for the Neo4j timeout (5 s): p99 is that one
     assert s["windows"]["1m"]["latency_ms"]["p99"] >= 1000
     assert s["pending_intents"] == 0 and s["oldest_pending_s"] == 0
     assert s["last_reconciliation"] is None
