@@ -1,7 +1,7 @@
 /*
  * bench_load: drives a running bistore gateway over HTTP and measures it.
  *
- *   bench_load --url http://127.0.0.1:PORT --workload create|batch|mixed|reads
+ *   bench_load --url http://127.0.0.1:PORT --workload create|batch|mixed|reads|refused
  *              [--clients N] [--duration S | --count N] [--warmup S]
  *              [--ids N] [--read-percent P] [--entities N] [--relationships N]
  *              [--cpu-pid LABEL:PID]... [--system NAME] [--timeout-ms MS]
@@ -13,11 +13,16 @@
  *           by {"ref": ...} (1,000 and 5,000 by default);
  *   mixed   --read-percent (80) GET /v1/entities/{id} of existing ids, the
  *           rest creates;
- *   reads   GET /v1/entities/{id} only.
+ *   reads   GET /v1/entities/{id} only;
+ *   refused POST /v1/entities of an invalid type, which the gateway refuses
+ *           with 400 before any store is touched (an aborted transaction
+ *           in its counts): a cheap request through the stats counting
+ *           (bench/stats_memory.py). Here the 400 is the success.
  * mixed and reads first list up to --ids (10,000) existing Person ids with
  * GET /v1/entities?type=Person.
  *
- * Any non-2xx answer (or no answer) is an error; the first few are printed.
+ * Any non-2xx answer (refused: any answer but 400), or no answer, is an error;
+ * the first few are printed.
  * --cpu-pid samples another process's CPU time (the gateway, Neo4j) over the
  * measured part. Output: see bench/bench_common.h. Exit status 0 when at
  * least one request succeeded and none failed, 1 otherwise.
@@ -29,7 +34,7 @@
 
 #include "bench/bench_common.h"
 
-enum workload { W_CREATE, W_BATCH, W_MIXED, W_READS };
+enum workload { W_CREATE, W_BATCH, W_MIXED, W_READS, W_REFUSED };
 
 struct options {
     struct bench_run_options run;
@@ -38,6 +43,9 @@ struct options {
     const char *workload_name;
     long ids, read_percent, entities, relationships;
 };
+
+/* The refused workload's body: "1nvalid" is no type (400 invalid_request). */
+#define REFUSED_BODY "{\"type\":\"1nvalid\",\"properties\":{}}"
 
 /* The kinds of request bench_run measures apart (mixed). */
 enum { KIND_READ, KIND_WRITE };
@@ -208,6 +216,10 @@ static enum bench_outcome request(struct bench_worker *w, int *kind)
     case W_READS: read = true; break;
     case W_MIXED: read = (long)(bench_random(&w->rng) % 100) < opt.read_percent; break;
     case W_CREATE: break;
+    case W_REFUSED:
+        body = REFUSED_BODY;
+        len = sizeof REFUSED_BODY - 1;
+        break;
     case W_BATCH:
         url = transactions_url;
         body = batch_body;
@@ -229,7 +241,7 @@ static enum bench_outcome request(struct bench_worker *w, int *kind)
     long status;
     int rc = http_request(&c->http, url, read ? NULL : body, len, &status);
     *kind = read ? KIND_READ : KIND_WRITE;
-    if (rc == 0 && status >= 200 && status < 300)
+    if (rc == 0 && (opt.workload == W_REFUSED ? status == 400 : status >= 200 && status < 300))
         return BENCH_OK;
     errors_note(read ? "GET entity" : url, status,
                 rc == 0 ? buf_str(&c->http.body) : c->http.error);
@@ -239,7 +251,7 @@ static enum bench_outcome request(struct bench_worker *w, int *kind)
 /* ---- the command line ---- */
 
 static const char usage[] =
-    "usage: bench_load --url URL --workload create|batch|mixed|reads\n"
+    "usage: bench_load --url URL --workload create|batch|mixed|reads|refused\n"
     "       [--clients N] [--duration S | --count N] [--warmup S] [--ids N]\n"
     "       [--read-percent P] [--entities N] [--relationships N]\n"
     "       [--cpu-pid LABEL:PID]... [--system NAME] [--timeout-ms MS]\n";
@@ -265,13 +277,13 @@ static int parse_args(int argc, char **argv)
     int rc = bench_parse_args("bench_load", usage, argc, argv, options);
     if (rc != 0)
         return rc;
-    static const char *const names[] = {"create", "batch", "mixed", "reads"};
-    for (int w = 0; opt.workload_name && w < 4; w++)
+    static const char *const names[] = {"create", "batch", "mixed", "reads", "refused"};
+    for (int w = 0; opt.workload_name && w < 5; w++)
         if (strcmp(opt.workload_name, names[w]) == 0) {
             opt.workload = (enum workload)w;
             return opt.url ? 0 : (fprintf(stderr, "bench_load: --url is needed\n%s", usage), -1);
         }
-    fprintf(stderr, "bench_load: --workload create|batch|mixed|reads is needed\n%s", usage);
+    fprintf(stderr, "bench_load: --workload create|batch|mixed|reads|refused is needed\n%s", usage);
     return -1;
 }
 

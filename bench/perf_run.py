@@ -122,10 +122,10 @@ class Run:
         return [[d["row"] for d in r["data"]] for r in data["results"]]
 
     # ---- the gateway
-    def start_gateway(self, sqlite_path, wait_ready=True):
+    def start_gateway(self, sqlite_path, wait_ready=True, binary=None):
         self.gateway_log = self.work / "gateway.log"
         logf = open(self.gateway_log, "ab")
-        cmd = [str(self.build / "bistore"), "serve", "--listen", "127.0.0.1:0", "--sqlite",
+        cmd = [str(binary or self.build / "bistore"), "serve", "--listen", "127.0.0.1:0", "--sqlite",
                str(sqlite_path), "--neo4j-url", self.neo4j_url, "--validate-interval", "0",
                "--log-level", "warn", "--neo4j-timeout-ms", str(NEO4J_TIMEOUT_MS)]
         start = time.monotonic()
@@ -315,6 +315,25 @@ class Run:
 
 
 # ------------------------------------------------------------------ phases
+
+
+def phase_metrics(run, db):
+    """The cost of counting (issue 11): this build's gateway against a
+    baseline binary without metrics (--baseline-bin, e.g. main's), the same
+    creates at 1 and 32 clients, alternating A B A B on fresh stores so
+    drift (Neo4j's JIT, the other tenants of the machine) hits both."""
+    base = run.args.baseline_bin
+    if not base:
+        run.notes.append("metrics phase skipped: no --baseline-bin")
+        return
+    run.stop_gateway()
+    for rnd in (1, 2):
+        for name, binary in (("metrics", None), ("baseline", base)):
+            run.start_gateway(run.work / f"metrics-{name}-{rnd}.db", binary=binary)
+            for c in (1, 32):
+                run.bench_load("create", c, label=f"{name} create c={c} round {rnd}")
+            run.stop_gateway()
+    run.start_gateway(db)
 
 
 def phase_uuid(run):
@@ -693,7 +712,9 @@ def main():
     ap.add_argument("--build", default=str(REPO / "build"))
     ap.add_argument("--smoke", action="store_true", help="everything tiny (CI: does it work?)")
     ap.add_argument("--only", default="uuid,creates,replay,reads,batches",
-                    help="comma-separated phases")
+                    help="comma-separated phases (also: metrics, with --baseline-bin)")
+    ap.add_argument("--baseline-bin", help="a bistore binary to compare this build's with "
+                    "(the metrics phase), e.g. one built from main")
     args = ap.parse_args()
     run = Run(args)
     phases = set(args.only.split(","))
@@ -723,6 +744,8 @@ def main():
         phase_warmup(run)
         if "creates" in phases:
             phase_creates(run)
+        if "metrics" in phases:
+            phase_metrics(run, db)
         if "replay" in phases:
             phase_replay(run, db)
         if "reads" in phases:

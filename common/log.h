@@ -19,6 +19,23 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_ALWAYS };
 
 void log_set_level(enum log_level level);
+
+/*
+ * LOG_TEXT: the lines above. LOG_JSON: one JSON object per line,
+ * {"time", "level" ("debug" | "info" | "warn" | "error"), "request_id"
+ * (when there is one), "msg"}, and for a request (log_request) also
+ * "method", "route", "path", "status", "duration_ms" and "tx_id" (when
+ * there is one). Strings are JSON-escaped; a line is one line whatever a
+ * client sends.
+ */
+enum log_format { LOG_TEXT, LOG_JSON };
+void log_set_format(enum log_format format);
+enum log_format log_get_format(void);
+
+/* The line of one answered HTTP request. route: the route's name or
+ * "unmatched"; tx_id may be NULL. */
+void log_request(enum log_level level, const char *rid, const char *method, const char *route,
+                 const char *path, unsigned status, double duration_ms, const char *tx_id);
 /* rid: the request id the line belongs to, or NULL. */
 void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -12,7 +12,12 @@
 void handle_healthz(struct app *app, const struct request *req, struct response *res);
 void handle_readyz(struct app *app, const struct request *req, struct response *res);
 void handle_openapi(struct app *app, const struct request *req, struct response *res);
+void handle_metrics(struct app *app, const struct request *req, struct response *res);
+void handle_stats(struct app *app, const struct request *req, struct response *res);
+void handle_alerts(struct app *app, const struct request *req, struct response *res);
 void handle_ids(struct app *app, const struct request *req, struct response *res);
+/* GET /dashboard (handlers/dashboard.c) */
+void handle_dashboard(struct app *app, const struct request *req, struct response *res);
 
 void handle_entity_create(struct app *app, const struct request *req, struct response *res);
 void handle_entity_list(struct app *app, const struct request *req, struct response *res);

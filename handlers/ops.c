@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "common/ids.h"
+#include "common/metrics.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "stores/bistore.h"
@@ -66,9 +67,10 @@ void handle_ids(struct app *app, const struct request *req, struct response *res
             }
         }
         json_t *answer = ids ? json_pack("{s:o}", "ids", ids) : NULL;
-        if (answer)
+        if (answer) {
+            metrics_ids_generated((uint64_t)count);
             reply_json(res, 200, answer);
-        else
+        } else
             reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
     }
     json_decref(body);

@@ -2,8 +2,10 @@
 # Installs what bistore needs to build, test and run, on a fresh Debian
 # machine (run as root, or with sudo available): the C libraries and tools
 # from Debian's packages, pytest and the Neo4j driver from PyPI when they are
-# missing, and the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
-# build). Safe to run again: it only installs what is missing.
+# missing, the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
+# build), and for the dashboard's browser test Debian's chromium with
+# playwright-core from npm (tests/browser, pinned by its package-lock.json).
+# Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,10 +13,12 @@ packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjans
           libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev clang-format
           sqlite3 maven default-jdk-headless python3 python3-pip python3-yaml curl
           systemd man-db groff-base
-          buildah podman debootstrap)
+          buildah podman debootstrap
+          chromium nodejs npm)
 # systemd for systemd-analyze (the unit is verified), man-db and groff-base
 # for the man page; buildah, podman and debootstrap for the container check
-# (scripts/container-check.sh builds and runs docker/Dockerfile's image).
+# (scripts/container-check.sh builds and runs docker/Dockerfile's image);
+# chromium, nodejs and npm for the dashboard's browser test (tests/browser).
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qE "install ok (installed|triggers-)" || missing+=("$p")
@@ -22,6 +26,9 @@ done
 # A preinstalled JDK or Maven outside dpkg is fine.
 if command -v java >/dev/null; then missing=("${missing[@]/default-jdk-headless}"); fi
 if command -v mvn >/dev/null; then missing=("${missing[@]/maven}"); fi
+# So is a Node.js that brings its own npm (NodeSource's nodejs does).
+if command -v node >/dev/null; then missing=("${missing[@]/nodejs}"); fi
+if command -v npm >/dev/null; then missing=("${missing[@]/npm}"); fi
 read -r -a missing <<<"${missing[*]}"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
@@ -33,7 +40,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >/dev/null
 fi
 
-# Python packages: pytest for the tests, the Neo4j driver for the Python
+# Python packages: pytest (and prometheus_client) for the tests, the Neo4j driver for the Python
 # baseline of bench/perf.sh (its smoke runs in the test suite). Debian's own
 # python3 refuses pip outside a venv (PEP 668) unless told.
 pip_install() { # pip_install MODULE SPEC
@@ -43,5 +50,13 @@ pip_install() { # pip_install MODULE SPEC
 }
 pip_install pytest pytest
 pip_install neo4j 'neo4j==5.28.2'
+# prometheus_client's text parser reads GET /metrics in the tests.
+pip_install prometheus_client 'prometheus_client==0.21.1'
+
+# playwright-core drives /usr/bin/chromium (it downloads no browser of its own).
+if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
+  echo "deps: installing tests/browser (npm ci)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 scripts/neo4j.sh build

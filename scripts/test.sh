@@ -107,6 +107,8 @@ run_smoke() { # run_smoke LABEL COMMAND...
 }
 run_smoke perf bench/perf.sh --smoke
 run_smoke reconciliation bench/recon.sh --smoke
+# The fixed-memory check writes nothing to Neo4j (every request is refused).
+run_smoke stats-memory env NEO4J_URL="$BISTORE_TEST_NEO4J_URL" bench/stats_memory.py --smoke
 
 echo "== suite took $((SECONDS - start)) s"
 [ -z "$skipped" ] || echo "SKIPPED (not counted as passed):$skipped"

@@ -50,7 +50,21 @@ static const char usage[] =
     "                              (none; '*': any name, the check is off)\n"
     "  --allow-raw-statements      accept raw \"cypher\" and \"sql\" operations in\n"
     "                              POST /v1/transactions (off: 403 forbidden)\n"
-    "  --log-level LEVEL           debug, info, warn or error (info)\n";
+    "  --log-level LEVEL           debug, info, warn or error (info)\n"
+    "  --log-format FORMAT         text, json, or auto: json unless stderr is a\n"
+    "                              terminal (auto)\n"
+    "alerts (GET /v1/alerts; evaluated once a second):\n"
+    "  --alert-failure-rate R      failed/transactions over the window above R (0.01)\n"
+    "  --alert-failure-window S    the window of the failure rate and of ID conflicts (300)\n"
+    "  --alert-failure-min N       failures the window needs before the rate counts (5)\n"
+    "  --alert-id-conflicts N      ID conflicts in the window that fire (1)\n"
+    "  --alert-recovery-seconds S  recovery (not ready) longer than S (30)\n"
+    "  --alert-pending-seconds S   intents pending longer than S (60)\n"
+    "  --alert-neo4j-seconds S     Neo4j unreachable for S seconds (5)\n"
+    "  --alert-webhook URL         POST each alert that fires or resolves (JSON) here\n"
+    "  --alert-webhook-queue N     events waiting at most; the oldest dropped (64)\n"
+    "  --alert-webhook-retries N   attempts after the first, with backoff (3)\n"
+    "  --alert-webhook-timeout-ms MS  timeout of each attempt (2000)\n";
 
 const char *config_usage(void)
 {
@@ -206,6 +220,26 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "allowed-hosts") == 0)
         return copy(cfg->allowed_hosts, sizeof cfg->allowed_hosts, value, "--allowed-hosts", msg,
                     cap);
+    if (strcmp(flag, "log-format") == 0) {
+        if (strcmp(value, "auto") != 0 && strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+            return fail(msg, cap, "--log-format: '%s' is not auto, text or json", value);
+        return copy(cfg->log_format, sizeof cfg->log_format, value, "--log-format", msg, cap);
+    }
+    if (strcmp(flag, "alert-webhook") == 0) {
+        if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+            return fail(msg, cap, "--alert-webhook: '%s' is not an http(s) URL", value);
+        return copy(cfg->alert_webhook, sizeof cfg->alert_webhook, value, "--alert-webhook", msg,
+                    cap);
+    }
+    if (strcmp(flag, "alert-failure-rate") == 0) {
+        char *end;
+        errno = 0;
+        double r = strtod(value, &end);
+        if (errno || end == value || *end || !(r >= 0 && r <= 1))
+            return fail(msg, cap, "--alert-failure-rate: '%s' is not a number in 0..1", value);
+        cfg->alert_failure_rate = r;
+        return 0;
+    }
     if (strcmp(flag, "insecure-no-auth") == 0)
         return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
     if (strcmp(flag, "allow-raw-statements") == 0)
@@ -227,6 +261,44 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         if (parse_size(value, "--validate-interval", 0, 31 * 86400, &v, msg, cap) != 0)
             return -1;
         cfg->validate_interval_s = (unsigned)v;
+        return 0;
+    }
+    struct {
+        const char *name;
+        unsigned *dest;
+        size_t min, max;
+    } const secs[] = {
+        {"alert-failure-window", &cfg->alert_failure_window_s, 1, 900},
+        {"alert-recovery-seconds", &cfg->alert_recovery_s, 1, 86400},
+        {"alert-pending-seconds", &cfg->alert_pending_s, 1, 86400},
+        {"alert-neo4j-seconds", &cfg->alert_neo4j_s, 0, 86400},
+    };
+    for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
+        if (strcmp(flag, secs[i].name) != 0)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "--%s", secs[i].name);
+        if (parse_size(value, name, secs[i].min, secs[i].max, &v, msg, cap) != 0)
+            return -1;
+        *secs[i].dest = (unsigned)v;
+        return 0;
+    }
+    if (strcmp(flag, "alert-failure-min") == 0)
+        return parse_size(value, "--alert-failure-min", 1, 1000000, &cfg->alert_failure_min, msg,
+                          cap);
+    if (strcmp(flag, "alert-id-conflicts") == 0)
+        return parse_size(value, "--alert-id-conflicts", 1, 1000000, &cfg->alert_id_conflicts, msg,
+                          cap);
+    if (strcmp(flag, "alert-webhook-queue") == 0)
+        return parse_size(value, "--alert-webhook-queue", 1, 10000, &cfg->alert_webhook_queue, msg,
+                          cap);
+    if (strcmp(flag, "alert-webhook-retries") == 0)
+        return parse_size(value, "--alert-webhook-retries", 0, 10, &cfg->alert_webhook_retries, msg,
+                          cap);
+    if (strcmp(flag, "alert-webhook-timeout-ms") == 0) {
+        if (parse_size(value, "--alert-webhook-timeout-ms", 100, 60000, &v, msg, cap) != 0)
+            return -1;
+        cfg->alert_webhook_timeout_ms = (long)v;
         return 0;
     }
     if (strcmp(flag, "neo4j-timeout-ms") == 0) {
@@ -255,7 +327,19 @@ static const char *const env_flags[] = {"listen",
                                         "validate-interval",
                                         "allowed-hosts",
                                         "max-relationship-types",
-                                        "allow-raw-statements"};
+                                        "allow-raw-statements",
+                                        "log-format",
+                                        "alert-failure-rate",
+                                        "alert-failure-window",
+                                        "alert-failure-min",
+                                        "alert-id-conflicts",
+                                        "alert-recovery-seconds",
+                                        "alert-pending-seconds",
+                                        "alert-neo4j-seconds",
+                                        "alert-webhook",
+                                        "alert-webhook-queue",
+                                        "alert-webhook-retries",
+                                        "alert-webhook-timeout-ms"};
 
 static void defaults(struct config *cfg)
 {
@@ -273,6 +357,17 @@ static void defaults(struct config *cfg)
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;
+    snprintf(cfg->log_format, sizeof cfg->log_format, "auto");
+    cfg->alert_failure_rate = 0.01;
+    cfg->alert_failure_window_s = 300;
+    cfg->alert_failure_min = 5;
+    cfg->alert_id_conflicts = 1;
+    cfg->alert_recovery_s = 30;
+    cfg->alert_pending_s = 60;
+    cfg->alert_neo4j_s = 5;
+    cfg->alert_webhook_queue = 64;
+    cfg->alert_webhook_retries = 3;
+    cfg->alert_webhook_timeout_ms = 2000;
 }
 
 int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t cap)

@@ -33,6 +33,19 @@ struct config {
     char allowed_hosts[1024];
     bool allow_raw_statements; /* raw cypher/sql operations (else 403) */
     char log_level[16];
+    char log_format[8]; /* auto (json unless stderr is a terminal) | text | json */
+    /* alerts (server/monitor.c) */
+    double alert_failure_rate;       /* failed / transactions over the window */
+    unsigned alert_failure_window_s; /* the window of failure_rate and id_conflicts */
+    size_t alert_failure_min;        /* failures the window needs before the rate counts */
+    size_t alert_id_conflicts;       /* conflicts in the window that fire */
+    unsigned alert_recovery_s;       /* recovery slower than this */
+    unsigned alert_pending_s;        /* an intent pending longer than this */
+    unsigned alert_neo4j_s;          /* Neo4j unreachable for this long */
+    char alert_webhook[512];         /* POST alert events here; "": none */
+    size_t alert_webhook_queue;      /* events waiting at most (the oldest dropped) */
+    size_t alert_webhook_retries;    /* attempts after the first */
+    long alert_webhook_timeout_ms;   /* per attempt */
     /* check and repair */
     bool deep;
     char policy[16]; /* sqlite_wins | neo4j_wins */

@@ -13,6 +13,7 @@
 #include "common/ids.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timeutil.h"
 #include "handlers/handlers.h"
 #include "handlers/http/errors.h"
@@ -36,6 +37,7 @@ struct req_ctx {
     bool too_big;
     bool seen; /* on_request has had its first call */
     int64_t started_ms;
+    int64_t started_us;
     /* The path as the client sent it, still percent-encoded (the query cut
      * off): the router splits it and decodes each segment with its length. */
     char *path;
@@ -68,6 +70,10 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
         len = b.len;
         text = buf_steal(&b);
         r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    } else if (res->text) {
+        text = res->text;
+        res->text = NULL;
+        r = MHD_create_response_from_buffer(res->raw_len, text, MHD_RESPMEM_MUST_FREE);
     } else {
         r = MHD_create_response_from_buffer(res->raw_len, (void *)res->raw, MHD_RESPMEM_PERSISTENT);
     }
@@ -128,6 +134,7 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
     ctx->path[n] = '\0';
     buf_init(&ctx->body, srv->max_body_bytes);
     ctx->started_ms = time_monotonic_ms();
+    ctx->started_us = metrics_now_us();
     return ctx;
 }
 
@@ -153,6 +160,23 @@ static const char *query_with_nul(struct MHD_Connection *conn)
     return bad;
 }
 
+/* The metrics of one answered request (common/metrics.h). */
+static void count_request(const struct request *req, const struct response *res, int64_t took_us)
+{
+    metrics_http(req->route_index >= 0 ? (size_t)req->route_index : METRICS_ROUTE_UNMATCHED,
+                 res->status);
+    if (!req->write_tx)
+        return;
+    metrics_transaction(res->status, took_us > 0 ? (uint64_t)took_us : 0);
+    if (res->status == 409) {
+        const char *code =
+            json_string_value(json_object_get(json_object_get(res->body, "error"), "code"));
+        if (code &&
+            (strcmp(code, "entity_exists") == 0 || strcmp(code, "relationship_exists") == 0))
+            metrics_id_conflict();
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -174,6 +198,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             char msg[128];
             snprintf(msg, sizeof msg, "the body is larger than %zu bytes", limit);
             log_warn("%s %s: 413, Content-Length %s over %zu", method, path, cl, limit);
+            struct request req = {.method = method, .path = path, .route_index = -1};
+            struct response res = {.status = 413};
+            const struct route *r =
+                router_match(&handlers_routes, method, path, req.args, &req.n_args);
+            if (r) {
+                req.route_index = (long)(r - handlers_routes.routes);
+                req.write_tx = r->write_tx;
+            }
+            count_request(&req, &res, metrics_now_us() - ctx->started_us);
             return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
         }
         return MHD_YES;
@@ -195,6 +228,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ids_uuid7(rid);
 
     struct response res = {0};
+    struct request req = {
+        .method = method,
+        .path = path,
+        .body = ctx->body.len ? buf_str(&ctx->body) : NULL,
+        .body_len = ctx->body.len,
+        .max_json_values = srv->max_json_values,
+        .max_json_containers = srv->max_json_containers,
+        .rid = rid,
+        .lookup = lookup,
+        .lookup_ctx = conn,
+        .route_index = -1,
+    };
     const char *nul_in = query_with_nul(conn);
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (!hosts_allowed(srv->allowed_hosts, host)) {
@@ -209,28 +254,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      "query parameter '%s' holds a NUL byte (%%00), which no parameter may",
                      nul_in);
     } else {
-        struct request req = {
-            .method = method,
-            .path = path,
-            .body = ctx->body.len ? buf_str(&ctx->body) : NULL,
-            .body_len = ctx->body.len,
-            .max_json_values = srv->max_json_values,
-            .max_json_containers = srv->max_json_containers,
-            .rid = rid,
-            .lookup = lookup,
-            .lookup_ctx = conn,
-        };
         handlers_dispatch(srv->app, &req, &res);
     }
     if (res.status == 0) { /* a handler that answered nothing is our bug */
         log_msg(LOG_ERROR, rid, "%s %s: handler queued no response", method, path);
         reply_errorf(&res, BS_STORAGE_ERROR, NULL, "internal error");
     }
-    int64_t took = time_monotonic_ms() - ctx->started_ms;
-    log_msg(res.status >= 500   ? LOG_ERROR
-            : res.status >= 400 ? LOG_WARN
-                                : LOG_INFO,
-            rid, "%s %s -> %u (%lld ms)", method, path, res.status, (long long)took);
+    int64_t took_us = metrics_now_us() - ctx->started_us;
+    count_request(&req, &res, took_us);
+    const char *tx_id = json_string_value(json_object_get(res.body, "tx_id"));
+    log_request(res.status >= 500   ? LOG_ERROR
+                : res.status >= 400 ? LOG_WARN
+                                    : LOG_INFO,
+                rid, method, req.route_name ? req.route_name : "unmatched", path, res.status,
+                (double)took_us / 1000.0, tx_id);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;

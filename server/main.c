@@ -13,13 +13,21 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timeutil.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/monitor.h"
 #include "stores/bistore.h"
 
 static void set_log_level(const struct config *cfg)
 {
+    /* auto: people read a terminal, log shippers read a gateway's stderr
+     * elsewhere; the tools (check, repair, resolve) talk to people: text */
+    if (strcmp(cfg->log_format, "json") == 0 ||
+        (strcmp(cfg->log_format, "auto") == 0 && cfg->command == CMD_SERVE &&
+         !isatty(STDERR_FILENO)))
+        log_set_format(LOG_JSON);
     if (strcmp(cfg->log_level, "debug") == 0)
         log_set_level(LOG_DEBUG);
     else if (strcmp(cfg->log_level, "warn") == 0)
@@ -409,10 +417,12 @@ static int serve(const struct config *given)
         curl_global_cleanup();
         return 1;
     }
+    struct monitor *monitor = monitor_start(store, cfg);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     log_info("signal %d: shutting down", sig);
     http_stop(http);
+    monitor_stop(monitor);
     bistore_close(store);
     curl_global_cleanup();
     log_info("stopped");
@@ -423,6 +433,7 @@ int main(int argc, char **argv)
 {
     static struct config cfg;
     char msg[512];
+    metrics_init();
     if (config_parse(argc, argv, &cfg, msg, sizeof msg) != 0) {
         fprintf(stderr, "bistore: %s\n", msg);
         return 2;

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 const char *request_header(const struct request *req, const char *name)
 {
@@ -36,4 +37,6 @@ void response_free(struct response *res)
 {
     json_decref(res->body);
     res->body = NULL;
+    free(res->text);
+    res->text = NULL;
 }

@@ -8,6 +8,7 @@
 #define BISTORE_REQUEST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* What the handlers share (handlers/app.h); opaque here: this layer knows
@@ -37,6 +38,11 @@ struct request {
      * 1 to 3 in the text); 0: no limit. */
     size_t max_json_values, max_json_containers;
     const char *rid; /* the request id (X-Request-Id) */
+    /* Set by router_dispatch: the matched route's index in its table (-1:
+     * none), its name, and whether it is a write transaction. */
+    long route_index;
+    const char *route_name;
+    bool write_tx;
     /* Header and query lookups; a query value is whole (server/http.c
      * answers 400 before dispatch when one holds a NUL). */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
@@ -50,7 +56,8 @@ struct response {
     json_t *body;    /* JSON body (owned), or NULL */
     const char *raw; /* or a static body of another type */
     size_t raw_len;
-    const char *content_type; /* for raw */
+    char *text;               /* or an owned body of another type (raw_len bytes, free()d) */
+    const char *content_type; /* for raw and text */
     size_t n_headers;
     struct {
         char name[32];

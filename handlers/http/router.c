@@ -87,6 +87,9 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
     }
     const struct route *r = router_match(table, req->method, req->path, req->args, &req->n_args);
     if (r) {
+        req->route_index = (long)(r - table->routes);
+        req->route_name = r->name;
+        req->write_tx = r->write_tx;
         /* The handler sees each argument decoded, with its length; a segment
          * is no longer than the URL, so it always fits. */
         for (size_t i = 0; i < req->n_args; i++) {

@@ -19,6 +19,7 @@ struct route {
     const char *method;
     handler_fn handler;
     const char *name; /* for logs and metrics: "entities.create" */
+    bool write_tx;    /* a write transaction (counted in bistore_transactions_total) */
 };
 
 struct route_table {

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "common/json_text.h"
+#include "common/metrics.h"
 #include "stores/engine/fault.h"
 
 static enum step commit_together(struct engine *e, struct commit_item *items, size_t n);
@@ -55,6 +56,7 @@ static void record_aborted(struct engine *e, const char *tx_id, const struct bs_
 
 void commit_group(struct engine *e, struct commit_item *items, size_t n)
 {
+    metrics_group(n);
     for (size_t i = 0; i < n; i++) {
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);
@@ -459,6 +461,7 @@ void group_end(struct group *g, enum step outcome)
 {
     struct engine *e = g->e;
     if (outcome == STEP_FAILED || outcome == STEP_RETRY_ALONE) {
+        metrics_rollback();
         /* A Neo4j transaction whose DELETE fails stays recorded; the writer
          * rolls it back before the next transaction. */
         neo4j_tx_abandon(e, &g->tx);

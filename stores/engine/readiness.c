@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/metrics.h"
 #include "common/timeutil.h"
 #include "stores/engine/internal.h"
 #include "stores/sqlite/testvfs.h"
@@ -28,9 +29,11 @@ void readiness_set(struct engine *e, bool ready, const char *reason_fmt, ...)
     pthread_mutex_unlock(&e->lock);
     if (was != ready) {
         if (ready) {
+            metrics_recovery_end();
             log_info("ready: accepting writes");
             testvfs_hit("ready");
         } else {
+            metrics_recovery_begin();
             log_warn("not ready: %s", e->reason);
         }
     }

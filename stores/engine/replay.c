@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/background.h"
+#include "common/metrics.h"
 #include "stores/engine/internal.h"
 
 /* Intents replayed together in one Neo4j transaction, at most. */
@@ -281,6 +282,7 @@ static int replay_wait(struct engine *e, struct replay_send *s, struct bs_error 
     if (rc != 0)
         return -1;
     log_info("replayed intents %lld..%lld", (long long)s->first, (long long)s->last);
+    metrics_replayed((uint64_t)(s->last - s->first + 1));
     BS_ASSERT(s->first == e->applied_seq + 1); /* the replay follows the watermark */
     e->applied_seq = s->last;
     return mark_applied(e, s->last, err);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/metrics.h"
 #include "common/timeutil.h"
 #include "stores/engine/fault.h"
 #include "stores/engine/internal.h"
@@ -150,6 +151,7 @@ fail:
 int engine_start(struct engine *e, struct bs_error *err)
 {
     fault_init();
+    metrics_recovery_begin();
     log_info("SQLite %s open (store %s, intent log at seq %lld)", e->sqlite_path, e->store_id,
              (long long)e->last_seq);
     if (spare_start(&e->spare, &e->neo4j_cfg) != 0)
@@ -263,6 +265,8 @@ static void *writer_main(void *arg)
         /* Between jobs: nothing of a job is left open in either store. */
         BS_ASSERT(!sql_in_transaction(e->wconn));
         BS_ASSERT(e->open_neo4j_txs == 0);
+        if (e->applied_seq >= 0)
+            metrics_pending(e->last_seq - e->applied_seq);
         for (size_t i = 0; i < n; i++)
             finish_job(e, jobs[i]);
     }

@@ -8,6 +8,7 @@
 #include "common/buf.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/timeutil.h"
 
 #define NEO4J_RESPONSE_LIMIT ((size_t)256 << 20) /* biggest answer we read */
@@ -179,11 +180,12 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(text ? len : 0));
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
-    int64_t t0 = time_monotonic_ms();
+    int64_t t0 = time_monotonic_ms(), t0_us = metrics_now_us();
     CURLcode rc = curl_easy_perform(e);
     long http = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
     int64_t took = time_monotonic_ms() - t0;
+    metrics_neo4j_request((uint64_t)(metrics_now_us() - t0_us), rc == CURLE_OK && http < 500);
     if (rc != CURLE_OK) {
         r->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
         log_msg(LOG_WARN, c->rid, "neo4j %s %s: %s after %lld ms", method, path,

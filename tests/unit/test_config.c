@@ -592,3 +592,49 @@ Test(config, neo4j_url_with_credentials_refused)
     parse_ok(ARGC(argv5), argv5, &cfg);
     cr_expect_str_eq(cfg.neo4j_url, "http://127.0.0.1:7474/a@b");
 }
+
+Test(config, monitoring_flags)
+{
+    clear_env();
+    char *argv0[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(argv0), argv0, &cfg);
+    cr_expect_str_eq(cfg.log_format, "auto");
+    cr_expect_float_eq(cfg.alert_failure_rate, 0.01, 1e-12);
+    cr_expect_eq(cfg.alert_failure_window_s, 300);
+    cr_expect_eq(cfg.alert_failure_min, 5);
+    cr_expect_eq(cfg.alert_recovery_s, 30);
+    cr_expect_str_eq(cfg.alert_webhook, "");
+    setenv("BISTORE_ALERT_PENDING_SECONDS", "7", 1);
+    setenv("BISTORE_LOG_FORMAT", "text", 1);
+    char *argv[] = {"bistore",
+                    "serve",
+                    "--log-format",
+                    "json",
+                    "--alert-failure-rate",
+                    "0.25",
+                    "--alert-webhook",
+                    "http://127.0.0.1:9/h",
+                    "--alert-webhook-queue",
+                    "3",
+                    "--alert-neo4j-seconds",
+                    "0"};
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.log_format, "json"); /* the flag beats the variable */
+    cr_expect_eq(cfg.alert_pending_s, 7);
+    cr_expect_float_eq(cfg.alert_failure_rate, 0.25, 1e-12);
+    cr_expect_str_eq(cfg.alert_webhook, "http://127.0.0.1:9/h");
+    cr_expect_eq(cfg.alert_webhook_queue, 3);
+    cr_expect_eq(cfg.alert_neo4j_s, 0);
+    unsetenv("BISTORE_ALERT_PENDING_SECONDS");
+    unsetenv("BISTORE_LOG_FORMAT");
+    char msg[512];
+    char *bad_rate[] = {"bistore", "serve", "--alert-failure-rate", "1.5"};
+    parse_fails(ARGC(bad_rate), bad_rate, msg, sizeof msg);
+    char *bad_format[] = {"bistore", "serve", "--log-format", "xml"};
+    parse_fails(ARGC(bad_format), bad_format, msg, sizeof msg);
+    char *bad_hook[] = {"bistore", "serve", "--alert-webhook", "file:///etc/passwd"};
+    parse_fails(ARGC(bad_hook), bad_hook, msg, sizeof msg);
+    char *bad_window[] = {"bistore", "serve", "--alert-failure-window", "0"};
+    parse_fails(ARGC(bad_window), bad_window, msg, sizeof msg);
+}

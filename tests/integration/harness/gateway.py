@@ -70,6 +70,8 @@ class Gateway:
         cmd = [self.binary, "serve", "--listen", "127.0.0.1:0", "--sqlite", str(self.sqlite_path),
                "--neo4j-url", self.neo4j_url, *self.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("BISTORE_")}
+        # The tests read the text lines; a test of the JSON lines passes --log-format json.
+        env["BISTORE_LOG_FORMAT"] = "text"
         env.update(self.env)
         log = open(self.log_path, "ab")
         log.write(("$ " + " ".join(cmd) + (f"   [env {self.env}]" if self.env else "") + "\n").encode())
