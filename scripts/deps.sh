@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev clang-format
-          sqlite3 maven default-jdk-headless python3 python3-pip curl)
+          sqlite3 maven default-jdk-headless python3 python3-pip python3-venv curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
