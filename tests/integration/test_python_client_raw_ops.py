@@ -23,8 +23,8 @@ def test_raw_statements_and_refs_in_later_operations(gateway_factory, neo4j):
     with connect(gw) as db:
         setup = db.transaction()
         setup.sql("CREATE TABLE workflow_state(doc TEXT NOT NULL, step TEXT NOT NULL)")
-        setup.create_entity("Document", {"title": "doc 17"}, id="doc_17")
-        setup.commit()
+        assert setup.commit()[0]["rowcount"] == 0
+        db.create_entity("Document", {"title": "doc 17"}, id="doc_17")
 
         tx = db.transaction(provenance={"tool_id": "T34", "operation": "extract"})
         ada = tx.create_entity("Person", {"canonical_name": "Ada"})
@@ -66,6 +66,21 @@ def test_raw_statements_and_refs_in_later_operations(gateway_factory, neo4j):
         assert len(gw.store.entities()) == before and gw.store.count_entity("never") == 0
         assert len(gw.store.query("SELECT * FROM workflow_state")) == 1
         assert workflow_nodes(neo4j, "doc_17") == 1
+
+
+def test_sql_beside_creates_without_cypher(gateway_factory, neo4j):
+    # The raw branch at ad335d7 aborted on this batch (BS_ASSERT in
+    # client_rows, stores/engine/commit.c): raw SQL, creates, no cypher op.
+    gw = gateway_factory(args=RAW)
+    with connect(gw, retry=bistore.NO_RETRIES) as db:
+        tx = db.transaction()
+        tx.sql("CREATE TABLE steps(doc TEXT)")
+        doc = tx.create_entity("Document", id="d1")
+        tx.sql("INSERT INTO steps(doc) VALUES ('d1')")
+        result = tx.commit()
+        assert result.id(doc) == "d1" and result[2]["rowcount"] == 1
+        assert_entity_mirrored(gw.store, neo4j, "d1")
+        assert gw.store.query("SELECT doc FROM steps") == [{"doc": "d1"}]
 
 
 def test_raw_statements_and_refs_async(gateway_factory, neo4j):

@@ -40,7 +40,7 @@ class AsyncClient:
     ``AsyncClient("http://127.0.0.1:8080", api_key=None, timeout=30.0, retry=RetryPolicy())``;
     use it as ``async with``, or await aclose(). ``transport`` and
     ``http_client`` are for tests and custom set-ups (an httpx.AsyncClient of your own
-    is used as is and not closed here).
+    is used as is and not closed here; the client's headers are added to it).
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None,
@@ -78,8 +78,9 @@ class AsyncClient:
         headers = call.request_headers()
         while True:
             try:
-                resp = await self._http.request(call.method, call.path, params=call.params or None,
-                                          content=content, headers=headers)
+                resp = await self._http.request(call.method, self.base_url + call.path,
+                                                params=call.params or None,
+                                                content=content, headers=headers)
             except httpx.TransportError as exc:
                 step = attempts.on_exception(exc)
             else:
@@ -165,7 +166,8 @@ class AsyncClient:
         relationship's source/target and in update/delete; ``tx.commit()``."""
         return AsyncTransaction(self, provenance, idempotency_key)
 
-    async def commit(self, body: Mapping[str, Json], *, idempotency_key: str | None = None) -> TransactionResult:
+    async def commit(self, body: Mapping[str, Json], *,
+                     idempotency_key: str | None = None) -> TransactionResult:
         """POST /v1/transactions with a ready body ({"operations": [...], "provenance": ...})."""
         return TransactionResult(await self._call(post("/v1/transactions", dict(body), key=idempotency_key)))
 
@@ -257,7 +259,7 @@ class AsyncClient:
     async def ready(self) -> Readiness:
         """GET /readyz without retries: {"ready", "status", "body"} (body has the reason)."""
         try:
-            resp = await self._http.get("/readyz")
+            resp = await self._http.get(self.base_url + "/readyz")
         except httpx.TransportError as exc:
             return {"ready": False, "status": 0, "body": {"error": str(exc)}}
         return core.readiness(resp)

@@ -38,7 +38,7 @@ class Client:
     ``Client("http://127.0.0.1:8080", api_key=None, timeout=30.0, retry=RetryPolicy())``;
     use it as a context manager, or call close(). ``transport`` and
     ``http_client`` are for tests and custom set-ups (an httpx.Client of your own
-    is used as is and not closed here).
+    is used as is and not closed here; the client's headers are added to it).
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None,
@@ -76,7 +76,8 @@ class Client:
         headers = call.request_headers()
         while True:
             try:
-                resp = self._http.request(call.method, call.path, params=call.params or None,
+                resp = self._http.request(call.method, self.base_url + call.path,
+                                          params=call.params or None,
                                           content=content, headers=headers)
             except httpx.TransportError as exc:
                 step = attempts.on_exception(exc)
@@ -248,7 +249,7 @@ class Client:
     def ready(self) -> Readiness:
         """GET /readyz without retries: {"ready", "status", "body"} (body has the reason)."""
         try:
-            resp = self._http.get("/readyz")
+            resp = self._http.get(self.base_url + "/readyz")
         except httpx.TransportError as exc:
             return {"ready": False, "status": 0, "body": {"error": str(exc)}}
         return core.readiness(resp)
