@@ -12,7 +12,7 @@ import httpx
 
 from bistore import _core as core
 from bistore._core import Attempts, Call, Done, if_match, opt, post, seg
-from bistore._errors import OutcomeUnknown, Unavailable, VersionConflict
+from bistore._errors import OutcomeUnknown, VersionConflict
 from bistore._pages import Page
 from bistore._retry import RetryPolicy, Safety
 from bistore._transaction import TransactionBuilder, TransactionResult
@@ -249,12 +249,12 @@ class AsyncClient:
         return cast(Alerts, await self._call(Call("GET", "/v1/alerts")))
 
     async def health(self) -> bool:
-        """True while the gateway serves (GET /healthz answers 200)."""
+        """True while the gateway serves (GET /healthz answers 200); one attempt, no retries."""
         try:
-            await self._call(Call("GET", "/healthz", expect=(200,)))
-        except Unavailable:
+            resp = await self._http.get(self.base_url + "/healthz")
+        except httpx.TransportError:
             return False
-        return True
+        return resp.status_code == 200
 
     async def ready(self) -> Readiness:
         """GET /readyz without retries: {"ready", "status", "body"} (body has the reason)."""
