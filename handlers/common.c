@@ -289,6 +289,7 @@ bool idempotency_prepare(const struct request *req, const char *scope, const jso
 bool submit(struct app *app, const struct request *req, struct bs_txn *txn, bool batch,
             struct bistore_outcome *out, struct response *res)
 {
+    txn->size_bytes = req->body_len;
     bistore_submit(app->store, txn, req->rid, out);
     if (out->err.code != BS_OK) {
         struct bs_error *err = &out->err;

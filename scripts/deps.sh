@@ -9,10 +9,15 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev clang-format
-          sqlite3 maven default-jdk-headless python3 python3-pip python3-venv curl)
+          sqlite3 maven default-jdk-headless python3 python3-pip python3-venv python3-yaml curl
+          systemd man-db groff-base
+          buildah podman debootstrap)
+# systemd for systemd-analyze (the unit is verified), man-db and groff-base
+# for the man page; buildah, podman and debootstrap for the container check
+# (scripts/container-check.sh builds and runs docker/Dockerfile's image).
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qE "install ok (installed|triggers-)" || missing+=("$p")
 done
 # A preinstalled JDK or Maven outside dpkg is fine.
 if command -v java >/dev/null; then missing=("${missing[@]/default-jdk-headless}"); fi
@@ -22,8 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Another apt run holding the lock is waited for, not failed on.
+  $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    "${missing[@]}" >/dev/null
 fi
 
 # Python packages: pytest for the tests, the Neo4j driver for the Python

@@ -7,8 +7,13 @@
 #   5. one real Neo4j for the whole run, then the integration and fault
 #      tests (pytest) against the release gateway and again against the
 #      ASan+UBSan gateway
-#   6. the benchmarks in their --smoke form (they still run; not timed)
-# Prints "N passed, N failed" at the end; exits non-zero on any failure.
+#   6. deployment: cmake --install with the man page and the systemd unit
+#      (scripts/install-check.sh), and the container image built and run
+#      against the same Neo4j (scripts/container-check.sh)
+#   7. the benchmarks in their --smoke form (they still run; not timed)
+# Prints "N passed, N failed" at the end; exits non-zero on any failure. A
+# leg that cannot run on this machine at all is SKIPPED: said at the end,
+# never counted as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -24,7 +29,7 @@ scripts/build.sh asan
 
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-passed=0; failed=0
+passed=0; failed=0; skipped=""
 count() { # count N_PASSED N_FAILED
   passed=$((passed + $1)); failed=$((failed + $2))
 }
@@ -72,6 +77,22 @@ run_pytest() { # run_pytest LABEL BINARY
 run_pytest release "$root/build/bistore"
 run_pytest asan+ubsan "$root/build-asan/bistore"
 
+# Deployment, one count each: cmake --install, then the image (after the
+# pytest legs, alone: its build takes both cores for about half a minute).
+run_leg() { # run_leg LABEL COMMAND...   (exit 77: skipped)
+  local label=$1 log rc=0; shift; log=$(mktemp)
+  echo "== $label"
+  "$@" >"$log" 2>&1 || rc=$?
+  case $rc in
+    0) cat "$log"; count 1 0 ;;
+    77) cat "$log"; skipped="$skipped $label;" ;;
+    *) cat "$log"; echo "$label FAILED"; count 0 1 ;;
+  esac
+  rm -f "$log"
+}
+run_leg "install check" scripts/install-check.sh build
+run_leg "container check" scripts/container-check.sh
+
 # The benchmarks, tiny: a check that they still run (each starts its own
 # Neo4j), not a timed test; their figures are in bench/README.md and PERF.md.
 run_smoke() { # run_smoke LABEL COMMAND...
@@ -88,5 +109,6 @@ run_smoke perf bench/perf.sh --smoke
 run_smoke reconciliation bench/recon.sh --smoke
 
 echo "== suite took $((SECONDS - start)) s"
+[ -z "$skipped" ] || echo "SKIPPED (not counted as passed):$skipped"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

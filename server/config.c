@@ -41,8 +41,13 @@ static const char usage[] =
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
+    "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
+    "                              at most 4096): each costs Neo4j a constraint\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
+    "  --allowed-hosts NAMES       host names a request's Host header may carry, comma\n"
+    "                              separated, besides localhost and IP addresses\n"
+    "                              (none; '*': any name, the check is off)\n"
     "  --log-level LEVEL           debug, info, warn or error (info)\n";
 
 const char *config_usage(void)
@@ -147,6 +152,30 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
     return 0;
 }
 
+/*
+ * --neo4j-url: http:// or https://, and no user:password@ in it. A URL with
+ * credentials is refused rather than cleaned: it would travel into /readyz,
+ * 503 messages and logs, and ps shows it. The message never repeats the URL.
+ */
+static int parse_neo4j_url(struct config *cfg, const char *value, char *msg, size_t cap)
+{
+    size_t scheme = strncmp(value, "http://", 7) == 0    ? 7
+                    : strncmp(value, "https://", 8) == 0 ? 8
+                                                         : 0;
+    if (!scheme)
+        return fail(msg, cap, "--neo4j-url must start with http:// or https://");
+    const char *authority = value + scheme;
+    size_t alen = strcspn(authority, "/?#");
+    if (memchr(authority, '@', alen))
+        return fail(msg, cap,
+                    "--neo4j-url must not hold credentials (user:password@): give the user "
+                    "with --neo4j-user and the password with --neo4j-password-file or "
+                    "BISTORE_NEO4J_PASSWORD");
+    if (alen == 0)
+        return fail(msg, cap, "--neo4j-url has no host");
+    return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
+}
+
 /* One option: value from the flag, else from the environment variable. */
 static int apply(struct config *cfg, const char *flag, const char *value, char *msg, size_t cap)
 {
@@ -155,7 +184,7 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "sqlite") == 0)
         return copy(cfg->sqlite_path, sizeof cfg->sqlite_path, value, "--sqlite", msg, cap);
     if (strcmp(flag, "neo4j-url") == 0)
-        return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
+        return parse_neo4j_url(cfg, value, msg, cap);
     if (strcmp(flag, "neo4j-database") == 0)
         return copy(cfg->neo4j_database, sizeof cfg->neo4j_database, value, "--neo4j-database", msg,
                     cap);
@@ -172,6 +201,9 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
             return fail(msg, cap, "--log-level: '%s' is not debug, info, warn or error", value);
         return copy(cfg->log_level, sizeof cfg->log_level, value, "--log-level", msg, cap);
     }
+    if (strcmp(flag, "allowed-hosts") == 0)
+        return copy(cfg->allowed_hosts, sizeof cfg->allowed_hosts, value, "--allowed-hosts", msg,
+                    cap);
     if (strcmp(flag, "insecure-no-auth") == 0)
         return parse_bool(value, "--insecure-no-auth", &cfg->insecure_no_auth, msg, cap);
     size_t v;
@@ -184,6 +216,9 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
+    if (strcmp(flag, "max-relationship-types") == 0)
+        return parse_size(value, "--max-relationship-types", 1, 4096, &cfg->max_rel_types, msg,
+                          cap);
     if (strcmp(flag, "validate-interval") == 0) {
         if (parse_size(value, "--validate-interval", 0, 31 * 86400, &v, msg, cap) != 0)
             return -1;
@@ -199,11 +234,23 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     return fail(msg, cap, "unknown option --%s (see --help)", flag);
 }
 
-static const char *const env_flags[] = {
-    "listen",           "sqlite",         "neo4j-url",           "neo4j-database",
-    "neo4j-user",       "neo4j-password", "neo4j-password-file", "neo4j-timeout-ms",
-    "max-body-bytes",   "max-operations", "max-connections",     "max-queue",
-    "insecure-no-auth", "log-level",      "validate-interval"};
+static const char *const env_flags[] = {"listen",
+                                        "sqlite",
+                                        "neo4j-url",
+                                        "neo4j-database",
+                                        "neo4j-user",
+                                        "neo4j-password",
+                                        "neo4j-password-file",
+                                        "neo4j-timeout-ms",
+                                        "max-body-bytes",
+                                        "max-operations",
+                                        "max-connections",
+                                        "max-queue",
+                                        "insecure-no-auth",
+                                        "log-level",
+                                        "validate-interval",
+                                        "allowed-hosts",
+                                        "max-relationship-types"};
 
 static void defaults(struct config *cfg)
 {
@@ -219,6 +266,7 @@ static void defaults(struct config *cfg)
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
     cfg->max_queue = 4096;
+    cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;
 }
 

@@ -25,8 +25,12 @@ struct config {
     long neo4j_timeout_ms;
     size_t max_connections;
     size_t max_queue;
+    size_t max_rel_types;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
+    /* Host header names served besides IP literals and localhost, comma
+     * separated; "*": any (the check is off). */
+    char allowed_hosts[1024];
     char log_level[16];
     /* check and repair */
     bool deep;

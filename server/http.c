@@ -1,6 +1,7 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -15,12 +16,19 @@
 #include "common/timeutil.h"
 #include "handlers/handlers.h"
 #include "handlers/http/errors.h"
+#include "server/hosts.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
     size_t max_body_bytes;
+    char allowed_hosts[1024]; /* --allowed-hosts */
+    size_t max_json_values, max_json_containers;
 };
+
+/* A body at least this large gives its memory back to the system once its
+ * request is done (glibc keeps freed memory in its arenas otherwise). */
+#define HTTP_TRIM_BYTES ((size_t)1 << 20)
 
 /* Per-request state while the body arrives (made by on_target). */
 struct req_ctx {
@@ -188,7 +196,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     struct response res = {0};
     const char *nul_in = query_with_nul(conn);
-    if (ctx->too_big) {
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!hosts_allowed(srv->allowed_hosts, host)) {
+        reply_errorf(&res, BS_FORBIDDEN, NULL,
+                     "Host '%.100s' is not a name this gateway serves (IP addresses, localhost "
+                     "and the names of --allowed-hosts are)",
+                     host);
+    } else if (ctx->too_big) {
         reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes", limit);
     } else if (nul_in) {
         reply_errorf(&res, BS_INVALID_REQUEST, nul_in,
@@ -200,6 +214,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .path = path,
             .body = ctx->body.len ? buf_str(&ctx->body) : NULL,
             .body_len = ctx->body.len,
+            .max_json_values = srv->max_json_values,
+            .max_json_containers = srv->max_json_containers,
             .rid = rid,
             .lookup = lookup,
             .lookup_ctx = conn,
@@ -228,10 +244,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     struct req_ctx *ctx = *con_cls;
     if (ctx) {
+        bool large = ctx->body.len >= HTTP_TRIM_BYTES || ctx->too_big;
         buf_free(&ctx->body);
         free(ctx->path);
         free(ctx);
         *con_cls = NULL;
+        if (large)
+            malloc_trim(0);
     }
 }
 
@@ -270,6 +289,13 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
     }
     srv->app = app;
     srv->max_body_bytes = cfg->max_body_bytes;
+    snprintf(srv->allowed_hosts, sizeof srv->allowed_hosts, "%s", cfg->allowed_hosts);
+    /* A valid transaction has a few objects and a few dozen values per
+     * operation; these leave room for rich metadata and bound the tree a
+     * body becomes to tens of megabytes (without them, 16 MiB of "{}," is
+     * 1.2 GB of jansson objects). */
+    srv->max_json_containers = 16 * cfg->max_operations + 1024;
+    srv->max_json_values = 256 * cfg->max_operations + 65536;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)

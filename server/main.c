@@ -4,9 +4,11 @@
  * Neo4j transaction still open and close.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ static struct bistore_config store_config(const struct config *cfg)
                   .connect_timeout_ms =
                       cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
         .max_queue = cfg->max_queue,
+        .max_rel_types = cfg->max_rel_types,
         .read_connections = 16,
         .validate_interval_s = cfg->command == CMD_SERVE ? cfg->validate_interval_s : 0,
     };
@@ -315,8 +318,49 @@ static int run_resolve(const struct config *cfg)
     return rc;
 }
 
-static int serve(const struct config *cfg)
+/* File descriptors the gateway needs besides its client connections:
+ * SQLite (database, WAL, shm, intent files), Neo4j connections of the
+ * writer, spare and reconciliation threads, the listening socket, logs. */
+#define FD_RESERVE 64
+
+/*
+ * Raises the soft RLIMIT_NOFILE to what max_connections needs (the default
+ * soft limit, 1,024 on Debian, is below 1,024 connections plus the
+ * gateway's own files). When the hard limit is lower, max_connections is
+ * cut to fit, and note says so (logged once the first line is out).
+ */
+static void fit_fd_limit(size_t *max_connections, char *note, size_t cap)
 {
+    note[0] = '\0';
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(note, cap, "cannot read the file descriptor limit: %s", strerror(errno));
+        return;
+    }
+    rlim_t need = (rlim_t)*max_connections + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = old;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        size_t fit = rl.rlim_cur > 2 * FD_RESERVE ? (size_t)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
+        snprintf(note, cap,
+                 "the file descriptor limit is %llu (hard %llu): --max-connections %zu "
+                 "lowered to %zu; raise the limit (ulimit -n, LimitNOFILE=) to serve more",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, *max_connections,
+                 fit);
+        *max_connections = fit;
+    }
+}
+
+static int serve(const struct config *given)
+{
+    struct config fitted = *given;
+    const struct config *cfg = &fitted;
+    char fd_note[256];
+    fit_fd_limit(&fitted.max_connections, fd_note, sizeof fd_note);
     set_log_level(cfg);
 
     /* Signals are taken by sigwait() below, in this thread only. */
@@ -354,6 +398,8 @@ static int serve(const struct config *cfg)
     bool v6 = strchr(h, ':') != NULL;
     log_msg(LOG_ALWAYS, NULL, "bistore %s listening on http://%s%s%s:%u", BISTORE_VERSION,
             v6 ? "[" : "", h, v6 ? "]" : "", port);
+    if (fd_note[0])
+        log_warn("%s", fd_note);
     if (bistore_start(store, &err) != 0) {
         log_error("%s", err.message);
         http_stop(http);

@@ -59,6 +59,7 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
     struct engine_config ecfg = {.sqlite_path = bs->sqlite_path,
                                  .neo4j = bs->neo4j_cfg,
                                  .max_queue = cfg->max_queue,
+                                 .max_rel_types = cfg->max_rel_types,
                                  .readiness_pool = &bs->read_clients};
     bs->engine = engine_open(&ecfg, err);
     if (!bs->engine)

@@ -30,7 +30,8 @@
 struct bistore_config {
     const char *sqlite_path;
     struct neo4j_config neo4j;
-    size_t max_queue; /* write transactions waiting at most; more: 503 */
+    size_t max_queue;     /* write transactions waiting at most; more: 503 */
+    size_t max_rel_types; /* relationship types the stores may hold; more: 400 */
     size_t read_connections;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
 };

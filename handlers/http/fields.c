@@ -144,6 +144,37 @@ static bool is_json_content_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/*
+ * Counts the values (a comma outside strings starts one more) and the
+ * objects and arrays of a JSON text, stopping once either passes its limit:
+ * false then. Lexical only (the parser still judges the syntax), so a body
+ * that would cost a gigabyte as a tree is refused after one pass over its
+ * bytes, with no allocation.
+ */
+static bool json_within(const char *s, size_t n, size_t max_values, size_t max_containers)
+{
+    size_t values = 1, containers = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',') {
+            if (max_values && ++values > max_values)
+                return false;
+        } else if (c == '{' || c == '[') {
+            if (max_containers && ++containers > max_containers)
+                return false;
+        }
+    }
+    return true;
+}
+
 json_t *body_object(const struct request *req, struct response *res)
 {
     if (!is_json_content_type(request_header(req, "Content-Type"))) {
@@ -153,6 +184,12 @@ json_t *body_object(const struct request *req, struct response *res)
     }
     if (!req->body || req->body_len == 0) {
         reply_errorf(res, BS_INVALID_JSON, NULL, "the body is empty; a JSON object is needed");
+        return NULL;
+    }
+    if (!json_within(req->body, req->body_len, req->max_json_values, req->max_json_containers)) {
+        reply_errorf(res, BS_PAYLOAD_TOO_LARGE, NULL,
+                     "the body holds more than %zu JSON values or %zu objects and arrays",
+                     req->max_json_values, req->max_json_containers);
         return NULL;
     }
     json_error_t jerr;

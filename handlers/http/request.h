@@ -32,6 +32,10 @@ struct request {
     char arg_store[2][REQUEST_MAX_URL + 1]; /* their decoded, NUL-terminated copies */
     const char *body;                       /* NUL-terminated; NULL when there is none */
     size_t body_len;
+    /* The most JSON values and the most objects and arrays body_object
+     * parses (the parsed tree costs 30 to 200 bytes of memory per value,
+     * 1 to 3 in the text); 0: no limit. */
+    size_t max_json_values, max_json_containers;
     const char *rid; /* the request id (X-Request-Id) */
     /* Header and query lookups; a query value is whole (server/http.c
      * answers 400 before dispatch when one holds a NUL). */

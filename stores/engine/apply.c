@@ -240,16 +240,34 @@ static int delete_entity(struct engine *e, const struct bs_op *op, struct apply_
     return 0;
 }
 
-void apply_note_rel_type(struct engine *e, struct apply_state *state, const char *type)
+int apply_note_rel_type(struct engine *e, struct apply_state *state, const char *type,
+                        struct bs_error *err)
 {
     for (size_t i = 0; i < e->n_rel_types; i++)
         if (strcmp(e->rel_types[i], type) == 0)
-            return;
+            return 0;
     for (size_t i = 0; i < state->n_new_rel_types; i++)
         if (strcmp(state->new_rel_types[i], type) == 0)
-            return;
-    if (state->n_new_rel_types < sizeof state->new_rel_types / sizeof state->new_rel_types[0])
+            return 0;
+    /* Each new type costs a schema transaction in the writer and an index
+     * in Neo4j: their number is bounded, and so is one transaction's. */
+    size_t cap = sizeof state->new_rel_types / sizeof state->new_rel_types[0];
+    if (e->n_rel_types + state->n_new_rel_types >= e->max_rel_types) {
+        bs_error_set(err, BS_INVALID_REQUEST,
+                     "relationship type '%s' would be new, and the stores hold %zu types "
+                     "already, the most --max-relationship-types allows",
+                     type, e->n_rel_types);
+    } else if (state->n_new_rel_types >= cap) {
+        bs_error_set(err, BS_INVALID_REQUEST,
+                     "one transaction may bring at most %zu new relationship types; '%s' "
+                     "would be one more: send it in another transaction",
+                     cap, type);
+    } else {
         state->new_rel_types[state->n_new_rel_types++] = type;
+        return 0;
+    }
+    bs_error_field(err, "type");
+    return -1;
 }
 
 static int endpoint_exists(struct engine *e, const char *id, const char *field,
@@ -318,6 +336,8 @@ static int create_relationship(struct engine *e, const struct bs_op *op, struct 
         nomem(err);
         goto out;
     }
+    if (apply_note_rel_type(e, state, op->type, err) != 0)
+        goto out;
     enum sql_insert created =
         sql_relationship_create(writer_sql(e), &r, buf_str(&state->properties), err);
     if (created == SQL_REFUSED)
@@ -328,7 +348,6 @@ static int create_relationship(struct engine *e, const struct bs_op *op, struct 
     if (props &&
         cypher_create_relationship(&state->cypher, r.type, r.source, r.target, props) == 0 &&
         add_relationship_result(state, op, &r) == 0) {
-        apply_note_rel_type(e, state, op->type);
         rc = 0;
     } else {
         nomem(err);

@@ -26,7 +26,7 @@ struct apply_state {
     bool skip_records;     /* set by apply_txn: no one will read records */
     size_t *stmt_first_op; /* first operation of each Cypher statement */
     size_t n_stmt_first_op;
-    const char *new_rel_types[64]; /* types first seen in this transaction */
+    const char *new_rel_types[32]; /* types new to the stores in this transaction */
     size_t n_new_rel_types;
     char now[TIMESTAMP_LEN];
     /* Called after each operation, or NULL: a pipelined commit ships the
@@ -48,6 +48,7 @@ int apply_txn(struct engine *e, const struct bs_txn *txn, struct apply_state *st
 /* Notes type as new to Neo4j unless its uniqueness constraint is known to
  * exist (created before the data's transaction: schema statements cannot
  * share it). */
-void apply_note_rel_type(struct engine *e, struct apply_state *state, const char *type);
+int apply_note_rel_type(struct engine *e, struct apply_state *state, const char *type,
+                        struct bs_error *err);
 
 #endif

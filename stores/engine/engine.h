@@ -30,6 +30,7 @@ struct engine_config {
     const char *sqlite_path;
     struct neo4j_config neo4j;
     size_t max_queue;                  /* jobs waiting at most; more: 503 */
+    size_t max_rel_types;              /* relationship types at most (0: REL_TYPES_MAX) */
     struct neo4j_pool *readiness_pool; /* clients for readiness pings (from any thread) */
 };
 

@@ -55,6 +55,7 @@ struct engine {
     const char *sqlite_path;
     struct neo4j_config neo4j_cfg;
     size_t max_queue;
+    size_t max_rel_types; /* relationship types the stores may hold */
     struct neo4j_pool *readiness_pool;
     char store_id[UUID_STR_LEN];
 

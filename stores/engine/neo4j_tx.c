@@ -122,30 +122,33 @@ bool count_differs(json_t *v, size_t want, struct bs_error *err)
 
 int create_rel_constraints(struct engine *e, struct apply_state *state, struct bs_error *err)
 {
-    for (size_t i = 0; i < state->n_new_rel_types; i++) {
+    if (state->n_new_rel_types == 0)
+        return 0;
+    /* One schema transaction for all of them: a round trip, not one each. */
+    json_t *stmts = json_array();
+    bool built = stmts != NULL;
+    for (size_t i = 0; built && i < state->n_new_rel_types; i++) {
         char text[256];
-        json_t *stmts = json_array();
-        struct neo4j_result r = {0};
-        int rc = -1;
-        if (stmts &&
-            cypher_relationship_constraint(state->new_rel_types[i], text, sizeof text) == 0 &&
-            neo4j_add_statement(stmts, text, NULL) == 0) {
-            if (neo4j_autocommit(writer_neo4j(e), stmts, &r) == NEO4J_OK)
-                rc = 0;
-            else
-                neo4j_failure(err, &r, "relationship constraint");
-        } else {
-            bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
-        }
-        neo4j_result_clear(&r);
-        json_decref(stmts);
-        if (rc != 0)
-            return -1;
-        if (e->n_rel_types < REL_TYPES_MAX) {
-            char *copy = strdup(state->new_rel_types[i]);
-            if (copy)
-                e->rel_types[e->n_rel_types++] = copy;
-        }
+        built = cypher_relationship_constraint(state->new_rel_types[i], text, sizeof text) == 0 &&
+                neo4j_add_statement(stmts, text, NULL) == 0;
     }
-    return 0;
+    struct neo4j_result r = {0};
+    int rc = -1;
+    if (!built)
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+    else if (neo4j_autocommit(writer_neo4j(e), stmts, &r) == NEO4J_OK)
+        rc = 0;
+    else
+        neo4j_failure(err, &r, "relationship constraint");
+    if (built)
+        spare_schema_changed(&e->spare);
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    for (size_t i = 0; rc == 0 && i < state->n_new_rel_types && e->n_rel_types < REL_TYPES_MAX;
+         i++) {
+        char *copy = strdup(state->new_rel_types[i]);
+        if (copy)
+            e->rel_types[e->n_rel_types++] = copy;
+    }
+    return rc;
 }

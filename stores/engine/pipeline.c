@@ -108,8 +108,12 @@ static enum step create_txn_constraints(struct group *g)
     struct member *m = &g->members[0];
     const struct bs_txn *txn = m->item->txn;
     for (size_t i = 0; i < txn->n_ops; i++)
-        if (txn->ops[i].kind == OP_CREATE_RELATIONSHIP)
-            apply_note_rel_type(g->e, &m->state, txn->ops[i].type);
+        if (txn->ops[i].kind == OP_CREATE_RELATIONSHIP &&
+            apply_note_rel_type(g->e, &m->state, txn->ops[i].type, &g->err) != 0) {
+            g->err.op_index = (long)i;
+            m->state.n_new_rel_types = 0;
+            return STEP_FAILED;
+        }
     int rc = create_rel_constraints(g->e, &m->state, &g->err);
     m->state.n_new_rel_types = 0;
     return rc == 0 ? STEP_NEXT : STEP_FAILED;

@@ -48,8 +48,21 @@ int replay_recover(struct engine *e, struct bs_error *err)
         json_decref(stmts);
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
     }
+    /* The constraints of the relationship types SQLite holds, in the same
+     * schema transaction (a no-op for each that exists). */
+    for (size_t i = 0; i < e->n_rel_types; i++) {
+        char text[256];
+        if (cypher_relationship_constraint(e->rel_types[i], text, sizeof text) != 0 ||
+            neo4j_add_statement(stmts, text, NULL) != 0) {
+            json_decref(stmts);
+            return bs_error_set(err, BS_STORAGE_ERROR, "relationship type constraint for '%s'",
+                                e->rel_types[i]),
+                   -1;
+        }
+    }
     enum neo4j_status status = neo4j_autocommit(neo4j, stmts, &r);
     json_decref(stmts);
+    spare_schema_changed(&e->spare);
     if (status != NEO4J_OK) {
         neo4j_failure(err, &r, "Entity id constraint");
         neo4j_result_clear(&r);

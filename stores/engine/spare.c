@@ -41,11 +41,12 @@ static void *opener_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         int64_t now = time_monotonic_ms();
-        if (s->path[0] && now - s->opened_ms < SPARE_MAX_AGE_MS) {
+        bool current = s->path_gen == s->gen;
+        if (s->path[0] && current && now - s->opened_ms < SPARE_MAX_AGE_MS) {
             wait_until(s, s->opened_ms + SPARE_MAX_AGE_MS);
             continue;
         }
-        if (s->path[0]) { /* too old to trust: replace it */
+        if (s->path[0]) { /* too old to trust, or begun before the schema changed */
             char old[NEO4J_TX_PATH_MAX];
             snprintf(old, sizeof old, "%s", s->path);
             s->path[0] = '\0';
@@ -58,6 +59,7 @@ static void *opener_main(void *arg)
             wait_until(s, s->retry_at_ms);
             continue;
         }
+        uint64_t gen = s->gen;
         pthread_mutex_unlock(&s->lock);
         char path[NEO4J_TX_PATH_MAX];
         struct neo4j_result r = {0};
@@ -66,6 +68,7 @@ static void *opener_main(void *arg)
         pthread_mutex_lock(&s->lock);
         if (opened && !s->stopping) {
             snprintf(s->path, sizeof s->path, "%s", path);
+            s->path_gen = gen; /* the loop retires it if the schema changed meanwhile */
             s->opened_ms = time_monotonic_ms();
             s->retry_at_ms = 0;
         } else {
@@ -85,6 +88,7 @@ int spare_start(struct spare *s, const struct neo4j_config *cfg)
 {
     s->path[0] = '\0';
     s->opened_ms = s->retry_at_ms = 0;
+    s->gen = s->path_gen = 0;
     s->stopping = false;
     s->started = false;
     s->client = neo4j_client_new(cfg);
@@ -126,7 +130,8 @@ bool spare_take(struct spare *s, char path[NEO4J_TX_PATH_MAX])
     if (!s->started)
         return false;
     pthread_mutex_lock(&s->lock);
-    bool fresh = s->path[0] && time_monotonic_ms() - s->opened_ms < SPARE_MAX_AGE_MS;
+    bool fresh = s->path[0] && s->path_gen == s->gen &&
+                 time_monotonic_ms() - s->opened_ms < SPARE_MAX_AGE_MS;
     if (fresh) {
         snprintf(path, NEO4J_TX_PATH_MAX, "%s", s->path);
         s->path[0] = '\0';
@@ -134,4 +139,14 @@ bool spare_take(struct spare *s, char path[NEO4J_TX_PATH_MAX])
     pthread_cond_signal(&s->cond); /* open the next one (or replace an old one) */
     pthread_mutex_unlock(&s->lock);
     return fresh;
+}
+
+void spare_schema_changed(struct spare *s)
+{
+    if (!s->started)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->gen++;
+    pthread_cond_signal(&s->cond); /* roll back the one held, open a new one */
+    pthread_mutex_unlock(&s->lock);
 }

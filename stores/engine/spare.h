@@ -8,6 +8,12 @@
  * killed gateway blocks nothing and Neo4j ends it after its idle timeout.
  * The writer records a spare in the orphan log when it takes it, before it
  * runs anything in it, like any transaction it opens itself.
+ *
+ * A transaction Neo4j began before a schema change (a constraint the
+ * writer just made) must not take the data: in it, Neo4j 5.26 blocks a
+ * statement for seconds, or fails the create of a fresh id with
+ * ConstraintValidationFailed against the node the statement itself made.
+ * spare_schema_changed retires every spare begun before it returns.
  */
 #ifndef BISTORE_SPARE_H
 #define BISTORE_SPARE_H
@@ -32,6 +38,8 @@ struct spare {
     char path[NEO4J_TX_PATH_MAX]; /* the open spare, or "" */
     int64_t opened_ms;
     int64_t retry_at_ms; /* after a failed open: not before then */
+    uint64_t gen;        /* schema changes so far */
+    uint64_t path_gen;   /* gen when the open spare's begin was sent */
     bool stopping;
 };
 
@@ -42,5 +50,8 @@ void spare_stop(struct spare *s);
 /* Moves the open spare's path to path and asks for the next one: true; false
  * when none is open (the caller opens its own). */
 bool spare_take(struct spare *s, char path[NEO4J_TX_PATH_MAX]);
+/* The schema changed (or may have: a schema request that timed out): a
+ * spare begun before now is never taken, and is rolled back. */
+void spare_schema_changed(struct spare *s);
 
 #endif

@@ -19,12 +19,16 @@
 #include "common/timeutil.h"
 #include "stores/engine/fault.h"
 #include "stores/engine/internal.h"
+#include "stores/sqlite/recon.h"
 #include "stores/sqlite/testvfs.h"
 
 #define RETRY_INTERVAL_MS 1000
 /* Most client transactions, and operations, that one group takes. */
 #define GROUP_MAX_TXNS 128
 #define GROUP_MAX_OPS 20000
+/* And bytes of requests: a group is one Neo4j request, which 128 writes of
+ * 16 MiB would otherwise make 2 GiB. A transaction over it goes alone. */
+#define GROUP_MAX_BYTES ((size_t)32 << 20)
 
 static void *writer_main(void *arg);
 
@@ -67,6 +71,36 @@ static int load_store_id(struct engine *e, struct bs_error *err)
     return sql_meta_set(sql, "store_id", e->store_id, err);
 }
 
+/*
+ * The relationship types SQLite holds: their uniqueness constraints exist
+ * in Neo4j (made before the first data of each type), recovery makes sure
+ * of it again in one request, and they count towards max_rel_types.
+ */
+static int load_rel_types(struct engine *e, struct bs_error *err)
+{
+    json_t *types = json_array();
+    if (!types)
+        return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+    int rc = sql_scan_relationship_types(writer_sql(e), types, err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(types) && e->n_rel_types < REL_TYPES_MAX;
+         i++) {
+        char *copy = strdup(json_string_value(json_array_get(types, i)));
+        if (!copy)
+            rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
+        else
+            e->rel_types[e->n_rel_types++] = copy;
+    }
+    json_decref(types);
+    return rc;
+}
+
+static void free_rel_types(struct engine *e)
+{
+    for (size_t i = 0; i < e->n_rel_types; i++)
+        free(e->rel_types[i]);
+    e->n_rel_types = 0;
+}
+
 struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err)
 {
     /* The SQLite fault shim, when a test asked for it, must be SQLite's
@@ -81,6 +115,7 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     e->sqlite_path = cfg->sqlite_path;
     e->neo4j_cfg = cfg->neo4j;
     e->max_queue = cfg->max_queue;
+    e->max_rel_types = cfg->max_rel_types ? cfg->max_rel_types : REL_TYPES_MAX;
     e->readiness_pool = cfg->readiness_pool;
     e->orphans.fd = -1;
     e->wconn_owner = pthread_self(); /* until the writer starts */
@@ -89,7 +124,7 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
     e->wconn = sql_open(e->sqlite_path, true, err);
-    if (!e->wconn || load_store_id(e, err) != 0 ||
+    if (!e->wconn || load_store_id(e, err) != 0 || load_rel_types(e, err) != 0 ||
         sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
         goto fail;
     if (orphans_open(&e->orphans, e->sqlite_path) != 0) {
@@ -105,6 +140,7 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
 fail:
     orphans_close(&e->orphans);
     sql_close(e->wconn);
+    free_rel_types(e);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);
@@ -153,8 +189,7 @@ void engine_close(struct engine *e)
     neo4j_client_free(e->neo4j);
     orphans_close(&e->orphans);
     sql_close(e->wconn);
-    for (size_t i = 0; i < e->n_rel_types; i++)
-        free(e->rel_types[i]);
+    free_rel_types(e);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);
@@ -242,11 +277,12 @@ static void *writer_main(void *arg)
  */
 static size_t take_jobs(struct engine *e, struct write_job **jobs)
 {
-    size_t n = 0, ops = 0;
+    size_t n = 0, ops = 0, bytes = 0;
     while (e->head && n < GROUP_MAX_TXNS) {
         struct write_job *job = e->head;
-        if (n > 0 && (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
-                      job->txn->n_ops >= PIPELINE_MIN_OPS))
+        if (n > 0 &&
+            (job->fn || ops + job->txn->n_ops > GROUP_MAX_OPS ||
+             bytes + job->txn->size_bytes > GROUP_MAX_BYTES || job->txn->n_ops >= PIPELINE_MIN_OPS))
             break;
         e->head = job->next;
         if (!e->head)
@@ -256,6 +292,7 @@ static size_t take_jobs(struct engine *e, struct write_job **jobs)
         if (job->fn || job->txn->n_ops >= PIPELINE_MIN_OPS)
             break; /* alone: a function, or a large transaction (pipelined) */
         ops += job->txn->n_ops;
+        bytes += job->txn->size_bytes;
     }
     return n;
 }

@@ -52,6 +52,9 @@ struct bs_txn {
      * Idempotency-Key, whose stored result keeps them, the outcome's
      * "records" stays empty instead of holding one record per operation. */
     bool results_only;
+    /* About what the transaction weighs in a Neo4j request (the request
+     * body's length): a group's budget counts it. 0: unknown. */
+    size_t size_bytes;
 };
 
 /*

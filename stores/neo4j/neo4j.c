@@ -93,6 +93,10 @@ struct neo4j_client *neo4j_client_new(const struct neo4j_config *cfg)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Never a proxy from the environment (http_proxy, ALL_PROXY...): it
+     * would see every statement and Neo4j's basic-auth credentials. "" is
+     * libcurl's "no proxy at all". */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     if (cfg->user && cfg->user[0]) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, cfg->user);

@@ -230,24 +230,24 @@ def test_client_text_cannot_forge_a_log_line(gateway):
     enc = urllib.parse.quote("\r\n" + FORGED, safe="")
     sent = [
         # percent-encoded CR LF and a whole fake line, in an id and in a query value
-        f"GET /v1/entities/abc{enc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
-        f"DELETE /v1/entities/{enc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
-        f"GET /nope{enc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
-        f"GET /v1/entities?type={enc} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+        f"GET /v1/entities/abc{enc} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+        f"DELETE /v1/entities/{enc} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+        f"GET /nope{enc} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+        f"GET /v1/entities?type={enc} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
         # encoded ESC, DEL and invalid UTF-8
-        b"GET /v1/entities/abc%1b[2K%7f%ff%c0%af HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /v1/entities/abc%1b[2K%7f%ff%c0%af HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         # raw ESC and a bare CR inside the request-target (a bare LF would end the line)
-        b"GET /v1/entities/abc\x1b[31m\r" + FORGED.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"GET /nope\x1b]0;title\x07\r" + FORGED.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /v1/entities/abc\x1b[31m\r" + FORGED.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /nope\x1b]0;title\x07\r" + FORGED.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         # a method with control characters
-        b"G\x1b[1mET\r /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"G\x1b[1mET\r /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         # X-Request-Id with a bare CR, ESC and a fake line; another percent-encoded
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc\r" + FORGED.encode() +
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: abc\r" + FORGED.encode() +
         b"\x1b[2K\r\nConnection: close\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc%0d%0a" + urllib.parse.quote(FORGED).encode() +
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: abc%0d%0a" + urllib.parse.quote(FORGED).encode() +
         b"\r\nConnection: close\r\n\r\n",
         # Idempotency-Key with control characters
-        b"POST /v1/entities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/entities HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Idempotency-Key: k\x1b[2K\r" + FORGED.encode() + b"\r\nContent-Length: 17\r\n"
         b"Connection: close\r\n\r\n{\"type\":\"Person\"}",
     ]

@@ -566,3 +566,29 @@ Test(config, resolve_needs_intent_and_policy_together)
     parse_fails(ARGC(elsewhere), elsewhere, msg, sizeof msg);
     cr_assert(strstr(msg, "does not apply"), "%s", msg);
 }
+
+/* A Neo4j URL with user:password@ is refused, and the message never repeats
+ * the password; a URL that is not http(s) is refused too. */
+Test(config, neo4j_url_with_credentials_refused)
+{
+    clear_env();
+    char msg[512];
+    char *argv[] = {"bistore", "serve", "--neo4j-url", "http://neo4j:s3cret@127.0.0.1:7474"};
+    parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    cr_expect(strstr(msg, "credentials") != NULL, "message: %s", msg);
+    cr_expect(strstr(msg, "s3cret") == NULL, "the password leaked into: %s", msg);
+    setenv("BISTORE_NEO4J_URL", "https://u:pw-in-env@neo:7473/", 1);
+    char *argv2[] = {"bistore", "check"};
+    parse_fails(ARGC(argv2), argv2, msg, sizeof msg);
+    cr_expect(strstr(msg, "pw-in-env") == NULL, "the password leaked into: %s", msg);
+    clear_env();
+    char *argv3[] = {"bistore", "serve", "--neo4j-url", "ftp://127.0.0.1:7474"};
+    parse_fails(ARGC(argv3), argv3, msg, sizeof msg);
+    char *argv4[] = {"bistore", "serve", "--neo4j-url", "http://"};
+    parse_fails(ARGC(argv4), argv4, msg, sizeof msg);
+    /* an '@' after the authority (a path or query) is not a credential */
+    char *argv5[] = {"bistore", "serve", "--neo4j-url", "http://127.0.0.1:7474/a@b"};
+    struct config cfg;
+    parse_ok(ARGC(argv5), argv5, &cfg);
+    cr_expect_str_eq(cfg.neo4j_url, "http://127.0.0.1:7474/a@b");
+}
