@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjansson-dev
           libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev clang-format
-          sqlite3 maven default-jdk-headless python3 python3-pip python3-yaml curl
+          sqlite3 maven default-jdk-headless python3 python3-pip python3-venv python3-yaml curl
           systemd man-db groff-base
           buildah podman debootstrap
           chromium nodejs npm)
@@ -41,7 +41,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python packages: pytest (and prometheus_client) for the tests, the Neo4j driver for the Python
-# baseline of bench/perf.sh (its smoke runs in the test suite). Debian's own
+# baseline of bench/perf.sh (its smoke runs in the test suite); httpx (the
+# Python client's one dependency), mypy (its --strict check is a test) and
+# hatchling (its build backend, so the test's pip install needs no network). Debian's own
 # python3 refuses pip outside a venv (PEP 668) unless told.
 pip_install() { # pip_install MODULE SPEC
   python3 -c "import $1" 2>/dev/null && return
@@ -50,6 +52,9 @@ pip_install() { # pip_install MODULE SPEC
 }
 pip_install pytest pytest
 pip_install neo4j 'neo4j==5.28.2'
+pip_install httpx 'httpx>=0.27,<1'
+pip_install mypy 'mypy>=1.8'
+pip_install hatchling 'hatchling>=1.18'
 # prometheus_client's text parser reads GET /metrics in the tests.
 pip_install prometheus_client 'prometheus_client==0.21.1'
 

@@ -22,6 +22,10 @@ Modes and controls (all thread-safe, usable while traffic flows):
 - blackhole(): accept connections and swallow everything in both
   directions; nothing is forwarded and nothing answers (clients time out).
 - refuse(): close every new connection at once (clients see resets/EOF).
+- cut_answers(n): the next n answers from the server are swallowed and
+  their connections closed at once (both sides), after the request was
+  forwarded whole: the server did the work, the client never hears of it
+  (a lost answer). `answers_cut` counts them.
 - close_all(): close every current connection, both sides.
 - close(): stop listening and close everything.
 
@@ -79,6 +83,8 @@ class FaultProxy:
         self._released = []  # connections released with deliver=True
         self.held_log = []  # copies of every held chunk, for assertions/diagnostics
         self.connections_accepted = 0
+        self._cut_left = 0
+        self.answers_cut = 0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -143,6 +149,18 @@ class FaultProxy:
         with self._lock:
             self._mode = "refuse"
         self.close_all()
+
+    def cut_answers(self, n=1):
+        with self._lock:
+            self._cut_left = n
+
+    def _take_cut(self):
+        with self._lock:
+            if self._cut_left <= 0:
+                return False
+            self._cut_left -= 1
+            self.answers_cut += 1
+            return True
 
     def close_all(self):
         with self._lock:
@@ -293,6 +311,9 @@ class FaultProxy:
                 return
             if self.mode == "blackhole":
                 continue
+            if self._take_cut():
+                conn.close()
+                return
             if conn.released:
                 with self._lock:
                     conn.response_after_release += data

@@ -1,0 +1,112 @@
+"""Retries: which failures are retried for which call, and how long to wait."""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import random
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+class Safety(enum.Enum):
+    """How a call may be retried.
+
+    IDEMPOTENT: reads, and POSTs the gateway deduplicates by Idempotency-Key
+    (entities, relationships, transactions) or that write nothing (ids):
+    retried after any transport failure, timeout, 502, 503 and 500
+    outcome_unknown.
+
+    DELETE: retried like IDEMPOTENT; a 404 to a retry whose earlier attempt
+    may have been applied counts as done (the object is gone).
+
+    GUARDED: a PATCH with if_version (If-Match): retried like IDEMPOTENT, as
+    If-Match keeps a second application out; a 412 to a retry whose earlier
+    attempt may have been applied is checked (see Client.patch_entity).
+
+    UNSAFE: a PATCH without if_version, a reconciliation start: retried only
+    when the request surely did not reach the gateway (the connection could
+    not be made) or the gateway said it did nothing (503).
+    """
+
+    IDEMPOTENT = "idempotent"
+    DELETE = "delete"
+    GUARDED = "guarded"
+    UNSAFE = "unsafe"
+
+
+# The request never left the client: safe to send again for any call.
+NOT_SENT: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Anything else that went wrong on the way: the request may have been applied.
+MAYBE_SENT: tuple[type[Exception], ...] = (httpx.TransportError,)
+
+RETRY_STATUSES_SAFE = frozenset({502, 503})
+RETRY_STATUSES_UNSAFE = frozenset({503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and full jitter.
+
+    The n-th retry (n = 1, 2, ...) waits a random time in
+    [0, min(max_backoff, backoff * 2**(n-1))], or the answer's Retry-After
+    when that is longer (capped at max_retry_after). attempts counts the
+    first try: attempts=1 disables retries.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    max_retry_after: float = 30.0
+    jitter: bool = True
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
+            raise ValueError("backoff times must not be negative")
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `retry` (1-based)."""
+        ceiling = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
+        wait = self.rng.uniform(0, ceiling) if self.jitter else ceiling
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_retry_after))
+        return wait
+
+
+NO_RETRIES = RetryPolicy(attempts=1)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The Retry-After header as seconds (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def retryable_status(safety: Safety, status: int, code: str | None) -> bool:
+    if safety is Safety.UNSAFE:
+        return status in RETRY_STATUSES_UNSAFE
+    if status == 500 and code == "outcome_unknown":
+        return True
+    return status in RETRY_STATUSES_SAFE
+
+
+def retryable_exception(safety: Safety, exc: Exception) -> bool:
+    if isinstance(exc, NOT_SENT):
+        return True
+    if safety is Safety.UNSAFE:
+        return False
+    return isinstance(exc, MAYBE_SENT)
