@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The two Neo4j adapters (--neo4j-api tx|query) on the same workloads, in one
+# run, against one Neo4j of its own (bench/PERF.md, "Neo4j adapters"):
+#
+#   bench/adapters.sh [SECONDS]     each measurement lasts SECONDS (15)
+#
+# For each round, each workload (create: POST /v1/entities; batch: one
+# POST /v1/transactions of 20 entities and 20 relationships) and each number
+# of clients (1, 32), a gateway with each adapter is measured in turn (the
+# order alternates between rounds), so a busy machine slows both alike.
+# Prints bench_load's lines; BISTORE_PERF_WORK=DIR keeps the logs there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}
+rounds=${BISTORE_ADAPTER_ROUNDS:-2}
+scripts/build.sh release >/dev/null
+work=${BISTORE_PERF_WORK:-$(mktemp -d /tmp/bistore-adapters.XXXXXX)}
+mkdir -p "$work"
+gw_pid=
+cleanup() {
+  [ -n "$gw_pid" ] && kill -TERM "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
+  scripts/neo4j.sh stop "$work/neo4j" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+ports=$(scripts/neo4j.sh start "$work/neo4j" 0)
+http=${ports#http=}; http=${http%% *}
+neo4j="http://127.0.0.1:$http"
+
+gateway() { # gateway API LABEL: starts one on a fresh SQLite file, sets $url
+  rm -f "$work/$2.db"*
+  build/bistore serve --listen 127.0.0.1:0 --sqlite "$work/$2.db" --neo4j-url "$neo4j" \
+    --neo4j-api "$1" --log-level warn >"$work/$2.log" 2>&1 &
+  gw_pid=$!
+  local port=
+  for _ in $(seq 300); do
+    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/$2.log" | grep -o '[0-9]*$' || true)
+    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    sleep 0.1
+  done
+  url="http://127.0.0.1:$port"
+}
+stop_gateway() {
+  kill -TERM "$gw_pid"; wait "$gw_pid" || true; gw_pid=
+}
+
+for round in $(seq "$rounds"); do
+  apis="tx query"; [ $((round % 2)) -eq 0 ] && apis="query tx"
+  for workload in create batch; do
+    for clients in 1 32; do
+      for api in $apis; do
+        gateway "$api" "$api-$workload-$clients"
+        extra=(); [ "$workload" = batch ] && extra=(--entities 20 --relationships 20)
+        build/bench/bench_load --url "$url" --workload "$workload" --clients "$clients" \
+          --duration "$secs" --warmup 2 --system "bistore-$api" "${extra[@]}" \
+          --cpu-pid "gateway:$gw_pid" | grep -v '^{' || true
+        stop_gateway
+      done
+    done
+  done
+done
