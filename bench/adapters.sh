@@ -28,16 +28,18 @@ neo4j="http://127.0.0.1:$http"
 
 gateway() { # gateway API LABEL: starts one on a fresh SQLite file, sets $url
   rm -f "$work/$2.db"*
-  build/bistore serve --listen 127.0.0.1:0 --sqlite "$work/$2.db" --neo4j-url "$neo4j" \
-    --neo4j-api "$1" --log-level warn >"$work/$2.log" 2>&1 &
+  local port  # a free port (with --log-level warn the "listening on" line is not printed)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  build/bistore serve --listen "127.0.0.1:$port" --sqlite "$work/$2.db" --neo4j-url "$neo4j" \
+    --neo4j-api "$1" --validate-interval 0 --log-level warn --neo4j-timeout-ms 60000 \
+    >"$work/$2.log" 2>&1 &
   gw_pid=$!
-  local port=
-  for _ in $(seq 300); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/$2.log" | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+  url="http://127.0.0.1:$port"
+  for _ in $(seq 600); do
+    curl -sf "$url/readyz" >/dev/null && return 0
     sleep 0.1
   done
-  url="http://127.0.0.1:$port"
+  echo "adapters.sh: the $1 gateway is not ready:" >&2; tail -5 "$work/$2.log" >&2; exit 1
 }
 stop_gateway() {
   kill -TERM "$gw_pid"; wait "$gw_pid" || true; gw_pid=

@@ -35,30 +35,36 @@ jdk25() {
 }
 
 case "${BISTORE_NEO4J_VERSION:-5.26}" in
-  5.26) version=5.26.12; target=target; release=17; java_home=${BISTORE_NEO4J_JAVA:-} ;;
-  2026) version=2026.08.1; target=target-2026; release=25
-        java_home=${BISTORE_NEO4J_JAVA:-$(jdk25 || true)}
-        [ -n "$java_home" ] || { echo "neo4j.sh: NOT RUN: no JDK 25 for Neo4j 2026" >&2; exit 3; } ;;
+  5.26) version=5.26.12; target=target; java_home=${BISTORE_NEO4J_JAVA:-} ;;
+  2026) version=2026.08.1; target=target-2026; java_home=${BISTORE_NEO4J_JAVA:-$(jdk25 || true)} ;;
   *) echo "neo4j.sh: BISTORE_NEO4J_VERSION is 5.26 or 2026" >&2; exit 2 ;;
 esac
-if [ -n "$java_home" ]; then
-  export JAVA_HOME="$java_home"; export PATH="$java_home/bin:$PATH"
-fi
+java_bin=${java_home:+$java_home/bin/}java
+# The launcher is compiled once, for Java 17 against 5.26 (its API is the
+# same in 2026.x); the 2026 leg runs that jar with 2026's jars, which only
+# need copying (Maven with the JDK 17 fetches them): a JDK 25's runtime is
+# needed to run Neo4j 2026, not to build anything.
+jar="$proj/target/bistore-neo4j-1.jar"
 lib="$proj/$target/lib"
-jar="$proj/$target/bistore-neo4j-1.jar"
 
 build() {
-  if [ -f "$jar" ] && [ -d "$lib" ] && [ "$jar" -nt "$proj/pom.xml" ] &&
-     [ "$jar" -nt "$proj/src/main/java/bistore/BistoreNeo4j.java" ]; then
-    return 0
-  fi
   command -v mvn >/dev/null || { echo "neo4j.sh: Maven (mvn) is needed" >&2; exit 1; }
-  (cd "$proj" && mvn -q -B package -DskipTests -Dneo4j.version="$version" \
-     -Dneo4j.target="$target" -Dmaven.compiler.release="$release")
+  if ! { [ -f "$jar" ] && [ -d "$proj/target/lib" ] && [ "$jar" -nt "$proj/pom.xml" ] &&
+         [ "$jar" -nt "$proj/src/main/java/bistore/BistoreNeo4j.java" ]; }; then
+    (cd "$proj" && mvn -q -B package -DskipTests)
+  fi
+  if [ "$target" != target ] && ! { [ -d "$lib" ] && [ "$lib" -nt "$proj/pom.xml" ]; }; then
+    (cd "$proj" && mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+       -Dneo4j.version="$version" -DincludeScope=runtime \
+       -DoutputDirectory="$lib.tmp" && rm -rf "$lib" && mv "$lib.tmp" "$lib")
+  fi
 }
 
 start() {
   local home=${1:?HOME folder}; local http=${2:-0}; local bolt=${3:-}
+  if [ "$target" != target ] && [ -z "$java_home" ]; then
+    echo "neo4j.sh: NOT RUN: no JDK 25 for Neo4j $version (set BISTORE_NEO4J_JAVA)" >&2; exit 3
+  fi
   build
   mkdir -p "$home"
   home=$(cd "$home" && pwd)
@@ -70,7 +76,7 @@ start() {
   [ -n "${BISTORE_NEO4J_AUTH_PASSWORD_FILE:-}" ] &&
     args+=(--auth-password-file "$(cd "$(dirname "$BISTORE_NEO4J_AUTH_PASSWORD_FILE")" && pwd)/$(basename "$BISTORE_NEO4J_AUTH_PASSWORD_FILE")")
   args+=("$home" "$http"); [ -n "$bolt" ] && args+=("$bolt")
-  nohup java -Xmx1g -XX:+UseG1GC \
+  nohup "$java_bin" -Xmx1g -XX:+UseG1GC \
     --add-opens java.base/java.nio=ALL-UNNAMED \
     --add-opens java.base/java.io=ALL-UNNAMED \
     --add-opens java.base/sun.nio.ch=ALL-UNNAMED \
