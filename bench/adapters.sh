@@ -8,7 +8,9 @@
 # POST /v1/transactions of 20 entities and 20 relationships) and each number
 # of clients (1, 32), a gateway with each adapter is measured in turn (the
 # order alternates between rounds), so a busy machine slows both alike.
-# Prints bench_load's lines; BISTORE_PERF_WORK=DIR keeps the logs there.
+# Prints bench_load's lines; BISTORE_PERF_WORK=DIR keeps the logs there;
+# BISTORE_BENCH_NEO4J_URL uses a running Neo4j instead of starting one;
+# BISTORE_ADAPTER_ROUNDS (2) sets the rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
@@ -22,9 +24,13 @@ cleanup() {
   scripts/neo4j.sh stop "$work/neo4j" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-ports=$(scripts/neo4j.sh start "$work/neo4j" 0)
-http=${ports#http=}; http=${http%% *}
-neo4j="http://127.0.0.1:$http"
+if [ -n "${BISTORE_BENCH_NEO4J_URL:-}" ]; then # a Neo4j of yours (its data is added to)
+  neo4j=$BISTORE_BENCH_NEO4J_URL
+else
+  ports=$(scripts/neo4j.sh start "$work/neo4j" 0)
+  http=${ports#http=}; http=${http%% *}
+  neo4j="http://127.0.0.1:$http"
+fi
 
 gateway() { # gateway API LABEL: starts one on a fresh SQLite file, sets $url
   rm -f "$work/$2.db"*
