@@ -84,13 +84,13 @@ start() {
     -cp "$jar:$lib/*" bistore.BistoreNeo4j "${args[@]}" \
     >"$home/neo4j.log" 2>&1 </dev/null &
   echo $! >"$home/pid"
-  local deadline=$((SECONDS + 120))
+  local deadline=$((SECONDS + ${BISTORE_NEO4J_START_TIMEOUT:-300}))
   while [ ! -s "$home/ports" ]; do
     if ! kill -0 "$(cat "$home/pid")" 2>/dev/null; then
       echo "neo4j.sh: Neo4j exited during start-up; last lines of $home/neo4j.log:" >&2
       tail -n 20 "$home/neo4j.log" >&2; exit 1
     fi
-    [ $SECONDS -lt $deadline ] || { echo "neo4j.sh: Neo4j not ready after 120 s" >&2; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "neo4j.sh: Neo4j not ready after ${BISTORE_NEO4J_START_TIMEOUT:-300} s" >&2; exit 1; }
     sleep 0.2
   done
   cat "$home/ports"
