@@ -246,13 +246,15 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
     enum neo4j_status status = NEO4J_OK;
     if (http == 404) {
         status = fail(r, NEO4J_TX_GONE, "bistore.NotFound", "Neo4j answered 404");
-    } else if (http == 401 || http == 403) {
+    } else if (http == 401 || http == 403 || (http == 429 && code && strstr(code, ".Security."))) {
+        /* 429: the user is locked for a while after repeated failures */
         char text401[400];
         snprintf(text401, sizeof text401,
                  "Neo4j refused the credentials (HTTP %ld): check --neo4j-user and the password"
                  "%s%s",
                  http, msg ? ": " : "", msg ? msg : "");
         status = fail(r, NEO4J_DATABASE_ERROR, code ? code : "bistore.HttpStatus", text401);
+        log_msg(LOG_ERROR, c->rid, "neo4j %s %s: %s", method, target, text401);
     } else if (http >= 500) {
         char text5xx[160];
         snprintf(text5xx, sizeof text5xx, "Neo4j answered HTTP %ld", http);

@@ -71,7 +71,8 @@ class Gateway:
                "--neo4j-url", self.neo4j_url, *self.args]
         env = bistore_env(self.env)
         log = open(self.log_path, "ab")
-        log.write(("$ " + " ".join(cmd) + (f"   [env {self.env}]" if self.env else "") + "\n").encode())
+        shown = {k: ("***" if "PASSWORD" in k else v) for k, v in self.env.items()}  # the log holds no secret
+        log.write(("$ " + " ".join(cmd) + (f"   [env {shown}]" if shown else "") + "\n").encode())
         log.flush()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
