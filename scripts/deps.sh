@@ -2,9 +2,10 @@
 # Installs what bistore needs to build, test and run, on a fresh Debian
 # machine (run as root, or with sudo available): the C libraries and tools
 # from Debian's packages, pytest and the Neo4j driver from PyPI when they are
-# missing, the local Neo4j 5.26 from Maven Central (scripts/neo4j.sh
-# build), and for the dashboard's browser test Debian's chromium with
-# playwright-core from npm (tests/browser, pinned by its package-lock.json).
+# missing, the local Neo4j 5.26 and 2026.08.1 from Maven Central
+# (scripts/neo4j.sh build), a JDK 25 for the latter when Debian has one, and
+# for the dashboard's browser test Debian's chromium with playwright-core
+# from npm (tests/browser, pinned by its package-lock.json).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,3 +66,23 @@ if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
 fi
 
 scripts/neo4j.sh build
+
+# Java 25 for Neo4j 2026.x, the calendar release of the version matrix
+# (scripts/test.sh): Temurin's own repository is not reachable from here, so
+# Debian's package when the release has one; else the matrix's 2026 legs say
+# NOT RUN. The jars need no JDK 25 (Maven copies them).
+if ! scripts/neo4j.sh jdk25 >/dev/null; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq || true
+  for p in openjdk-25-jdk-headless openjdk-25-jre-headless; do
+    if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+      echo "deps: installing $p"
+      DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$p" >/dev/null && break
+    fi
+  done
+  scripts/neo4j.sh jdk25 >/dev/null ||
+    echo "deps: no JDK 25 here (none in /usr/lib/jvm, none in this Debian release):" \
+         "the Neo4j 2026 legs of scripts/test.sh will print NOT RUN"
+fi
+BISTORE_NEO4J_VERSION=2026 scripts/neo4j.sh build

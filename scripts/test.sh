@@ -4,16 +4,22 @@
 #   2. style checks (banned functions, clang-format)
 #   3. release build: Criterion unit tests
 #   4. ASan+UBSan build: the same unit tests
-#   5. one real Neo4j for the whole run, then the integration and fault
-#      tests (pytest) against the release gateway and again against the
-#      ASan+UBSan gateway
-#   6. deployment: cmake --install with the man page and the systemd unit
-#      (scripts/install-check.sh), and the container image built and run
-#      against the same Neo4j (scripts/container-check.sh)
-#   7. the benchmarks in their --smoke form (they still run; not timed)
+#   5. one real Neo4j 5.26 for the legs on it, then the integration and
+#      fault tests (pytest) against the release gateway and again against
+#      the ASan+UBSan gateway (the tx adapter), and the protocol's crash,
+#      reconciliation and API tests against the release gateway on the
+#      Query API adapter (BISTORE_TEST_NEO4J_API=query)
+#   6. deployment, against the same Neo4j: cmake --install with the man
+#      page and the systemd unit (scripts/install-check.sh), the container
+#      image built and run (scripts/container-check.sh)
+#   7. the version matrix: a Neo4j 2026.x (Java 25) and the API, fault and
+#      reconciliation tests on the release gateway with each adapter (the
+#      whole suite with BISTORE_TEST_MATRIX=full); with no JDK 25 on the
+#      machine these legs print "NOT RUN" and count neither way
+#   8. the benchmarks in their --smoke form (they still run; not timed)
 # Prints "N passed, N failed" at the end; exits non-zero on any failure. A
-# leg that cannot run on this machine at all is SKIPPED: said at the end,
-# never counted as passed.
+# leg that cannot run on this machine at all is SKIPPED or NOT RUN: said at
+# the end, never counted as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -50,21 +56,34 @@ run_ctest build
 echo "== unit tests (asan+ubsan)"
 run_ctest build-asan
 
-echo "== Neo4j"
-neo4j_home=$(mktemp -d /tmp/bistore-test-neo4j.XXXXXX)
-cleanup() { "$root/scripts/neo4j.sh" stop "$neo4j_home" || true; rm -rf "$neo4j_home"; }
+neo4j_homes=()
+cleanup() {
+  local h
+  for h in "${neo4j_homes[@]}"; do
+    "$root/scripts/neo4j.sh" stop "$h" || true; rm -rf "$h"
+  done
+}
 trap cleanup EXIT
-ports=$(scripts/neo4j.sh start "$neo4j_home" 0)
-http_port=${ports#http=}; http_port=${http_port%% *}
-export BISTORE_TEST_NEO4J_URL="http://127.0.0.1:$http_port"
-export BISTORE_TEST_NEO4J_HOME="$neo4j_home"
-echo "Neo4j on $BISTORE_TEST_NEO4J_URL"
+start_neo4j() { # start_neo4j LABEL: a fresh Neo4j (BISTORE_NEO4J_VERSION) for the legs that follow
+  local home; home=$(mktemp -d /tmp/bistore-test-neo4j.XXXXXX)
+  neo4j_homes+=("$home")
+  echo "== Neo4j $1"
+  local ports; ports=$(scripts/neo4j.sh start "$home" 0) || return 1
+  local http_port=${ports#http=}; http_port=${http_port%% *}
+  export BISTORE_TEST_NEO4J_URL="http://127.0.0.1:$http_port"
+  export BISTORE_TEST_NEO4J_HOME="$home"
+  echo "Neo4j $1 on $BISTORE_TEST_NEO4J_URL"
+}
+stop_neo4j() {
+  scripts/neo4j.sh stop "$BISTORE_TEST_NEO4J_HOME" || true
+}
 
-run_pytest() { # run_pytest LABEL BINARY
-  local log; log=$(mktemp)
-  echo "== integration and fault tests ($1)"
-  if BISTORE_BIN="$2" python3 -m pytest tests/integration -q -p no:cacheprovider \
-       >"$log" 2>&1; then :; fi
+run_pytest() { # run_pytest LABEL BINARY ADAPTER [TEST FILES...]: tests/integration (or those files)
+  local label=$1 bin=$2 api=$3 log; shift 3; log=$(mktemp)
+  local files=("$@"); [ ${#files[@]} -gt 0 ] || files=(tests/integration)
+  echo "== integration and fault tests ($label)"
+  if BISTORE_BIN="$bin" BISTORE_TEST_NEO4J_API="$api" python3 -m pytest "${files[@]}" -q \
+       -p no:cacheprovider >"$log" 2>&1; then :; fi
   cat "$log"
   local p f e
   p=$(grep -Eo '[0-9]+ passed' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
@@ -74,12 +93,25 @@ run_pytest() { # run_pytest LABEL BINARY
   [ "$p" -gt 0 ] || f=$((f + 1))
   count "$p" $((f + e))
 }
-run_pytest release "$root/build/bistore"
-run_pytest asan+ubsan "$root/build-asan/bistore"
+not_run=()
 
-# Deployment, one count each: cmake --install, then the image (after the
-# pytest legs, alone: its build takes both cores for about half a minute).
-run_leg() { # run_leg LABEL COMMAND...   (exit 77: skipped)
+# The legs on a second adapter or Neo4j (BISTORE_TEST_MATRIX=full: the whole
+# suite on each): on the Query API adapter, the commit protocol's crash
+# tests, reconciliation and the API; on Neo4j 2026.x, the API and fault
+# tests with each adapter.
+query_set=(tests/integration/test_api_entities.py tests/integration/test_api_transactions.py
+           tests/integration/test_faults.py tests/integration/test_pipeline.py
+           tests/integration/test_powerloss.py tests/integration/test_stuck_intent.py
+           tests/integration/test_reconcile.py tests/integration/test_reconcile_runs.py
+           tests/integration/test_reconcile_cli.py tests/integration/test_neo4j_api.py)
+calendar_set=(tests/integration/test_api_entities.py tests/integration/test_api_transactions.py
+              tests/integration/test_faults.py tests/integration/test_neo4j_api.py)
+if [ "${BISTORE_TEST_MATRIX:-}" = full ]; then
+  query_set=(tests/integration); calendar_set=(tests/integration)
+fi
+
+# Deployment, one count each (exit 77: skipped, said at the end).
+run_leg() { # run_leg LABEL COMMAND...
   local label=$1 log rc=0; shift; log=$(mktemp)
   echo "== $label"
   "$@" >"$log" 2>&1 || rc=$?
@@ -90,8 +122,36 @@ run_leg() { # run_leg LABEL COMMAND...   (exit 77: skipped)
   esac
   rm -f "$log"
 }
+
+start_neo4j 5.26
+run_pytest "release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx
+run_pytest "asan+ubsan, Neo4j 5.26, tx adapter" "$root/build-asan/bistore" tx
+run_pytest "release, Neo4j 5.26, query adapter" "$root/build/bistore" query "${query_set[@]}"
+# After the pytest legs, alone: the image's build takes both cores for
+# about half a minute. Both run against this Neo4j.
 run_leg "install check" scripts/install-check.sh build
 run_leg "container check" scripts/container-check.sh
+# The fixed-memory check writes nothing to Neo4j (every request is refused).
+run_leg "benchmark smoke: stats-memory" env NEO4J_URL="$BISTORE_TEST_NEO4J_URL" \
+  bench/stats_memory.py --smoke
+stop_neo4j
+
+# The version matrix: the calendar release, on both adapters. The harness
+# restarts Neo4j through scripts/neo4j.sh, which reads BISTORE_NEO4J_VERSION.
+if scripts/neo4j.sh jdk25 >/dev/null || [ -n "${BISTORE_NEO4J_JAVA:-}" ]; then
+  export BISTORE_NEO4J_VERSION=2026
+  if start_neo4j 2026.08.1; then
+    run_pytest "release, Neo4j 2026.08.1, tx adapter" "$root/build/bistore" tx "${calendar_set[@]}"
+    run_pytest "release, Neo4j 2026.08.1, query adapter" "$root/build/bistore" query "${calendar_set[@]}"
+    stop_neo4j
+  else
+    echo "Neo4j 2026.08.1 did not start"; count 0 1
+  fi
+  unset BISTORE_NEO4J_VERSION
+else
+  not_run+=("Neo4j 2026.08.1 legs (tx and query adapters): no JDK 25 (see README, Tests)")
+  echo "NOT RUN: Neo4j 2026.08.1 legs: no JDK 25 on this machine"
+fi
 
 # The benchmarks, tiny: a check that they still run (each starts its own
 # Neo4j), not a timed test; their figures are in bench/README.md and PERF.md.
@@ -107,10 +167,9 @@ run_smoke() { # run_smoke LABEL COMMAND...
 }
 run_smoke perf bench/perf.sh --smoke
 run_smoke reconciliation bench/recon.sh --smoke
-# The fixed-memory check writes nothing to Neo4j (every request is refused).
-run_smoke stats-memory env NEO4J_URL="$BISTORE_TEST_NEO4J_URL" bench/stats_memory.py --smoke
 
 echo "== suite took $((SECONDS - start)) s"
 [ -z "$skipped" ] || echo "SKIPPED (not counted as passed):$skipped"
+for leg in "${not_run[@]}"; do echo "NOT RUN (counted neither passed nor failed): $leg"; done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -37,6 +37,8 @@ static const char usage[] =
     "  --neo4j-password-file FILE  file holding the Neo4j password (or set\n"
     "                              BISTORE_NEO4J_PASSWORD)\n"
     "  --neo4j-timeout-ms MS       timeout of each Neo4j request (5000)\n"
+    "  --neo4j-api tx|query        Neo4j's transaction endpoint (/db/{db}/tx) or its\n"
+    "                              Query API (/db/{db}/query/v2/tx) (tx)\n"
     "  --max-body-bytes N          largest request body (16777216)\n"
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
@@ -211,6 +213,11 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
                     "BISTORE_NEO4J_PASSWORD", msg, cap);
     if (strcmp(flag, "neo4j-password-file") == 0)
         return read_password_file(cfg, value, msg, cap);
+    if (strcmp(flag, "neo4j-api") == 0) {
+        if (strcmp(value, "tx") != 0 && strcmp(value, "query") != 0)
+            return fail(msg, cap, "--neo4j-api: '%s' is not tx or query", value);
+        return copy(cfg->neo4j_api, sizeof cfg->neo4j_api, value, "--neo4j-api", msg, cap);
+    }
     if (strcmp(flag, "log-level") == 0) {
         if (strcmp(value, "debug") != 0 && strcmp(value, "info") != 0 &&
             strcmp(value, "warn") != 0 && strcmp(value, "error") != 0)
@@ -339,7 +346,8 @@ static const char *const env_flags[] = {"listen",
                                         "alert-webhook",
                                         "alert-webhook-queue",
                                         "alert-webhook-retries",
-                                        "alert-webhook-timeout-ms"};
+                                        "alert-webhook-timeout-ms",
+"neo4j-api"};
 
 static void defaults(struct config *cfg)
 {
@@ -350,6 +358,7 @@ static void defaults(struct config *cfg)
     snprintf(cfg->neo4j_url, sizeof cfg->neo4j_url, "http://127.0.0.1:7474");
     snprintf(cfg->neo4j_database, sizeof cfg->neo4j_database, "neo4j");
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    snprintf(cfg->neo4j_api, sizeof cfg->neo4j_api, "tx");
     cfg->max_body_bytes = (size_t)16 << 20;
     cfg->max_operations = 10000;
     cfg->neo4j_timeout_ms = 5000;

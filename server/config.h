@@ -23,6 +23,7 @@ struct config {
     size_t max_body_bytes;
     size_t max_operations;
     long neo4j_timeout_ms;
+    char neo4j_api[8]; /* tx | query (--neo4j-api) */
     size_t max_connections;
     size_t max_queue;
     size_t max_rel_types;

@@ -45,8 +45,8 @@ static struct bistore_config store_config(const struct config *cfg)
                   .user = cfg->neo4j_user[0] ? cfg->neo4j_user : NULL,
                   .password = cfg->neo4j_password,
                   .timeout_ms = cfg->neo4j_timeout_ms,
-                  .connect_timeout_ms =
-                      cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000},
+                  .connect_timeout_ms = cfg->neo4j_timeout_ms < 2000 ? cfg->neo4j_timeout_ms : 2000,
+                  .api = strcmp(cfg->neo4j_api, "query") == 0 ? NEO4J_API_QUERY : NEO4J_API_TX},
         .max_queue = cfg->max_queue,
         .max_rel_types = cfg->max_rel_types,
         .read_connections = 16,

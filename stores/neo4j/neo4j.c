@@ -22,7 +22,15 @@ struct neo4j_client {
     char rid[136];
     struct buf response;
     char location[NEO4J_URL_MAX]; /* Location header of the last answer */
+    enum neo4j_api api;           /* of the transactions it opens */
+    /* neo4j-cluster-affinity header of the last answer ("" when none) */
+    char affinity[NEO4J_AFFINITY_MAX];
 };
+
+#define AFFINITY_HEADER "neo4j-cluster-affinity"
+/* A Query API transaction's path, and how it carries the affinity. */
+#define QUERY_TX_MARK "/query/v2/tx/"
+#define AFFINITY_MARK '#'
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -33,22 +41,30 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Copies the value of header line ptr (n bytes) when it is `name`. */
+static void header_value(const char *ptr, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    if (n <= nlen || strncasecmp(ptr, name, nlen) != 0 || ptr[nlen] != ':')
+        return;
+    const char *v = ptr + nlen + 1;
+    size_t len = n - nlen - 1;
+    while (len && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+        len--;
+    if (len < cap) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+    }
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct neo4j_client *c = userdata;
     size_t n = size * nmemb;
-    if (n > 9 && strncasecmp(ptr, "Location:", 9) == 0) {
-        const char *v = ptr + 9;
-        size_t len = n - 9;
-        while (len && (*v == ' ' || *v == '\t'))
-            v++, len--;
-        while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-            len--;
-        if (len < sizeof c->location) {
-            memcpy(c->location, v, len);
-            c->location[len] = '\0';
-        }
-    }
+    header_value(ptr, n, "Location", c->location, sizeof c->location);
+    header_value(ptr, n, AFFINITY_HEADER, c->affinity, sizeof c->affinity);
     return n;
 }
 
@@ -68,6 +84,7 @@ struct neo4j_client *neo4j_client_new(const struct neo4j_config *cfg)
     c->base[ulen] = '\0';
     snprintf(c->database, sizeof c->database, "%s", cfg->database);
     snprintf(c->rid, sizeof c->rid, "-");
+    c->api = cfg->api;
     buf_init(&c->response, NEO4J_RESPONSE_LIMIT);
     c->curl = curl_easy_init();
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -153,23 +170,55 @@ static enum neo4j_status classify(const char *code)
     return NEO4J_DATABASE_ERROR;
 }
 
+/* A request's target: path without its affinity mark, plus a suffix. */
+static bool split_path(const char *path, const char *suffix, char *out, size_t cap,
+                       const char **affinity)
+{
+    const char *mark = strchr(path, AFFINITY_MARK);
+    size_t len = mark ? (size_t)(mark - path) : strlen(path);
+    *affinity = mark ? mark + 1 : NULL;
+    return snprintf(out, cap, "%.*s%s", (int)len, path, suffix) < (int)cap;
+}
+
 /*
- * One HTTP exchange: method on path (relative to base), body JSON or NULL.
- * Parses the answer into r. expect: the HTTP status that means success.
+ * One HTTP exchange: method on path (relative to base; a '#' part is the
+ * cluster affinity to send), text (len bytes, may be NULL) the body. The
+ * answer is classified into r; on success its parsed body goes to *doc
+ * (owned) when doc is not NULL. Both APIs answer a statement error with an
+ * "errors" array, with HTTP 200 (transaction API) or 202/400 (Query API).
  */
-/* One request; text (len bytes, may be NULL) is the body. */
 static enum neo4j_status exchange_text(struct neo4j_client *c, const char *method, const char *path,
-                                       const char *text, size_t len, long expect,
+                                       const char *text, size_t len, json_t **doc_out,
                                        struct neo4j_result *r)
 {
     neo4j_result_clear(r);
+    if (doc_out)
+        *doc_out = NULL;
+    char target[NEO4J_URL_MAX];
+    const char *affinity = NULL;
     char url[NEO4J_URL_MAX * 2];
-    if (snprintf(url, sizeof url, "%s%s", c->base, path) >= (int)sizeof url)
+    if (!split_path(path, "", target, sizeof target, &affinity) ||
+        snprintf(url, sizeof url, "%s%s", c->base, target) >= (int)sizeof url)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.UrlTooLong", "Neo4j URL too long");
+    struct curl_slist *extra = NULL;
+    if (affinity && affinity[0]) {
+        char line[NEO4J_AFFINITY_MAX + 64];
+        snprintf(line, sizeof line, "%s: %s", AFFINITY_HEADER, affinity);
+        extra = curl_slist_append(NULL, line);
+        for (struct curl_slist *h = c->headers; extra && h; h = h->next)
+            if (!curl_slist_append(extra, h->data)) {
+                curl_slist_free_all(extra);
+                extra = NULL;
+            }
+        if (!extra)
+            return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+    }
     buf_reset(&c->response);
     c->location[0] = '\0';
+    c->affinity[0] = '\0';
     CURL *e = c->curl;
     curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, extra ? extra : c->headers);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
@@ -186,47 +235,58 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
     int64_t took = time_monotonic_ms() - t0;
     metrics_neo4j_request((uint64_t)(metrics_now_us() - t0_us), rc == CURLE_OK && http < 500);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_slist_free_all(extra);
     if (rc != CURLE_OK) {
         r->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-        log_msg(LOG_WARN, c->rid, "neo4j %s %s: %s after %lld ms", method, path,
+        log_msg(LOG_WARN, c->rid, "neo4j %s %s: %s after %lld ms", method, target,
                 curl_easy_strerror(rc), (long long)took);
         return fail(r, NEO4J_UNAVAILABLE, "bistore.Neo4jUnavailable", curl_easy_strerror(rc));
     }
-    log_msg(LOG_DEBUG, c->rid, "neo4j %s %s -> %ld in %lld ms", method, path, http,
+    log_msg(LOG_DEBUG, c->rid, "neo4j %s %s -> %ld in %lld ms", method, target, http,
             (long long)took);
-    if (http == 404)
-        return fail(r, NEO4J_TX_GONE, "bistore.NotFound", "Neo4j answered 404");
-    if (http >= 500 || http == 401 || http == 403 || (http != expect && http != 200)) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Neo4j answered HTTP %ld", http);
-        return fail(r, http >= 500 ? NEO4J_UNAVAILABLE : NEO4J_DATABASE_ERROR, "bistore.HttpStatus",
-                    msg);
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb(buf_str(&c->response), c->response.len, 0, &jerr);
-    if (!doc)
-        return fail(r, NEO4J_UNAVAILABLE, "bistore.BadAnswer", "Neo4j answer is not JSON");
-    json_t *errors = json_object_get(doc, "errors");
-    if (json_array_size(errors) > 0) {
-        json_t *first = json_array_get(errors, 0);
-        const char *code = json_string_value(json_object_get(first, "code"));
-        const char *msg = json_string_value(json_object_get(first, "message"));
-        fail(r, classify(code ? code : ""), code ? code : "", msg ? msg : "");
+    json_t *doc = json_loadb(buf_str(&c->response), c->response.len, 0, NULL);
+    json_t *first = json_array_get(json_object_get(doc, "errors"), 0);
+    const char *code = json_string_value(json_object_get(first, "code"));
+    const char *msg = json_string_value(json_object_get(first, "message"));
+    enum neo4j_status status = NEO4J_OK;
+    if (http == 404) {
+        status = fail(r, NEO4J_TX_GONE, "bistore.NotFound", "Neo4j answered 404");
+    } else if (http == 401 || http == 403 || (http == 429 && code && strstr(code, ".Security."))) {
+        /* 429: the user is locked for a while after repeated failures */
+        char text401[400];
+        snprintf(text401, sizeof text401,
+                 "Neo4j refused the credentials (HTTP %ld): check --neo4j-user and the password"
+                 "%s%s",
+                 http, msg ? ": " : "", msg ? msg : "");
+        status = fail(r, NEO4J_DATABASE_ERROR, code ? code : "bistore.HttpStatus", text401);
+        log_msg(LOG_ERROR, c->rid, "neo4j %s %s: %s", method, target, text401);
+    } else if (http >= 500) {
+        char text5xx[160];
+        snprintf(text5xx, sizeof text5xx, "Neo4j answered HTTP %ld", http);
+        status = fail(r, NEO4J_UNAVAILABLE, "bistore.HttpStatus", text5xx);
+    } else if (!doc) {
+        status = fail(r, NEO4J_UNAVAILABLE, "bistore.BadAnswer", "Neo4j answer is not JSON");
+    } else if (first) {
+        status = fail(r, classify(code ? code : ""), code ? code : "", msg ? msg : "");
         /* Statements before the failing one answered a result each. */
-        json_t *res = json_object_get(doc, "results");
-        r->statement_index = (long)json_array_size(res);
+        r->statement_index = (long)json_array_size(json_object_get(doc, "results"));
         log_msg(LOG_DEBUG, c->rid, "neo4j error %s: %s", r->code, r->message);
-        json_decref(doc);
-        return r->status;
+    } else if (http < 200 || http > 299) {
+        char other[160];
+        snprintf(other, sizeof other, "Neo4j answered HTTP %ld", http);
+        status = fail(r, NEO4J_DATABASE_ERROR, "bistore.HttpStatus", other);
     }
-    r->results = json_incref(json_object_get(doc, "results"));
-    json_decref(doc);
-    return NEO4J_OK;
+    if (status == NEO4J_OK && doc_out)
+        *doc_out = doc;
+    else
+        json_decref(doc);
+    return status;
 }
 
 /* One request; body (may be NULL) is sent as JSON text. */
 static enum neo4j_status exchange(struct neo4j_client *c, const char *method, const char *path,
-                                  json_t *body, long expect, struct neo4j_result *r)
+                                  json_t *body, json_t **doc, struct neo4j_result *r)
 {
     char *text = body ? json_text_dumps(body) : NULL;
     if (body && !text) {
@@ -234,7 +294,7 @@ static enum neo4j_status exchange(struct neo4j_client *c, const char *method, co
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     }
     enum neo4j_status status =
-        exchange_text(c, method, path, text, text ? strlen(text) : 0, expect, r);
+        exchange_text(c, method, path, text, text ? strlen(text) : 0, doc, r);
     free(text);
     return status;
 }
@@ -244,17 +304,50 @@ bool neo4j_ping(struct neo4j_client *c, char *version, size_t cap)
     struct neo4j_result r = {0};
     r.statement_index = -1;
     bool ok = false;
-    if (exchange(c, "GET", "/", NULL, 200, &r) == NEO4J_OK) {
-        json_t *doc = json_loadb(buf_str(&c->response), c->response.len, 0, NULL);
+    json_t *doc = NULL;
+    if (exchange(c, "GET", "/", NULL, &doc, &r) == NEO4J_OK) {
         const char *v = json_string_value(json_object_get(doc, "neo4j_version"));
         if (v) {
             snprintf(version, cap, "%s", v);
             ok = true;
         }
-        json_decref(doc);
     }
+    json_decref(doc);
     neo4j_result_clear(&r);
     return ok;
+}
+
+const char *neo4j_api_name(enum neo4j_api api)
+{
+    return api == NEO4J_API_QUERY ? "query" : "tx";
+}
+
+int neo4j_api_parse(const char *name, enum neo4j_api *api)
+{
+    if (strcmp(name, "tx") == 0)
+        *api = NEO4J_API_TX;
+    else if (strcmp(name, "query") == 0)
+        *api = NEO4J_API_QUERY;
+    else
+        return -1;
+    return 0;
+}
+
+/* Which API a transaction belongs to is in its path: recorded by one
+ * adapter, it is finished by the same API whichever a gateway uses. */
+static bool is_query_tx(const char *tx_path)
+{
+    return strstr(tx_path, QUERY_TX_MARK) != NULL;
+}
+
+/* ---- the transaction API (/db/{db}/tx) ---- */
+
+/* The answer's "results" into r (the caller's doc is consumed). */
+static enum neo4j_status keep_results(json_t *doc, struct neo4j_result *r)
+{
+    r->results = json_incref(json_object_get(doc, "results"));
+    json_decref(doc);
+    return NEO4J_OK;
 }
 
 static json_t *statements_body(json_t *statements)
@@ -274,16 +367,14 @@ static bool tx_path_from_url(const char *url, char out[NEO4J_TX_PATH_MAX])
     return true;
 }
 
-enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH_MAX],
-                              struct neo4j_result *r)
+static enum neo4j_status tx_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH_MAX],
+                                  struct neo4j_result *r)
 {
     char path[300];
     snprintf(path, sizeof path, "/db/%s/tx", c->database);
-    json_t *body = json_pack("{s:[]}", "statements");
-    if (!body)
-        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status status = exchange(c, "POST", path, body, 201, r);
-    json_decref(body);
+    json_t *doc = NULL;
+    enum neo4j_status status = exchange_text(c, "POST", path, "{\"statements\":[]}", 17, &doc, r);
+    json_decref(doc);
     if (status != NEO4J_OK)
         return status;
     if (!tx_path_from_url(c->location, tx_path))
@@ -299,39 +390,227 @@ static enum neo4j_status post_statements(struct neo4j_client *c, const char *pat
     json_t *body = statements_body(statements);
     if (!body)
         return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
-    enum neo4j_status status = exchange(c, "POST", path, body, 200, r);
+    json_t *doc = NULL;
+    enum neo4j_status status = exchange(c, "POST", path, body, &doc, r);
     json_decref(body);
-    return status;
+    return status == NEO4J_OK ? keep_results(doc, r) : status;
 }
 
-enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
-                            struct neo4j_result *r)
-{
-    return post_statements(c, tx_path, statements, r);
-}
-
-enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
-                                 const char *statements, size_t len, struct neo4j_result *r)
+static enum neo4j_status tx_run_text(struct neo4j_client *c, const char *tx_path,
+                                     const char *statements, size_t len, struct neo4j_result *r)
 {
     static const char head[] = "{\"statements\":[", tail[] = "]}";
     struct buf body;
     buf_init(&body, len + sizeof head + sizeof tail);
     enum neo4j_status status;
+    json_t *doc = NULL;
     if (buf_append(&body, head, sizeof head - 1) != BUF_OK ||
         buf_append(&body, statements, len) != BUF_OK ||
         buf_append(&body, tail, sizeof tail - 1) != BUF_OK) {
         neo4j_result_clear(r);
         status = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     } else {
-        status = exchange_text(c, "POST", tx_path, buf_str(&body), body.len, 200, r);
+        status = exchange_text(c, "POST", tx_path, buf_str(&body), body.len, &doc, r);
+        if (status == NEO4J_OK)
+            keep_results(doc, r);
     }
     buf_free(&body);
     return status;
 }
 
+/* ---- the Query API (/db/{db}/query/v2): one statement a request ---- */
+
+/* The Query API's {"data": {"fields", "values"}} as the transaction API's
+ * {"columns", "data": [{"row"}...]}, which the callers read. NULL: no memory. */
+static json_t *query_result(json_t *doc)
+{
+    json_t *data = json_object_get(doc, "data");
+    json_t *fields = json_object_get(data, "fields");
+    json_t *values = json_object_get(data, "values");
+    json_t *rows = json_array();
+    json_t *out =
+        rows ? json_pack("{s:O, s:o}", "columns", fields ? fields : json_null(), "data", rows)
+             : NULL;
+    if (!out)
+        return NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach (values, i, v) {
+        if (json_array_append_new(rows, json_pack("{s:O}", "row", v)) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* POSTs one statement ({"statement", "parameters"}, or NULL: an empty body)
+ * to path and appends its converted result to results (may be NULL). */
+static enum neo4j_status query_post(struct neo4j_client *c, const char *path, json_t *statement,
+                                    json_t *results, struct neo4j_result *r)
+{
+    json_t *doc = NULL;
+    enum neo4j_status status = statement ? exchange(c, "POST", path, statement, &doc, r)
+                                         : exchange_text(c, "POST", path, "{}", 2, &doc, r);
+    if (status == NEO4J_OK && results && json_array_append_new(results, query_result(doc)) != 0)
+        status = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+    json_decref(doc);
+    return status;
+}
+
+static enum neo4j_status query_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH_MAX],
+                                     struct neo4j_result *r)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/db/%s/query/v2/tx", c->database);
+    json_t *doc = NULL;
+    enum neo4j_status status = exchange_text(c, "POST", path, "{}", 2, &doc, r);
+    if (status != NEO4J_OK)
+        return status;
+    const char *id = json_string_value(json_object_get(json_object_get(doc, "transaction"), "id"));
+    int n = id ? snprintf(tx_path, NEO4J_TX_PATH_MAX, "/db/%s" QUERY_TX_MARK "%s%s%s", c->database,
+                          id, c->affinity[0] ? "#" : "", c->affinity)
+               : -1;
+    bool usable = n > 0 && n < NEO4J_TX_PATH_MAX && !strchr(id, '/') && !strchr(id, '#');
+    json_decref(doc);
+    if (!usable) {
+        tx_path[0] = '\0';
+        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoTransaction",
+                    "Neo4j opened a transaction without a usable id");
+    }
+    return NEO4J_OK;
+}
+
+/* Runs statements one request each; on an error, statement_index says which. */
+static enum neo4j_status query_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                                   struct neo4j_result *r)
+{
+    json_t *results = json_array();
+    if (!results) {
+        neo4j_result_clear(r);
+        return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+    }
+    enum neo4j_status status = NEO4J_OK;
+    for (size_t i = 0; i < json_array_size(statements); i++) {
+        status = query_post(c, tx_path, json_array_get(statements, i), results, r);
+        if (status != NEO4J_OK) {
+            r->statement_index = (long)i;
+            json_decref(results);
+            return status;
+        }
+    }
+    neo4j_result_clear(r);
+    r->results = results;
+    return status;
+}
+
+static enum neo4j_status query_run_text(struct neo4j_client *c, const char *tx_path,
+                                        const char *statements, size_t len, struct neo4j_result *r)
+{
+    struct buf text;
+    buf_init(&text, len + 3);
+    json_t *arr = NULL;
+    if (buf_append_char(&text, '[') == BUF_OK && buf_append(&text, statements, len) == BUF_OK &&
+        buf_append_char(&text, ']') == BUF_OK)
+        arr = json_loadb(buf_str(&text), text.len, 0, NULL);
+    buf_free(&text);
+    if (!arr) {
+        neo4j_result_clear(r);
+        return fail(r, NEO4J_DATABASE_ERROR, "bistore.BadStatements",
+                    "statements are not a JSON array's members");
+    }
+    enum neo4j_status status = query_run(c, tx_path, arr, r);
+    json_decref(arr);
+    return status;
+}
+
+static enum neo4j_status query_commit(struct neo4j_client *c, const char *tx_path,
+                                      json_t *statements, struct neo4j_result *r)
+{
+    char path[NEO4J_TX_PATH_MAX + 16];
+    const char *affinity;
+    if (!split_path(tx_path, "/commit", path, sizeof path, &affinity))
+        return fail(r, NEO4J_DATABASE_ERROR, "bistore.UrlTooLong", "Neo4j URL too long");
+    if (affinity) /* the mark again, after the suffix */
+        snprintf(path + strlen(path), sizeof path - strlen(path), "#%s", affinity);
+    json_t *results = NULL;
+    if (statements && json_array_size(statements) > 0) {
+        enum neo4j_status status = query_run(c, tx_path, statements, r);
+        if (status != NEO4J_OK)
+            return status;
+        results = r->results;
+        r->results = NULL;
+    }
+    enum neo4j_status status = query_post(c, path, NULL, NULL, r);
+    if (status == NEO4J_OK)
+        r->results = results ? results : json_array();
+    else
+        json_decref(results);
+    return status;
+}
+
+static enum neo4j_status query_autocommit(struct neo4j_client *c, json_t *statements,
+                                          struct neo4j_result *r)
+{
+    size_t n = json_array_size(statements);
+    if (n <= 1) { /* one request: the implicit transaction */
+        neo4j_result_clear(r);
+        json_t *results = json_array();
+        if (!results)
+            return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+        char path[300];
+        snprintf(path, sizeof path, "/db/%s/query/v2", c->database);
+        enum neo4j_status status =
+            n ? query_post(c, path, json_array_get(statements, 0), results, r) : NEO4J_OK;
+        if (status == NEO4J_OK)
+            r->results = results;
+        else {
+            r->statement_index = 0;
+            json_decref(results);
+        }
+        return status;
+    }
+    char tx_path[NEO4J_TX_PATH_MAX];
+    enum neo4j_status status = query_begin(c, tx_path, r);
+    if (status != NEO4J_OK)
+        return status;
+    status = query_commit(c, tx_path, statements, r);
+    if (status == NEO4J_UNAVAILABLE || status == NEO4J_TRANSIENT) {
+        struct neo4j_result rb = {0}; /* best effort: Neo4j may hold it open */
+        exchange(c, "DELETE", tx_path, NULL, NULL, &rb);
+        neo4j_result_clear(&rb);
+    }
+    return status;
+}
+
+/* ---- the interface: begin and autocommit by the client's API, the rest
+ * by the transaction's path ---- */
+
+enum neo4j_status neo4j_begin(struct neo4j_client *c, char tx_path[NEO4J_TX_PATH_MAX],
+                              struct neo4j_result *r)
+{
+    return c->api == NEO4J_API_QUERY ? query_begin(c, tx_path, r) : tx_begin(c, tx_path, r);
+}
+
+enum neo4j_status neo4j_run(struct neo4j_client *c, const char *tx_path, json_t *statements,
+                            struct neo4j_result *r)
+{
+    return is_query_tx(tx_path) ? query_run(c, tx_path, statements, r)
+                                : post_statements(c, tx_path, statements, r);
+}
+
+enum neo4j_status neo4j_run_text(struct neo4j_client *c, const char *tx_path,
+                                 const char *statements, size_t len, struct neo4j_result *r)
+{
+    return is_query_tx(tx_path) ? query_run_text(c, tx_path, statements, len, r)
+                                : tx_run_text(c, tx_path, statements, len, r);
+}
+
 enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json_t *statements,
                                struct neo4j_result *r)
 {
+    if (is_query_tx(tx_path))
+        return query_commit(c, tx_path, statements, r);
     char path[NEO4J_TX_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/commit", tx_path);
     return post_statements(c, path, statements, r);
@@ -340,12 +619,14 @@ enum neo4j_status neo4j_commit(struct neo4j_client *c, const char *tx_path, json
 enum neo4j_status neo4j_rollback(struct neo4j_client *c, const char *tx_path,
                                  struct neo4j_result *r)
 {
-    return exchange(c, "DELETE", tx_path, NULL, 200, r);
+    return exchange(c, "DELETE", tx_path, NULL, NULL, r);
 }
 
 enum neo4j_status neo4j_autocommit(struct neo4j_client *c, json_t *statements,
                                    struct neo4j_result *r)
 {
+    if (c->api == NEO4J_API_QUERY)
+        return query_autocommit(c, statements, r);
     char path[300];
     snprintf(path, sizeof path, "/db/%s/tx/commit", c->database);
     return post_statements(c, path, statements, r);

@@ -1,18 +1,32 @@
 /*
- * A client of Neo4j's HTTP transaction endpoint (/db/{db}/tx), over one
- * keep-alive libcurl handle. A client is used by one thread at a time.
+ * A client of Neo4j's HTTP API, over one keep-alive libcurl handle. A
+ * client is used by one thread at a time. Two adapters sit behind the one
+ * interface (cfg->api, --neo4j-api):
  *
- * Neo4j answers statement errors with HTTP 200 and an "errors" array, so
- * every response is parsed for it: a call succeeds only when the HTTP status
- * is right AND "errors" is empty. An error inside an open transaction makes
- * Neo4j roll that transaction back.
+ *  - NEO4J_API_TX, the transaction endpoint (/db/{db}/tx, deprecated from
+ *    Neo4j 5.26): many statements a request;
+ *  - NEO4J_API_QUERY, the Query API's explicit transactions
+ *    (/db/{db}/query/v2/tx/{id}): one statement a request, so a call with
+ *    n statements makes n requests, stopping at the first error; its
+ *    {"data": {"fields", "values"}} answers are converted to the shape
+ *    below, and the neo4j-cluster-affinity header it answers is kept on the
+ *    transaction (in its path, after a '#').
+ *
+ * Neo4j answers statement errors with an "errors" array (HTTP 200, or
+ * 202/400 from the Query API), so every response is parsed for it: a call
+ * succeeds only when the HTTP status is right AND "errors" is empty. An
+ * error inside an open transaction makes Neo4j roll that transaction back.
  *
  * Statements are a JSON array of {"statement": text, "parameters": {...}};
- * text is built only by stores/neo4j/cypher.c and stores/neo4j/recon.c from validated identifiers.
+ * text is built only by stores/neo4j/cypher.c and stores/neo4j/recon.c from
+ * validated identifiers. Results are the transaction API's: an array with,
+ * per statement, {"columns": [...], "data": [{"row": [...]}...]}.
  *
- * The interface is the seam for a second adapter (the Query API,
- * /db/{db}/query/v2/tx): callers see only begin/run/commit/rollback and
- * the classified outcome.
+ * Callers see only begin/run/commit/rollback and the classified outcome.
+ * A transaction's path says which API it belongs to ("/db/neo4j/tx/12" or
+ * "/db/neo4j/query/v2/tx/ab12"): run, commit and rollback follow the path,
+ * so a path recorded by a gateway using one API is finished by a gateway
+ * using the other.
  */
 #ifndef BISTORE_NEO4J_H
 #define BISTORE_NEO4J_H
@@ -22,6 +36,16 @@
 #include <stdbool.h>
 
 #define NEO4J_TX_PATH_MAX 256
+#define NEO4J_AFFINITY_MAX 128
+
+enum neo4j_api {
+    NEO4J_API_TX = 0, /* /db/{db}/tx */
+    NEO4J_API_QUERY,  /* /db/{db}/query/v2/tx */
+};
+/* "tx" or "query". */
+const char *neo4j_api_name(enum neo4j_api api);
+/* 0, or -1 when name is neither. */
+int neo4j_api_parse(const char *name, enum neo4j_api *api);
 
 struct neo4j_config {
     const char *url;      /* http://127.0.0.1:7474, no trailing slash needed */
@@ -30,6 +54,7 @@ struct neo4j_config {
     const char *password;
     long timeout_ms; /* whole request */
     long connect_timeout_ms;
+    enum neo4j_api api; /* of the transactions it opens */
 };
 
 enum neo4j_status {

@@ -143,7 +143,7 @@ def test_writes_take_a_transaction_opened_ahead(gateway_factory, neo4j):
         calls = re.findall(r"\[" + re.escape(rid) + r"\] neo4j (POST|DELETE) (\S+)", log)
         paths = [p for _, p in calls]
         assert len(paths) == 2, f"{rid}: {calls}"
-        assert re.fullmatch(r"/db/neo4j/tx/\d+", paths[0]) and paths[1] == paths[0] + "/commit", calls
+        assert re.fullmatch(r"/db/neo4j/(query/v2/)?tx/[^/ ]+", paths[0]) and paths[1] == paths[0] + "/commit", calls
     assert_intents_settled(gw.store, neo4j)
     # the spare left open is rolled back on shutdown: nothing of ours stays open
     assert len(neo4j.open_transactions()) >= 1, "no spare transaction is open"

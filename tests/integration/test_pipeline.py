@@ -29,7 +29,7 @@ def document(prefix, bad_at=None, bad=None):
 
 def chunk_requests(log, rid):
     """The statement requests (not the begin, not the commit) of request rid."""
-    return re.findall(r"\[" + re.escape(rid) + r"\] neo4j POST /db/neo4j/tx/\d+ ", log)
+    return re.findall(r"\[" + re.escape(rid) + r"\] neo4j POST /db/neo4j/(?:query/v2/)?tx/[^/ ]+ ", log)
 
 
 def test_large_transaction_is_pipelined_and_mirrored(gateway_factory, neo4j):

@@ -46,7 +46,7 @@ def test_interrupted_repair_is_marked_failed_and_leaves_whole_batches(gateway_fa
 
     # Hold every Neo4j commit of the writer; let them through one by one until the
     # held one belongs to a repair batch after at least one applied batch.
-    commit = re.compile(rb"POST /db/[^/ ]+/tx/\d+/commit")
+    commit = re.compile(rb"POST /db/[^/ ]+/(?:query/v2/)?tx/[^/ ]+/commit")
     proxy.hold_matching(commit)
     rid = start_run(gw, mode="fast", repair="sqlite_wins")
     seen = 0

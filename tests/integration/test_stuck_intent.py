@@ -9,19 +9,19 @@ error) in /readyz, the log and GET /v1/transactions, and `bistore resolve`
 settles it through the protocol so the stores agree again (DESIGN.md s. 3,
 invariant 9)."""
 
-import os
 import re
 import subprocess
 import time
 
 from harness import BISTORE_BIN, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent, poll
+from harness.common import bistore_env
 from harness.faults import send_expecting_no_answer
 
 STUCK_LOG_RE = re.compile(r"intent (\d+) .*refused by Neo4j")
 
 
 def run_cli(*args, timeout=120):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BISTORE_")}
+    env = bistore_env()
     return subprocess.run([BISTORE_BIN, *args], capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
 

@@ -26,6 +26,7 @@ static void clear_env(void)
         "BISTORE_NEO4J_PASSWORD",
         "BISTORE_NEO4J_PASSWORD_FILE",
         "BISTORE_NEO4J_TIMEOUT_MS",
+        "BISTORE_NEO4J_API",
         "BISTORE_MAX_BODY_BYTES",
         "BISTORE_MAX_OPERATIONS",
         "BISTORE_MAX_CONNECTIONS",
@@ -93,6 +94,28 @@ Test(config, defaults)
     cr_expect_gt(cfg.max_queue, 0);
     cr_expect_eq(cfg.insecure_no_auth, false);
     cr_expect_str_eq(cfg.log_level, "info");
+    cr_expect_str_eq(cfg.neo4j_api, "tx", "the measured default (README, Configuration)");
+}
+
+Test(config, neo4j_api)
+{
+    clear_env();
+    struct config cfg;
+    char msg[256];
+    char *query[] = {"bistore", "serve", "--neo4j-api", "query"};
+    parse_ok(ARGC(query), query, &cfg);
+    cr_expect_str_eq(cfg.neo4j_api, "query");
+    setenv("BISTORE_NEO4J_API", "query", 1);
+    char *plain[] = {"bistore", "serve"};
+    parse_ok(ARGC(plain), plain, &cfg);
+    cr_expect_str_eq(cfg.neo4j_api, "query", "BISTORE_NEO4J_API applies");
+    char *flag[] = {"bistore", "serve", "--neo4j-api", "tx"};
+    parse_ok(ARGC(flag), flag, &cfg);
+    cr_expect_str_eq(cfg.neo4j_api, "tx", "the flag beats the variable");
+    clear_env();
+    char *bad[] = {"bistore", "serve", "--neo4j-api", "bolt"};
+    parse_fails(ARGC(bad), bad, msg, sizeof msg);
+    cr_expect(strstr(msg, "--neo4j-api") != NULL, "the refusal names the flag: %s", msg);
 }
 
 Test(config, help_and_version)

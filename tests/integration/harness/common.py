@@ -12,11 +12,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 NEO4J_SH = REPO / "scripts" / "neo4j.sh"
 BISTORE_BIN = os.environ.get("BISTORE_BIN", str(REPO / "build" / "bistore"))
+# The Neo4j adapter of every gateway and CLI run of the session (tx | query;
+# empty: the gateway's default), passed as BISTORE_NEO4J_API: a test that
+# gives --neo4j-api (or its own BISTORE_NEO4J_API) still wins.
+NEO4J_API = os.environ.get("BISTORE_TEST_NEO4J_API", "")
 
 # Deadlines, generous enough for a sanitizer build on two cores.
 READY_TIMEOUT = float(os.environ.get("BISTORE_TEST_READY_TIMEOUT", "30"))
 REQUEST_TIMEOUT = float(os.environ.get("BISTORE_TEST_REQUEST_TIMEOUT", "30"))
-NEO4J_START_TIMEOUT = 150.0
+NEO4J_START_TIMEOUT = 320.0  # neo4j.sh waits 300 s (a 2026.x start on a busy machine)
 
 UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 HASH_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -25,6 +29,16 @@ LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
                      http.client.IncompleteRead, socket.timeout, OSError)
+
+
+def bistore_env(extra=None):
+    """The environment of a bistore process: ours without BISTORE_*, the
+    session's adapter (NEO4J_API), then extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BISTORE_")}
+    if NEO4J_API:
+        env["BISTORE_NEO4J_API"] = NEO4J_API
+    env.update(extra or {})
+    return env
 
 
 def poll(predicate, timeout, interval=0.05, what="condition"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.common import BISTORE_BIN, CONNECTION_ERRORS, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
+from harness.common import BISTORE_BIN, CONNECTION_ERRORS, bistore_env, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
 from harness.store import Store
 
 # ------------------------------------------------------------------- gateway
@@ -69,12 +69,11 @@ class Gateway:
             pytest.fail(f"gateway binary {self.binary} missing or not executable (build it or set BISTORE_BIN)")
         cmd = [self.binary, "serve", "--listen", "127.0.0.1:0", "--sqlite", str(self.sqlite_path),
                "--neo4j-url", self.neo4j_url, *self.args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BISTORE_")}
         # The tests read the text lines; a test of the JSON lines passes --log-format json.
-        env["BISTORE_LOG_FORMAT"] = "text"
-        env.update(self.env)
+        env = bistore_env({"BISTORE_LOG_FORMAT": "text", **self.env})
         log = open(self.log_path, "ab")
-        log.write(("$ " + " ".join(cmd) + (f"   [env {self.env}]" if self.env else "") + "\n").encode())
+        shown = {k: ("***" if "PASSWORD" in k else v) for k, v in self.env.items()}  # the log holds no secret
+        log.write(("$ " + " ".join(cmd) + (f"   [env {shown}]" if shown else "") + "\n").encode())
         log.flush()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()

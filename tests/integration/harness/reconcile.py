@@ -3,7 +3,6 @@ API, the data set, each kind of damage made behind the gateway's back (Cypher
 straight to Neo4j, SQL straight to the file), and the checks of what each
 policy repaired."""
 
-import os
 import sqlite3
 import subprocess
 import urllib.parse
@@ -12,7 +11,7 @@ from collections import Counter
 import pytest
 
 from harness.asserts import assert_stores_consistent
-from harness.common import BISTORE_BIN, RFC3339_UTC_RE, UUID7_RE, poll
+from harness.common import BISTORE_BIN, RFC3339_UTC_RE, UUID7_RE, bistore_env, poll
 
 RUN_KEYS = {"id", "state", "mode", "repair", "dry_run", "started_at", "finished_at", "progress", "summary",
             "error"}
@@ -179,7 +178,7 @@ def repair_transactions(gw, rid=None):
 
 
 def run_cli(*args, timeout=120):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BISTORE_")}
+    env = bistore_env()
     return subprocess.run([BISTORE_BIN, *args], capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
 

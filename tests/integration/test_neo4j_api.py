@@ -1,0 +1,91 @@
+"""The two Neo4j adapters (--neo4j-api tx|query): each talks to the API it
+names, and the open-transaction record (<db>.neo4j-tx) written by a gateway
+using one is finished by a gateway using the other (the path says which API
+a transaction belongs to).
+
+The rest of the suite runs on either adapter with BISTORE_TEST_NEO4J_API
+(scripts/test.sh runs it on both)."""
+
+import re
+import subprocess
+
+import pytest
+
+from harness import BISTORE_BIN, assert_absent, assert_entity_mirrored, assert_intents_settled, assert_stores_consistent
+from harness.common import bistore_env
+from harness.faults import send_expecting_no_answer
+
+TX_PATH = re.compile(r"^/db/neo4j/tx/\d+$")
+QUERY_PATH = re.compile(r"^/db/neo4j/query/v2/tx/[^/#\s]+(#\S+)?$")
+PATHS = {"tx": TX_PATH, "query": QUERY_PATH}
+# Debug log lines of the requests each adapter sends for a write.
+REQUEST_LINE = {"tx": re.compile(r"neo4j POST /db/neo4j/tx/\d+/commit -> 200"),
+                "query": re.compile(r"neo4j POST /db/neo4j/query/v2/tx/[^/ ]+/commit -> 202")}
+
+VICTIM = {"operations": [
+    {"op": "create_entity", "id": "victim-e", "type": "Person", "properties": {"name": "victim"}},
+    {"op": "update_entity", "id": "seed", "properties": {"name": "locked"}}]}
+
+
+def record(gw):
+    path = gw.sqlite_path.parent / (gw.sqlite_path.name + ".neo4j-tx")
+    return [line for line in path.read_text().splitlines() if line]
+
+
+@pytest.mark.parametrize("api", ["tx", "query"])
+def test_each_adapter_talks_to_the_api_it_names(gateway_factory, neo4j, api):
+    gw = gateway_factory(args=["--neo4j-api", api, "--log-level", "debug"])
+    r = gw.post("/v1/entities", {"id": f"a-{api}", "type": "Person", "properties": {"n": 1, "l": [1, 2]}})
+    assert r.status == 201, r
+    assert_entity_mirrored(gw.store, neo4j, f"a-{api}", {"version": 1})
+    r = gw.get(f"/v1/entities/a-{api}?verify=true")
+    assert r.status == 200 and r.json["consistency"]["status"] == "consistent", r
+    log = gw.log_path.read_text(errors="replace")
+    other = "query" if api == "tx" else "tx"
+    assert REQUEST_LINE[api].search(log), log[-3000:]
+    assert not REQUEST_LINE[other].search(log), f"the {api} adapter used the {other} API"
+
+
+def test_an_unknown_api_is_refused_at_start():
+    out = subprocess.run([BISTORE_BIN, "serve", "--listen", "127.0.0.1:0", "--neo4j-api", "bolt"],
+                         capture_output=True, text=True, timeout=30, env=bistore_env(), stdin=subprocess.DEVNULL)
+    assert out.returncode != 0
+    assert "--neo4j-api: 'bolt' is not tx or query" in out.stderr
+
+
+@pytest.mark.parametrize("first,second", [("tx", "query"), ("query", "tx")])
+def test_an_open_transaction_recorded_by_one_adapter_is_rolled_back_by_the_other(gateway_factory, neo4j,
+                                                                                first, second):
+    gw = gateway_factory(args=["--neo4j-api", first], env={"BISTORE_FAULT": "after_neo4j_statements:2"})
+    assert gw.post("/v1/entities", {"id": "seed", "type": "Person", "properties": {"name": "seed"}}).status == 201
+    # write 2 dies with its Neo4j transaction open, holding a lock on "seed"
+    send_expecting_no_answer(gw, "POST", "/v1/transactions", VICTIM)
+    gw.expect_fault_kill()
+    left = record(gw)
+    assert len(left) == 1 and PATHS[first].match(left[0]), left
+
+    # A short timeout: a write that waited for the dead transaction's lock
+    # (Neo4j keeps it for its idle timeout, 60 s) would fail.
+    gw2 = gateway_factory(sqlite=gw.sqlite_path, args=["--neo4j-api", second, "--neo4j-timeout-ms", "5000"])
+    assert left[0] not in record(gw2), "the recorded transaction is still recorded after recovery"
+    assert_absent(gw2.store, neo4j, entity_ids=["victim-e"], rel_ids=[])
+    r = gw2.patch("/v1/entities/seed", {"properties": {"name": "after"}})
+    assert r.status == 200, r
+    assert_entity_mirrored(gw2.store, neo4j, "seed", {"version": 2, "properties": {"name": "after"}})
+    assert_stores_consistent(gw2.store, neo4j)
+    assert_intents_settled(gw2.store, neo4j)
+
+
+@pytest.mark.parametrize("first,second", [("tx", "query"), ("query", "tx")])
+def test_an_intent_committed_under_one_adapter_is_replayed_by_the_other(gateway_factory, neo4j, first, second):
+    gw = gateway_factory(args=["--neo4j-api", first], env={"BISTORE_FAULT": "after_sqlite_commit:2"})
+    assert gw.post("/v1/entities", {"id": "seed", "type": "Person", "properties": {"name": "seed"}}).status == 201
+    send_expecting_no_answer(gw, "POST", "/v1/transactions", VICTIM)
+    gw.expect_fault_kill()
+    assert record(gw), "the dead gateway recorded no open transaction"
+    gw2 = gateway_factory(sqlite=gw.sqlite_path, args=["--neo4j-api", second, "--neo4j-timeout-ms", "5000"])
+    assert record(gw2) == [] or all(PATHS[second].match(p) for p in record(gw2)), record(gw2)
+    assert_entity_mirrored(gw2.store, neo4j, "victim-e", {"version": 1})
+    assert_entity_mirrored(gw2.store, neo4j, "seed", {"version": 2, "properties": {"name": "locked"}})
+    assert_stores_consistent(gw2.store, neo4j)
+    assert_intents_settled(gw2.store, neo4j)
