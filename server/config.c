@@ -347,7 +347,7 @@ static const char *const env_flags[] = {"listen",
                                         "alert-webhook-queue",
                                         "alert-webhook-retries",
                                         "alert-webhook-timeout-ms",
-"neo4j-api"};
+                                        "neo4j-api"};
 
 static void defaults(struct config *cfg)
 {
