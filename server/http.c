@@ -25,6 +25,8 @@ struct http_server {
     size_t max_body_bytes;
     char allowed_hosts[1024]; /* --allowed-hosts */
     size_t max_json_values, max_json_containers;
+    struct apikeys *keys;     /* NULL: no API keys configured */
+    char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
 };
 
 /* A body at least this large gives its memory back to the system once its
@@ -239,7 +241,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .lookup = lookup,
         .lookup_ctx = conn,
         .route_index = -1,
+        .keys_required = srv->keys != NULL,
     };
+    char key_name[APIKEY_NAME_MAX + 1] = "";
+    if (srv->keys)
+        req.key_known = apikeys_check(
+            srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+            &req.key_scopes, key_name);
     const char *nul_in = query_with_nul(conn);
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (!hosts_allowed(srv->allowed_hosts, host)) {
@@ -267,7 +275,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 : res.status >= 400 ? LOG_WARN
                                     : LOG_INFO,
                 rid, method, req.route_name ? req.route_name : "unmatched", path, res.status,
-                (double)took_us / 1000.0, tx_id);
+                (double)took_us / 1000.0, tx_id, req.key_known ? key_name : NULL);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;
@@ -302,8 +310,42 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", line);
 }
 
-struct http_server *http_start(struct app *app, const struct config *cfg, unsigned *bound_port,
-                               char *msg, size_t cap)
+/* The whole file at path as a NUL-terminated string (malloc'd), or NULL
+ * with the reason in msg. */
+static char *read_pem(const char *path, const char *flag, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, cap, "%s: cannot open %s", flag, path);
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, (size_t)1 << 20);
+    char chunk[4096];
+    size_t n;
+    bool ok = true;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ok = buf_append(&b, chunk, n) == BUF_OK;
+    ok = ok && !ferror(f) && b.len > 0;
+    fclose(f);
+    if (!ok) {
+        snprintf(msg, cap, "%s: cannot read %s (empty, unreadable or over 1 MiB)", flag, path);
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+static void free_pem(char *pem)
+{
+    if (pem) {
+        memset(pem, 0, strlen(pem));
+        free(pem);
+    }
+}
+
+struct http_server *http_start(struct app *app, const struct config *cfg, struct apikeys *keys,
+                               unsigned *bound_port, char *msg, size_t cap)
 {
     const char *host = cfg->listen_host;
     unsigned port = cfg->listen_port;
@@ -325,6 +367,23 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
         return NULL;
     }
     srv->app = app;
+    srv->keys = keys;
+    if (cfg->tls_cert[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(msg, cap, "--tls-cert: this libmicrohttpd is built without TLS");
+            freeaddrinfo(ai);
+            free(srv);
+            return NULL;
+        }
+        srv->tls_cert = read_pem(cfg->tls_cert, "--tls-cert", msg, cap);
+        srv->tls_key = srv->tls_cert ? read_pem(cfg->tls_key, "--tls-key", msg, cap) : NULL;
+        if (!srv->tls_key) {
+            free_pem(srv->tls_cert);
+            freeaddrinfo(ai);
+            free(srv);
+            return NULL;
+        }
+    }
     srv->max_body_bytes = cfg->max_body_bytes;
     snprintf(srv->allowed_hosts, sizeof srv->allowed_hosts, "%s", cfg->allowed_hosts);
     /* A valid transaction has a few objects and a few dozen values per
@@ -337,15 +396,29 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (srv->tls_cert)
+        flags |= MHD_USE_TLS;
+    /* Without TLS the two options are MHD_OPTION_END's neighbours and unused:
+     * the array ends at the first MHD_OPTION_END. */
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+        srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
-        snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)", host,
-                 port);
+        if (srv->tls_cert)
+            snprintf(msg, cap,
+                     "cannot listen on %s:%u (in use, not an address of this host, or "
+                     "--tls-cert/--tls-key are not a PEM certificate and its key)",
+                     host, port);
+        else
+            snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)",
+                     host, port);
+        free_pem(srv->tls_cert);
+        free_pem(srv->tls_key);
         free(srv);
         return NULL;
     }
@@ -359,5 +432,7 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    free_pem(srv->tls_cert);
+    free_pem(srv->tls_key);
     free(srv);
 }

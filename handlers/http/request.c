@@ -40,3 +40,8 @@ void response_free(struct response *res)
     free(res->text);
     res->text = NULL;
 }
+
+bool request_has_scope(const struct request *req, unsigned scope)
+{
+    return !req->keys_required || (req->key_known && (req->key_scopes & scope) == scope);
+}

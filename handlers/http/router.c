@@ -78,6 +78,20 @@ const struct route *router_match(const struct route_table *table, const char *me
     return NULL;
 }
 
+static const char *scope_name(unsigned scope)
+{
+    return scope & SCOPE_ADMIN ? "admin" : scope & SCOPE_WRITE ? "write" : "read";
+}
+
+static void unauthorized(const struct request *req, struct response *res)
+{
+    const char *auth = request_header(req, "Authorization");
+    reply_errorf(res, BS_UNAUTHORIZED, NULL, "%s",
+                 auth ? "the API key is not one this gateway knows (Authorization: Bearer KEY)"
+                      : "an API key is needed: send Authorization: Bearer KEY");
+    response_header(res, "WWW-Authenticate", "Bearer");
+}
+
 void router_dispatch(const struct route_table *table, struct app *app, struct request *req,
                      struct response *res)
 {
@@ -86,6 +100,19 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
         return;
     }
     const struct route *r = router_match(table, req->method, req->path, req->args, &req->n_args);
+    if (r && r->scope != SCOPE_NONE && req->keys_required && !req->key_known) {
+        unauthorized(req, res);
+        return;
+    }
+    if (r && !request_has_scope(req, r->scope)) {
+        reply_errorf(res, BS_FORBIDDEN, NULL, "this API key lacks the '%s' scope that %s %s needs",
+                     scope_name(r->scope), req->method, r->pattern);
+        return;
+    }
+    if (!r && req->keys_required && !req->key_known && strncmp(req->path, "/v1/", 4) == 0) {
+        unauthorized(req, res);
+        return;
+    }
     if (r) {
         req->route_index = (long)(r - table->routes);
         req->route_name = r->name;
