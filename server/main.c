@@ -381,8 +381,19 @@ static int serve(const struct config *given)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The key file first: a bad one refuses to start before anything opens. */
+    char keys_msg[1400];
+    struct apikeys *keys = NULL;
+    if (cfg->api_keys_file[0]) {
+        keys = apikeys_open(cfg->api_keys_file, keys_msg, sizeof keys_msg);
+        if (!keys) {
+            log_error("--api-keys-file: %s", keys_msg);
+            return 1;
+        }
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("cannot initialise libcurl");
+        apikeys_close(keys);
         return 1;
     }
     struct bistore_config scfg = store_config(cfg);
@@ -391,6 +402,7 @@ static int serve(const struct config *given)
     struct bistore *store = bistore_open(&scfg, &err);
     if (!store) {
         log_error("cannot open the stores: %s", err.message);
+        apikeys_close(keys);
         curl_global_cleanup();
         return 1;
     }
@@ -398,16 +410,6 @@ static int serve(const struct config *given)
                       .max_operations = cfg->max_operations,
                       .allow_raw_statements = cfg->allow_raw_statements};
     char msg[1400];
-    struct apikeys *keys = NULL;
-    if (cfg->api_keys_file[0]) {
-        keys = apikeys_open(cfg->api_keys_file, msg, sizeof msg);
-        if (!keys) {
-            log_error("--api-keys-file: %s", msg);
-            bistore_close(store);
-            curl_global_cleanup();
-            return 1;
-        }
-    }
     unsigned port = 0;
     struct http_server *http = http_start(&app, cfg, keys, &port, msg, sizeof msg);
     if (!http) {

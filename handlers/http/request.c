@@ -43,5 +43,6 @@ void response_free(struct response *res)
 
 bool request_has_scope(const struct request *req, unsigned scope)
 {
-    return !req->keys_required || (req->key_known && (req->key_scopes & scope) == scope);
+    return scope == SCOPE_NONE || !req->keys_required ||
+           (req->key_known && (req->key_scopes & scope) == scope);
 }

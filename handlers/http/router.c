@@ -100,23 +100,20 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
         return;
     }
     const struct route *r = router_match(table, req->method, req->path, req->args, &req->n_args);
-    if (r && r->scope != SCOPE_NONE && req->keys_required && !req->key_known) {
-        unauthorized(req, res);
-        return;
-    }
-    if (r && !request_has_scope(req, r->scope)) {
-        reply_errorf(res, BS_FORBIDDEN, NULL, "this API key lacks the '%s' scope that %s %s needs",
-                     scope_name(r->scope), req->method, r->pattern);
-        return;
-    }
-    if (!r && req->keys_required && !req->key_known && strncmp(req->path, "/v1/", 4) == 0) {
-        unauthorized(req, res);
-        return;
-    }
     if (r) {
         req->route_index = (long)(r - table->routes);
         req->route_name = r->name;
         req->write_tx = r->write_tx;
+        if (r->scope != SCOPE_NONE && req->keys_required && !req->key_known) {
+            unauthorized(req, res);
+            return;
+        }
+        if (!request_has_scope(req, r->scope)) {
+            reply_errorf(res, BS_FORBIDDEN, NULL,
+                         "this API key lacks the '%s' scope that %s %s needs", scope_name(r->scope),
+                         req->method, r->pattern);
+            return;
+        }
         /* The handler sees each argument decoded, with its length; a segment
          * is no longer than the URL, so it always fits. */
         for (size_t i = 0; i < req->n_args; i++) {
@@ -126,6 +123,10 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
             req->args[i] = req->arg_store[i];
         }
         r->handler(app, req, res);
+        return;
+    }
+    if (req->keys_required && !req->key_known && strncmp(req->path, "/v1/", 4) == 0) {
+        unauthorized(req, res);
         return;
     }
     char allow[128] = "";
