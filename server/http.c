@@ -38,6 +38,10 @@ struct req_ctx {
     struct buf body;
     bool too_big;
     bool seen; /* on_request has had its first call */
+    /* The API key, checked on the first call (before any body is read). */
+    bool key_known;
+    unsigned key_scopes;
+    char key_name[APIKEY_NAME_MAX + 1];
     int64_t started_ms;
     int64_t started_us;
     /* The path as the client sent it, still percent-encoded (the query cut
@@ -179,6 +183,40 @@ static void count_request(const struct request *req, const struct response *res,
     }
 }
 
+/*
+ * A /v1 request with a body and without a known API key, answered on
+ * on_request's first call, before its body is read (a client without a key cannot make the
+ * gateway hold a body): the router answers 401 without running a handler,
+ * since every /v1 route needs a key and an unknown /v1 path is 401 too.
+ */
+static enum MHD_Result reply_unauthorized(struct http_server *srv, struct MHD_Connection *conn,
+                                          struct req_ctx *ctx, const char *method)
+{
+    char rid[UUID_STR_LEN];
+    ids_uuid7(rid);
+    struct request req = {.method = method,
+                          .path = ctx->path,
+                          .rid = rid,
+                          .lookup = lookup,
+                          .lookup_ctx = conn,
+                          .route_index = -1,
+                          .keys_required = true};
+    struct response res = {0};
+    const char *args[2];
+    size_t n_args;
+    const struct route *r = router_match(&handlers_routes, method, ctx->path, args, &n_args);
+    if (r && r->scope == SCOPE_NONE) /* none today; its handler would want the body */
+        return MHD_YES;
+    handlers_dispatch(srv->app, &req, &res);
+    int64_t took_us = metrics_now_us() - ctx->started_us;
+    count_request(&req, &res, took_us);
+    log_request(LOG_WARN, rid, method, req.route_name ? req.route_name : "unmatched", ctx->path,
+                res.status, (double)took_us / 1000.0, NULL, NULL);
+    enum MHD_Result ret = send_response(conn, &res, rid);
+    response_free(&res);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -210,6 +248,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
             count_request(&req, &res, metrics_now_us() - ctx->started_us);
             return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
+        }
+        if (srv->keys) {
+            ctx->key_known = apikeys_check(
+                srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                &ctx->key_scopes, ctx->key_name);
+            /* A body on its way is refused unread (MHD then closes the
+             * connection); a request without one is answered as usual. */
+            const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+            bool body_coming = (cl && strtoull(cl, NULL, 10) > 0) || te;
+            if (!ctx->key_known && body_coming && strncmp(path, "/v1/", 4) == 0)
+                return reply_unauthorized(srv, conn, ctx, method);
         }
         return MHD_YES;
     }
@@ -243,11 +293,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .route_index = -1,
         .keys_required = srv->keys != NULL,
     };
-    char key_name[APIKEY_NAME_MAX + 1] = "";
-    if (srv->keys)
-        req.key_known = apikeys_check(
-            srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-            &req.key_scopes, key_name);
+    req.key_known = ctx->key_known;
+    req.key_scopes = ctx->key_scopes;
     const char *nul_in = query_with_nul(conn);
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (!hosts_allowed(srv->allowed_hosts, host)) {
@@ -275,7 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 : res.status >= 400 ? LOG_WARN
                                     : LOG_INFO,
                 rid, method, req.route_name ? req.route_name : "unmatched", path, res.status,
-                (double)took_us / 1000.0, tx_id, req.key_known ? key_name : NULL);
+                (double)took_us / 1000.0, tx_id, req.key_known ? ctx->key_name : NULL);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;

@@ -151,6 +151,24 @@ def test_unknown_v1_path_and_method_need_a_key(keyed, keys):
     assert keyed.get("/nothing").status == 404
 
 
+def test_a_body_without_a_key_is_refused_unread(keyed, keys):
+    """401 comes as soon as the headers are in: the gateway never waits for,
+    nor holds, the 8 MiB a client without a key announces."""
+    import socket
+    for headers in ("", f"Authorization: Bearer {make_key()}\r\n"):
+        with socket.create_connection(("127.0.0.1", keyed.port), timeout=20) as s:
+            s.sendall((f"POST /v1/entities HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+                       "Content-Type: application/json\r\nContent-Length: 8388608\r\n\r\n").encode())
+            answer = s.recv(4096).decode(errors="replace")
+        assert answer.startswith("HTTP/1.1 401"), answer
+        assert "WWW-Authenticate: Bearer" in answer, answer
+    # with a key the same request waits for its body, and is answered after it
+    r = keyed.post("/v1/entities", {"type": "Person"}, headers=keys.auth("writer"))
+    assert r.status == 201, r
+    r = keyed.post("/v1/entities", {"type": "Person"})
+    assert_401(r)
+
+
 def test_admin_scope_for_repairs_and_raw_statements(keyed, keys, neo4j):
     before = snapshot(keyed, neo4j)
     for repair in ("sqlite_wins", "neo4j_wins"):
