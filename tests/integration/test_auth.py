@@ -296,14 +296,15 @@ echo " exit=$?"
 
 
 def test_non_loopback_bind_needs_keys(keys, tmp_path):
-    """0.0.0.0 inside a network namespace of its own (unshare -n: only its
+    """0.0.0.0 inside a network namespace of its own (unshare -rn: only its
     own loopback exists there), so the test exposes no port."""
     p = run_serve(tmp_path, "--listen", "0.0.0.0:0")
     assert p.returncode != 0 and "refusing to listen on 0.0.0.0" in p.stdout + p.stderr, p
     assert "--api-keys-file" in p.stdout + p.stderr
     unshare = shutil.which("unshare")
     assert unshare, "util-linux's unshare (Debian's base system) is missing"
-    out = subprocess.run([unshare, "-n", "sh", "-c", NETNS_SCRIPT], capture_output=True, text=True,
+    # -r as well: a user namespace, so no root is needed where those are allowed
+    out = subprocess.run([unshare, "-rn", "sh", "-c", NETNS_SCRIPT], capture_output=True, text=True,
                          timeout=60, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "BIN": BISTORE_BIN,
                                           "DIR": str(tmp_path), "KEY": keys.key["reader"],
                                           "BISTORE_LOG_FORMAT": "text"})
