@@ -207,7 +207,8 @@ static void write_json(enum log_level level, const char *rid, const char *extra,
 }
 
 void log_request(enum log_level level, const char *rid, const char *method, const char *route,
-                 const char *path, unsigned status, double duration_ms, const char *tx_id)
+                 const char *path, unsigned status, double duration_ms, const char *tx_id,
+                 const char *key)
 {
     if (level < min_level)
         return;
@@ -225,6 +226,8 @@ void log_request(enum log_level level, const char *rid, const char *method, cons
     n = put_str(extra, n, sizeof extra - 1, nums);
     if (tx_id)
         n = put_json_field(extra, n, sizeof extra, "tx_id", tx_id);
+    if (key && key[0])
+        n = put_json_field(extra, n, sizeof extra, "key", key);
     extra[n] = '\0';
     char msg[2048];
     int m = snprintf(msg, sizeof msg, "%s %s -> %u (%.0f ms)", method, path, status, duration_ms);

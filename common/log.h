@@ -24,18 +24,20 @@ void log_set_level(enum log_level level);
  * LOG_TEXT: the lines above. LOG_JSON: one JSON object per line,
  * {"time", "level" ("debug" | "info" | "warn" | "error"), "request_id"
  * (when there is one), "msg"}, and for a request (log_request) also
- * "method", "route", "path", "status", "duration_ms" and "tx_id" (when
- * there is one). Strings are JSON-escaped; a line is one line whatever a
- * client sends.
+ * "method", "route", "path", "status", "duration_ms", "tx_id" and "key"
+ * (the API key's name; each when there is one). Strings are JSON-escaped; a line is one line
+ * whatever a client sends.
  */
 enum log_format { LOG_TEXT, LOG_JSON };
 void log_set_format(enum log_format format);
 enum log_format log_get_format(void);
 
 /* The line of one answered HTTP request. route: the route's name or
- * "unmatched"; tx_id may be NULL. */
+ * "unmatched"; tx_id and key (the name of the request's API key, never
+ * the key) may be NULL. */
 void log_request(enum log_level level, const char *rid, const char *method, const char *route,
-                 const char *path, unsigned status, double duration_ms, const char *tx_id);
+                 const char *path, unsigned status, double duration_ms, const char *tx_id,
+                 const char *key);
 /* rid: the request id the line belongs to, or NULL. */
 void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -18,12 +18,27 @@ void refs_free(struct refs *refs)
 bool raw_statements_permitted(const struct app *app, const struct request *req,
                               struct bs_error *err)
 {
-    (void)req; /* API keys (a later issue): the key's admin scope is checked here */
-    if (app->allow_raw_statements)
+    if (!app->allow_raw_statements) {
+        bs_error_set(err, BS_FORBIDDEN,
+                     "raw 'cypher' and 'sql' operations are not enabled on this gateway (start it "
+                     "with --allow-raw-statements)");
+        return false;
+    }
+    if (!request_has_scope(req, SCOPE_ADMIN)) {
+        bs_error_set(err, BS_FORBIDDEN,
+                     "raw 'cypher' and 'sql' operations need an API key with the 'admin' scope");
+        return false;
+    }
+    return true;
+}
+
+bool repair_permitted(const struct request *req, bool repairs, struct bs_error *err)
+{
+    if (!repairs || request_has_scope(req, SCOPE_ADMIN))
         return true;
     bs_error_set(err, BS_FORBIDDEN,
-                 "raw 'cypher' and 'sql' operations are not enabled on this gateway (start it "
-                 "with --allow-raw-statements)");
+                 "a reconciliation with a repair (dry runs included) needs an API key with the "
+                 "'admin' scope");
     return false;
 }
 

@@ -30,12 +30,16 @@ void refs_free(struct refs *refs);
 
 /*
  * The one decision whether req may run raw statements ("cypher" and "sql"
- * operations): the gateway runs with --allow-raw-statements (and, once API
- * keys exist, the key has the admin scope). false with err filled
- * (403 forbidden) when it may not.
+ * operations): the gateway runs with --allow-raw-statements and (with API
+ * keys) the key has the admin scope. false with err filled (403 forbidden)
+ * when it may not.
  */
 bool raw_statements_permitted(const struct app *app, const struct request *req,
                               struct bs_error *err);
+/* The one decision whether req may start a reconciliation that repairs
+ * (repairs: its repair is not "none"; dry runs included): with API keys,
+ * the key needs the admin scope. false with err filled (403) when not. */
+bool repair_permitted(const struct request *req, bool repairs, struct bs_error *err);
 
 /*
  * Parses one operation object of a batch into op, by the field specs of

@@ -30,7 +30,8 @@ void handle_reconciliation_create(struct app *app, const struct request *req, st
     char id[UUID_STR_LEN];
     json_t *run = NULL;
     if (!fields_parse(body, fields, "", &err) || !recon_mode_parse(mode, &opt.mode) ||
-        !recon_repair_parse(repair, &opt.repair)) {
+        !recon_repair_parse(repair, &opt.repair) ||
+        !repair_permitted(req, opt.repair != REPAIR_NONE, &err)) {
         reply_error(res, &err);
     } else {
         opt.dry_run = dry_run;

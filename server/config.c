@@ -47,6 +47,10 @@ static const char usage[] =
     "                              at most 4096): each costs Neo4j a constraint\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
+    "  --api-keys-file FILE        API keys: lines of <sha256 hex> <scope>[,<scope>] [name]\n"
+    "                              (scopes read, write, admin; re-read on SIGHUP)\n"
+    "  --tls-cert FILE             serve HTTPS with this PEM certificate (with --tls-key)\n"
+    "  --tls-key FILE              the PEM private key of --tls-cert\n"
     "  --allowed-hosts NAMES       host names a request's Host header may carry, comma\n"
     "                              separated, besides localhost and IP addresses\n"
     "                              (none; '*': any name, the check is off)\n"
@@ -227,6 +231,13 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "allowed-hosts") == 0)
         return copy(cfg->allowed_hosts, sizeof cfg->allowed_hosts, value, "--allowed-hosts", msg,
                     cap);
+    if (strcmp(flag, "api-keys-file") == 0)
+        return copy(cfg->api_keys_file, sizeof cfg->api_keys_file, value, "--api-keys-file", msg,
+                    cap);
+    if (strcmp(flag, "tls-cert") == 0)
+        return copy(cfg->tls_cert, sizeof cfg->tls_cert, value, "--tls-cert", msg, cap);
+    if (strcmp(flag, "tls-key") == 0)
+        return copy(cfg->tls_key, sizeof cfg->tls_key, value, "--tls-key", msg, cap);
     if (strcmp(flag, "log-format") == 0) {
         if (strcmp(value, "auto") != 0 && strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
             return fail(msg, cap, "--log-format: '%s' is not auto, text or json", value);
@@ -347,7 +358,11 @@ static const char *const env_flags[] = {"listen",
                                         "alert-webhook-queue",
                                         "alert-webhook-retries",
                                         "alert-webhook-timeout-ms",
-                                        "neo4j-api"};
+                                        "neo4j-api",
+
+                                        "api-keys-file",
+                                        "tls-cert",
+                                        "tls-key"};
 
 static void defaults(struct config *cfg)
 {
@@ -483,10 +498,12 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         return fail(msg, cap, "resolve needs both --intent SEQ and --policy, or neither");
     if (cfg->command == CMD_RESOLVE && cfg->dry_run && !cfg->intent)
         return fail(msg, cap, "--dry-run needs --intent and --policy");
-    if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth)
+    if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0'))
+        return fail(msg, cap, "--tls-cert and --tls-key go together: give both or neither");
+    if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth && !cfg->api_keys_file[0])
         return fail(msg, cap,
                     "refusing to listen on %s without API keys: bind a loopback address, "
-                    "or pass --insecure-no-auth",
+                    "give --api-keys-file, or pass --insecure-no-auth",
                     cfg->listen_host);
     return 0;
 }

@@ -29,6 +29,9 @@ struct config {
     size_t max_rel_types;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
+    char api_keys_file[1024]; /* --api-keys-file: "" for none (server/apikeys.h) */
+    char tls_cert[1024];      /* --tls-cert and --tls-key: PEM files; "": plain HTTP */
+    char tls_key[1024];
     /* Host header names served besides IP literals and localhost, comma
      * separated; "*": any (the check is off). */
     char allowed_hosts[1024];

@@ -25,6 +25,8 @@ struct http_server {
     size_t max_body_bytes;
     char allowed_hosts[1024]; /* --allowed-hosts */
     size_t max_json_values, max_json_containers;
+    struct apikeys *keys;     /* NULL: no API keys configured */
+    char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
 };
 
 /* A body at least this large gives its memory back to the system once its
@@ -36,6 +38,10 @@ struct req_ctx {
     struct buf body;
     bool too_big;
     bool seen; /* on_request has had its first call */
+    /* The API key, checked on the first call (before any body is read). */
+    bool key_known;
+    unsigned key_scopes;
+    char key_name[APIKEY_NAME_MAX + 1];
     int64_t started_ms;
     int64_t started_us;
     /* The path as the client sent it, still percent-encoded (the query cut
@@ -177,6 +183,40 @@ static void count_request(const struct request *req, const struct response *res,
     }
 }
 
+/*
+ * A /v1 request with a body and without a known API key, answered on
+ * on_request's first call, before its body is read (a client without a key cannot make the
+ * gateway hold a body): the router answers 401 without running a handler,
+ * since every /v1 route needs a key and an unknown /v1 path is 401 too.
+ */
+static enum MHD_Result reply_unauthorized(struct http_server *srv, struct MHD_Connection *conn,
+                                          struct req_ctx *ctx, const char *method)
+{
+    char rid[UUID_STR_LEN];
+    ids_uuid7(rid);
+    struct request req = {.method = method,
+                          .path = ctx->path,
+                          .rid = rid,
+                          .lookup = lookup,
+                          .lookup_ctx = conn,
+                          .route_index = -1,
+                          .keys_required = true};
+    struct response res = {0};
+    const char *args[2];
+    size_t n_args;
+    const struct route *r = router_match(&handlers_routes, method, ctx->path, args, &n_args);
+    if (r && r->scope == SCOPE_NONE) /* none today; its handler would want the body */
+        return MHD_YES;
+    handlers_dispatch(srv->app, &req, &res);
+    int64_t took_us = metrics_now_us() - ctx->started_us;
+    count_request(&req, &res, took_us);
+    log_request(LOG_WARN, rid, method, req.route_name ? req.route_name : "unmatched", ctx->path,
+                res.status, (double)took_us / 1000.0, NULL, NULL);
+    enum MHD_Result ret = send_response(conn, &res, rid);
+    response_free(&res);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -209,6 +249,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             count_request(&req, &res, metrics_now_us() - ctx->started_us);
             return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
         }
+        if (srv->keys) {
+            ctx->key_known = apikeys_check(
+                srv->keys, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                &ctx->key_scopes, ctx->key_name);
+            /* A body on its way is refused unread (MHD then closes the
+             * connection); a request without one is answered as usual. */
+            const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+            bool body_coming = (cl && strtoull(cl, NULL, 10) > 0) || te;
+            if (!ctx->key_known && body_coming && strncmp(path, "/v1/", 4) == 0)
+                return reply_unauthorized(srv, conn, ctx, method);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -239,7 +291,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .lookup = lookup,
         .lookup_ctx = conn,
         .route_index = -1,
+        .keys_required = srv->keys != NULL,
     };
+    req.key_known = ctx->key_known;
+    req.key_scopes = ctx->key_scopes;
     const char *nul_in = query_with_nul(conn);
     const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (!hosts_allowed(srv->allowed_hosts, host)) {
@@ -267,7 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 : res.status >= 400 ? LOG_WARN
                                     : LOG_INFO,
                 rid, method, req.route_name ? req.route_name : "unmatched", path, res.status,
-                (double)took_us / 1000.0, tx_id);
+                (double)took_us / 1000.0, tx_id, req.key_known ? ctx->key_name : NULL);
     enum MHD_Result ret = send_response(conn, &res, rid);
     response_free(&res);
     return ret;
@@ -302,8 +357,42 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", line);
 }
 
-struct http_server *http_start(struct app *app, const struct config *cfg, unsigned *bound_port,
-                               char *msg, size_t cap)
+/* The whole file at path as a NUL-terminated string (malloc'd), or NULL
+ * with the reason in msg. */
+static char *read_pem(const char *path, const char *flag, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, cap, "%s: cannot open %s", flag, path);
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, (size_t)1 << 20);
+    char chunk[4096];
+    size_t n;
+    bool ok = true;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ok = buf_append(&b, chunk, n) == BUF_OK;
+    ok = ok && !ferror(f) && b.len > 0;
+    fclose(f);
+    if (!ok) {
+        snprintf(msg, cap, "%s: cannot read %s (empty, unreadable or over 1 MiB)", flag, path);
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+static void free_pem(char *pem)
+{
+    if (pem) {
+        memset(pem, 0, strlen(pem));
+        free(pem);
+    }
+}
+
+struct http_server *http_start(struct app *app, const struct config *cfg, struct apikeys *keys,
+                               unsigned *bound_port, char *msg, size_t cap)
 {
     const char *host = cfg->listen_host;
     unsigned port = cfg->listen_port;
@@ -325,6 +414,23 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
         return NULL;
     }
     srv->app = app;
+    srv->keys = keys;
+    if (cfg->tls_cert[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(msg, cap, "--tls-cert: this libmicrohttpd is built without TLS");
+            freeaddrinfo(ai);
+            free(srv);
+            return NULL;
+        }
+        srv->tls_cert = read_pem(cfg->tls_cert, "--tls-cert", msg, cap);
+        srv->tls_key = srv->tls_cert ? read_pem(cfg->tls_key, "--tls-key", msg, cap) : NULL;
+        if (!srv->tls_key) {
+            free_pem(srv->tls_cert);
+            freeaddrinfo(ai);
+            free(srv);
+            return NULL;
+        }
+    }
     srv->max_body_bytes = cfg->max_body_bytes;
     snprintf(srv->allowed_hosts, sizeof srv->allowed_hosts, "%s", cfg->allowed_hosts);
     /* A valid transaction has a few objects and a few dozen values per
@@ -337,15 +443,29 @@ struct http_server *http_start(struct app *app, const struct config *cfg, unsign
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (srv->tls_cert)
+        flags |= MHD_USE_TLS;
+    /* Without TLS the two options are MHD_OPTION_END's neighbours and unused:
+     * the array ends at the first MHD_OPTION_END. */
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U, MHD_OPTION_END);
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+        srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
-        snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)", host,
-                 port);
+        if (srv->tls_cert)
+            snprintf(msg, cap,
+                     "cannot listen on %s:%u (in use, not an address of this host, or "
+                     "--tls-cert/--tls-key are not a PEM certificate and its key)",
+                     host, port);
+        else
+            snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)",
+                     host, port);
+        free_pem(srv->tls_cert);
+        free_pem(srv->tls_key);
         free(srv);
         return NULL;
     }
@@ -359,5 +479,7 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    free_pem(srv->tls_cert);
+    free_pem(srv->tls_key);
     free(srv);
 }

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/timeutil.h"
+#include "server/apikeys.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/monitor.h"
@@ -376,11 +377,23 @@ static int serve(const struct config *given)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP); /* re-reads --api-keys-file */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The key file first: a bad one refuses to start before anything opens. */
+    char keys_msg[1400];
+    struct apikeys *keys = NULL;
+    if (cfg->api_keys_file[0]) {
+        keys = apikeys_open(cfg->api_keys_file, keys_msg, sizeof keys_msg);
+        if (!keys) {
+            log_error("--api-keys-file: %s", keys_msg);
+            return 1;
+        }
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("cannot initialise libcurl");
+        apikeys_close(keys);
         return 1;
     }
     struct bistore_config scfg = store_config(cfg);
@@ -389,39 +402,52 @@ static int serve(const struct config *given)
     struct bistore *store = bistore_open(&scfg, &err);
     if (!store) {
         log_error("cannot open the stores: %s", err.message);
+        apikeys_close(keys);
         curl_global_cleanup();
         return 1;
     }
     struct app app = {.store = store,
                       .max_operations = cfg->max_operations,
                       .allow_raw_statements = cfg->allow_raw_statements};
-    char msg[256];
+    char msg[1400];
     unsigned port = 0;
-    struct http_server *http = http_start(&app, cfg, &port, msg, sizeof msg);
+    struct http_server *http = http_start(&app, cfg, keys, &port, msg, sizeof msg);
     if (!http) {
         log_error("%s", msg);
+        apikeys_close(keys);
         bistore_close(store);
         curl_global_cleanup();
         return 1;
     }
     const char *h = cfg->listen_host;
     bool v6 = strchr(h, ':') != NULL;
-    log_msg(LOG_ALWAYS, NULL, "bistore %s listening on http://%s%s%s:%u", BISTORE_VERSION,
-            v6 ? "[" : "", h, v6 ? "]" : "", port);
+    log_msg(LOG_ALWAYS, NULL, "bistore %s listening on %s://%s%s%s:%u", BISTORE_VERSION,
+            cfg->tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "", port);
     if (fd_note[0])
         log_warn("%s", fd_note);
     if (bistore_start(store, &err) != 0) {
         log_error("%s", err.message);
         http_stop(http);
+        apikeys_close(keys);
         bistore_close(store);
         curl_global_cleanup();
         return 1;
     }
     struct monitor *monitor = monitor_start(store, cfg);
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    /* SIGHUP: the key file again, swapped in whole while requests run (a bad
+     * file keeps the keys in use); SIGTERM, SIGINT: stop. */
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+        if (!keys)
+            log_info("SIGHUP: no --api-keys-file, nothing to reload");
+        else if (apikeys_reload(keys, msg, sizeof msg) == 0)
+            log_info("SIGHUP: %s", msg);
+        else
+            log_error("SIGHUP: the API keys in use are kept: %s", msg);
+    }
     log_info("signal %d: shutting down", sig);
     http_stop(http);
+    apikeys_close(keys);
     monitor_stop(monitor);
     bistore_close(store);
     curl_global_cleanup();

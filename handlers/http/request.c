@@ -40,3 +40,9 @@ void response_free(struct response *res)
     free(res->text);
     res->text = NULL;
 }
+
+bool request_has_scope(const struct request *req, unsigned scope)
+{
+    return scope == SCOPE_NONE || !req->keys_required ||
+           (req->key_known && (req->key_scopes & scope) == scope);
+}

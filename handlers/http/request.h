@@ -17,6 +17,10 @@ struct app;
 
 enum lookup_kind { LOOKUP_HEADER, LOOKUP_QUERY };
 
+/* The scopes of an API key (a bit each), and what a route needs (the
+ * route table, handlers/routes.c); SCOPE_NONE: no key needed. */
+enum scope { SCOPE_NONE = 0, SCOPE_READ = 1, SCOPE_WRITE = 2, SCOPE_ADMIN = 4 };
+
 /* The longest URL path the router takes (longer: 414). */
 #define REQUEST_MAX_URL 2048
 
@@ -43,6 +47,11 @@ struct request {
     long route_index;
     const char *route_name;
     bool write_tx;
+    /* API keys, filled by server/http.c before dispatch: keys_required (the
+     * gateway has --api-keys-file), key_known (the Bearer key is one of
+     * them) and its scopes (SCOPE_* bits). */
+    bool keys_required, key_known;
+    unsigned key_scopes;
     /* Header and query lookups; a query value is whole (server/http.c
      * answers 400 before dispatch when one holds a NUL). */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
@@ -66,6 +75,10 @@ struct response {
 };
 
 typedef void (*handler_fn)(struct app *app, const struct request *req, struct response *res);
+
+/* Whether req may do what needs scope: no keys configured, or its key has
+ * the scope. */
+bool request_has_scope(const struct request *req, unsigned scope);
 
 const char *request_header(const struct request *req, const char *name);
 const char *request_query(const struct request *req, const char *name);

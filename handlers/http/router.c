@@ -78,6 +78,20 @@ const struct route *router_match(const struct route_table *table, const char *me
     return NULL;
 }
 
+static const char *scope_name(unsigned scope)
+{
+    return scope & SCOPE_ADMIN ? "admin" : scope & SCOPE_WRITE ? "write" : "read";
+}
+
+static void unauthorized(const struct request *req, struct response *res)
+{
+    const char *auth = request_header(req, "Authorization");
+    reply_errorf(res, BS_UNAUTHORIZED, NULL, "%s",
+                 auth ? "the API key is not one this gateway knows (Authorization: Bearer KEY)"
+                      : "an API key is needed: send Authorization: Bearer KEY");
+    response_header(res, "WWW-Authenticate", "Bearer");
+}
+
 void router_dispatch(const struct route_table *table, struct app *app, struct request *req,
                      struct response *res)
 {
@@ -90,6 +104,16 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
         req->route_index = (long)(r - table->routes);
         req->route_name = r->name;
         req->write_tx = r->write_tx;
+        if (r->scope != SCOPE_NONE && req->keys_required && !req->key_known) {
+            unauthorized(req, res);
+            return;
+        }
+        if (!request_has_scope(req, r->scope)) {
+            reply_errorf(res, BS_FORBIDDEN, NULL,
+                         "this API key lacks the '%s' scope that %s %s needs", scope_name(r->scope),
+                         req->method, r->pattern);
+            return;
+        }
         /* The handler sees each argument decoded, with its length; a segment
          * is no longer than the URL, so it always fits. */
         for (size_t i = 0; i < req->n_args; i++) {
@@ -99,6 +123,10 @@ void router_dispatch(const struct route_table *table, struct app *app, struct re
             req->args[i] = req->arg_store[i];
         }
         r->handler(app, req, res);
+        return;
+    }
+    if (req->keys_required && !req->key_known && strncmp(req->path, "/v1/", 4) == 0) {
+        unauthorized(req, res);
         return;
     }
     char allow[128] = "";

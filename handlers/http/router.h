@@ -5,7 +5,10 @@
  * encoded '/' ("%2F") stays inside its segment. A '*' segment matches one
  * path segment and becomes a request argument, percent-decoded with its
  * length. Unknown path: 404; known path, other method: 405 with Allow; a
- * URL longer than ROUTER_MAX_URL: 414.
+ * URL longer than ROUTER_MAX_URL: 414. With API keys (req->keys_required),
+ * a route's scope is checked before its handler runs: no known key, 401
+ * with WWW-Authenticate: Bearer (also for an unknown path under /v1);
+ * a key without the scope, 403.
  */
 #ifndef BISTORE_ROUTER_H
 #define BISTORE_ROUTER_H
@@ -20,6 +23,7 @@ struct route {
     handler_fn handler;
     const char *name; /* for logs and metrics: "entities.create" */
     bool write_tx;    /* a write transaction (counted in bistore_transactions_total) */
+    unsigned scope;   /* the API key scope it needs (SCOPE_*); SCOPE_NONE: open */
 };
 
 struct route_table {

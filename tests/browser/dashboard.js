@@ -17,10 +17,9 @@
  * and every --wait-alert is listed in the alert banner. Used by
  * tests/integration/test_dashboard.py; installed by scripts/deps.sh.
  *
- * --require-key KEY: until API keys exist (API.md, Authentication) this
- * stands in for the gateway's 401: an answer of /v1/stats to a request
- * without "Authorization: Bearer KEY" is replaced by a 401; the script
- * waits for the page to ask for a key, types KEY, and then reloads the page
+ * --require-key KEY: the gateway runs with API keys (--api-keys-file) and
+ * KEY is one with the read scope, so /v1/stats answers 401 without it; the
+ * script waits for the page to ask for a key, types KEY, and then reloads the page
  * (the tab's sessionStorage keeps it). Adds "key": {"asked", "stored",
  * "sent_after", "asked_after_reload", "renders_after_reload"}.
  *
@@ -119,15 +118,6 @@ async function main() {
     const page = context.pages()[0] || await context.newPage();
     page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
-    if (opt.key) {
-      const wanted = "Bearer " + opt.key;
-      await page.route("**/v1/stats", (route) => {
-        const auth = route.request().headers()["authorization"];
-        if (auth === wanted) return route.continue();
-        return route.fulfill({ status: 401, contentType: "application/json",
-          body: JSON.stringify({ error: { code: "unauthorized", message: "API key required" } }) });
-      });
-    }
     const statsAuth = [];
     page.on("request", (r) => {
       if (new URL(r.url()).pathname === "/v1/stats") statsAuth.push(r.headers()["authorization"] || null);

@@ -11,6 +11,7 @@ in the red banner. The browser may only ever talk to the gateway. A
 screenshot of each state is kept under tests/artifacts/ (path printed).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -232,8 +233,12 @@ def test_dashboard_shows_stats_and_alerts(gateway_factory, proxy_factory, neo4j)
     proxy.pass_through()
 
 
-def test_dashboard_asks_for_a_key_and_says_when_the_gateway_is_gone(gateway):
-    create_entity(gateway, id="dash-key")
+def test_dashboard_asks_for_a_key_and_says_when_the_gateway_is_gone(gateway_factory, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text(hashlib.sha256(b"k3y-for-the-dashboard").hexdigest() + " read,write dashboard\n")
+    gateway = gateway_factory(args=["--api-keys-file", str(keys)])
+    assert gateway.get("/v1/stats").status == 401, "the page must meet a real 401"
+    create_entity(gateway, id="dash-key", headers={"Authorization": "Bearer k3y-for-the-dashboard"})
     browser_ready()
     proc = subprocess.Popen(page_command(gateway, artifact("dashboard-key.png"), "--require-key",
                                          "k3y-for-the-dashboard", "--then-unreachable"),

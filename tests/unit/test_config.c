@@ -34,6 +34,8 @@ static void clear_env(void)
         "BISTORE_INSECURE_NO_AUTH",
         "BISTORE_LOG_LEVEL",
         "BISTORE_API_KEYS_FILE",
+        "BISTORE_TLS_CERT",
+        "BISTORE_TLS_KEY",
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
@@ -308,6 +310,40 @@ Test(config, non_loopback_from_env_needs_insecure_no_auth)
     struct config cfg;
     parse_ok(ARGC(argv), argv, &cfg);
     cr_expect(cfg.insecure_no_auth);
+}
+
+Test(config, api_keys_allow_a_non_loopback_listen)
+{
+    clear_env();
+    struct config cfg;
+    char *ok[] = {"bistore", "serve", "--listen", "0.0.0.0:8080", "--api-keys-file", "/etc/k"};
+    parse_ok(ARGC(ok), ok, &cfg);
+    cr_expect_str_eq(cfg.api_keys_file, "/etc/k");
+    cr_expect_not(cfg.insecure_no_auth);
+    setenv("BISTORE_API_KEYS_FILE", "/etc/from-env", 1);
+    char *env[] = {"bistore", "serve", "--listen", "10.1.2.3:80"};
+    parse_ok(ARGC(env), env, &cfg);
+    cr_expect_str_eq(cfg.api_keys_file, "/etc/from-env");
+    unsetenv("BISTORE_API_KEYS_FILE");
+    char msg[512];
+    parse_fails(ARGC(env), env, msg, sizeof msg);
+    cr_expect(strstr(msg, "--api-keys-file") != NULL, "the message names the way: %s", msg);
+}
+
+Test(config, tls_cert_and_key_go_together)
+{
+    clear_env();
+    struct config cfg;
+    char msg[512];
+    char *cert[] = {"bistore", "serve", "--tls-cert", "c.pem"};
+    parse_fails(ARGC(cert), cert, msg, sizeof msg);
+    cr_expect(strstr(msg, "--tls-key") != NULL, "%s", msg);
+    char *key[] = {"bistore", "serve", "--tls-key", "k.pem"};
+    parse_fails(ARGC(key), key, msg, sizeof msg);
+    char *both[] = {"bistore", "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"};
+    parse_ok(ARGC(both), both, &cfg);
+    cr_expect_str_eq(cfg.tls_cert, "c.pem");
+    cr_expect_str_eq(cfg.tls_key, "k.pem");
 }
 
 Test(config, loopback_detection)

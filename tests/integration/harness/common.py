@@ -25,7 +25,8 @@ NEO4J_START_TIMEOUT = 320.0  # neo4j.sh waits 300 s (a 2026.x start on a busy ma
 UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 HASH_RE = re.compile(r"^[0-9a-f]{16}$")
 RFC3339_UTC_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
-LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+# http or https (--tls-cert); 127.0.0.1, or an IPv6 form of it ([::ffff:127.0.0.1])
+LISTEN_RE = re.compile(r"listening on https?://(?:127\.0\.0\.1|\[[0-9a-f:.]+\]):(\d+)")
 
 CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
                      http.client.IncompleteRead, socket.timeout, OSError)
