@@ -206,7 +206,9 @@ neo4j_url=${BISTORE_TEST_NEO4J_URL:-}
 if [ -z "$neo4j_url" ]; then
   neo4j_home="$work/neo4j"
   ports=$("$root/scripts/neo4j.sh" start "$neo4j_home" 0) || fail "Neo4j did not start"
-  http_port=${ports#http=}; http_port=${http_port%% *}
+  # the last "http=PORT" of what it printed (a first build may print more)
+  http_port=$(grep -o 'http=[0-9]*' <<<"$ports" | tail -n 1 | cut -d= -f2)
+  [ -n "$http_port" ] || fail "Neo4j printed no http port: $ports"
   neo4j_url="http://127.0.0.1:$http_port"
   say "Neo4j of its own on $neo4j_url"
 else
