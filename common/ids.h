@@ -36,4 +36,7 @@ bool ids_valid(const char *s);
  * model_valid_name) or into an error's field path. */
 bool ids_valid_name(const char *s);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int ids_hex_digit(char c);
+
 #endif

@@ -54,3 +54,16 @@ void time_now_rfc3339(char out[TIMESTAMP_LEN])
 {
     time_format_rfc3339(time_now_unix_ms(), out);
 }
+
+struct timespec time_realtime_after_ms(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/ids.h"
 #include "handlers/http/request.h"
 
 /* A key file larger than this is refused (a key is a line of ~100 bytes). */
@@ -16,17 +17,6 @@
 static int fail(char *msg, size_t cap, size_t line, const char *why)
 {
     snprintf(msg, cap, "line %zu: %s", line, why);
-    return -1;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
     return -1;
 }
 
@@ -79,7 +69,7 @@ static int parse_line(const char *p, const char *end, size_t line, struct apikey
     if (n != 2 * APIKEY_HASH_LEN)
         return fail(msg, cap, line, "the first field is not 64 hex digits (a SHA-256)");
     for (size_t i = 0; i < APIKEY_HASH_LEN; i++) {
-        int hi = hex_digit(f[2 * i]), lo = hex_digit(f[2 * i + 1]);
+        int hi = ids_hex_digit(f[2 * i]), lo = ids_hex_digit(f[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fail(msg, cap, line, "the first field is not 64 hex digits (a SHA-256)");
         key->hash[i] = (uint8_t)(hi << 4 | lo);

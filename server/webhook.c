@@ -12,6 +12,7 @@
 #include "common/json_text.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/timeutil.h"
 
 #define BACKOFF_FIRST_MS 250
 
@@ -81,14 +82,7 @@ static bool post(struct webhook *w, CURL *curl, const char *text)
 /* Waits ms or until stopping; lock held. True when stopping. */
 static bool nap(struct webhook *w, long ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = time_realtime_after_ms(ms);
     while (!w->stopping && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT)
         ;
     return w->stopping;

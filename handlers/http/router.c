@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "handlers/http/errors.h"
 
 /* True when path matches pattern; wildcard segments go to args (pointers
@@ -33,17 +34,6 @@ static bool path_matches(const char *pattern, const char *path, const char **arg
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * Percent-decodes the n bytes at in into out (room for n + 1): "%HH" becomes
  * its byte, anything else (a '%' without two hex digits too) stays as it
@@ -54,8 +44,8 @@ static size_t percent_decode(const char *in, size_t n, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = in[i] == '%' && i + 2 < n ? hex_value(in[i + 1]) : -1;
-        int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+        int hi = in[i] == '%' && i + 2 < n ? ids_hex_digit(in[i + 1]) : -1;
+        int lo = hi >= 0 ? ids_hex_digit(in[i + 2]) : -1;
         if (lo >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;

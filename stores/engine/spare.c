@@ -16,14 +16,7 @@ static void wait_until(struct spare *s, int64_t at_ms)
     int64_t left = at_ms - time_monotonic_ms();
     if (left <= 0)
         return;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += left / 1000;
-    until.tv_nsec += (left % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = time_realtime_after_ms(left);
     pthread_cond_timedwait(&s->cond, &s->lock, &until);
 }
 
