@@ -124,6 +124,7 @@ python3 bench/neo4j_scan.py "$neo4j_url" | sed 's/^/   /' || fail "the raw Neo4j
 
 say "== gateway: fast reconciliation through the API"
 gw_log="$work/gateway.log"
+: >"$gw_log" # before the loop below reads it (the background shell may open it later)
 build/bistore serve --listen 127.0.0.1:0 --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" \
   --validate-interval 0 --log-level debug "${timeout_flags[@]}" 2>"$gw_log" &
 gw_pid=$!

@@ -235,6 +235,7 @@ chown "$cfg_uid:$cfg_gid" "$volume"
 env_args=()
 for e in "${cfg_env[@]}"; do env_args+=(--env "$e"); done
 say "running: ${cfg_run[*]}  (volume $volume at $cfg_volume; ${cfg_env[*]%%=*})"
+: >"$work/gateway.log" # before the loop below reads it (the background shell may open it later)
 buildah run --isolation chroot --volume "$volume:$cfg_volume" "${env_args[@]}" "$ctr" -- \
   "${cfg_run[@]}" >"$work/gateway.log" 2>&1 &
 run_pid=$!
