@@ -5,6 +5,7 @@
 # (what a run finds is kept in build-fuzz/corpus/, never written back to
 # the repository). Prints per target: executions, exec/s, corpus size,
 # coverage (cov: and ft: of libFuzzer's last status line) and crashes.
+# A tests/fuzz/<target>.dict is passed as its dictionary.
 #   scripts/fuzz.sh [--seconds N] [TARGET...]
 # BISTORE_FUZZ_SECONDS (default 60) is the time per target. A crash, leak
 # or UB report fails the script and leaves its reproducer in
@@ -41,8 +42,11 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/corpus/"$t"/* "$work"/
   log=$dir/$t.log
   rc=0
+  dict=()
+  [ -f tests/fuzz/"$t".dict ] && dict=(-dict=tests/fuzz/"$t".dict)
   "$dir/tests/fuzz/${t}_libfuzzer" -max_total_time="$seconds" -max_len=$max_len -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" "$work" >"$log" 2>&1 || rc=$?
+    -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" -artifact_prefix="$art/" "$work" \
+    >"$log" 2>&1 || rc=$?
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   execs=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" || echo "?")
   rate=$(grep -oP 'stat::average_exec_per_sec:\s*\K[0-9]+' "$log" || echo "?")
