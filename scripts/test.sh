@@ -17,6 +17,9 @@
 #      whole suite with BISTORE_TEST_MATRIX=full); with no JDK 25 on the
 #      machine these legs print "NOT RUN" and count neither way
 #   8. the benchmarks in their --smoke form (they still run; not timed)
+#   9. the libFuzzer targets of tests/fuzz (scripts/fuzz.sh: clang-15 build,
+#      BISTORE_FUZZ_SECONDS per target, default 60); their seed corpora are
+#      also replayed by ctest in steps 3 and 4
 # Prints "N passed, N failed" at the end; exits non-zero on any failure. A
 # leg that cannot run on this machine at all is SKIPPED or NOT RUN: said at
 # the end, never counted as passed.
@@ -134,6 +137,10 @@ run_leg "container check" scripts/container-check.sh
 # The fixed-memory check writes nothing to Neo4j (every request is refused).
 run_leg "benchmark smoke: stats-memory" env NEO4J_URL="$BISTORE_TEST_NEO4J_URL" \
   bench/stats_memory.py --smoke
+# Needs no Neo4j; a crash fails it and leaves the reproducer in build-fuzz/artifacts/.
+fuzz_seconds=${BISTORE_FUZZ_SECONDS:-60}
+run_leg "fuzz (libFuzzer, $fuzz_seconds s per target)" env BISTORE_FUZZ_SECONDS="$fuzz_seconds" \
+  scripts/fuzz.sh
 stop_neo4j
 
 # The version matrix: the calendar release, on both adapters. The harness
