@@ -50,7 +50,10 @@
     X(BS_STORAGE_FULL, "storage_full", 507,                                                        \
       "SQLite's disk is full and nothing was written: retry once there is room")                   \
     X(BS_OUTCOME_UNKNOWN, "outcome_unknown", 500,                                                  \
-      "SQLite's commit failed and may still be durable: retry with the same Idempotency-Key")
+      "SQLite's commit failed and may still be durable: retry with the same Idempotency-Key")      \
+    X(BS_OVERLOADED, "overloaded", 503,                                                            \
+      "too many writes are waiting for the writer and nothing was written: retry after "           \
+      "Retry-After seconds")
 
 enum bs_code {
 #define BS_ERROR_ENUM(code, name, status, hint) code,

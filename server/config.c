@@ -41,6 +41,9 @@ static const char usage[] =
     "                              Query API (/db/{db}/query/v2/tx) (tx)\n"
     "  --max-body-bytes N          largest request body (16777216)\n"
     "  --max-operations N          most operations in one transaction (10000)\n"
+    "  --max-json-depth N          deepest nesting of a body's objects and arrays (64)\n"
+    "  --max-string-bytes N        longest property string value, in bytes (1048576)\n"
+    "  --max-properties N          most properties of one entity or relationship (1024)\n"
     "  --max-connections N         most client connections at once (1024)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
@@ -268,6 +271,13 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
                           cap);
     if (strcmp(flag, "max-operations") == 0)
         return parse_size(value, "--max-operations", 1, 1000000, &cfg->max_operations, msg, cap);
+    if (strcmp(flag, "max-json-depth") == 0)
+        return parse_size(value, "--max-json-depth", 4, 10000, &cfg->max_json_depth, msg, cap);
+    if (strcmp(flag, "max-string-bytes") == 0)
+        return parse_size(value, "--max-string-bytes", 1, (size_t)1 << 30, &cfg->max_string_bytes,
+                          msg, cap);
+    if (strcmp(flag, "max-properties") == 0)
+        return parse_size(value, "--max-properties", 1, 65536, &cfg->max_properties, msg, cap);
     if (strcmp(flag, "max-connections") == 0)
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
@@ -362,7 +372,10 @@ static const char *const env_flags[] = {"listen",
 
                                         "api-keys-file",
                                         "tls-cert",
-                                        "tls-key"};
+                                        "tls-key",
+                                        "max-json-depth",
+                                        "max-string-bytes",
+                                        "max-properties"};
 
 static void defaults(struct config *cfg)
 {
@@ -376,6 +389,9 @@ static void defaults(struct config *cfg)
     snprintf(cfg->neo4j_api, sizeof cfg->neo4j_api, "tx");
     cfg->max_body_bytes = (size_t)16 << 20;
     cfg->max_operations = 10000;
+    cfg->max_json_depth = 64;
+    cfg->max_string_bytes = (size_t)1 << 20;
+    cfg->max_properties = 1024;
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
     cfg->max_queue = 4096;

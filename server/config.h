@@ -22,6 +22,9 @@ struct config {
     char neo4j_password[256]; /* from --neo4j-password-file or BISTORE_NEO4J_PASSWORD */
     size_t max_body_bytes;
     size_t max_operations;
+    size_t max_json_depth;   /* nesting of a body's objects and arrays; deeper: 400 */
+    size_t max_string_bytes; /* one property string; longer: 400 */
+    size_t max_properties;   /* per entity or relationship; more: 400 */
     long neo4j_timeout_ms;
     char neo4j_api[8]; /* tx | query (--neo4j-api) */
     size_t max_connections;

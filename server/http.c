@@ -24,7 +24,7 @@ struct http_server {
     struct app *app;
     size_t max_body_bytes;
     char allowed_hosts[1024]; /* --allowed-hosts */
-    size_t max_json_values, max_json_containers;
+    size_t max_json_values, max_json_containers, max_json_depth;
     struct apikeys *keys;     /* NULL: no API keys configured */
     char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
 };
@@ -287,6 +287,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .body_len = ctx->body.len,
         .max_json_values = srv->max_json_values,
         .max_json_containers = srv->max_json_containers,
+        .max_json_depth = srv->max_json_depth,
         .rid = rid,
         .lookup = lookup,
         .lookup_ctx = conn,
@@ -441,6 +442,7 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
      * 1.2 GB of jansson objects). */
     srv->max_json_containers = 16 * cfg->max_operations + 1024;
     srv->max_json_values = 256 * cfg->max_operations + 65536;
+    srv->max_json_depth = cfg->max_json_depth;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)

@@ -50,6 +50,8 @@ static struct bistore_config store_config(const struct config *cfg)
                   .api = strcmp(cfg->neo4j_api, "query") == 0 ? NEO4J_API_QUERY : NEO4J_API_TX},
         .max_queue = cfg->max_queue,
         .max_rel_types = cfg->max_rel_types,
+        .max_properties = cfg->max_properties,
+        .max_string_bytes = cfg->max_string_bytes,
         .read_connections = 16,
         .validate_interval_s = cfg->command == CMD_SERVE ? cfg->validate_interval_s : 0,
     };

@@ -56,6 +56,7 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
         bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
         return NULL;
     }
+    model_set_limits(cfg->max_properties, cfg->max_string_bytes); /* before any thread */
     neo4j_pool_init(&bs->read_clients, &bs->neo4j_cfg);
     struct engine_config ecfg = {.sqlite_path = bs->sqlite_path,
                                  .neo4j = bs->neo4j_cfg,

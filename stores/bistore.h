@@ -32,6 +32,9 @@ struct bistore_config {
     struct neo4j_config neo4j;
     size_t max_queue;     /* write transactions waiting at most; more: 503 */
     size_t max_rel_types; /* relationship types the stores may hold; more: 400 */
+    /* model_set_limits (stores/model/model.h), set by bistore_open for the
+     * whole process; 0: the default. */
+    size_t max_properties, max_string_bytes;
     size_t read_connections;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
 };

@@ -18,9 +18,14 @@ json_t *errors_body(const struct bs_error *err)
     return json_pack("{s:o}", "error", e);
 }
 
+/* Seconds an overloaded gateway asks a client to wait (Retry-After). */
+#define OVERLOADED_RETRY_AFTER_S 1
+
 void reply_error(struct response *res, const struct bs_error *err)
 {
     reply_json(res, bs_code_http_status(err->code), errors_body(err));
+    if (err->code == BS_OVERLOADED)
+        response_header(res, "Retry-After", "%d", OVERLOADED_RETRY_AFTER_S);
 }
 
 void reply_errorf(struct response *res, enum bs_code code, const char *field, const char *fmt, ...)

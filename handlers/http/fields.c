@@ -144,16 +144,25 @@ static bool is_json_content_type(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* What json_within found: within the limits, or the first one passed. */
+enum json_budget { JSON_WITHIN, JSON_TOO_MANY, JSON_TOO_DEEP };
+
+/* The limits json_within applies; 0: none. */
+struct json_limits {
+    size_t values, containers, depth;
+};
+
 /*
- * Counts the values (a comma outside strings starts one more) and the
- * objects and arrays of a JSON text, stopping once either passes its limit:
- * false then. Lexical only (the parser still judges the syntax), so a body
- * that would cost a gigabyte as a tree is refused after one pass over its
- * bytes, with no allocation.
+ * Counts the values (a comma outside strings starts one more), the objects
+ * and arrays and their nesting depth of a JSON text, stopping once one
+ * passes its limit. Lexical only (the parser still judges the syntax: an
+ * unbalanced bracket only makes the depth wrong for a text it refuses), so
+ * a body that would cost a gigabyte as a tree, or a deep stack in the
+ * parser, is refused after one pass over its bytes, with no allocation.
  */
-static bool json_within(const char *s, size_t n, size_t max_values, size_t max_containers)
+static enum json_budget json_within(const char *s, size_t n, const struct json_limits *lim)
 {
-    size_t values = 1, containers = 0;
+    size_t values = 1, containers = 0, depth = 0;
     bool in_string = false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -165,14 +174,18 @@ static bool json_within(const char *s, size_t n, size_t max_values, size_t max_c
         } else if (c == '"') {
             in_string = true;
         } else if (c == ',') {
-            if (max_values && ++values > max_values)
-                return false;
+            if (lim->values && ++values > lim->values)
+                return JSON_TOO_MANY;
         } else if (c == '{' || c == '[') {
-            if (max_containers && ++containers > max_containers)
-                return false;
+            if (lim->containers && ++containers > lim->containers)
+                return JSON_TOO_MANY;
+            if (lim->depth && ++depth > lim->depth)
+                return JSON_TOO_DEEP;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
         }
     }
-    return true;
+    return JSON_WITHIN;
 }
 
 json_t *body_object(const struct request *req, struct response *res)
@@ -186,10 +199,19 @@ json_t *body_object(const struct request *req, struct response *res)
         reply_errorf(res, BS_INVALID_JSON, NULL, "the body is empty; a JSON object is needed");
         return NULL;
     }
-    if (!json_within(req->body, req->body_len, req->max_json_values, req->max_json_containers)) {
+    const struct json_limits lim = {req->max_json_values, req->max_json_containers,
+                                    req->max_json_depth};
+    switch (json_within(req->body, req->body_len, &lim)) {
+    case JSON_WITHIN: break;
+    case JSON_TOO_MANY:
         reply_errorf(res, BS_PAYLOAD_TOO_LARGE, NULL,
                      "the body holds more than %zu JSON values or %zu objects and arrays",
                      req->max_json_values, req->max_json_containers);
+        return NULL;
+    case JSON_TOO_DEEP:
+        reply_errorf(res, BS_INVALID_REQUEST, NULL,
+                     "the body nests objects and arrays more than %zu deep (--max-json-depth)",
+                     req->max_json_depth);
         return NULL;
     }
     json_error_t jerr;

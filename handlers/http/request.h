@@ -41,6 +41,9 @@ struct request {
      * parses (the parsed tree costs 30 to 200 bytes of memory per value,
      * 1 to 3 in the text); 0: no limit. */
     size_t max_json_values, max_json_containers;
+    /* The deepest nesting of objects and arrays body_object parses (the
+     * body itself is depth 1); 0: no limit. */
+    size_t max_json_depth;
     const char *rid; /* the request id (X-Request-Id) */
     /* Set by router_dispatch: the matched route's index in its table (-1:
      * none), its name, and whether it is a write transaction. */

@@ -390,9 +390,13 @@ static void run_job(struct engine *e, struct write_job *job)
      * reconciliation (one at a time) must be able to record how it ended. */
     bool refused = job->sqlite_only ? e->writer_exit : e->stopping || e->queued >= e->max_queue;
     if (refused) {
-        bs_error_set(&job->out->err, BS_NEO4J_UNAVAILABLE,
-                     e->stopping ? "the gateway is shutting down"
-                                 : "too many writes are queued; retry later");
+        if (e->stopping)
+            bs_error_set(&job->out->err, BS_NEO4J_UNAVAILABLE, "the gateway is shutting down");
+        else
+            bs_error_set(&job->out->err, BS_OVERLOADED,
+                         "%zu writes are waiting for the writer already (--max-queue); nothing "
+                         "was written: retry later",
+                         e->max_queue);
         job->done = true;
     } else {
         if (e->tail)

@@ -68,6 +68,23 @@ static int scalar_kind(const json_t *v)
     }
 }
 
+static size_t max_properties = MAX_PROPERTIES;
+static size_t max_string_bytes = MAX_STRING_BYTES;
+
+void model_set_limits(size_t properties, size_t string_bytes)
+{
+    if (properties)
+        max_properties = properties;
+    if (string_bytes)
+        max_string_bytes = string_bytes;
+}
+
+/* Whether v is a string longer than max_string_bytes. */
+static bool string_too_long(const json_t *v)
+{
+    return json_is_string(v) && json_string_length(v) > max_string_bytes;
+}
+
 static bool check_value(const json_t *v, bool allow_null, const char *prefix, const char *key,
                         struct bs_error *err)
 {
@@ -77,6 +94,13 @@ static bool check_value(const json_t *v, bool allow_null, const char *prefix, co
         bs_error_field(err, "%s.%s", prefix, key);
         bs_error_set(err, BS_INVALID_REQUEST,
                      "property '%s' is null: null only removes a key in an update", key);
+        return false;
+    }
+    if (string_too_long(v)) {
+        bs_error_field(err, "%s.%s", prefix, key);
+        bs_error_set(err, BS_INVALID_REQUEST,
+                     "property '%s' is a string of more than %zu bytes (--max-string-bytes)", key,
+                     max_string_bytes);
         return false;
     }
     if (scalar_kind(v) >= 0)
@@ -111,6 +135,13 @@ static bool check_value(const json_t *v, bool allow_null, const char *prefix, co
                          key);
             return false;
         }
+        if (string_too_long(item)) {
+            bs_error_set(err, BS_INVALID_REQUEST,
+                         "property '%s' item %zu is a string of more than %zu bytes "
+                         "(--max-string-bytes)",
+                         key, i, max_string_bytes);
+            return false;
+        }
         first = k;
     }
     return true;
@@ -124,9 +155,10 @@ bool model_check_properties(const json_t *props, bool allow_null, const char *pr
         bs_error_set(err, BS_INVALID_REQUEST, "'%s' must be an object", prefix);
         return false;
     }
-    if (json_object_size(props) > MAX_PROPERTIES) {
+    if (json_object_size(props) > max_properties) {
         bs_error_field(err, "%s", prefix);
-        bs_error_set(err, BS_INVALID_REQUEST, "more than %d properties", MAX_PROPERTIES);
+        bs_error_set(err, BS_INVALID_REQUEST, "more than %zu properties (--max-properties)",
+                     max_properties);
         return false;
     }
     const char *key;

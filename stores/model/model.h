@@ -15,7 +15,10 @@
 #include "common/ids.h"
 #include "common/result.h"
 
+/* The defaults of the limits model_set_limits changes (--max-properties,
+ * --max-string-bytes). */
 #define MAX_PROPERTIES 1024
+#define MAX_STRING_BYTES ((size_t)1 << 20)
 #define MAX_ARRAY_ITEMS 65536
 
 enum op_kind {
@@ -111,5 +114,13 @@ bool model_valid_entity_type(const char *s);
  */
 bool model_check_properties(const json_t *props, bool allow_null, const char *prefix,
                             struct bs_error *err);
+
+/*
+ * The most properties one entity or relationship may carry and the most
+ * bytes of one string value (or string array item) model_check_properties
+ * accepts; 0 keeps a limit's current value. Process-wide: call it once at
+ * start, before any thread checks properties (server/main.c does).
+ */
+void model_set_limits(size_t max_properties, size_t max_string_bytes);
 
 #endif

@@ -36,6 +36,9 @@ static void clear_env(void)
         "BISTORE_API_KEYS_FILE",
         "BISTORE_TLS_CERT",
         "BISTORE_TLS_KEY",
+        "BISTORE_MAX_JSON_DEPTH",
+        "BISTORE_MAX_STRING_BYTES",
+        "BISTORE_MAX_PROPERTIES",
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
@@ -696,4 +699,40 @@ Test(config, monitoring_flags)
     parse_fails(ARGC(bad_hook), bad_hook, msg, sizeof msg);
     char *bad_window[] = {"bistore", "serve", "--alert-failure-window", "0"};
     parse_fails(ARGC(bad_window), bad_window, msg, sizeof msg);
+}
+
+/* The request limits of issue 13: defaults, flags, variables, bounds. */
+Test(config, request_limits)
+{
+    clear_env();
+    char *plain[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(plain), plain, &cfg);
+    cr_expect_eq(cfg.max_json_depth, 64);
+    cr_expect_eq(cfg.max_string_bytes, (size_t)1 << 20);
+    cr_expect_eq(cfg.max_properties, 1024);
+    char *argv[] = {"bistore",          "serve", "--max-json-depth", "8", "--max-string-bytes=100",
+                    "--max-properties", "5"};
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_eq(cfg.max_json_depth, 8);
+    cr_expect_eq(cfg.max_string_bytes, 100);
+    cr_expect_eq(cfg.max_properties, 5);
+    setenv("BISTORE_MAX_JSON_DEPTH", "9", 1);
+    setenv("BISTORE_MAX_STRING_BYTES", "200", 1);
+    setenv("BISTORE_MAX_PROPERTIES", "6", 1);
+    parse_ok(ARGC(plain), plain, &cfg);
+    cr_expect_eq(cfg.max_json_depth, 9);
+    cr_expect_eq(cfg.max_string_bytes, 200);
+    cr_expect_eq(cfg.max_properties, 6);
+    clear_env();
+    static const char *const bad[][2] = {
+        {"--max-json-depth", "3"},     {"--max-json-depth", "x"},
+        {"--max-string-bytes", "0"},   {"--max-properties", "0"},
+        {"--max-properties", "65537"}, {"--max-string-bytes", "2147483648"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *args[] = {"bistore", "serve", (char *)bad[i][0], (char *)bad[i][1]};
+        char msg[512];
+        parse_fails(ARGC(args), args, msg, sizeof msg);
+    }
 }

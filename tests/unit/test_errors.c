@@ -37,6 +37,7 @@ static const struct {
     {BS_NOT_READY, "not_ready", 503},
     {BS_RECONCILIATION_RUNNING, "reconciliation_running", 409},
     {BS_STORAGE_FULL, "storage_full", 507},
+    {BS_OVERLOADED, "overloaded", 503},
     {BS_OUTCOME_UNKNOWN, "outcome_unknown", 500},
 };
 #define N_TABLE (sizeof table / sizeof table[0])

@@ -418,3 +418,25 @@ Test(properties, field_uses_given_prefix)
     cr_expect_str_eq(err.field, "operations[3].properties.bad");
     json_decref(v);
 }
+
+/* --max-string-bytes and --max-properties (model_set_limits): a string value
+ * or string item over the limit, in bytes, names its property. */
+Test(properties, configured_string_and_count_limits)
+{
+    model_set_limits(3, 4);
+    struct bs_error err;
+    cr_expect(check("{\"a\":\"abcd\",\"b\":[\"wxyz\"],\"c\":12345}", false, &err), "%s",
+              err.message);
+    cr_expect_not(check("{\"a\":\"abcde\"}", false, &err));
+    cr_expect_str_eq(err.field, "properties.a");
+    cr_expect_eq(err.code, BS_INVALID_REQUEST);
+    cr_expect_not(check("{\"a\":\"\\u00e9\\u00e9\\u00e9\"}", false, &err),
+                  "three two-byte characters are 6 bytes");
+    cr_expect_str_eq(err.field, "properties.a");
+    cr_expect_not(check("{\"t\":[\"ok\",\"toolong\"]}", true, &err));
+    cr_expect_str_eq(err.field, "properties.t");
+    cr_expect_not(check("{\"a\":1,\"b\":2,\"c\":3,\"d\":4}", false, &err));
+    cr_expect_str_eq(err.field, "properties");
+    model_set_limits(MAX_PROPERTIES, MAX_STRING_BYTES);
+    cr_expect(check("{\"a\":\"abcde\",\"b\":1,\"c\":2,\"d\":3}", false, &err), "%s", err.message);
+}
