@@ -60,6 +60,8 @@ pip_install mypy 'mypy>=1.8'
 pip_install hatchling 'hatchling>=1.18'
 # prometheus_client's text parser reads GET /metrics in the tests.
 pip_install prometheus_client 'prometheus_client==0.21.1'
+# schemathesis fuzzes the gateway against openapi/openapi.yaml (a CI leg).
+pip_install schemathesis 'schemathesis==4.32.5'
 
 # playwright-core drives /usr/bin/chromium (it downloads no browser of its own).
 if ! (cd tests/browser && npm ls --depth=0 >/dev/null 2>&1); then
