@@ -249,10 +249,15 @@ bool parse_if_match(const struct request *req, int64_t *version, struct response
         return true;
     if (strncmp(v, "W/", 2) == 0)
         v += 2;
-    char *end;
-    long long n = strtoll(v[0] == '"' ? v + 1 : v, &end, 10);
     bool quoted = v[0] == '"';
-    if (end == v + (quoted ? 1 : 0) || n < 1 || (quoted ? strcmp(end, "\"") != 0 : *end)) {
+    const char *digits = quoted ? v + 1 : v;
+    size_t nd = strspn(digits, "0123456789");
+    /* Digits only (strtoll alone takes a sign and blanks), at most 18 of
+       them (no overflow to LLONG_MAX). */
+    char *end = NULL;
+    long long n = nd >= 1 && nd <= 18 ? strtoll(digits, &end, 10) : 0;
+    if (nd < 1 || nd > 18 || end != digits + nd || n < 1 ||
+        (quoted ? strcmp(end, "\"") != 0 : *end)) {
         reply_errorf(res, BS_INVALID_REQUEST, "If-Match",
                      "If-Match must be an entity version as its ETag gives it, e.g. \"3\"");
         return false;

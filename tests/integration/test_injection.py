@@ -159,3 +159,16 @@ def test_raw_bytes_refused(gateway, neo4j, body):
 def test_huge_url_is_a_json_error(gateway):
     r = gateway.get("/v1/entities?type=" + "x" * 100_000)
     assert r.status == 414 and r.error_code() == "uri_too_long", r
+
+
+@pytest.mark.parametrize("value", ['"+1"', '" 1"', "+1", '"01x"', '"99999999999999999999"',
+                                   "-1", '"0"'])
+def test_if_match_only_digits(gateway, neo4j, value):
+    """If-Match is a version as ETag quotes it: digits only (no sign, blank or
+    overflow, which strtoll alone let through as version 1 or LLONG_MAX)."""
+    eid = create_entity(gateway)["id"]
+    before = full_snapshot(gateway, neo4j)
+    refused(gateway.patch(f"/v1/entities/{eid}", {"properties": {"v": 1}},
+                          headers={"If-Match": value}), "If-Match")
+    refused(gateway.delete(f"/v1/entities/{eid}", headers={"If-Match": value}), "If-Match")
+    assert_same(before, full_snapshot(gateway, neo4j))
