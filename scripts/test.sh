@@ -8,7 +8,11 @@
 #      fault tests (pytest) against the release gateway and again against
 #      the ASan+UBSan gateway (the tx adapter), and the protocol's crash,
 #      reconciliation and API tests against the release gateway on the
-#      Query API adapter (BISTORE_TEST_NEO4J_API=query)
+#      Query API adapter (BISTORE_TEST_NEO4J_API=query); after the ASan leg,
+#      the concurrency tests against the ThreadSanitizer gateway (build-tsan,
+#      a report exits 66 and fails the test) and the API tests against the
+#      release gateway under valgrind memcheck (an error or a definite leak
+#      exits 67 and fails the test; tests/valgrind.supp, tests/tsan.supp)
 #   6. deployment, against the same Neo4j: cmake --install with the man
 #      page and the systemd unit (scripts/install-check.sh), the container
 #      image built and run (scripts/container-check.sh)
@@ -29,12 +33,14 @@ scripts/deps.sh
 echo "== style"
 scripts/check-style.sh
 
-echo "== build (release, asan)"
+echo "== build (release, asan, tsan)"
 scripts/build.sh release
 scripts/build.sh asan
+scripts/build.sh tsan
 
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
 passed=0; failed=0; skipped=""
 count() { # count N_PASSED N_FAILED
   passed=$((passed + $1)); failed=$((failed + $2))
@@ -126,6 +132,11 @@ run_leg() { # run_leg LABEL COMMAND...
 start_neo4j 5.26
 run_pytest "release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx
 run_pytest "asan+ubsan, Neo4j 5.26, tx adapter" "$root/build-asan/bistore" tx
+run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py
+BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
+  --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
+  run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \
+  tests/integration/test_api_transactions.py
 run_pytest "release, Neo4j 5.26, query adapter" "$root/build/bistore" query "${query_set[@]}"
 # After the pytest legs, alone: the image's build takes both cores for
 # about half a minute. Both run against this Neo4j.
