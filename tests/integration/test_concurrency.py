@@ -218,7 +218,9 @@ def updater(gw, me, eids, acked, errors):
         errors.append(f"client {me}: {exc!r}")
 
 
-def test_if_match_under_contention_loses_no_update(gateway, neo4j):
+def test_if_match_under_contention_loses_no_update(gateway_factory, neo4j):
+    # a loaded machine or a TSan gateway can take more than the default 5 s
+    gateway = gateway_factory(args=["--neo4j-timeout-ms", "30000"])
     eids = [f"shared-{i}" for i in range(CONTENDED)]
     for eid in eids:
         assert gateway.post("/v1/entities", {"id": eid, "type": "Counter"}).status == 201
