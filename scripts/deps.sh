@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjansson-dev
-          libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev libssl-dev clang-format
+          libcurl4-openssl-dev libsqlite3-dev libcriterion-dev libxxhash-dev libssl-dev clang-format valgrind
           sqlite3 maven default-jdk-headless python3 python3-pip python3-venv python3-yaml curl
           systemd man-db groff-base
           buildah podman debootstrap

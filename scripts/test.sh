@@ -8,7 +8,11 @@
 #      fault tests (pytest) against the release gateway and again against
 #      the ASan+UBSan gateway (the tx adapter), and the protocol's crash,
 #      reconciliation and API tests against the release gateway on the
-#      Query API adapter (BISTORE_TEST_NEO4J_API=query)
+#      Query API adapter (BISTORE_TEST_NEO4J_API=query); after the ASan leg,
+#      the concurrency tests against the ThreadSanitizer gateway (build-tsan,
+#      a report exits 66 and fails the test) and the API tests against the
+#      release gateway under valgrind memcheck (an error or a definite leak
+#      exits 67 and fails the test; tests/valgrind.supp, tests/tsan.supp)
 #   6. deployment, against the same Neo4j: cmake --install with the man
 #      page and the systemd unit (scripts/install-check.sh), the container
 #      image built and run (scripts/container-check.sh)
@@ -32,12 +36,14 @@ scripts/deps.sh
 echo "== style"
 scripts/check-style.sh
 
-echo "== build (release, asan)"
+echo "== build (release, asan, tsan)"
 scripts/build.sh release
 scripts/build.sh asan
+scripts/build.sh tsan
 
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
 passed=0; failed=0; skipped=""
 count() { # count N_PASSED N_FAILED
   passed=$((passed + $1)); failed=$((failed + $2))
@@ -129,6 +135,24 @@ run_leg() { # run_leg LABEL COMMAND...
 start_neo4j 5.26
 run_pytest "release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx
 run_pytest "asan+ubsan, Neo4j 5.26, tx adapter" "$root/build-asan/bistore" tx
+# valgrind runs the gateway tens of times slower: a representative few (entities,
+# relationships, a batch with refs, idempotency, the audit list, a 404).
+valgrind_set=(
+  tests/integration/test_api_entities.py::test_create_entity_with_id_lands_in_both_stores
+  tests/integration/test_api_entities.py::test_patch_if_match_merges_and_bumps_version
+  tests/integration/test_api_entities.py::test_delete_entity_removes_its_relationships_in_both_stores
+  tests/integration/test_api_entities.py::test_list_entities_keyset_pagination_and_type_filter
+  tests/integration/test_api_transactions.py::test_create_relationship_lands_in_both_stores
+  tests/integration/test_api_transactions.py::test_get_and_delete_relationship
+  tests/integration/test_api_transactions.py::test_batch_with_refs_creates_the_same_graph_in_both
+  tests/integration/test_api_transactions.py::test_transaction_idempotency_key
+  tests/integration/test_api_transactions.py::test_transactions_audit_list
+  tests/integration/test_api_transactions.py::test_relationship_missing_endpoint_is_404)
+run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py
+BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
+  --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
+  run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \
+  "${valgrind_set[@]}"
 run_pytest "release, Neo4j 5.26, query adapter" "$root/build/bistore" query "${query_set[@]}"
 # After the pytest legs, alone: the image's build takes both cores for
 # about half a minute. Both run against this Neo4j.

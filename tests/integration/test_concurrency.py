@@ -180,3 +180,155 @@ def test_shared_keys_under_a_freezing_neo4j(gateway_factory, neo4j):
         assert entities[eid]["version"] >= v, (eid, v, entities[eid]["version"])
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
+
+
+# ---- If-Match under contention: no update is lost (issue 13, item 7)
+
+UPDATERS = 32
+CONTENDED = 4           # entities the 32 clients share
+SUCCESSES_EACH = 2      # acknowledged updates each client makes on each entity
+MAX_ATTEMPTS = 400      # per client and entity: bounds the test, never reached in practice
+
+
+def updater(gw, me, eids, acked, errors):
+    """Client `me`: on each entity, read it and PATCH its own counter c<me>
+    to one more with If-Match, retrying on 412, until SUCCESSES_EACH are
+    acknowledged. acked[(me, eid)] counts the 200s."""
+    try:
+        for eid in eids:
+            attempts = 0
+            while acked[(me, eid)] < SUCCESSES_EACH:
+                attempts += 1
+                assert attempts <= MAX_ATTEMPTS, f"client {me} never got an update of {eid} through"
+                cur = gw.request("GET", f"/v1/entities/{eid}", fresh=True, timeout=60)
+                assert cur.status == 200, cur
+                v = cur.json["version"]
+                mine = cur.json["properties"].get(f"c{me}", 0)
+                assert mine == acked[(me, eid)], f"client {me}: {eid} shows c{me}={mine}, acked {acked[(me, eid)]}"
+                r = gw.request("PATCH", f"/v1/entities/{eid}", body={"properties": {f"c{me}": mine + 1}},
+                               headers={"If-Match": f'"{v}"'}, fresh=True, timeout=60)
+                if r.status == 412:
+                    assert r.json["error"]["code"] == "version_mismatch", r
+                    continue
+                assert r.status == 200, r
+                assert r.json["version"] == v + 1, (v, r)
+                assert r.json["properties"][f"c{me}"] == mine + 1, r
+                acked[(me, eid)] += 1
+    except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+        errors.append(f"client {me}: {exc!r}")
+
+
+def test_if_match_under_contention_loses_no_update(gateway_factory, neo4j):
+    # a loaded machine or a TSan gateway can take more than the default 5 s
+    gateway = gateway_factory(args=["--neo4j-timeout-ms", "30000"])
+    eids = [f"shared-{i}" for i in range(CONTENDED)]
+    for eid in eids:
+        assert gateway.post("/v1/entities", {"id": eid, "type": "Counter"}).status == 201
+    acked = {(me, eid): 0 for me in range(UPDATERS) for eid in eids}
+    errors = []
+    # each client walks the entities in its own order, so all of them are contended at once
+    threads = [threading.Thread(target=updater, args=(gateway, me, eids[me % CONTENDED:] + eids[:me % CONTENDED],
+                                                      acked, errors)) for me in range(UPDATERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not any(t.is_alive() for t in threads), "a client never finished"
+    assert not errors, "\n".join(errors)
+
+    entities, nodes = gateway.store.entities(), neo4j.entities()
+    for eid in eids:
+        successes = sum(acked[(me, eid)] for me in range(UPDATERS))
+        assert successes == UPDATERS * SUCCESSES_EACH
+        assert entities[eid]["version"] == 1 + successes, (eid, entities[eid]["version"], successes)
+        assert nodes[eid]["props"]["_v"] == 1 + successes, (eid, nodes[eid]["props"])
+        for me in range(UPDATERS):
+            assert entities[eid]["properties"].get(f"c{me}") == acked[(me, eid)], (eid, me, entities[eid])
+            assert nodes[eid]["props"].get(f"c{me}") == acked[(me, eid)], (eid, me, nodes[eid])
+    assert_stores_consistent(gateway.store, neo4j)
+    assert_intents_settled(gateway.store, neo4j)
+
+
+# ---- The same Idempotency-Key at the same moment: one write, one answer
+
+KEY_ROUNDS = 8
+
+
+def same_moment(gw, n, method, path, body, key):
+    """n threads send the same keyed request at once (a Barrier releases
+    them together); returns their Responses."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def send(i):
+        try:
+            barrier.wait(30)
+            out[i] = gw.request(method, path, body=body, headers={"Idempotency-Key": key}, fresh=True, timeout=60)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            out[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a keyed request never answered"
+    return out
+
+
+def assert_one_answer(resps, expect_status, batch=False):
+    """One status and one body for all. A batch's "neo4j" field is the one
+    exception (API.md): a repeat answered while the first request's Neo4j
+    step is still in flight truthfully says "pending" where the first says
+    "applied"; everything else, tx_id and ids included, is the same."""
+    first = resps[0]
+    for r in resps:
+        assert not isinstance(r, BaseException), r
+        assert r.status == expect_status, r
+        if batch:
+            assert r.json["neo4j"] in ("applied", "pending"), r
+            assert outcome(r) == outcome(first), f"two answers to one key:\n{first.body}\n{r.body}"
+        else:
+            assert r.body == first.body, f"two answers to one key:\n{first.body}\n{r.body}"
+
+
+@pytest.mark.parametrize("n", [2, 16])
+def test_same_idempotency_key_at_once_creates_once(gateway, neo4j, n):
+    for k in range(KEY_ROUNDS):
+        body = {"type": "Person", "properties": {"round": k}}
+        resps = same_moment(gateway, n, "POST", "/v1/entities", body, f"create-{n}-{k}")
+        assert_one_answer(resps, 201)
+        eid = resps[0].json["id"]
+        assert resps[0].json["properties"] == {"round": k}
+        rows = [e for e in gateway.store.entities().values() if e["properties"].get("round") == k]
+        assert [e["id"] for e in rows] == [eid], f"round {k}: written {len(rows)} times"
+        nodes = [i for i, e in neo4j.entities().items() if e["props"].get("round") == k]
+        assert nodes == [eid], f"round {k}: {len(nodes)} nodes in Neo4j"
+    assert_stores_consistent(gateway.store, neo4j)
+    assert_intents_settled(gateway.store, neo4j)
+
+
+@pytest.mark.parametrize("n", [2, 16])
+def test_same_idempotency_key_at_once_commits_one_batch(gateway_factory, neo4j, n):
+    # a loaded machine (or a TSan gateway) can take more than the default for
+    # the first batch, which also creates the relationship type
+    gw = gateway_factory(args=["--neo4j-timeout-ms", "30000"])
+    for k in range(KEY_ROUNDS):
+        body = {"operations": [
+            {"op": "create_entity", "ref": "a", "type": "Doc", "properties": {"round": k, "part": "a"}},
+            {"op": "create_entity", "ref": "b", "type": "Doc", "properties": {"round": k, "part": "b"}},
+            {"op": "create_relationship", "type": "CITES", "source": {"ref": "a"}, "target": {"ref": "b"},
+             "properties": {"round": k}}]}
+        resps = same_moment(gw, n, "POST", "/v1/transactions", body, f"batch-{n}-{k}")
+        assert_one_answer(resps, 200, batch=True)
+        ids = {r["id"] for r in resps[0].json["results"]}
+        rows = [e for e in gw.store.entities().values() if e["properties"].get("round") == k]
+        assert len(rows) == 2 and {e["id"] for e in rows} <= ids, f"round {k}: {len(rows)} entities written"
+        rels = [x for x in gw.store.relationships().values() if x["properties"].get("round") == k]
+        assert len(rels) == 1 and rels[0]["id"] in ids, f"round {k}: {len(rels)} relationships written"
+        nodes = [i for i, e in neo4j.entities().items() if e["props"].get("round") == k]
+        assert sorted(nodes) == sorted(e["id"] for e in rows), f"round {k}: Neo4j has {nodes}"
+        assert [i for i, x in neo4j.relationships().items() if x["props"].get("round") == k] == [rels[0]["id"]]
+        assert len(gw.store.transactions("committed")) == 1 + k, f"round {k}: more than one transaction committed"
+    assert_stores_consistent(gw.store, neo4j)
+    assert_intents_settled(gw.store, neo4j)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.common import BISTORE_BIN, CONNECTION_ERRORS, bistore_env, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
+from harness.common import BISTORE_BIN, BISTORE_WRAPPER, CONNECTION_ERRORS, bistore_env, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
 from harness.store import Store
 
 # ------------------------------------------------------------------- gateway
@@ -67,7 +67,7 @@ class Gateway:
     def start(self, ready=True, timeout=READY_TIMEOUT):
         if not os.access(self.binary, os.X_OK):
             pytest.fail(f"gateway binary {self.binary} missing or not executable (build it or set BISTORE_BIN)")
-        cmd = [self.binary, "serve", "--listen", "127.0.0.1:0", "--sqlite", str(self.sqlite_path),
+        cmd = [*BISTORE_WRAPPER, self.binary, "serve", "--listen", "127.0.0.1:0", "--sqlite", str(self.sqlite_path),
                "--neo4j-url", self.neo4j_url, *self.args]
         # The tests read the text lines; a test of the JSON lines passes --log-format json.
         env = bistore_env({"BISTORE_LOG_FORMAT": "text", **self.env})
