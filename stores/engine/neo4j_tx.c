@@ -4,11 +4,16 @@
  * committed or abandoned; how Neo4j's failures become the members'
  * errors; and the schema statements a group needs first.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stores/engine/internal.h"
+
+/* The codes of a failed write of the orphan record (our disk, not Neo4j). */
+#define RECORD_FULL "Bistore.Local.StorageFull"
+#define RECORD_ERROR "Bistore.Local.StorageError"
 
 enum neo4j_status neo4j_tx_open(struct engine *e, struct neo4j_tx *tx, bool allow_spare,
                                 struct neo4j_result *r)
@@ -22,7 +27,14 @@ enum neo4j_status neo4j_tx_open(struct engine *e, struct neo4j_tx *tx, bool allo
     }
     e->open_neo4j_txs++;
     if (orphans_add(&e->orphans, tx->path) != 0) {
+        bool full = errno == ENOSPC || errno == EDQUOT;
         neo4j_tx_abandon(e, tx); /* unrecorded, it must not run anything */
+        /* our own disk failed, not Neo4j: neo4j_failure() answers 507/500 */
+        r->status = NEO4J_DATABASE_ERROR;
+        snprintf(r->code, sizeof r->code, "%s", full ? RECORD_FULL : RECORD_ERROR);
+        snprintf(r->message, sizeof r->message, "cannot write the Neo4j transaction record%s",
+                 full ? ": no space left on the SQLite file's disk" : "");
+        r->statement_index = -1;
         return NEO4J_DATABASE_ERROR;
     }
     return NEO4J_OK;
@@ -67,6 +79,11 @@ void neo4j_tx_abandon(struct engine *e, struct neo4j_tx *tx)
 
 enum bs_code neo4j_failure(struct bs_error *err, const struct neo4j_result *r, const char *what)
 {
+    if (strcmp(r->code, RECORD_FULL) == 0)
+        return bs_error_set(err, BS_STORAGE_FULL, "%s (%s); nothing was written", r->message, what);
+    if (strcmp(r->code, RECORD_ERROR) == 0)
+        return bs_error_set(err, BS_STORAGE_ERROR, "%s (%s); nothing was written", r->message,
+                            what);
     switch (r->status) {
     case NEO4J_UNAVAILABLE:
     case NEO4J_TX_GONE:

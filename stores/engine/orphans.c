@@ -28,7 +28,9 @@ static int rewrite(struct orphan_log *log)
     }
     if ((len > 0 && pwrite(log->fd, text, len, 0) != (ssize_t)len) ||
         (len < log->file_len && ftruncate(log->fd, (off_t)len) != 0)) {
-        log_error("cannot write the Neo4j transaction record: %s", strerror(errno));
+        int saved = errno; /* the caller tells a full disk apart (ENOSPC) */
+        log_error("cannot write the Neo4j transaction record: %s", strerror(saved));
+        errno = saved;
         return -1;
     }
     log->file_len = len;
@@ -77,8 +79,10 @@ void orphans_close(struct orphan_log *log)
 
 int orphans_add(struct orphan_log *log, const char *tx_path)
 {
-    if (log->n >= ORPHANS_MAX)
+    if (log->n >= ORPHANS_MAX) {
+        errno = ENOBUFS; /* not a full disk */
         return -1;
+    }
     snprintf(log->paths[log->n++], NEO4J_TX_PATH_MAX, "%s", tx_path);
     if (rewrite(log) != 0) {
         log->n--;

@@ -19,6 +19,8 @@ Modes and controls (all thread-safe, usable while traffic flows):
   answer is recorded in `released_responses`), so a commit sent by a killed
   gateway really reaches Neo4j. release(deliver=False) drops the held bytes
   and closes those connections.
+- latency(seconds): keep forwarding, but hold every chunk (both ways) for
+  `seconds` before passing it on; latency(0) or pass_through() ends it.
 - blackhole(): accept connections and swallow everything in both
   directions; nothing is forwarded and nothing answers (clients time out).
 - refuse(): close every new connection at once (clients see resets/EOF).
@@ -85,6 +87,7 @@ class FaultProxy:
         self.connections_accepted = 0
         self._cut_left = 0
         self.answers_cut = 0
+        self._latency = 0.0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -129,6 +132,17 @@ class FaultProxy:
         with self._lock:
             self._mode = "pass"
             self._pattern = None
+            self._latency = 0.0
+
+    def latency(self, seconds):
+        with self._lock:
+            self._latency = float(seconds)
+
+    def _delay(self):
+        with self._lock:
+            delay = self._latency
+        if delay > 0:
+            time.sleep(delay)
 
     def hold_matching(self, pattern):
         if isinstance(pattern, str):
@@ -294,6 +308,7 @@ class FaultProxy:
                     conn.tail = (conn.tail + chunk)[-256:]
                 if hold or mode == "blackhole" or conn.server is None:
                     continue
+                self._delay()
                 try:
                     conn.server.sendall(chunk)
                 except OSError:
@@ -317,6 +332,7 @@ class FaultProxy:
             if conn.released:
                 with self._lock:
                     conn.response_after_release += data
+            self._delay()
             if conn.client_closed:
                 # The client is gone (e.g. a killed gateway); the answer was
                 # recorded above, nobody is left to read it.
