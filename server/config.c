@@ -42,6 +42,13 @@ static const char usage[] =
     "  --max-body-bytes N          largest request body (16777216)\n"
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
+    "  --max-connections-per-ip N  most connections from one client address (128;\n"
+    "                              0: no limit)\n"
+    "  --header-timeout SECONDS    a connection's request line and headers must be\n"
+    "                              complete this soon, however they trickle (10)\n"
+    "  --idle-timeout SECONDS      close a connection silent this long: mid-body, or\n"
+    "                              idle between keep-alive requests (30)\n"
+    "  --max-header-bytes N        request line and headers at most (32768; 431 or 414)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
     "                              at most 4096): each costs Neo4j a constraint\n"
@@ -270,6 +277,12 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return parse_size(value, "--max-operations", 1, 1000000, &cfg->max_operations, msg, cap);
     if (strcmp(flag, "max-connections") == 0)
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
+    if (strcmp(flag, "max-connections-per-ip") == 0)
+        return parse_size(value, "--max-connections-per-ip", 0, 65536, &cfg->max_connections_per_ip,
+                          msg, cap);
+    if (strcmp(flag, "max-header-bytes") == 0)
+        return parse_size(value, "--max-header-bytes", 4096, (size_t)1 << 20,
+                          &cfg->max_header_bytes, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
     if (strcmp(flag, "max-relationship-types") == 0)
@@ -290,6 +303,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         {"alert-recovery-seconds", &cfg->alert_recovery_s, 1, 86400},
         {"alert-pending-seconds", &cfg->alert_pending_s, 1, 86400},
         {"alert-neo4j-seconds", &cfg->alert_neo4j_s, 0, 86400},
+        {"header-timeout", &cfg->header_timeout_s, 1, 3600},
+        {"idle-timeout", &cfg->idle_timeout_s, 1, 3600},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
         if (strcmp(flag, secs[i].name) != 0)
@@ -362,7 +377,11 @@ static const char *const env_flags[] = {"listen",
 
                                         "api-keys-file",
                                         "tls-cert",
-                                        "tls-key"};
+                                        "tls-key",
+                                        "max-connections-per-ip",
+                                        "header-timeout",
+                                        "idle-timeout",
+                                        "max-header-bytes"};
 
 static void defaults(struct config *cfg)
 {
@@ -378,6 +397,10 @@ static void defaults(struct config *cfg)
     cfg->max_operations = 10000;
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 128;
+    cfg->header_timeout_s = 10;
+    cfg->idle_timeout_s = 30;
+    cfg->max_header_bytes = 32768;
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;
