@@ -42,7 +42,7 @@ static const char usage[] =
     "  --max-body-bytes N          largest request body (16777216)\n"
     "  --max-operations N          most operations in one transaction (10000)\n"
     "  --max-connections N         most client connections at once (1024)\n"
-    "  --max-connections-per-ip N  most connections from one client address (128;\n"
+    "  --max-connections-per-ip N  most connections from one client address (256;\n"
     "                              0: no limit)\n"
     "  --header-timeout SECONDS    a connection's request line and headers must be\n"
     "                              complete this soon, however they trickle (10)\n"
@@ -397,7 +397,7 @@ static void defaults(struct config *cfg)
     cfg->max_operations = 10000;
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
-    cfg->max_connections_per_ip = 128;
+    cfg->max_connections_per_ip = 256;
     cfg->header_timeout_s = 10;
     cfg->idle_timeout_s = 30;
     cfg->max_header_bytes = 32768;

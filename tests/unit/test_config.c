@@ -403,7 +403,7 @@ Test(config, connection_limits)
     struct config cfg;
     char *none[] = {"bistore", "serve"};
     parse_ok(ARGC(none), none, &cfg);
-    cr_expect_eq(cfg.max_connections_per_ip, 128, "README: 128 per client address");
+    cr_expect_eq(cfg.max_connections_per_ip, 256, "README: 256 per client address");
     cr_expect_eq(cfg.header_timeout_s, 10);
     cr_expect_eq(cfg.idle_timeout_s, 30);
     cr_expect_eq(cfg.max_header_bytes, 32768);
