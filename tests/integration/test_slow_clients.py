@@ -106,12 +106,13 @@ def test_a_thousand_slow_sockets_lock_nobody_out_and_are_cut_at_the_header_deadl
             s = connect_from(f"127.0.0.{2 + i // PER_ADDRESS}", gw.port)
             s.send(line[:1])
             socks.append(s)
-        # while they are all open, the legitimate client is served
+        # the last ones were opened just now and are open; with them the
+        # legitimate client is served (no second check after it: on a loaded
+        # machine the requests may outlast the header deadline)
+        assert not any(closed_by_peer(s) for s in socks[-50:]), "slow sockets closed too soon"
         assert gw.get("/healthz").status == 200
         create_entity(gw, id="served-beside-slow")  # asserts 201
         assert_entity_mirrored(gw.store, neo4j, "served-beside-slow")
-        # the last ones were opened just now: the gateway served beside them
-        assert not any(closed_by_peer(s) for s in socks[-50:]), "slow sockets closed too soon"
         # one byte a second each, until the gateway has closed them all
         sent = {id(s): 1 for s in socks}
         open_socks = list(socks)
