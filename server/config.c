@@ -45,6 +45,13 @@ static const char usage[] =
     "  --max-string-bytes N        longest property string value, in bytes (1048576)\n"
     "  --max-properties N          most properties of one entity or relationship (1024)\n"
     "  --max-connections N         most client connections at once (1024)\n"
+    "  --max-connections-per-ip N  most connections from one client address (256;\n"
+    "                              0: no limit)\n"
+    "  --header-timeout SECONDS    a connection's request line and headers must be\n"
+    "                              complete this soon, however they trickle (10)\n"
+    "  --idle-timeout SECONDS      close a connection silent this long: mid-body, or\n"
+    "                              idle between keep-alive requests (30)\n"
+    "  --max-header-bytes N        request line and headers at most (32768; 431 or 414)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
     "                              at most 4096): each costs Neo4j a constraint\n"
@@ -280,6 +287,12 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return parse_size(value, "--max-properties", 1, 65536, &cfg->max_properties, msg, cap);
     if (strcmp(flag, "max-connections") == 0)
         return parse_size(value, "--max-connections", 1, 65536, &cfg->max_connections, msg, cap);
+    if (strcmp(flag, "max-connections-per-ip") == 0)
+        return parse_size(value, "--max-connections-per-ip", 0, 65536, &cfg->max_connections_per_ip,
+                          msg, cap);
+    if (strcmp(flag, "max-header-bytes") == 0)
+        return parse_size(value, "--max-header-bytes", 4096, (size_t)1 << 20,
+                          &cfg->max_header_bytes, msg, cap);
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
     if (strcmp(flag, "max-relationship-types") == 0)
@@ -300,6 +313,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         {"alert-recovery-seconds", &cfg->alert_recovery_s, 1, 86400},
         {"alert-pending-seconds", &cfg->alert_pending_s, 1, 86400},
         {"alert-neo4j-seconds", &cfg->alert_neo4j_s, 0, 86400},
+        {"header-timeout", &cfg->header_timeout_s, 1, 3600},
+        {"idle-timeout", &cfg->idle_timeout_s, 1, 3600},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
         if (strcmp(flag, secs[i].name) != 0)
@@ -375,7 +390,11 @@ static const char *const env_flags[] = {"listen",
                                         "tls-key",
                                         "max-json-depth",
                                         "max-string-bytes",
-                                        "max-properties"};
+                                        "max-properties",
+                                        "max-connections-per-ip",
+                                        "header-timeout",
+                                        "idle-timeout",
+                                        "max-header-bytes"};
 
 static void defaults(struct config *cfg)
 {
@@ -394,6 +413,10 @@ static void defaults(struct config *cfg)
     cfg->max_properties = 1024;
     cfg->neo4j_timeout_ms = 5000;
     cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 256;
+    cfg->header_timeout_s = 10;
+    cfg->idle_timeout_s = 30;
+    cfg->max_header_bytes = 32768;
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;

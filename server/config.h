@@ -28,6 +28,10 @@ struct config {
     long neo4j_timeout_ms;
     char neo4j_api[8]; /* tx | query (--neo4j-api) */
     size_t max_connections;
+    size_t max_connections_per_ip; /* from one client address; 0: no limit */
+    unsigned header_timeout_s;     /* a request head must be complete this soon */
+    unsigned idle_timeout_s;       /* a connection silent this long is closed */
+    size_t max_header_bytes;       /* request line + headers (MHD's connection memory) */
     size_t max_queue;
     size_t max_rel_types;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */

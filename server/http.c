@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,112 @@ struct http_server {
     size_t max_json_values, max_json_containers, max_json_depth;
     struct apikeys *keys;     /* NULL: no API keys configured */
     char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
+    /* The connection watchdog (see struct watched). */
+    int64_t header_timeout_ms, idle_timeout_ms;
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_wake;
+    struct watched *watch_head; /* the open connections */
+    bool watch_stop, watch_running;
+    pthread_t watchdog;
 };
+
+/*
+ * One open connection, from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED (its
+ * socket context). libmicrohttpd 0.9 has no deadline for a request head:
+ * its connection timeout restarts with every byte, so one byte a second
+ * holds a connection (and its thread) for ever. The watchdog thread shuts
+ * down the socket of a connection past its deadline; MHD then sees the
+ * connection end and closes it. The deadline: --header-timeout from the
+ * connection's start for the first head, --idle-timeout from an answer for
+ * the next head on a keep-alive connection, none while a head's request is
+ * handled (MHD's --idle-timeout covers a stalled body). MHD notifies
+ * _CLOSED before it closes the socket, so fd is never a reused number.
+ */
+struct watched {
+    int fd;
+    int64_t deadline_ms; /* monotonic; 0: none */
+    struct watched *prev, *next;
+};
+
+/* How often the watchdog looks at the deadlines. */
+#define WATCH_PERIOD_MS 250
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct watched *w = info ? calloc(1, sizeof *w) : NULL;
+        *socket_context = w;
+        if (!w) { /* unwatched: MHD's idle timeout still ends it */
+            log_warn("http: a connection goes without a header deadline (out of memory)");
+            return;
+        }
+        w->fd = info->connect_fd;
+        w->deadline_ms = time_monotonic_ms() + srv->header_timeout_ms;
+        pthread_mutex_lock(&srv->watch_lock);
+        w->next = srv->watch_head;
+        if (w->next)
+            w->next->prev = w;
+        srv->watch_head = w;
+        pthread_mutex_unlock(&srv->watch_lock);
+        return;
+    }
+    struct watched *w = *socket_context;
+    if (!w)
+        return;
+    pthread_mutex_lock(&srv->watch_lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        srv->watch_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&srv->watch_lock);
+    free(w);
+    *socket_context = NULL;
+}
+
+/* Sets the deadline of conn's connection (0: none). */
+static void watch_set(struct http_server *srv, struct MHD_Connection *conn, int64_t deadline_ms)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct watched *w = info ? info->socket_context : NULL;
+    if (!w)
+        return;
+    pthread_mutex_lock(&srv->watch_lock);
+    w->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&srv->watch_lock);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct http_server *srv = arg;
+    pthread_mutex_lock(&srv->watch_lock);
+    while (!srv->watch_stop) {
+        int64_t now = time_monotonic_ms();
+        size_t cut = 0;
+        for (struct watched *w = srv->watch_head; w; w = w->next) {
+            if (w->deadline_ms && now >= w->deadline_ms) {
+                w->deadline_ms = 0; /* once: MHD closes it next */
+                if (shutdown(w->fd, SHUT_RDWR) == 0)
+                    cut++;
+            }
+        }
+        if (cut)
+            log_warn("http: closed %zu connection(s) without a complete request head in time "
+                     "(--header-timeout %llds, --idle-timeout %llds on keep-alive)",
+                     cut, (long long)(srv->header_timeout_ms / 1000),
+                     (long long)(srv->idle_timeout_ms / 1000));
+        struct timespec until = time_realtime_after_ms(WATCH_PERIOD_MS);
+        pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &until);
+    }
+    pthread_mutex_unlock(&srv->watch_lock);
+    return NULL;
+}
 
 /* A body at least this large gives its memory back to the system once its
  * request is done (glibc keeps freed memory in its arenas otherwise). */
@@ -231,6 +337,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *path = ctx->path;
     if (!ctx->seen) {
         ctx->seen = true;
+        watch_set(srv, conn, 0); /* the head is complete */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > limit) {
@@ -332,9 +439,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    struct http_server *srv = cls;
     (void)toe;
+    /* A keep-alive connection's next head is due within the idle timeout. */
+    watch_set(srv, conn, time_monotonic_ms() + srv->idle_timeout_ms);
     struct req_ctx *ctx = *con_cls;
     if (ctx) {
         bool large = ctx->body.len >= HTTP_TRIM_BYTES || ctx->too_big;
@@ -345,6 +453,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (large)
             malloc_trim(0);
     }
+}
+
+/* Ends the watchdog thread (after the daemon: no connection is left). */
+static void watchdog_stop(struct http_server *srv)
+{
+    if (!srv->watch_running)
+        return;
+    pthread_mutex_lock(&srv->watch_lock);
+    srv->watch_stop = true;
+    pthread_cond_signal(&srv->watch_wake);
+    pthread_mutex_unlock(&srv->watch_lock);
+    pthread_join(srv->watchdog, NULL);
+    pthread_cond_destroy(&srv->watch_wake);
+    pthread_mutex_destroy(&srv->watch_lock);
+    srv->watch_running = false;
 }
 
 /* libmicrohttpd's printf-style message (the format attribute tells clang's
@@ -443,6 +566,24 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
     srv->max_json_containers = 16 * cfg->max_operations + 1024;
     srv->max_json_values = 256 * cfg->max_operations + 65536;
     srv->max_json_depth = cfg->max_json_depth;
+    srv->header_timeout_ms = (int64_t)cfg->header_timeout_s * 1000;
+    srv->idle_timeout_ms = (int64_t)cfg->idle_timeout_s * 1000;
+    if (pthread_mutex_init(&srv->watch_lock, NULL) != 0) {
+        snprintf(msg, cap, "cannot make the connection watchdog's lock");
+        goto fail_watch;
+    }
+    if (pthread_cond_init(&srv->watch_wake, NULL) != 0) {
+        pthread_mutex_destroy(&srv->watch_lock);
+        snprintf(msg, cap, "cannot make the connection watchdog's condition");
+        goto fail_watch;
+    }
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+        pthread_cond_destroy(&srv->watch_wake);
+        pthread_mutex_destroy(&srv->watch_lock);
+        snprintf(msg, cap, "cannot start the connection watchdog thread");
+        goto fail_watch;
+    }
+    srv->watch_running = true;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -453,9 +594,12 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
      * the array ends at the first MHD_OPTION_END. */
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_URI_LOG_CALLBACK, on_target, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120U,
+        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
         MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key, MHD_OPTION_END);
     freeaddrinfo(ai);
@@ -468,6 +612,7 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
         else
             snprintf(msg, cap, "cannot listen on %s:%u (in use, or not an address of this host)",
                      host, port);
+        watchdog_stop(srv);
         free_pem(srv->tls_cert);
         free_pem(srv->tls_key);
         free(srv);
@@ -476,6 +621,12 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *bound_port = info ? info->port : port;
     return srv;
+fail_watch:
+    freeaddrinfo(ai);
+    free_pem(srv->tls_cert);
+    free_pem(srv->tls_key);
+    free(srv);
+    return NULL;
 }
 
 void http_stop(struct http_server *srv)
@@ -483,6 +634,7 @@ void http_stop(struct http_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    watchdog_stop(srv);
     free_pem(srv->tls_cert);
     free_pem(srv->tls_key);
     free(srv);

@@ -30,6 +30,10 @@ static void clear_env(void)
         "BISTORE_MAX_BODY_BYTES",
         "BISTORE_MAX_OPERATIONS",
         "BISTORE_MAX_CONNECTIONS",
+        "BISTORE_MAX_CONNECTIONS_PER_IP",
+        "BISTORE_HEADER_TIMEOUT",
+        "BISTORE_IDLE_TIMEOUT",
+        "BISTORE_MAX_HEADER_BYTES",
         "BISTORE_MAX_QUEUE",
         "BISTORE_INSECURE_NO_AUTH",
         "BISTORE_LOG_LEVEL",
@@ -391,6 +395,46 @@ Test(config, bad_numbers_fail)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[] = {"bistore", "serve", (char *)cases[i][0], (char *)cases[i][1]};
+        char msg[512];
+        parse_fails(ARGC(argv), argv, msg, sizeof msg);
+    }
+}
+
+Test(config, connection_limits)
+{
+    clear_env();
+    struct config cfg;
+    char *none[] = {"bistore", "serve"};
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_eq(cfg.max_connections_per_ip, 256, "README: 256 per client address");
+    cr_expect_eq(cfg.header_timeout_s, 10);
+    cr_expect_eq(cfg.idle_timeout_s, 30);
+    cr_expect_eq(cfg.max_header_bytes, 32768);
+    setenv("BISTORE_MAX_CONNECTIONS_PER_IP", "0", 1);
+    setenv("BISTORE_HEADER_TIMEOUT", "3", 1);
+    setenv("BISTORE_IDLE_TIMEOUT", "4", 1);
+    setenv("BISTORE_MAX_HEADER_BYTES", "8192", 1);
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_eq(cfg.max_connections_per_ip, 0, "0: no limit");
+    cr_expect_eq(cfg.header_timeout_s, 3);
+    cr_expect_eq(cfg.idle_timeout_s, 4);
+    cr_expect_eq(cfg.max_header_bytes, 8192);
+    char *flags[] = {
+        "bistore",        "serve", "--max-connections-per-ip", "7",   "--header-timeout", "5",
+        "--idle-timeout", "6",     "--max-header-bytes",       "4096"};
+    parse_ok(ARGC(flags), flags, &cfg);
+    cr_expect_eq(cfg.max_connections_per_ip, 7);
+    cr_expect_eq(cfg.header_timeout_s, 5);
+    cr_expect_eq(cfg.idle_timeout_s, 6);
+    cr_expect_eq(cfg.max_header_bytes, 4096);
+    clear_env();
+    static const char *const bad[][2] = {
+        {"--header-timeout", "0"},         {"--idle-timeout", "0"},
+        {"--header-timeout", "3601"},      {"--max-header-bytes", "4095"},
+        {"--max-header-bytes", "2000000"}, {"--max-connections-per-ip", "x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {"bistore", "serve", (char *)bad[i][0], (char *)bad[i][1]};
         char msg[512];
         parse_fails(ARGC(argv), argv, msg, sizeof msg);
     }
