@@ -128,6 +128,11 @@ def test_reconciliation_body_must_be_json_object(gateway):
     assert r.status == 202, r
     run = wait_run(gateway, r.json["id"])
     assert (run["mode"], run["repair"], run["dry_run"]) == ("fast", "none", False), run
+    # No body at all is the same as {} (openapi.yaml: the body is optional).
+    r = gateway.post("/v1/reconciliations")
+    assert r.status == 202, r
+    run = wait_run(gateway, r.json["id"])
+    assert (run["mode"], run["repair"], run["dry_run"]) == ("fast", "none", False), run
 
 
 def test_unknown_run_is_404(gateway):
