@@ -513,11 +513,34 @@ void create_single(struct app *app, const struct request *req, struct response *
     json_decref(body);
 }
 
-void reply_single_delete(struct app *app, const struct request *req, struct bs_op *op,
-                         struct response *res)
+bool idempotency_prepare_resource(const struct request *req, const char *method,
+                                  const char *collection, const json_t *body, int64_t if_version,
+                                  char *scope, size_t cap, struct bs_txn *txn, struct response *res)
+{
+    if (!request_header(req, "Idempotency-Key"))
+        return true;
+    int n = snprintf(scope, cap, "%s /v1/%s/%s", method, collection, req->args[0]);
+    json_t *keyed = n > 0 && (size_t)n < cap
+                        ? json_pack("{s:O?, s:I}", "body", body, "if_match", (json_int_t)if_version)
+                        : NULL;
+    if (!keyed) {
+        reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");
+        return false;
+    }
+    bool ok = idempotency_prepare(req, scope, keyed, txn, res);
+    json_decref(keyed);
+    return ok;
+}
+
+void reply_single_delete(struct app *app, const struct request *req, const char *collection,
+                         struct bs_op *op, struct response *res)
 {
     snprintf(op->id, sizeof op->id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = op, .n_ops = 1};
+    char scope[IDEMPOTENCY_SCOPE_MAX];
+    if (!idempotency_prepare_resource(req, "DELETE", collection, NULL, op->if_version, scope,
+                                      sizeof scope, &txn, res))
+        return;
     struct bistore_outcome out;
     if (submit(app, req, &txn, false, &out, res))
         res->status = 204;

@@ -84,10 +84,23 @@ void reply_single_write(struct app *app, const struct request *req, struct bs_tx
 void create_single(struct app *app, const struct request *req, struct response *res,
                    enum op_kind kind, const char *scope, const char *location, bool etag);
 
-/* DELETE of one record: op (its id and If-Match version set) through the
- * writer, 204 or the error. */
-void reply_single_delete(struct app *app, const struct request *req, struct bs_op *op,
-                         struct response *res);
+/* Idempotency-Key of a PATCH or DELETE of one record (req->args[0]): scoped
+ * to the method and the record's path, written into scope (cap bytes, kept
+ * while txn is submitted); what the key remembers is the body (NULL: none)
+ * with the If-Match version (-1: none), so the same key with another body or
+ * If-Match is 409 idempotency_conflict. true with no key. false after
+ * answering. */
+#define IDEMPOTENCY_SCOPE_MAX 192
+bool idempotency_prepare_resource(const struct request *req, const char *method,
+                                  const char *collection, const json_t *body, int64_t if_version,
+                                  char *scope, size_t cap, struct bs_txn *txn,
+                                  struct response *res);
+
+/* DELETE of one record of collection ("entities"): op (its id and If-Match
+ * version set) through the writer, 204 or the error; honours
+ * Idempotency-Key. */
+void reply_single_delete(struct app *app, const struct request *req, const char *collection,
+                         struct bs_op *op, struct response *res);
 
 /* The version of a record as its ETag. */
 void reply_etag(struct response *res, const json_t *record);

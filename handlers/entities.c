@@ -55,7 +55,10 @@ void handle_entity_patch(struct app *app, const struct request *req, struct resp
         return;
     snprintf(op.id, sizeof op.id, "%s", req->args[0]);
     struct bs_txn txn = {.ops = &op, .n_ops = 1};
-    if (parse_single(body, OP_UPDATE_ENTITY, &op, res))
+    char scope[IDEMPOTENCY_SCOPE_MAX];
+    if (parse_single(body, OP_UPDATE_ENTITY, &op, res) &&
+        idempotency_prepare_resource(req, "PATCH", "entities", body, op.if_version, scope,
+                                     sizeof scope, &txn, res))
         reply_single_write(app, req, &txn, 200, NULL, true, res);
     json_decref(op.properties);
     json_decref(op.metadata);
@@ -66,5 +69,5 @@ void handle_entity_delete(struct app *app, const struct request *req, struct res
 {
     struct bs_op op = {.kind = OP_DELETE_ENTITY};
     if (path_id(req, 0, "id", res) && parse_if_match(req, &op.if_version, res))
-        reply_single_delete(app, req, &op, res);
+        reply_single_delete(app, req, "entities", &op, res);
 }

@@ -19,5 +19,5 @@ void handle_relationship_delete(struct app *app, const struct request *req, stru
 {
     struct bs_op op = {.kind = OP_DELETE_RELATIONSHIP, .if_version = -1};
     if (path_id(req, 0, "id", res))
-        reply_single_delete(app, req, &op, res);
+        reply_single_delete(app, req, "relationships", &op, res);
 }

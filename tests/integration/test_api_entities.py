@@ -308,6 +308,47 @@ def test_entity_idempotency_key(gateway, neo4j):
     assert_intents_settled(gateway.store, neo4j)
 
 
+def test_patch_and_delete_honour_idempotency_key(gateway, neo4j):
+    """A PATCH or DELETE whose answer was lost (outcome_unknown, a reset) is
+    retried with its key: the first answer comes back, not 412 or 404 (the
+    fault-under-load test met those before PATCH and DELETE kept keys)."""
+    assert gateway.post("/v1/entities", {"id": "ik1", "type": "Person"}).status == 201
+    assert gateway.post("/v1/entities", {"id": "ik2", "type": "Person"}).status == 201
+    assert gateway.post("/v1/relationships", {"id": "ikr", "type": "KNOWS", "source": "ik1",
+                                              "target": "ik2"}).status == 201
+    patch = {"properties": {"n": 1}}
+    hdrs = {"Idempotency-Key": "patch-1", "If-Match": '"1"'}
+    first = gateway.patch("/v1/entities/ik1", patch, headers=hdrs)
+    assert first.status == 200 and first.json["version"] == 2, first
+    txs = len(gateway.store.transactions())
+    again = gateway.patch("/v1/entities/ik1", patch, headers=hdrs)
+    assert again.status == 200, again
+    assert again.json == first.json and again.headers.get("ETag") == '"2"', again
+    assert again.headers.get("Idempotent-Replayed") == "true", again
+    assert len(gateway.store.transactions()) == txs
+    # the same key with another body or another If-Match
+    before = snapshot(gateway, neo4j)
+    error_of(gateway.patch("/v1/entities/ik1", {"properties": {"n": 2}}, headers=hdrs), 409,
+             "idempotency_conflict")
+    error_of(gateway.patch("/v1/entities/ik1", patch,
+                           headers={"Idempotency-Key": "patch-1", "If-Match": '"2"'}), 409,
+             "idempotency_conflict")
+    assert_unchanged(gateway, neo4j, before)
+    # scoped to the method and the path: the same key on another entity is new
+    r = gateway.patch("/v1/entities/ik2", patch, headers=hdrs)
+    assert r.status == 200 and r.json["version"] == 2, r
+    for path, h in (("/v1/relationships/ikr", {"Idempotency-Key": "del-r"}),
+                    ("/v1/entities/ik1", {"Idempotency-Key": "del-e", "If-Match": '"2"'})):
+        assert gateway.delete(path, headers=h).status == 204
+        r = gateway.delete(path, headers=h)
+        assert r.status == 204 and r.headers.get("Idempotent-Replayed") == "true", r
+        assert gateway.delete(path).status == 404  # without the key: gone
+    assert gateway.store.value("SELECT count(*) FROM entities") == 1
+    assert neo4j.value("MATCH (n:Entity) RETURN count(n)") == 1
+    assert_stores_consistent(gateway.store, neo4j)
+    assert_intents_settled(gateway.store, neo4j)
+
+
 INVALID_ENTITIES = {
     "cypher_injection_type": ({"type": "Person) DETACH DELETE n //"}, "type"),
     "type_starts_with_digit": ({"type": "1Person"}, "type"),
