@@ -316,11 +316,12 @@ class Client(threading.Thread):
 def fill(path):
     """Write zeros to `path` until the filesystem is full."""
     chunk = b"\0" * 65536
-    with open(path, "wb") as f:
+    # Unbuffered: a buffered file's close() would flush what the full disk
+    # refused and raise ENOSPC out of the with.
+    with open(path, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(chunk)
-                f.flush()
         except OSError:
             pass
 

@@ -247,7 +247,9 @@ def test_a_group_of_large_writes_stays_within_its_byte_budget(gateway_factory, n
     """A group is one Neo4j request: 128 waiting writes of 16 MiB once made
     one request of up to 2 GiB. Twelve 6 MiB writes queued behind a held
     writer go in groups of at most 5 (the budget is 32 MiB)."""
-    gw = gateway_factory(args=["--log-level", "debug", "--neo4j-timeout-ms", "60000"])
+    # The 6 MiB value is over the default --max-string-bytes (1 MiB): allowed here.
+    gw = gateway_factory(args=["--log-level", "debug", "--neo4j-timeout-ms", "60000",
+                               "--max-string-bytes", str(8 * 1024 * 1024)])
     blob = "x" * (6 * 1024 * 1024)
     answers = {}
 
