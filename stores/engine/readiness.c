@@ -26,6 +26,10 @@ void readiness_set(struct engine *e, bool ready, const char *reason_fmt, ...)
     va_start(ap, reason_fmt);
     vsnprintf(e->reason, sizeof e->reason, reason_fmt, ap);
     va_end(ap);
+    /* logged from a copy: another thread may set the reason meanwhile
+     * (TSan saw the monitor's probe write it while the writer logged it) */
+    char reason[sizeof e->reason];
+    memcpy(reason, e->reason, sizeof reason);
     pthread_mutex_unlock(&e->lock);
     if (was != ready) {
         if (ready) {
@@ -34,7 +38,7 @@ void readiness_set(struct engine *e, bool ready, const char *reason_fmt, ...)
             testvfs_hit("ready");
         } else {
             metrics_recovery_begin();
-            log_warn("not ready: %s", e->reason);
+            log_warn("not ready: %s", reason);
         }
     }
 }
