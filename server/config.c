@@ -52,6 +52,12 @@ static const char usage[] =
     "  --idle-timeout SECONDS      close a connection silent this long: mid-body, or\n"
     "                              idle between keep-alive requests (30)\n"
     "  --max-header-bytes N        request line and headers at most (32768; 431 or 414)\n"
+    "  --body-timeout SECONDS      a request's body must have arrived this soon after\n"
+    "                              its headers, however it trickles (60)\n"
+    "  --max-body-memory N         bytes of request bodies held at once, all connections\n"
+    "                              together (268435456); more: 503 overloaded\n"
+    "  --max-page-bytes N          a list page ends early, with a next cursor, once its\n"
+    "                              items pass this many bytes (8388608)\n"
     "  --max-queue N               most writes waiting for the writer (4096)\n"
     "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
     "                              at most 4096): each costs Neo4j a constraint\n"
@@ -290,6 +296,12 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "max-connections-per-ip") == 0)
         return parse_size(value, "--max-connections-per-ip", 0, 65536, &cfg->max_connections_per_ip,
                           msg, cap);
+    if (strcmp(flag, "max-body-memory") == 0)
+        return parse_size(value, "--max-body-memory", (size_t)1 << 20, (size_t)1 << 40,
+                          &cfg->max_body_memory, msg, cap);
+    if (strcmp(flag, "max-page-bytes") == 0)
+        return parse_size(value, "--max-page-bytes", 4096, (size_t)1 << 30, &cfg->max_page_bytes,
+                          msg, cap);
     if (strcmp(flag, "max-header-bytes") == 0)
         return parse_size(value, "--max-header-bytes", 4096, (size_t)1 << 20,
                           &cfg->max_header_bytes, msg, cap);
@@ -315,6 +327,7 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         {"alert-neo4j-seconds", &cfg->alert_neo4j_s, 0, 86400},
         {"header-timeout", &cfg->header_timeout_s, 1, 3600},
         {"idle-timeout", &cfg->idle_timeout_s, 1, 3600},
+        {"body-timeout", &cfg->body_timeout_s, 1, 86400},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
         if (strcmp(flag, secs[i].name) != 0)
@@ -394,7 +407,10 @@ static const char *const env_flags[] = {"listen",
                                         "max-connections-per-ip",
                                         "header-timeout",
                                         "idle-timeout",
-                                        "max-header-bytes"};
+                                        "max-header-bytes",
+                                        "body-timeout",
+                                        "max-body-memory",
+                                        "max-page-bytes"};
 
 static void defaults(struct config *cfg)
 {
@@ -417,6 +433,9 @@ static void defaults(struct config *cfg)
     cfg->header_timeout_s = 10;
     cfg->idle_timeout_s = 30;
     cfg->max_header_bytes = 32768;
+    cfg->body_timeout_s = 60;
+    cfg->max_body_memory = (size_t)256 << 20;
+    cfg->max_page_bytes = (size_t)8 << 20;
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
     cfg->validate_interval_s = 3600;
@@ -537,6 +556,11 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         return fail(msg, cap, "resolve needs both --intent SEQ and --policy, or neither");
     if (cfg->command == CMD_RESOLVE && cfg->dry_run && !cfg->intent)
         return fail(msg, cap, "--dry-run needs --intent and --policy");
+    if (cfg->max_body_memory < cfg->max_body_bytes)
+        return fail(msg, cap,
+                    "--max-body-memory (%zu) is below --max-body-bytes (%zu): a body of the "
+                    "largest size could never be accepted",
+                    cfg->max_body_memory, cfg->max_body_bytes);
     if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0'))
         return fail(msg, cap, "--tls-cert and --tls-key go together: give both or neither");
     if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth && !cfg->api_keys_file[0])

@@ -32,6 +32,9 @@ struct config {
     unsigned header_timeout_s;     /* a request head must be complete this soon */
     unsigned idle_timeout_s;       /* a connection silent this long is closed */
     size_t max_header_bytes;       /* request line + headers (MHD's connection memory) */
+    unsigned body_timeout_s;       /* a request's body must arrive this soon after its head */
+    size_t max_body_memory;        /* request bodies held at once, in bytes; more: 503 */
+    size_t max_page_bytes;         /* a list page's items, in bytes (one item at least) */
     size_t max_queue;
     size_t max_rel_types;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */

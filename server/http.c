@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +25,15 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
     size_t max_body_bytes;
+    /* Request bodies held at once, all connections together (--max-body-memory). */
+    size_t max_body_memory;
+    atomic_size_t body_bytes_held;
     char allowed_hosts[1024]; /* --allowed-hosts */
     size_t max_json_values, max_json_containers, max_json_depth;
     struct apikeys *keys;     /* NULL: no API keys configured */
     char *tls_cert, *tls_key; /* PEM text, kept while the daemon runs; NULL: plain HTTP */
     /* The connection watchdog (see struct watched). */
-    int64_t header_timeout_ms, idle_timeout_ms;
+    int64_t header_timeout_ms, idle_timeout_ms, body_timeout_ms;
     pthread_mutex_t watch_lock;
     pthread_cond_t watch_wake;
     struct watched *watch_head; /* the open connections */
@@ -45,13 +49,15 @@ struct http_server {
  * down the socket of a connection past its deadline; MHD then sees the
  * connection end and closes it. The deadline: --header-timeout from the
  * connection's start for the first head, --idle-timeout from an answer for
- * the next head on a keep-alive connection, none while a head's request is
- * handled (MHD's --idle-timeout covers a stalled body). MHD notifies
- * _CLOSED before it closes the socket, so fd is never a reused number.
+ * the next head on a keep-alive connection, --body-timeout from a complete
+ * head for its body (MHD's own timeout, --idle-timeout, restarts with every
+ * byte of it too), none while a request is handled. MHD notifies _CLOSED
+ * before it closes the socket, so fd is never a reused number.
  */
 struct watched {
     int fd;
     int64_t deadline_ms; /* monotonic; 0: none */
+    bool body;           /* the deadline is a body's (else a request head's) */
     struct watched *prev, *next;
 };
 
@@ -96,8 +102,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
-/* Sets the deadline of conn's connection (0: none). */
-static void watch_set(struct http_server *srv, struct MHD_Connection *conn, int64_t deadline_ms)
+/* Sets the deadline of conn's connection (0: none); body: it is a body's. */
+static void watch_set(struct http_server *srv, struct MHD_Connection *conn, int64_t deadline_ms,
+                      bool body)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -106,6 +113,7 @@ static void watch_set(struct http_server *srv, struct MHD_Connection *conn, int6
         return;
     pthread_mutex_lock(&srv->watch_lock);
     w->deadline_ms = deadline_ms;
+    w->body = body;
     pthread_mutex_unlock(&srv->watch_lock);
 }
 
@@ -115,12 +123,12 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&srv->watch_lock);
     while (!srv->watch_stop) {
         int64_t now = time_monotonic_ms();
-        size_t cut = 0;
+        size_t cut = 0, cut_body = 0;
         for (struct watched *w = srv->watch_head; w; w = w->next) {
             if (w->deadline_ms && now >= w->deadline_ms) {
                 w->deadline_ms = 0; /* once: MHD closes it next */
                 if (shutdown(w->fd, SHUT_RDWR) == 0)
-                    cut++;
+                    (*(w->body ? &cut_body : &cut))++;
             }
         }
         if (cut)
@@ -128,6 +136,10 @@ static void *watchdog_main(void *arg)
                      "(--header-timeout %llds, --idle-timeout %llds on keep-alive)",
                      cut, (long long)(srv->header_timeout_ms / 1000),
                      (long long)(srv->idle_timeout_ms / 1000));
+        if (cut_body)
+            log_warn("http: closed %zu connection(s) whose request body did not arrive in time "
+                     "(--body-timeout %llds); nothing of those requests was written",
+                     cut_body, (long long)(srv->body_timeout_ms / 1000));
         struct timespec until = time_realtime_after_ms(WATCH_PERIOD_MS);
         pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &until);
     }
@@ -143,7 +155,9 @@ static void *watchdog_main(void *arg)
 struct req_ctx {
     struct buf body;
     bool too_big;
-    bool seen; /* on_request has had its first call */
+    bool over_memory; /* the body did not fit in --max-body-memory */
+    size_t reserved;  /* bytes of --max-body-memory this body holds */
+    bool seen;        /* on_request has had its first call */
     /* The API key, checked on the first call (before any body is read). */
     bool key_known;
     unsigned key_scopes;
@@ -202,22 +216,6 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct respons
         MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
     enum MHD_Result ret = MHD_queue_response(conn, res->status, r);
     MHD_destroy_response(r);
-    return ret;
-}
-
-/* Answers an error before the body was read (413 from Content-Length). */
-static enum MHD_Result reply_early(struct MHD_Connection *conn, enum bs_code code,
-                                   const char *message)
-{
-    struct response res = {0};
-    struct bs_error err;
-    bs_error_clear(&err);
-    bs_error_set(&err, code, "%s", message);
-    reply_error(&res, &err);
-    char rid[UUID_STR_LEN];
-    ids_uuid7(rid);
-    enum MHD_Result ret = send_response(conn, &res, rid);
-    response_free(&res);
     return ret;
 }
 
@@ -289,6 +287,55 @@ static void count_request(const struct request *req, const struct response *res,
     }
 }
 
+/* Takes n more bytes of --max-body-memory for ctx's body; false when they
+ * do not fit (nothing taken). */
+static bool body_reserve(struct http_server *srv, struct req_ctx *ctx, size_t n)
+{
+    size_t held = atomic_load(&srv->body_bytes_held);
+    do {
+        if (n > srv->max_body_memory - held)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->body_bytes_held, &held, held + n));
+    ctx->reserved += n;
+    return true;
+}
+
+static void body_release(struct http_server *srv, struct req_ctx *ctx)
+{
+    atomic_fetch_sub(&srv->body_bytes_held, ctx->reserved);
+    ctx->reserved = 0;
+}
+
+/* What a body that does not fit in --max-body-memory is told. */
+#define BODY_MEMORY_FULL                                                                           \
+    "the gateway holds as many request bodies as it may at once (--max-body-memory); retry "       \
+    "shortly"
+
+/* Answers an error before the body is read (413 or 503 from Content-Length),
+ * counted in the metrics under its route. */
+static enum MHD_Result reply_early(struct MHD_Connection *conn, const struct req_ctx *ctx,
+                                   const char *method, enum bs_code code, const char *message)
+{
+    struct response res = {0};
+    struct bs_error err;
+    bs_error_clear(&err);
+    bs_error_set(&err, code, "%s", message);
+    reply_error(&res, &err);
+    struct request req = {.method = method, .path = ctx->path, .route_index = -1};
+    const struct route *r =
+        router_match(&handlers_routes, method, ctx->path, req.args, &req.n_args);
+    if (r) {
+        req.route_index = (long)(r - handlers_routes.routes);
+        req.write_tx = r->write_tx;
+    }
+    count_request(&req, &res, metrics_now_us() - ctx->started_us);
+    char rid[UUID_STR_LEN];
+    ids_uuid7(rid);
+    enum MHD_Result ret = send_response(conn, &res, rid);
+    response_free(&res);
+    return ret;
+}
+
 /*
  * A /v1 request with a body and without a known API key, answered on
  * on_request's first call, before its body is read (a client without a key cannot make the
@@ -337,24 +384,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *path = ctx->path;
     if (!ctx->seen) {
         ctx->seen = true;
-        watch_set(srv, conn, 0); /* the head is complete */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > limit) {
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        size_t cl_bytes = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+        if (cl_bytes > limit) {
             /* Taler's way: answer 413 at once; MHD closes the connection. */
             char msg[128];
             snprintf(msg, sizeof msg, "the body is larger than %zu bytes", limit);
             log_warn("%s %s: 413, Content-Length %s over %zu", method, path, cl, limit);
-            struct request req = {.method = method, .path = path, .route_index = -1};
-            struct response res = {.status = 413};
-            const struct route *r =
-                router_match(&handlers_routes, method, path, req.args, &req.n_args);
-            if (r) {
-                req.route_index = (long)(r - handlers_routes.routes);
-                req.write_tx = r->write_tx;
-            }
-            count_request(&req, &res, metrics_now_us() - ctx->started_us);
-            return reply_early(conn, BS_PAYLOAD_TOO_LARGE, msg);
+            return reply_early(conn, ctx, method, BS_PAYLOAD_TOO_LARGE, msg);
         }
         if (srv->keys) {
             ctx->key_known = apikeys_check(
@@ -362,22 +402,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 &ctx->key_scopes, ctx->key_name);
             /* A body on its way is refused unread (MHD then closes the
              * connection); a request without one is answered as usual. */
-            const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
-            bool body_coming = (cl && strtoull(cl, NULL, 10) > 0) || te;
-            if (!ctx->key_known && body_coming && strncmp(path, "/v1/", 4) == 0)
+            if (!ctx->key_known && (cl_bytes > 0 || te) && strncmp(path, "/v1/", 4) == 0)
                 return reply_unauthorized(srv, conn, ctx, method);
         }
+        /* A body of a known length takes its share of --max-body-memory
+         * before a byte of it is read; one that does not fit is 503 at once
+         * (MHD then closes the connection), as a full writer queue is. */
+        if (cl_bytes > 0 && !body_reserve(srv, ctx, cl_bytes)) {
+            log_warn("%s %s: 503, a body of %zu bytes does not fit in --max-body-memory (%zu)",
+                     method, path, cl_bytes, srv->max_body_memory);
+            return reply_early(conn, ctx, method, BS_OVERLOADED, BODY_MEMORY_FULL);
+        }
+        /* The head is complete: its body (if any) is due within --body-timeout. */
+        watch_set(srv, conn, cl_bytes > 0 || te ? time_monotonic_ms() + srv->body_timeout_ms : 0,
+                  true);
         return MHD_YES;
     }
     if (*upload_size) {
-        /* Past the limit the rest is read and dropped, and 413 answered at the
-         * end: never a silently cut body. */
-        if (!ctx->too_big && buf_append(&ctx->body, upload_data, *upload_size) != BUF_OK)
+        /* Past a limit the rest is read and dropped, and 413 (or 503)
+         * answered at the end: never a silently cut body. A body of unknown
+         * length (chunked) takes its memory as it arrives. */
+        size_t n = *upload_size;
+        if (!ctx->too_big && !ctx->over_memory && ctx->body.len + n > ctx->reserved &&
+            !body_reserve(srv, ctx, ctx->body.len + n - ctx->reserved))
+            ctx->over_memory = true;
+        if (!ctx->too_big && !ctx->over_memory && buf_append(&ctx->body, upload_data, n) != BUF_OK)
             ctx->too_big = true;
         *upload_size = 0;
         return MHD_YES;
     }
+    watch_set(srv, conn, 0, false); /* the body is in: no deadline while it is handled */
 
     const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     char rid[ID_MAX_LEN + 1];
@@ -412,6 +466,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      host);
     } else if (ctx->too_big) {
         reply_errorf(&res, BS_PAYLOAD_TOO_LARGE, NULL, "the body is larger than %zu bytes", limit);
+    } else if (ctx->over_memory) {
+        reply_errorf(&res, BS_OVERLOADED, NULL, "%s", BODY_MEMORY_FULL);
     } else if (nul_in) {
         reply_errorf(&res, BS_INVALID_REQUEST, nul_in,
                      "query parameter '%s' holds a NUL byte (%%00), which no parameter may",
@@ -442,9 +498,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_server *srv = cls;
     (void)toe;
     /* A keep-alive connection's next head is due within the idle timeout. */
-    watch_set(srv, conn, time_monotonic_ms() + srv->idle_timeout_ms);
+    watch_set(srv, conn, time_monotonic_ms() + srv->idle_timeout_ms, false);
     struct req_ctx *ctx = *con_cls;
     if (ctx) {
+        body_release(srv, ctx);
         bool large = ctx->body.len >= HTTP_TRIM_BYTES || ctx->too_big;
         buf_free(&ctx->body);
         free(ctx->path);
@@ -558,6 +615,8 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
         }
     }
     srv->max_body_bytes = cfg->max_body_bytes;
+    srv->max_body_memory = cfg->max_body_memory;
+    atomic_init(&srv->body_bytes_held, 0);
     snprintf(srv->allowed_hosts, sizeof srv->allowed_hosts, "%s", cfg->allowed_hosts);
     /* A valid transaction has a few objects and a few dozen values per
      * operation; these leave room for rich metadata and bound the tree a
@@ -568,6 +627,7 @@ struct http_server *http_start(struct app *app, const struct config *cfg, struct
     srv->max_json_depth = cfg->max_json_depth;
     srv->header_timeout_ms = (int64_t)cfg->header_timeout_s * 1000;
     srv->idle_timeout_ms = (int64_t)cfg->idle_timeout_s * 1000;
+    srv->body_timeout_ms = (int64_t)cfg->body_timeout_s * 1000;
     if (pthread_mutex_init(&srv->watch_lock, NULL) != 0) {
         snprintf(msg, cap, "cannot make the connection watchdog's lock");
         goto fail_watch;

@@ -53,6 +53,7 @@ static struct bistore_config store_config(const struct config *cfg)
         .max_properties = cfg->max_properties,
         .max_string_bytes = cfg->max_string_bytes,
         .read_connections = 16,
+        .max_page_bytes = cfg->max_page_bytes,
         .validate_interval_s = cfg->command == CMD_SERVE ? cfg->validate_interval_s : 0,
     };
     return scfg;

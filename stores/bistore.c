@@ -57,6 +57,7 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
         return NULL;
     }
     model_set_limits(cfg->max_properties, cfg->max_string_bytes); /* before any thread */
+    bs->max_page_bytes = cfg->max_page_bytes ? cfg->max_page_bytes : (size_t)8 << 20;
     neo4j_pool_init(&bs->read_clients, &bs->neo4j_cfg);
     struct engine_config ecfg = {.sqlite_path = bs->sqlite_path,
                                  .neo4j = bs->neo4j_cfg,

@@ -36,6 +36,9 @@ struct bistore_config {
      * whole process; 0: the default. */
     size_t max_properties, max_string_bytes;
     size_t read_connections;
+    /* A page of entities or transactions ends early (with a next cursor)
+     * once its rows pass this many bytes; one row at least. 0: 8 MiB. */
+    size_t max_page_bytes;
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
 };
 

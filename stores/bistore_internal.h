@@ -21,6 +21,7 @@ struct bistore {
     struct sql_pool readers;       /* read-only connections for reads */
     bool readers_ready;
     struct neo4j_pool read_clients; /* Neo4j clients for verify and readiness */
+    size_t max_page_bytes;          /* a list page's rows, in bytes (one row at least) */
 };
 
 #endif

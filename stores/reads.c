@@ -93,13 +93,12 @@ int bistore_list_entities(struct bistore *bs, const char *type, const char *afte
     struct sql_conn *c = *items ? sql_pool_get(&bs->readers, err) : NULL;
     if (!c)
         return *items ? -1 : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
-    /* One row more than asked tells whether another page exists. */
-    int rc = sql_entity_list(c, type, key, limit + 1, *items, err);
+    bool more = false;
+    int rc = sql_entity_list(c, type, key, limit, bs->max_page_bytes, *items, &more, err);
     sql_pool_put(&bs->readers, c);
-    if (rc == 0 && json_array_size(*items) > (size_t)limit) {
-        json_array_remove(*items, (size_t)limit);
-        const char *last =
-            json_string_value(json_object_get(json_array_get(*items, (size_t)limit - 1), "id"));
+    if (rc == 0 && more) {
+        const char *last = json_string_value(
+            json_object_get(json_array_get(*items, json_array_size(*items) - 1), "id"));
         *next = cursor_encode(last);
         if (!*next)
             rc = (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
@@ -129,7 +128,8 @@ int bistore_list_transactions(struct bistore *bs, const char *state, const char 
         return *items ? -1 : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     int64_t last = 0;
     bool more = false;
-    int rc = sql_tx_list(c, state, (int64_t)n, limit, *items, &last, &more, err);
+    int rc =
+        sql_tx_list(c, state, (int64_t)n, limit, bs->max_page_bytes, *items, &last, &more, err);
     sql_pool_put(&bs->readers, c);
     if (rc == 0 && more) {
         char num[32];

@@ -270,6 +270,17 @@ void sql_copy_col(sqlite3_stmt *s, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", v ? v : "");
 }
 
+size_t sql_row_bytes(sqlite3_stmt *s)
+{
+    size_t n = 0;
+    for (int col = 0; col < sqlite3_column_count(s); col++) {
+        int t = sqlite3_column_type(s, col);
+        if (t == SQLITE_TEXT || t == SQLITE_BLOB)
+            n += (size_t)sqlite3_column_bytes(s, col);
+    }
+    return n;
+}
+
 json_t *sql_json_col(sqlite3_stmt *s, int col)
 {
     const char *v = (const char *)sqlite3_column_text(s, col);

@@ -80,6 +80,9 @@ int sql_fail(struct sql_conn *c, struct bs_error *err, const char *what);
 int sql_bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Column col as text into out ("" for NULL), cut to cap. */
 void sql_copy_col(sqlite3_stmt *s, int col, char *out, size_t cap);
+/* The bytes of the row s is on: its text and blob columns, as stored (a
+ * page's budget; numbers count nothing). */
+size_t sql_row_bytes(sqlite3_stmt *s);
 /* Column col parsed as JSON (a new reference), or NULL (NULL or not JSON). */
 json_t *sql_json_col(sqlite3_stmt *s, int col);
 /* Runs a statement that returns no rows: 0, or -1 (err filled). */

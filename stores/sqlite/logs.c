@@ -245,8 +245,8 @@ enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, stru
     return sql_step_one(c, s, read_tx, out, "read transaction", err);
 }
 
-int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
-                int64_t *last, bool *more, struct bs_error *err)
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, size_t max_bytes,
+                json_t *items, int64_t *last, bool *more, struct bs_error *err)
 {
     sqlite3_stmt *s =
         sql_stmt(c, Q_TX_LIST,
@@ -262,12 +262,16 @@ int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
     int rc;
     *last = after;
     *more = false;
+    size_t used = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (json_array_size(items) == (size_t)limit) {
+        size_t bytes = sql_row_bytes(s);
+        if (json_array_size(items) == (size_t)limit ||
+            (json_array_size(items) > 0 && bytes > max_bytes - used)) {
             *more = true;
             rc = SQLITE_DONE;
             break;
         }
+        used += bytes < max_bytes - used ? bytes : max_bytes - used;
         json_t *j = tx_row_json(s);
         *last = sqlite3_column_int64(s, 0);
         if (!j || json_array_append_new(items, j) != 0) {

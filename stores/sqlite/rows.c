@@ -131,7 +131,7 @@ int sql_entity_delete(struct sql_conn *c, const char *id, struct bs_error *err)
 }
 
 int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,
-                    json_t *items, struct bs_error *err)
+                    size_t max_bytes, json_t *items, bool *more, struct bs_error *err)
 {
     sqlite3_stmt *s = type ? sql_stmt(c, Q_ENTITY_LIST_TYPE,
                                       "SELECT " ENTITY_COLUMNS " FROM entities WHERE type = ?3"
@@ -144,11 +144,21 @@ int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int
     if (!s)
         return -1;
     sql_bind_text(s, 1, after ? after : "");
-    sqlite3_bind_int(s, 2, limit);
+    sqlite3_bind_int(s, 2, limit + 1); /* one more row tells whether a next page exists */
     if (type)
         sql_bind_text(s, 3, type);
     int rc;
+    size_t used = 0;
+    *more = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t bytes = sql_row_bytes(s);
+        if (json_array_size(items) == (size_t)limit ||
+            (json_array_size(items) > 0 && bytes > max_bytes - used)) {
+            *more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
+        used += bytes < max_bytes - used ? bytes : max_bytes - used;
         struct sql_entity e = {0};
         json_t *j = read_entity(s, &e) == 0 ? sql_entity_json(&e) : NULL;
         sql_entity_clear(&e);

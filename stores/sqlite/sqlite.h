@@ -137,9 +137,11 @@ enum lookup sql_relationship_exists(struct sql_conn *c, const char *id, struct b
 enum sql_insert sql_relationship_create(struct sql_conn *c, const struct sql_relationship *r,
                                         const char *properties_text, struct bs_error *err);
 int sql_relationship_delete(struct sql_conn *c, const char *id, struct bs_error *err);
-/* Entities ordered by id, after `after` (NULL: from the start), of type (NULL: any). */
+/* Entities ordered by id, after `after` (NULL: from the start), of type
+ * (NULL: any): at most limit, and no more once their rows' text passes
+ * max_bytes (one at least); *more tells whether a next page exists. */
 int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int limit,
-                    json_t *items, struct bs_error *err);
+                    size_t max_bytes, json_t *items, bool *more, struct bs_error *err);
 
 /* The public JSON form of rows (new references). */
 json_t *sql_entity_json(const struct sql_entity *e);
@@ -189,8 +191,8 @@ int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char
 /* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
 enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
 /* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
-int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, json_t *items,
-                int64_t *last, bool *more, struct bs_error *err);
+int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, size_t max_bytes,
+                json_t *items, int64_t *last, bool *more, struct bs_error *err);
 
 /* Idempotency: the body hash, stored result and transaction of key in scope. */
 enum lookup sql_idem_get(struct sql_conn *c, const char *key, const char *scope,

@@ -3,11 +3,12 @@ string length, properties per entity or relationship, and the writer's queue
 depth. Each is configurable, answered with a JSON error naming the limit (and
 the field), and leaves both stores untouched."""
 
+import json
 import threading
 import time
 
 from harness import assert_absent, assert_entity_mirrored
-from harness.api import assert_unchanged, create_entity, error_of, snapshot
+from harness.api import assert_unchanged, create_entity, error_of, list_all, snapshot
 from harness.faults import HeldWriter, join_all
 
 
@@ -133,3 +134,28 @@ def test_a_full_writer_queue_answers_503_at_once_and_the_held_writes_complete(
     assert accepted, "the queued writes must complete once Neo4j answers"
     for i in accepted:
         assert_entity_mirrored(gw.store, neo4j, f"q{i}")
+
+
+def test_a_list_page_ends_early_at_the_page_byte_budget_and_the_cursor_goes_on(
+        gateway_factory, neo4j):
+    gw = gateway_factory(args=["--max-page-bytes", "65536"])
+    ids = [f"page-{i:02d}" for i in range(10)]
+    for i in ids:
+        create_entity(gw, id=i, properties={"pad": "p" * 20000})
+    # one entity larger than the whole budget still makes a page of its own
+    create_entity(gw, id="page-zz-huge", properties={"pad": "h" * 100000})
+    items, pages = list_all(gw, "/v1/entities?type=Person", limit=100)
+    assert [e["id"] for e in items] == ids + ["page-zz-huge"]
+    sizes = [len(p) for p in pages]
+    # 3 entities of ~20 KB fit in 64 KiB, a 4th would not
+    assert sizes == [3, 3, 3, 1, 1], sizes
+    for p in pages:
+        assert len(json.dumps(p)) <= 65536 or len(p) == 1, len(json.dumps(p))
+    # the transactions list keeps to the budget too
+    gw2 = gateway_factory(args=["--max-page-bytes", "4096"])
+    for i in range(40):
+        create_entity(gw2, id=f"tx-page-{i:02d}")
+    txs, tx_pages = list_all(gw2, "/v1/transactions", limit=1000)
+    assert len(txs) >= 40 and len({t["tx_id"] for t in txs}) == len(txs)
+    assert len(tx_pages) > 1 and all(len(json.dumps(p)) <= 2 * 4096 for p in tx_pages), \
+        [len(json.dumps(p)) for p in tx_pages]

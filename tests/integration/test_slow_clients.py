@@ -6,13 +6,14 @@ All loopback clients share 127.0.0.1 unless they bind another address of
 127.0.0.2 and up before they connect; the legitimate client is 127.0.0.1."""
 
 import errno
+import json
 import resource
 import select
 import socket
 import time
 
-from harness import assert_entity_mirrored, poll
-from harness.api import assert_unchanged, create_entity, snapshot
+from harness import assert_absent, assert_entity_mirrored, poll
+from harness.api import assert_unchanged, create_entity, error_of, snapshot
 
 SLOW_SOCKETS = 1100
 PER_ADDRESS = 100  # slow sockets from each of 127.0.0.2, .3, ... (under the per-IP limit)
@@ -207,3 +208,95 @@ def test_an_oversized_request_head_is_refused_with_431_or_414(gateway_factory):
                            b"GET /healthz?x=" + b"a" * 16384 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert status_of(long_target) == 414, long_target[:300]
     assert gw.get("/healthz").status == 200
+
+
+def test_a_trickled_body_is_cut_at_the_body_deadline_and_nothing_is_written(gateway_factory,
+                                                                            neo4j):
+    # one byte every 0.25 s keeps libmicrohttpd's idle timeout (30 s here)
+    # from ever firing: only --body-timeout ends it
+    gw = gateway_factory(args=["--body-timeout", "3", "--idle-timeout", "30"])
+    before = snapshot(gw, neo4j)
+    body = (b'{"id": "trickled-slowly", "type": "Person", "properties": {"name": "'
+            + b"x" * 400 + b'"}}')
+    s = connect_from("127.0.0.2", gw.port)
+    started = time.monotonic()
+    closed_after = None
+    try:
+        s.sendall(b"POST /v1/entities HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        for i in range(len(body) - 1):  # never the last byte
+            if closed_by_peer(s) or not send_or_closed(s, body[i:i + 1]):
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.25)
+    finally:
+        s.close()
+    assert closed_after is not None, "the gateway let a body trickle for ever"
+    # not before its deadline; well before the ~100 s the whole body would take
+    assert 2.5 <= closed_after < 60, closed_after
+    assert "whose request body did not arrive in time" in gw.log_path.read_text()
+    assert gw.get("/v1/entities/trickled-slowly").status == 404
+    assert_unchanged(gw, neo4j, before)
+    create_entity(gw, id="after-the-trickle")
+
+
+def open_body(port, length, source="127.0.0.2", path=b"/v1/entities"):
+    """A socket that sent a request head announcing a body of length bytes
+    and 10 bytes of it: the gateway holds that body's memory from then on."""
+    s = connect_from(source, port)
+    s.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\n"
+              b"Content-Type: application/json\r\nContent-Length: " + str(length).encode() +
+              b"\r\n\r\n" + b'{"id": "he')
+    return s
+
+
+def big_entity(id, size):
+    """An entity body of exactly size bytes."""
+    head = '{"id": "%s", "type": "Person", "properties": {"pad": "' % id
+    tail = '"}}'
+    return (head + "p" * (size - len(head) - len(tail)) + tail).encode()
+
+
+def test_request_bodies_past_the_body_memory_are_refused_503_and_their_memory_comes_back(
+        gateway_factory, neo4j):
+    mib = 1 << 20
+    gw = gateway_factory(args=["--max-body-memory", str(5 * mib // 2),
+                               "--max-body-bytes", str(mib), "--body-timeout", "120"])
+    for round in range(2):  # the second round: the first one's memory was given back
+        held = [open_body(gw.port, mib) for _ in range(2)]  # 2 of 2.5 MiB
+        try:
+            time.sleep(1.0)  # both heads are in: their threads took the memory
+            # a third body of 1 MiB is answered before a byte of it is sent (a
+            # client sending it would meet a closed connection: the head alone)
+            answer = exchange("127.0.0.3", gw.port,
+                              b"POST /v1/entities HTTP/1.1\r\nHost: localhost\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: "
+                              + str(mib).encode() + b"\r\n\r\n")
+            assert status_of(answer) == 503, answer[:300]
+            head, _, text = answer.partition(b"\r\n\r\n")
+            assert b"\r\nRetry-After: 1\r\n" in head, head
+            err = json.loads(text)["error"]
+            assert err["code"] == "overloaded" and "--max-body-memory" in err["message"], err
+            # a chunked body, of no announced length, is refused as it passes the rest
+            r = gw.request("POST", "/v1/entities", body=big_entity(f"chunked{round}", mib - 10),
+                           fresh=True, chunked=True)
+            error_of(r, 503, "overloaded")
+            # a small body fits beside the two held ones
+            create_entity(gw, id=f"small{round}")
+        finally:
+            for s in held:
+                s.close()  # abandoned mid-body: their memory must come back
+        def big_accepted():
+            try:  # until the held bodies' memory is back, an early 503 may cut the send
+                return gw.request("POST", "/v1/entities", body=big_entity(f"big{round}", mib),
+                                  fresh=True).status == 201
+            except (BrokenPipeError, ConnectionResetError):
+                return False
+
+        poll(big_accepted, timeout=20, interval=0.5,
+             what="a 1 MiB body accepted once the held ones closed")
+    for round in range(2):
+        assert_absent(gw.store, neo4j, entity_ids=[f"chunked{round}"])
+        assert_entity_mirrored(gw.store, neo4j, f"small{round}")
+        assert_entity_mirrored(gw.store, neo4j, f"big{round}")

@@ -43,6 +43,9 @@ static void clear_env(void)
         "BISTORE_MAX_JSON_DEPTH",
         "BISTORE_MAX_STRING_BYTES",
         "BISTORE_MAX_PROPERTIES",
+        "BISTORE_BODY_TIMEOUT",
+        "BISTORE_MAX_BODY_MEMORY",
+        "BISTORE_MAX_PAGE_BYTES",
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
@@ -769,14 +772,48 @@ Test(config, request_limits)
     cr_expect_eq(cfg.max_string_bytes, 200);
     cr_expect_eq(cfg.max_properties, 6);
     clear_env();
+    parse_ok(ARGC(plain), plain, &cfg);
+    cr_expect_eq(cfg.body_timeout_s, 60);
+    cr_expect_eq(cfg.max_body_memory, (size_t)256 << 20);
+    cr_expect_eq(cfg.max_page_bytes, (size_t)8 << 20);
+    char *more[] = {
+        "bistore",          "serve", "--body-timeout", "5", "--max-body-memory=33554432",
+        "--max-page-bytes", "65536"};
+    parse_ok(ARGC(more), more, &cfg);
+    cr_expect_eq(cfg.body_timeout_s, 5);
+    cr_expect_eq(cfg.max_body_memory, (size_t)32 << 20);
+    cr_expect_eq(cfg.max_page_bytes, 65536);
+    setenv("BISTORE_BODY_TIMEOUT", "7", 1);
+    setenv("BISTORE_MAX_BODY_MEMORY", "20000000", 1);
+    setenv("BISTORE_MAX_PAGE_BYTES", "5000", 1);
+    parse_ok(ARGC(plain), plain, &cfg);
+    cr_expect_eq(cfg.body_timeout_s, 7);
+    cr_expect_eq(cfg.max_body_memory, 20000000);
+    cr_expect_eq(cfg.max_page_bytes, 5000);
+    clear_env();
+    char msg[512];
+    /* 8 MiB of body memory cannot hold one body of the default 16 MiB. */
+    char *below[] = {"bistore", "serve", "--max-body-memory", "8388608"};
+    parse_fails(ARGC(below), below, msg, sizeof msg);
+    cr_expect(strstr(msg, "--max-body-bytes") != NULL, "%s", msg);
+    char *fits[] = {"bistore",          "serve",  "--max-body-memory", "8388608",
+                    "--max-body-bytes", "8388608"};
+    parse_ok(ARGC(fits), fits, &cfg);
     static const char *const bad[][2] = {
-        {"--max-json-depth", "3"},     {"--max-json-depth", "x"},
-        {"--max-string-bytes", "0"},   {"--max-properties", "0"},
-        {"--max-properties", "65537"}, {"--max-string-bytes", "2147483648"},
+        {"--body-timeout", "0"},
+        {"--body-timeout", "86401"},
+        {"--max-body-memory", "1000"},
+        {"--max-page-bytes", "4095"},
+        {"--max-page-bytes", "x"},
+        {"--max-json-depth", "3"},
+        {"--max-json-depth", "x"},
+        {"--max-string-bytes", "0"},
+        {"--max-properties", "0"},
+        {"--max-properties", "65537"},
+        {"--max-string-bytes", "2147483648"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *args[] = {"bistore", "serve", (char *)bad[i][0], (char *)bad[i][1]};
-        char msg[512];
         parse_fails(ARGC(args), args, msg, sizeof msg);
     }
 }
