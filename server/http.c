@@ -153,6 +153,7 @@ static void *watchdog_main(void *arg)
 
 /* Per-request state while the body arrives (made by on_target). */
 struct req_ctx {
+    struct http_server *srv;
     struct buf body;
     bool too_big;
     bool over_memory; /* the body did not fit in --max-body-memory */
@@ -242,6 +243,7 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
     }
     memcpy(ctx->path, uri, n);
     ctx->path[n] = '\0';
+    ctx->srv = srv;
     buf_init(&ctx->body, srv->max_body_bytes);
     ctx->started_ms = time_monotonic_ms();
     ctx->started_us = metrics_now_us();
@@ -304,6 +306,13 @@ static void body_release(struct http_server *srv, struct req_ctx *ctx)
 {
     atomic_fetch_sub(&srv->body_bytes_held, ctx->reserved);
     ctx->reserved = 0;
+}
+
+/* request.reserve: a body's parsed tree takes its share too. */
+static bool reserve_tree(void *cls, size_t bytes)
+{
+    struct req_ctx *ctx = cls;
+    return body_reserve(ctx->srv, ctx, bytes);
 }
 
 /* What a body that does not fit in --max-body-memory is told. */
@@ -452,6 +461,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .rid = rid,
         .lookup = lookup,
         .lookup_ctx = conn,
+        .reserve = reserve_tree,
+        .reserve_ctx = ctx,
+        .max_request_memory = srv->max_body_memory,
         .route_index = -1,
         .keys_required = srv->keys != NULL,
     };

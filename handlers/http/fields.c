@@ -152,6 +152,14 @@ struct json_limits {
     size_t values, containers, depth;
 };
 
+/* What a parsed tree costs in memory beyond its text, as measured with
+ * jansson 2.14 on glibc (RSS peak over a request): about 40 bytes per
+ * number, 80 per short string, 130 per empty array and 330 per object of
+ * one member. The budget takes a bound above those, plus the text again
+ * (strings and keys are copied out of it). */
+#define JSON_TREE_VALUE_BYTES 80
+#define JSON_TREE_CONTAINER_BYTES 384
+
 /*
  * Counts the values (a comma outside strings starts one more), the objects
  * and arrays and their nesting depth of a JSON text, stopping once one
@@ -159,10 +167,14 @@ struct json_limits {
  * unbalanced bracket only makes the depth wrong for a text it refuses), so
  * a body that would cost a gigabyte as a tree, or a deep stack in the
  * parser, is refused after one pass over its bytes, with no allocation.
+ * *n_values and *n_containers: what it counted.
  */
-static enum json_budget json_within(const char *s, size_t n, const struct json_limits *lim)
+static enum json_budget json_within(const char *s, size_t n, const struct json_limits *lim,
+                                    size_t *n_values, size_t *n_containers)
 {
     size_t values = 1, containers = 0, depth = 0;
+    *n_values = values;
+    *n_containers = containers;
     bool in_string = false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -185,6 +197,8 @@ static enum json_budget json_within(const char *s, size_t n, const struct json_l
             depth--;
         }
     }
+    *n_values = values;
+    *n_containers = containers;
     return JSON_WITHIN;
 }
 
@@ -201,7 +215,8 @@ json_t *body_object(const struct request *req, struct response *res)
     }
     const struct json_limits lim = {req->max_json_values, req->max_json_containers,
                                     req->max_json_depth};
-    switch (json_within(req->body, req->body_len, &lim)) {
+    size_t values, containers;
+    switch (json_within(req->body, req->body_len, &lim, &values, &containers)) {
     case JSON_WITHIN: break;
     case JSON_TOO_MANY:
         reply_errorf(res, BS_PAYLOAD_TOO_LARGE, NULL,
@@ -212,6 +227,26 @@ json_t *body_object(const struct request *req, struct response *res)
         reply_errorf(res, BS_INVALID_REQUEST, NULL,
                      "the body nests objects and arrays more than %zu deep (--max-json-depth)",
                      req->max_json_depth);
+        return NULL;
+    }
+    /* The tree's memory is taken from the budget before it is built. */
+    size_t tree_bytes =
+        req->body_len + values * JSON_TREE_VALUE_BYTES + containers * JSON_TREE_CONTAINER_BYTES;
+    if (req->reserve && req->body_len + tree_bytes > req->max_request_memory) {
+        reply_errorf(res, BS_PAYLOAD_TOO_LARGE, NULL,
+                     "parsing this body (%zu JSON values, %zu objects and arrays) would take "
+                     "about %zu MiB with its text, more than the gateway may hold for requests "
+                     "(--max-body-memory, %zu MiB)",
+                     values, containers, (req->body_len + tree_bytes) >> 20,
+                     req->max_request_memory >> 20);
+        return NULL;
+    }
+    if (req->reserve && !req->reserve(req->reserve_ctx, tree_bytes)) {
+        reply_errorf(res, BS_OVERLOADED, NULL,
+                     "parsing this body (%zu JSON values, %zu objects and arrays: about %zu MiB) "
+                     "does not fit in the request memory the gateway may hold at once "
+                     "(--max-body-memory); retry shortly",
+                     values, containers, tree_bytes >> 20);
         return NULL;
     }
     json_error_t jerr;

@@ -59,6 +59,15 @@ struct request {
      * answers 400 before dispatch when one holds a NUL). */
     const char *(*lookup)(void *ctx, enum lookup_kind kind, const char *name);
     void *lookup_ctx;
+    /* Takes bytes of the server's budget for request memory
+     * (--max-body-memory) for the tree body_object is about to parse,
+     * until the request ends; false when they do not fit (body_object then
+     * answers 503 overloaded). NULL: no budget. */
+    bool (*reserve)(void *ctx, size_t bytes);
+    void *reserve_ctx;
+    /* The whole budget: a body whose text and tree together pass it could
+     * never be parsed (413, not 503). */
+    size_t max_request_memory;
 };
 
 #define RESPONSE_MAX_HEADERS 6

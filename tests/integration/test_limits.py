@@ -7,8 +7,8 @@ import json
 import threading
 import time
 
-from harness import assert_absent, assert_entity_mirrored
-from harness.api import assert_unchanged, create_entity, error_of, list_all, snapshot
+from harness import assert_absent, assert_entity_mirrored, poll
+from harness.api import assert_unchanged, create_entity, error_of, hold_body, list_all, snapshot
 from harness.faults import HeldWriter, join_all
 
 
@@ -159,3 +159,36 @@ def test_a_list_page_ends_early_at_the_page_byte_budget_and_the_cursor_goes_on(
     assert len(txs) >= 40 and len({t["tx_id"] for t in txs}) == len(txs)
     assert len(tx_pages) > 1 and all(len(json.dumps(p)) <= 2 * 4096 for p in tx_pages), \
         [len(json.dumps(p)) for p in tx_pages]
+
+
+def ints_body(n):
+    """A body of n JSON values: a tree of about 40-80 bytes each from 2 bytes of text."""
+    return ('{"x":[' + ",".join(["1"] * (n - 1)) + ']}').encode()
+
+
+def test_a_body_whose_parse_would_pass_the_request_memory_is_refused_before_parsing(
+        gateway_factory, neo4j):
+    # 48 MiB for all requests; 500,000 values (1 MB of text) take about 42 MB
+    # to hold and parse, 1,000,000 values about 84 MB
+    gw = gateway_factory(args=["--max-body-memory", str(48 << 20)])
+    before = snapshot(gw, neo4j)
+    r = gw.request("POST", "/v1/ids", body=ints_body(1_000_000), fresh=True)
+    err = error_of(r, 413, "payload_too_large")
+    assert "--max-body-memory" in err["message"], err
+    # alone, the smaller one is parsed (and refused for what it says)
+    r = gw.request("POST", "/v1/ids", body=ints_body(500_000), fresh=True)
+    error_of(r, 400, "invalid_request", "x")
+    # beside a held 16 MiB body it does not fit: 503 at once, Retry-After
+    s = hold_body(gw.port, 16 << 20)
+    try:
+        r = gw.request("POST", "/v1/ids", body=ints_body(500_000), fresh=True)
+        err = error_of(r, 503, "overloaded")
+        assert "--max-body-memory" in err["message"], err
+        assert r.headers.get("Retry-After") == "1", r.headers
+    finally:
+        s.close()
+    poll(lambda: gw.request("POST", "/v1/ids", body=ints_body(500_000), fresh=True).status == 400,
+         timeout=20, interval=0.5, what="the parse fits again once the held body is gone")
+    assert_unchanged(gw, neo4j, before)
+    create_entity(gw, id="parsed-after-the-budget")
+    assert_entity_mirrored(gw.store, neo4j, "parsed-after-the-budget")

@@ -1,7 +1,9 @@
 """Helpers of the API tests: writes through the gateway, error answers,
-snapshots of both stores, pagination."""
+snapshots of both stores, pagination, held request bodies."""
 
 import json
+import select
+import socket
 import urllib.parse
 
 import pytest
@@ -94,3 +96,20 @@ def uuid7_ms(u):
 def check_timestamps(obj):
     for key in ("created_at", "updated_at"):
         assert RFC3339_UTC_RE.match(obj[key]), f"{key} {obj[key]!r} is not RFC 3339 UTC"
+
+
+def hold_body(port, length, source="127.0.0.1"):
+    """A socket whose request announced a body of length bytes and sent one:
+    the gateway holds that much of --max-body-memory until it closes. Retried
+    while the memory of a request answered just before is not yet given back
+    (the gateway then answers 503 at once)."""
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        s.sendall(b"POST /v1/entities HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: " + str(length).encode() +
+                  b"\r\n\r\n{")
+        ready, _, _ = select.select([s], [], [], 0.5)
+        if not ready:  # no answer: held
+            return s
+        s.close()
+    raise AssertionError(f"a body of {length} bytes was never held")
