@@ -4,7 +4,8 @@
   cut the answer) makes the client retry with the same Idempotency-Key and
   the write happens once (sync and async; creates, batches, a timeout whose
   first request arrives after the retry);
-- PATCH and DELETE under lost answers (If-Match guarded, unguarded, 404);
+- PATCH and DELETE under lost answers (with and without If-Match, each
+  retried by its Idempotency-Key and applied once; 404);
 - backoff, bounds and Retry-After, against a stub server that answers 503
   (the gateway never sends Retry-After);
 - `pip install clients/python` into a venv, imported from there;
@@ -106,22 +107,36 @@ def test_lost_answers_on_patch_and_delete(gateway, neo4j, front):
     with connect(gateway) as direct:
         direct.create_entity("Person", {"n": 0}, id="p")
         direct.create_entity("Person", id="q")
+        direct.create_entity("Person", id="r")
+        rel = direct.create_relationship("KNOWS", "p", "r")
     with connect(front.url) as db:
-        front.cut_answers(1)  # If-Match guarded: retried, 412, read back, in effect
+        front.cut_answers(1)  # If-Match: the retry gets the first answer (no 412)
         ent = db.patch_entity("p", {"n": 1}, if_version=1)
         assert ent["version"] == 2 and ent["properties"] == {"n": 1}
         assert_entity_mirrored(gateway.store, neo4j, "p", {"version": 2})
-        front.cut_answers(1)  # unguarded: never sent twice
-        with pytest.raises(bistore.OutcomeUnknown) as err:
-            db.patch_entity("p", {"n": 2})
-        assert err.value.idempotency_key is None
+        front.cut_answers(1)  # without If-Match: retried by its key, applied once
+        ent = db.patch_entity("p", {"n": 2})
+        assert ent["version"] == 3 and ent["properties"] == {"n": 2}
         assert_entity_mirrored(gateway.store, neo4j, "p", {"version": 3, "properties": {"n": 2}})
-        front.cut_answers(1)  # the retry finds it gone: done
+        front.cut_answers(1)  # the retry gets the first 204
+        db.delete_relationship(rel["id"])
+        front.cut_answers(1)
         db.delete_entity("q")
         with pytest.raises(bistore.NotFound):
             db.delete_entity("q")  # a first attempt that answers 404 is still an error
-    assert front.answers_cut == 3
-    only_entities(gateway, neo4j, 1)
+        # every answer lost: OutcomeUnknown with the key, which learns the outcome later
+        front.cut_answers(4)
+        with pytest.raises(bistore.OutcomeUnknown) as err:
+            db.patch_entity("p", {"n": 3}, if_version=3)
+    key = err.value.idempotency_key
+    assert key
+    with connect(gateway) as direct:
+        again = direct.patch_entity("p", {"n": 3}, if_version=3, idempotency_key=key)
+        assert again["version"] == 4 and again["properties"] == {"n": 3}
+    assert front.answers_cut == 8
+    assert_entity_mirrored(gateway.store, neo4j, "p", {"version": 4, "properties": {"n": 3}})
+    assert not gateway.store.relationships()
+    assert set(only_entities(gateway, neo4j, 2)) == {"p", "r"}
 
 
 class _Stub(http.server.BaseHTTPRequestHandler):

@@ -65,6 +65,12 @@ def post(path: str, body: Any, *, key: str | None, expect: tuple[int, ...] = (20
                 idempotency_key=key or new_idempotency_key())
 
 
+def delete(path: str, key: str | None, headers: dict[str, str] | None = None) -> Call:
+    """A DELETE with an Idempotency-Key: the caller's, or a fresh one per call."""
+    return Call("DELETE", path, Safety.DELETE, headers=headers or {}, expect=(204,),
+                idempotency_key=key or new_idempotency_key())
+
+
 def if_match(version: int | None) -> dict[str, str]:
     return {} if version is None else {"If-Match": f'"{version}"'}
 
@@ -110,20 +116,6 @@ def patch_body(properties: Mapping[str, PropertyValue] | None,
     if metadata is not None:
         body["metadata"] = dict(metadata)
     return body
-
-
-def patch_applied(entity: Mapping[str, Any], if_version: int,
-                  properties: Mapping[str, PropertyValue] | None,
-                  metadata: Mapping[str, Json] | None) -> bool:
-    """After a retried PATCH answered 412: does the entity show exactly one
-    write after if_version, and is it the state this PATCH asked for?"""
-    if entity.get("version") != if_version + 1:
-        return False
-    props = entity.get("properties") or {}
-    for k, v in (properties or {}).items():
-        if (k in props if v is None else props.get(k) != v):
-            return False
-    return metadata is None or entity.get("metadata") == dict(metadata)
 
 
 @dataclass

@@ -14,26 +14,22 @@ import httpx
 class Safety(enum.Enum):
     """How a call may be retried.
 
-    IDEMPOTENT: reads, and POSTs the gateway deduplicates by Idempotency-Key
-    (entities, relationships, transactions) or that write nothing (ids):
-    retried after any transport failure, timeout, 502, 503 and 500
-    outcome_unknown.
+    IDEMPOTENT: reads, and writes the gateway deduplicates by Idempotency-Key
+    (POST of entities, relationships and transactions, PATCH) or that write
+    nothing (ids): retried after any transport failure, timeout, 502, 503
+    and 500 outcome_unknown.
 
-    DELETE: retried like IDEMPOTENT; a 404 to a retry whose earlier attempt
-    may have been applied counts as done (the object is gone).
+    DELETE: retried like IDEMPOTENT (with its Idempotency-Key, a retry gets
+    the first answer); a 404 to a retry whose earlier attempt may have been
+    applied also counts as done (the object is gone).
 
-    GUARDED: a PATCH with if_version (If-Match): retried like IDEMPOTENT, as
-    If-Match keeps a second application out; a 412 to a retry whose earlier
-    attempt may have been applied is checked (see Client.patch_entity).
-
-    UNSAFE: a PATCH without if_version, a reconciliation start: retried only
-    when the request surely did not reach the gateway (the connection could
-    not be made) or the gateway said it did nothing (503).
+    UNSAFE: a reconciliation start: retried only when the request surely did
+    not reach the gateway (the connection could not be made) or the gateway
+    said it did nothing (503).
     """
 
     IDEMPOTENT = "idempotent"
     DELETE = "delete"
-    GUARDED = "guarded"
     UNSAFE = "unsafe"
 
 

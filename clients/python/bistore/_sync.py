@@ -9,11 +9,10 @@ from typing import Any, cast
 import httpx
 
 from bistore import _core as core
-from bistore._core import Attempts, Call, Done, if_match, opt, post, seg
-from bistore._errors import OutcomeUnknown, VersionConflict
+from bistore._core import Attempts, Call, Done, delete, if_match, opt, post, seg
 from bistore._pages import Page
 from bistore._retry import RetryPolicy, Safety
-from bistore._transaction import TransactionBuilder, TransactionResult
+from bistore._transaction import TransactionBuilder, TransactionResult, new_idempotency_key
 from bistore._types import (Alerts, Entity, Finding, Json, PropertyValue, Readiness, Reconciliation,
                             Relationship, Stats, TransactionRecord)
 
@@ -110,37 +109,25 @@ class Client:
             yield from page.items
 
     def patch_entity(self, id: str, properties: Mapping[str, PropertyValue] | None = None, *,
-                     metadata: Mapping[str, Json] | None = None,
-                     if_version: int | None = None) -> Entity:
-        """Merge `properties` (None removes a key); `metadata` replaces.
+                     metadata: Mapping[str, Json] | None = None, if_version: int | None = None,
+                     idempotency_key: str | None = None) -> Entity:
+        """Merge `properties` (None removes a key); `metadata` replaces;
+        if_version is sent as If-Match.
 
-        With if_version (sent as If-Match) the call is retried like any other:
-        If-Match keeps a second application out. If a retry answers 412 after
-        an attempt whose answer was lost, the entity is read: at version
-        if_version + 1 with the asked-for values, the PATCH is in effect and
-        that entity is returned; otherwise OutcomeUnknown. Without if_version
-        it is retried only when it surely did not reach the gateway (or got
-        503): give if_version to have lost answers retried."""
-        call = Call("PATCH", f"/v1/entities/{seg(id)}",
-                    Safety.GUARDED if if_version is not None else Safety.UNSAFE,
-                    body=core.patch_body(properties, metadata), headers=if_match(if_version))
-        try:
-            return cast(Entity, self._call(call))
-        except VersionConflict as err:
-            if not err.retried or if_version is None:
-                raise
-            current = self.get_entity(id)
-            if core.patch_applied(current, if_version, properties, metadata):
-                return current
-            raise OutcomeUnknown(f"PATCH {call.path}: a retry answered 412 after an attempt whose "
-                                 f"answer was lost; the entity is now at version "
-                                 f"{current.get('version')}", status=412, body=err.body) from err
+        Sent with an Idempotency-Key (the caller's, or a fresh one per call)
+        and retried like a create: a retry after a lost answer gets the first
+        answer, and the PATCH is applied once (its version bumped once)."""
+        call = Call("PATCH", f"/v1/entities/{seg(id)}", Safety.IDEMPOTENT,
+                    body=core.patch_body(properties, metadata), headers=if_match(if_version),
+                    idempotency_key=idempotency_key or new_idempotency_key())
+        return cast(Entity, self._call(call))
 
-    def delete_entity(self, id: str, *, if_version: int | None = None) -> None:
-        """Deletes the entity and its relationships. A retry that finds it gone
-        (404 after an attempt whose answer was lost) counts as done."""
-        self._call(Call("DELETE", f"/v1/entities/{seg(id)}", Safety.DELETE,
-                        headers=if_match(if_version), expect=(204,)))
+    def delete_entity(self, id: str, *, if_version: int | None = None,
+                      idempotency_key: str | None = None) -> None:
+        """Deletes the entity and its relationships. Sent with an
+        Idempotency-Key and retried: a retry after a lost answer gets the
+        first answer (204)."""
+        self._call(delete(f"/v1/entities/{seg(id)}", idempotency_key, if_match(if_version)))
 
     # ---- relationships
     def create_relationship(self, type: str, source: str, target: str,
@@ -153,8 +140,9 @@ class Client:
     def get_relationship(self, id: str) -> Relationship:
         return cast(Relationship, self._call(Call("GET", f"/v1/relationships/{seg(id)}")))
 
-    def delete_relationship(self, id: str) -> None:
-        self._call(Call("DELETE", f"/v1/relationships/{seg(id)}", Safety.DELETE, expect=(204,)))
+    def delete_relationship(self, id: str, *, idempotency_key: str | None = None) -> None:
+        """Sent with an Idempotency-Key and retried like delete_entity."""
+        self._call(delete(f"/v1/relationships/{seg(id)}", idempotency_key))
 
     # ---- transactions
     def transaction(self, provenance: Mapping[str, Json] | None = None, *,
