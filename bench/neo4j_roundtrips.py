@@ -13,6 +13,14 @@ naive dual write uses:
   commit                POST /tx/N/commit (empty)
   commit-with-statements POST /tx/N/commit [create]
 
+and the same through the Query API (`--neo4j-api query`: one statement a
+request, explicit transactions under /db/{db}/query/v2/tx):
+
+  q-autocommit          POST /query/v2 {create}               (its naive write)
+  q-begin               POST /query/v2/tx {}
+  q-run+joined-guard    POST /query/v2/tx/ID {guard WITH w create}
+  q-commit              POST /query/v2/tx/ID/commit {}
+
 and, with --pid, Neo4j's CPU per create for each whole pattern. Then
 Neo4j's rate for the nodes replay writes: 10,000 such nodes as 5 UNWIND
 autocommits of 2,000 (what a replay batch sends), three rounds. Nothing
@@ -40,15 +48,18 @@ def main():
     u = urllib.parse.urlparse(args.url)
     conn = http.client.HTTPConnection(u.hostname, u.port or 7474, timeout=60)
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    last_doc = [None]  # the last answer's JSON
     base = f"/db/{args.database}/tx"
 
-    def req(path, stmts=None):
+    def req(path, stmts=None, body=None, extra=None):
         t = time.perf_counter()
-        conn.request("POST", path, body=json.dumps({"statements": stmts or []}), headers=headers)
+        conn.request("POST", path, body=json.dumps({"statements": stmts or []} if body is None
+                                                   else body), headers={**headers, **(extra or {})})
         r = conn.getresponse()
         body = r.read()
         ms = (time.perf_counter() - t) * 1000
         doc = json.loads(body) if body else {}
+        last_doc[0] = doc
         if doc.get("errors"):
             raise SystemExit(f"Neo4j refused {path}: {doc['errors']}")
         return ms, r
@@ -74,7 +85,8 @@ def main():
                 " RETURN w.seq", "parameters": {"store": store, "prev": seq[0] - 1, "seq": seq[0]}}
 
     steps = {k: [] for k in ("autocommit", "begin", "run", "run+guard", "run+joined-guard",
-                             "commit", "commit-with-statements")}
+                             "commit", "commit-with-statements", "q-autocommit", "q-begin",
+                             "q-run+joined-guard", "q-commit")}
 
     def p_auto():
         steps["autocommit"].append(req(base + "/commit", [create()])[0])
@@ -85,13 +97,29 @@ def main():
         steps["run+guard"].append(req(path, [guard(), create()])[0])
         steps["commit"].append(req(path + "/commit")[0])
 
-    def p_joined():  # the guard and the create as one statement
-        _, path = begin()
+    def joined():  # the guard and the create as one statement
         g, cr = guard(), create()
-        joined = {"statement": g["statement"].replace(" RETURN w.seq", " WITH w ") + cr["statement"],
-                  "parameters": {**g["parameters"], **cr["parameters"]}}
-        steps["run+joined-guard"].append(req(path, [joined])[0])
+        return {"statement": g["statement"].replace(" RETURN w.seq", " WITH w ") + cr["statement"],
+                "parameters": {**g["parameters"], **cr["parameters"]}}
+
+    def p_joined():
+        _, path = begin()
+        steps["run+joined-guard"].append(req(path, [joined()])[0])
         req(path + "/commit")
+
+    qbase = f"/db/{args.database}/query/v2"
+
+    def p_q_auto():
+        steps["q-autocommit"].append(req(qbase, body=create())[0])
+
+    def p_q_protocol():  # the query adapter's: begin, one run (guard joined), commit
+        ms, r = req(qbase + "/tx", body={})
+        steps["q-begin"].append(ms)
+        tx = last_doc[0]["transaction"]["id"]
+        aff = r.getheader("neo4j-cluster-affinity")
+        extra = {"neo4j-cluster-affinity": aff} if aff else None
+        steps["q-run+joined-guard"].append(req(f"{qbase}/tx/{tx}", body=joined(), extra=extra)[0])
+        steps["q-commit"].append(req(f"{qbase}/tx/{tx}/commit", body={}, extra=extra)[0])
 
     def p_plain():  # begin, run data, commit
         _, path = begin()
@@ -110,19 +138,21 @@ def main():
 
     patterns = [("autocommit (naive)", p_auto), ("begin + run(guard, data) + commit", p_protocol),
                 ("begin + run(guard joined to data) + commit", p_joined),
-                ("begin + run(data) + commit", p_plain), ("begin + commit(data)", p_commit_with)]
+                ("begin + run(data) + commit", p_plain), ("begin + commit(data)", p_commit_with),
+                ("query: autocommit", p_q_auto),
+                ("query: begin + run(joined guard) + commit", p_q_protocol)]
     for _, f in patterns:  # warm up: plans cached, JIT busy elsewhere
         for _ in range(100):
             f()
     for v in steps.values():
         v.clear()
-    print(f"{'pattern':36s} {'wall ms/create':>15s} {'Neo4j CPU ms/create':>20s}")
+    print(f"{'pattern':42s} {'wall ms/create':>15s} {'Neo4j CPU ms/create':>20s}")
     for name, f in patterns:
         c0, t0 = cpu(), time.perf_counter()
         for _ in range(args.n):
             f()
         wall, c = (time.perf_counter() - t0) * 1000 / args.n, (cpu() - c0) * 1000 / args.n
-        print(f"{name:36s} {wall:15.2f} {c if args.pid else float('nan'):20.2f}")
+        print(f"{name:42s} {wall:15.2f} {c if args.pid else float('nan'):20.2f}")
     print()
     print(f"{'request':24s} {'p50 ms':>8s} {'p95 ms':>8s}")
     for k, v in steps.items():
