@@ -446,6 +446,8 @@ enum step commit_point(struct group *g)
     neo4j_result_clear(&r);
     for (size_t i = 0; i < g->n; i++) {
         struct member *m = &g->members[i];
+        if (m->status == MEMBER_LEFT && m->repeats_member)
+            m->item->out->neo4j_applied = applied;
         if (m->status != MEMBER_APPLIED)
             continue;
         m->item->out->result = m->result;
@@ -509,13 +511,14 @@ static void fail_members(struct group *g, const struct bs_error *err)
 
 enum idempotency { IDEMPOTENCY_NEW, IDEMPOTENCY_REPEAT, IDEMPOTENCY_REFUSED };
 
-/* An Idempotency-Key seen before: the stored result (a repeat), or a
- * conflict or failure (refused, out->err set); new otherwise. */
+/* An Idempotency-Key seen before: the stored result (a repeat, of the
+ * transaction tx_id), or a conflict or failure (refused, out->err set); new
+ * otherwise. */
 static enum idempotency idempotency_check(struct engine *e, const struct bs_txn *txn,
-                                          struct bistore_outcome *out)
+                                          struct bistore_outcome *out, char tx_id[UUID_STR_LEN])
 {
     struct sql_conn *sql = writer_sql(e);
-    char hash[HASH_STR_LEN], tx_id[UUID_STR_LEN];
+    char hash[HASH_STR_LEN];
     json_t *result = NULL;
     switch (sql_idem_get(sql, txn->idem_key, txn->idem_scope, hash, &result, tx_id, &out->err)) {
     case LOOKUP_MISSING: return IDEMPOTENCY_NEW;
@@ -626,8 +629,15 @@ static bool apply_member(struct group *g, struct member *m, int64_t seq)
     BS_ASSERT(seq == e->last_seq + 1 + (int64_t)g->applied); /* intents follow the log */
     if (sql_savepoint(sql, err) != 0)
         return false;
-    if (item->txn->idem_key && idempotency_check(e, item->txn, out) != IDEMPOTENCY_NEW) {
+    char first_tx[UUID_STR_LEN] = "";
+    enum idempotency idem =
+        item->txn->idem_key ? idempotency_check(e, item->txn, out, first_tx) : IDEMPOTENCY_NEW;
+    if (idem != IDEMPOTENCY_NEW) {
         sql_savepoint_rollback(sql);
+        for (size_t i = 0; idem == IDEMPOTENCY_REPEAT && i < g->n; i++)
+            if (g->members[i].status == MEMBER_APPLIED &&
+                strcmp(g->members[i].tx_id, first_tx) == 0)
+                m->repeats_member = true;
         return false; /* a replayed result, or a conflict */
     }
     int rc = item->apply ? item->apply(e, item->apply_ctx, &m->state, err)

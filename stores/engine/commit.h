@@ -47,6 +47,10 @@ struct member {
     size_t first_stmt;              /* its first data statement in the group's list */
     json_t *result;                 /* its answer, given out at the commit point */
     const struct member_pipe *pipe; /* NULL: its statements go with the group's */
+    /* An idempotent repeat of a member of this group (the same key at the
+     * same moment): its answer says Neo4j's outcome of the group, as the
+     * first's does, not the "pending" of the moment it was read. */
+    bool repeats_member;
 };
 
 struct group {
