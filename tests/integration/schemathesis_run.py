@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def figures(out):
     return cases, fails, warnings
 
 
-def test_schemathesis_all_checks(gateway_factory, tmp_path):
+def test_schemathesis_all_checks(gateway_factory, tmp_path, capsys):
     gw = gateway_factory(args=("--allow-raw-statements",))
     cmd = [st_command(), "--config-file", str(CONFIG), "run", str(SPEC), "--url", gw.url,
            "--checks", "all", "--max-examples", str(EXAMPLES), "--generation-deterministic",
@@ -78,7 +79,7 @@ def test_schemathesis_all_checks(gateway_factory, tmp_path):
            "--report", "junit", "--report-dir", str(tmp_path / "schemathesis-report")]
     # The run takes minutes by design: move pytest's stack dump
     # (faulthandler_timeout, 300 s in pytest.ini) past its own timeout.
-    faulthandler.dump_traceback_later(TIMEOUT + 60, exit=False)
+    faulthandler.dump_traceback_later(TIMEOUT + 60, exit=False, file=sys.__stderr__)
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "NO_COLOR": "1"}, timeout=TIMEOUT)
@@ -86,13 +87,15 @@ def test_schemathesis_all_checks(gateway_factory, tmp_path):
     out = proc.stdout + proc.stderr
     (tmp_path / "schemathesis.out").write_text(out)
     cases, fails, warnings = figures(out)
-    print(f"schemathesis: {cases} cases, {EXAMPLES} examples per operation, "
-          f"{seconds:.0f} s, exit {proc.returncode}")
-    for kind, n in sorted(fails.items()):
-        print(f"schemathesis failures: {kind}: {n}")
-    print(f"schemathesis failures in all: {sum(fails.values())} (of every check)")
-    for w in warnings:
-        print(f"schemathesis warning: {w}")
+    # The figures go to the terminal whether the test passes or not (CI runs pytest -q).
+    with capsys.disabled():
+        print(f"\nschemathesis: {cases} cases, {EXAMPLES} examples per operation, "
+              f"{seconds:.0f} s, exit {proc.returncode}")
+        for kind, n in sorted(fails.items()):
+            print(f"schemathesis failures: {kind}: {n}")
+        print(f"schemathesis failures in all: {sum(fails.values())} (of every check)")
+        for w in warnings:
+            print(f"schemathesis warning: {w}")
     if "Configuration:" not in out or str(CONFIG) not in out:
         pytest.fail(f"schemathesis did not load {CONFIG}:\n{out[-5000:]}", pytrace=False)
     if proc.returncode != 0 or fails:
