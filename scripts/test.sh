@@ -12,7 +12,11 @@
 #      the concurrency tests against the ThreadSanitizer gateway (build-tsan,
 #      a report exits 66 and fails the test) and the API tests against the
 #      release gateway under valgrind memcheck (an error or a definite leak
-#      exits 67 and fails the test; tests/valgrind.supp, tests/tsan.supp)
+#      exits 67 and fails the test; tests/valgrind.supp, tests/tsan.supp);
+#      after the Query API leg, on the same Neo4j, schemathesis against
+#      openapi/openapi.yaml and the release gateway
+#      (tests/integration/schemathesis_run.py: every check, deterministic,
+#      >= 10,000 cases, no failure; about 4-5 minutes)
 #   6. deployment, against the same Neo4j: cmake --install with the man
 #      page and the systemd unit (scripts/install-check.sh), the container
 #      image built and run (scripts/container-check.sh)
@@ -157,6 +161,10 @@ BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-k
   run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \
   "${valgrind_set[@]}"
 run_pytest "release, Neo4j 5.26, query adapter" "$root/build/bistore" query "${query_set[@]}"
+# schemathesis: every operation of openapi/openapi.yaml, every check, 600
+# examples per operation (about 13,000 cases; tests/integration/schemathesis.toml
+# says which statuses a schema-valid request may also get, and why).
+run_pytest "schemathesis, release, Neo4j 5.26" "$root/build/bistore" tx tests/integration/schemathesis_run.py
 # After the pytest legs, alone: the image's build takes both cores for
 # about half a minute. Both run against this Neo4j.
 run_leg "install check" scripts/install-check.sh build
