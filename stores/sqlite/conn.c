@@ -281,6 +281,15 @@ size_t sql_row_bytes(sqlite3_stmt *s)
     return n;
 }
 
+bool sql_page_full(sqlite3_stmt *s, const json_t *items, int limit, size_t max_bytes, size_t *used)
+{
+    size_t n = json_array_size(items), bytes = sql_row_bytes(s);
+    if (n == (size_t)limit || (n > 0 && bytes > max_bytes - *used))
+        return true;
+    *used += bytes < max_bytes - *used ? bytes : max_bytes - *used;
+    return false;
+}
+
 json_t *sql_json_col(sqlite3_stmt *s, int col)
 {
     const char *v = (const char *)sqlite3_column_text(s, col);

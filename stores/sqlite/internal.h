@@ -83,6 +83,10 @@ void sql_copy_col(sqlite3_stmt *s, int col, char *out, size_t cap);
 /* The bytes of the row s is on: its text and blob columns, as stored (a
  * page's budget; numbers count nothing). */
 size_t sql_row_bytes(sqlite3_stmt *s);
+/* Whether the row s is on ends a page of items: limit reached, or its
+ * bytes would pass max_bytes after *used (a page holds one row at least);
+ * false otherwise, with its bytes added to *used. */
+bool sql_page_full(sqlite3_stmt *s, const json_t *items, int limit, size_t max_bytes, size_t *used);
 /* Column col parsed as JSON (a new reference), or NULL (NULL or not JSON). */
 json_t *sql_json_col(sqlite3_stmt *s, int col);
 /* Runs a statement that returns no rows: 0, or -1 (err filled). */

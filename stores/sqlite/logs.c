@@ -264,14 +264,11 @@ int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
     *more = false;
     size_t used = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        size_t bytes = sql_row_bytes(s);
-        if (json_array_size(items) == (size_t)limit ||
-            (json_array_size(items) > 0 && bytes > max_bytes - used)) {
+        if (sql_page_full(s, items, limit, max_bytes, &used)) {
             *more = true;
             rc = SQLITE_DONE;
             break;
         }
-        used += bytes < max_bytes - used ? bytes : max_bytes - used;
         json_t *j = tx_row_json(s);
         *last = sqlite3_column_int64(s, 0);
         if (!j || json_array_append_new(items, j) != 0) {

@@ -151,14 +151,11 @@ int sql_entity_list(struct sql_conn *c, const char *type, const char *after, int
     size_t used = 0;
     *more = false;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        size_t bytes = sql_row_bytes(s);
-        if (json_array_size(items) == (size_t)limit ||
-            (json_array_size(items) > 0 && bytes > max_bytes - used)) {
+        if (sql_page_full(s, items, limit, max_bytes, &used)) {
             *more = true;
             rc = SQLITE_DONE;
             break;
         }
-        used += bytes < max_bytes - used ? bytes : max_bytes - used;
         struct sql_entity e = {0};
         json_t *j = read_entity(s, &e) == 0 ? sql_entity_json(&e) : NULL;
         sql_entity_clear(&e);
