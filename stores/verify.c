@@ -35,12 +35,9 @@ static int compare_node(const json_t *entity, json_t *labels, json_t *props, jso
     int rc = 0;
     if (json_array_size(labels) != 2 || !other_type || strcmp(other_type, type) != 0)
         rc |= add_detail(details, "labels", want_labels, labels);
-    json_t *mirrored = json_deep_copy(props);
+    json_t *mirrored = canon_mirrored(props);
     json_t *v = json_incref(json_object_get(props, "_v"));
     json_t *h = json_incref(json_object_get(props, "_h"));
-    json_object_del(mirrored, "_v");
-    json_object_del(mirrored, "_h");
-    json_object_del(mirrored, "id");
     json_t *sql_props = json_object_get(entity, "properties");
     if (!canon_equal(mirrored, sql_props))
         rc |= add_detail(details, "properties", sql_props, mirrored);

@@ -97,13 +97,34 @@ int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
     return hash_record(scratch, status, r->version, hex);
 }
 
+int canon_hash_parts(const char *hex, int64_t *h1, int64_t *h2)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = hex ? hex[i] : '\0';
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        h = h << 4 | (uint64_t)d;
+    }
+    if (hex[16] != '\0')
+        return -1;
+    *h1 = (int64_t)(h >> 34);
+    *h2 = (int64_t)(h >> 4 & 0x3fffffffu);
+    return 0;
+}
+
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version, const char *hash)
 {
     /* A shallow copy: the values are shared, and no one changes them. */
     json_t *m = json_copy((json_t *)properties);
+    int64_t h1, h2;
+    bool parts = canon_hash_parts(hash, &h1, &h2) == 0; /* not from a damaged hash */
     if (!m || json_object_set_new(m, "id", json_string(id)) != 0 ||
         json_object_set_new(m, "_v", json_integer(version)) != 0 ||
-        json_object_set_new(m, "_h", json_string(hash)) != 0) {
+        json_object_set_new(m, "_h", json_string(hash)) != 0 ||
+        (parts && (json_object_set_new(m, "_h1", json_integer(h1)) != 0 ||
+                   json_object_set_new(m, "_h2", json_integer(h2)) != 0))) {
         json_decref(m);
         return NULL;
     }
@@ -126,6 +147,8 @@ json_t *canon_mirrored(const json_t *props)
         json_object_del(m, "id");
         json_object_del(m, "_v");
         json_object_del(m, "_h");
+        json_object_del(m, "_h1");
+        json_object_del(m, "_h2");
     }
     return m;
 }

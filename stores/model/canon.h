@@ -50,16 +50,39 @@ int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
                             char hex[HASH_STR_LEN]);
 
 /*
+ * The hash's two 30-bit parts, which reconciliation sums per id range in
+ * each store (stores/reconcile/ranges.c): h1 is bits 63..34 of the 64-bit
+ * hash, h2 bits 33..4. Thirty bits each, so a sum over 2^33 records still
+ * fits a signed 64-bit integer (SQLite's sum() and Cypher's both stop at
+ * that, SQLite with an error); two parts, so that two records' differences
+ * cancel in both sums with odds of about 2^-60. Neo4j stores them as _h1 and
+ * _h2 beside _h (written with it, so they are never older than it); SQLite
+ * derives them from its hash column in the query. 0, or -1 when hex is not
+ * 16 lowercase hex digits.
+ */
+int canon_hash_parts(const char *hex, int64_t *h1, int64_t *h2);
+
+/* The checksum of a range of records in one store: how many, and the sums
+ * of their hash parts and versions; for relationships also the sums of the
+ * first hash part of their source and target entities, which tell where
+ * each one points (a relationship moved to another node keeps its own
+ * hash; 0 for entities). */
+struct canon_sums {
+    int64_t count, h1, h2, version, source, target;
+};
+
+/*
  * The property map Neo4j holds for a record: its mirrored properties plus
- * id, _v and _h (a new reference; NULL on no memory).
+ * id, _v, _h, _h1 and _h2 (no parts when hash is not 16 hex digits: a
+ * repair from a damaged row); a new reference, NULL on no memory.
  */
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version,
                         const char *hash);
 /* True when a and b have the same canonical JSON (false when out of memory). */
 bool canon_equal(const json_t *a, const json_t *b);
 
-/* The mirrored properties of a Neo4j property map: without id, _v and _h
- * (a new object; an empty one when props is not an object). */
+/* The mirrored properties of a Neo4j property map: without id, _v, _h, _h1
+ * and _h2 (a new object; an empty one when props is not an object). */
 json_t *canon_mirrored(const json_t *props);
 
 #endif

@@ -90,32 +90,161 @@ static json_t *cells_of(const struct neo4j_result *r, size_t i)
     return json_object_get(json_array_get(data, i), "row");
 }
 
-int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep, const char *after,
-                    size_t skip, int limit, json_t *page, size_t *rows, struct bs_error *err)
+/* The MATCH and WHERE of a scan: the entities (relationships of the quoted
+ * type) with ids from $after, before $before when bounded. */
+static int scan_match(char *text, size_t cap, const char *quoted, bool bounded, const char *rest,
+                      struct bs_error *err)
 {
-    char text[TEXT_MAX], quoted[QUOTED_MAX];
-    if (type) {
-        if (quote_type(type, quoted, sizeof quoted, err) != 0)
-            return -1;
-        snprintf(text, sizeof text,
-                 "MATCH (a:Entity)-[r:%s]->(b:Entity) WHERE r.id >= $after RETURN %s"
-                 " ORDER BY r.id LIMIT $limit",
-                 quoted, deep ? REL_RETURN_DEEP : REL_RETURN_PAGE);
-    } else {
-        snprintf(text, sizeof text,
-                 "MATCH (n:Entity) WHERE n.id >= $after RETURN %s ORDER BY n.id LIMIT $limit",
-                 deep ? ENTITY_RETURN_DEEP : ENTITY_RETURN_PAGE);
+    int n = quoted ? snprintf(text, cap,
+                              "MATCH (a:Entity)-[r:%s]->(b:Entity) WHERE r.id >= $after%s %s",
+                              quoted, bounded ? " AND r.id < $before" : "", rest)
+                   : snprintf(text, cap, "MATCH (n:Entity) WHERE n.id >= $after%s %s",
+                              bounded ? " AND n.id < $before" : "", rest);
+    if (n < 0 || (size_t)n >= cap) {
+        bs_error_set(err, BS_NEO4J_ERROR, "relationship type too long");
+        return -1;
     }
+    return 0;
+}
+
+int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep,
+                    const struct neo4j_scan_at *at, int limit, json_t *page, size_t *rows,
+                    struct bs_error *err)
+{
+    char text[TEXT_MAX * 2], quoted[QUOTED_MAX], rest[128];
+    if (type && quote_type(type, quoted, sizeof quoted, err) != 0)
+        return -1;
+    snprintf(rest, sizeof rest, "RETURN %s ORDER BY %s.id LIMIT $limit",
+             type ? (deep ? REL_RETURN_DEEP : REL_RETURN_PAGE)
+                  : (deep ? ENTITY_RETURN_DEEP : ENTITY_RETURN_PAGE),
+             type ? "r" : "n");
+    if (scan_match(text, sizeof text, type ? quoted : NULL, at->before != NULL, rest, err) != 0)
+        return -1;
     struct neo4j_result r = {0};
-    json_t *params =
-        json_pack("{s:s, s:I}", "after", after, "limit", (json_int_t)limit + (json_int_t)skip);
+    json_t *params = json_pack("{s:s, s:s?, s:I}", "after", at->after, "before", at->before,
+                               "limit", (json_int_t)limit + (json_int_t)at->skip);
     int rc = query(c, text, params, &r, "scan", err);
     *rows = rc == 0 ? neo4j_row_count(&r, 0) : 0;
-    for (size_t i = skip; i < *rows && rc == 0; i++) {
+    for (size_t i = at->skip; i < *rows && rc == 0; i++) {
         json_t *row = type ? relationship_row(cells_of(&r, i)) : entity_row(cells_of(&r, i));
         if (!row || json_array_append_new(page, row) != 0)
             rc = oom(err);
     }
+    neo4j_result_clear(&r);
+    return rc;
+}
+
+/* ---- range checksums (stores/reconcile/ranges.c) ---- */
+
+/* A record's part of a checksum: its _h1, _h2 and _v when each is an
+ * integer, or counted as malformed (a range holding one never checks equal,
+ * so its rows are compared one by one); a relationship's also the _h1 of
+ * its ends. */
+#define SUM_INT(x) "sum(CASE WHEN " x " IS :: INTEGER THEN " x " ELSE 0 END)"
+#define SUMS_RETURN(x, ends)                                                                       \
+    "RETURN count(" x ") AS c, count(CASE WHEN " x "._h1 IS :: INTEGER AND " x                     \
+    "._h2 IS :: INTEGER AND " x "._v IS :: INTEGER THEN 1 END) AS ok, " SUM_INT(                   \
+        x "._h1") " AS h1, " SUM_INT(x "._h2") " AS h2, " SUM_INT(x "._v") " AS v, " ends
+/* Aggregates only: one row even for an empty range. */
+#define ENTITY_SUMS SUMS_RETURN("n", "sum(0) AS s, sum(0) AS t")
+#define REL_SUMS SUMS_RETURN("r", SUM_INT("a._h1") " AS s, " SUM_INT("b._h1") " AS t")
+
+int neo4j_range_sums(struct neo4j_client *c, const char *type, json_t *ranges,
+                     struct canon_sums *out, struct bs_error *err)
+{
+    char text[TEXT_MAX * 4], quoted[QUOTED_MAX];
+    if (type && quote_type(type, quoted, sizeof quoted, err) != 0)
+        return -1;
+    /* One request for every range: bounded ones through one UNWIND (each an
+     * index seek between its keys), an open last one on its own. */
+    size_t n = json_array_size(ranges);
+    bool open_end = n > 0 && json_is_null(json_array_get(json_array_get(ranges, n - 1), 1));
+    json_t *bounded = json_array(), *stmts = json_array();
+    int rc = bounded && stmts ? 0 : oom(err);
+    for (size_t i = 0; rc == 0 && i + (open_end ? 1 : 0) < n; i++) {
+        json_t *g = json_array_get(ranges, i);
+        if (json_array_append_new(bounded, json_pack("{s:O, s:O}", "lo", json_array_get(g, 0), "hi",
+                                                     json_array_get(g, 1))) != 0)
+            rc = oom(err);
+    }
+    if (rc == 0 && json_array_size(bounded) > 0) {
+        char match[TEXT_MAX];
+        snprintf(match, sizeof match, type ? "(a:Entity)-[r:%s]->(b:Entity)" : "(n:Entity)%s",
+                 type ? quoted : "");
+        int len =
+            snprintf(text, sizeof text,
+                     "UNWIND $ranges AS g CALL (g) { MATCH %s WHERE %s.id >= g.lo AND"
+                     " %s.id < g.hi %s } RETURN c, ok, h1, h2, v, s, t",
+                     match, type ? "r" : "n", type ? "r" : "n", type ? REL_SUMS : ENTITY_SUMS);
+        if (len < 0 || (size_t)len >= sizeof text) {
+            bs_error_set(err, BS_NEO4J_ERROR, "relationship type too long");
+            rc = -1;
+        } else if (neo4j_add_statement(stmts, text, json_pack("{s:O}", "ranges", bounded)) != 0)
+            rc = oom(err);
+    }
+    if (rc == 0 && open_end) {
+        json_t *lo = json_array_get(json_array_get(ranges, n - 1), 0);
+        rc = scan_match(text, sizeof text, type ? quoted : NULL, false,
+                        type ? REL_SUMS : ENTITY_SUMS, err);
+        if (rc == 0 && neo4j_add_statement(stmts, text, json_pack("{s:O}", "after", lo)) != 0)
+            rc = oom(err);
+    }
+    json_decref(bounded);
+    struct neo4j_result r = {0};
+    if (rc == 0 && json_array_size(stmts) > 0) {
+        enum neo4j_status status = neo4j_autocommit(c, stmts, &r);
+        if (status != NEO4J_OK) {
+            bs_error_set(err, r.status == NEO4J_UNAVAILABLE ? BS_NEO4J_UNAVAILABLE : BS_NEO4J_ERROR,
+                         "Neo4j (range checksum): %s %s", r.code, r.message);
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool last_open = open_end && i == n - 1;
+        size_t st = last_open && json_array_size(stmts) > 1 ? 1 : 0, row = last_open ? 0 : i;
+        if (row >= neo4j_row_count(&r, st)) {
+            bs_error_set(err, BS_NEO4J_ERROR, "Neo4j (range checksum): rows missing");
+            rc = -1;
+            break;
+        }
+        int64_t count = json_integer_value(neo4j_cell(&r, st, row, 0));
+        int64_t ok = json_integer_value(neo4j_cell(&r, st, row, 1));
+        out[i].count = count;
+        out[i].h1 = json_integer_value(neo4j_cell(&r, st, row, 2));
+        out[i].h2 = json_integer_value(neo4j_cell(&r, st, row, 3));
+        out[i].version = json_integer_value(neo4j_cell(&r, st, row, 4));
+        out[i].source = json_integer_value(neo4j_cell(&r, st, row, 5));
+        out[i].target = json_integer_value(neo4j_cell(&r, st, row, 6));
+        if (ok != count)
+            out[i].h1 = -1; /* no sum of 30-bit parts is negative: never equal */
+    }
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    return rc;
+}
+
+int neo4j_range_keys(struct neo4j_client *c, const char *type, const char *lo, const char *hi,
+                     int64_t every, json_t *keys, struct bs_error *err)
+{
+    char text[TEXT_MAX * 2], quoted[QUOTED_MAX], rest[200];
+    if (type && quote_type(type, quoted, sizeof quoted, err) != 0)
+        return -1;
+    /* The ids in order, every every-th one kept: Neo4j holds the range's
+     * ids for the statement (a range is split only when it is small). */
+    snprintf(rest, sizeof rest,
+             "WITH %s.id AS id ORDER BY id WITH collect(id) AS ids"
+             " UNWIND range($every, size(ids) - 1, $every) AS k RETURN ids[k]",
+             type ? "r" : "n");
+    if (scan_match(text, sizeof text, type ? quoted : NULL, hi != NULL, rest, err) != 0)
+        return -1;
+    struct neo4j_result r = {0};
+    int rc = query(c, text,
+                   json_pack("{s:s, s:s?, s:I}", "after", lo, "before", hi, "every",
+                             (json_int_t)(every > 0 ? every : 1)),
+                   &r, "range keys", err);
+    for (size_t i = 0; rc == 0 && i < neo4j_row_count(&r, 0); i++)
+        if (json_array_append(keys, neo4j_cell(&r, 0, i, 0)) != 0)
+            rc = oom(err);
     neo4j_result_clear(&r);
     return rc;
 }

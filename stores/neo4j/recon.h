@@ -23,14 +23,31 @@
 #include <stdint.h>
 
 #include "common/result.h"
+#include "stores/model/canon.h"
 #include "stores/neo4j/neo4j.h"
 
 /* The entities (with type: the relationships of that type) with an id at or
- * after `after`, ordered by id: limit + skip of them are read, the first
- * skip dropped (they were seen on the page before) and the rest appended to
- * page; *rows says how many were read. */
-int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep, const char *after,
-                    size_t skip, int limit, json_t *page, size_t *rows, struct bs_error *err);
+ * after at->after and before at->before, ordered by id: limit + skip of
+ * them are read, the first skip dropped (they were seen on the page before)
+ * and the rest appended to page; *rows says how many were read. */
+struct neo4j_scan_at {
+    const char *after;
+    size_t skip;
+    const char *before; /* NULL: no end */
+};
+int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep,
+                    const struct neo4j_scan_at *at, int limit, json_t *page, size_t *rows,
+                    struct bs_error *err);
+/* The checksums of the entities (with type: the relationships of that
+ * type) in each range of ranges, [[lo, hi], ...] in id order (hi null: no
+ * end, the last range only): out[i] for ranges[i], in one request. A range
+ * holding a record whose _h1, _h2 or _v is not an integer gets h1 = -1
+ * (never equal to a sum of parts). */
+int neo4j_range_sums(struct neo4j_client *c, const char *type, json_t *ranges,
+                     struct canon_sums *out, struct bs_error *err);
+/* As sql_range_keys: the ids that cut [lo, hi) into parts of `every` rows. */
+int neo4j_range_keys(struct neo4j_client *c, const char *type, const char *lo, const char *hi,
+                     int64_t every, json_t *keys, struct bs_error *err);
 /* Nodes labelled Entity (with type: relationships of that type) whose id is
  * missing or not a string, at most limit, appended to items as a finding's
  * Neo4j part: {"element_id","labels","properties"}, or for a relationship

@@ -45,6 +45,32 @@ struct recon_hooks {
 #define RECON_NEO4J_TIMEOUT_MS 120000
 struct neo4j_config recon_neo4j_config(const struct neo4j_config *base);
 
+/* A scan under way (scan.c, ranges.c). */
+struct recon_scan {
+    struct sql_conn *sql;
+    struct neo4j_client *neo4j;
+    const struct recon_options *opt;
+    const struct recon_hooks *hooks;
+    struct recon_summary *sum;
+    bool deep;
+    int page;
+    const char *rel_type; /* the type being scanned, or NULL for entities */
+    json_t *batch;        /* candidates waiting for their re-check */
+    int64_t scanned, total;
+    int64_t neo4j_entities; /* nodes labelled Entity, from the count store */
+};
+
+/* Merge-joins both stores' rows of the current kind with ids in [lo, hi)
+ * (hi NULL: no end), row by row, counting them into *n_sqlite and *n_neo4j;
+ * every disagreement becomes a candidate finding. */
+int recon_merge(struct recon_scan *sc, const char *lo, const char *hi, int64_t *n_sqlite,
+                int64_t *n_neo4j, struct bs_error *err);
+/* The fast scan of the current kind: range checksums, and recon_merge on
+ * the smallest ranges that differ (ranges.c). */
+int recon_ranges(struct recon_scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs_error *err);
+/* Reports sc->scanned of sc->total; -1 when the gateway stops the scan. */
+int recon_progress(struct recon_scan *sc, struct bs_error *err);
+
 /* The whole scan; fills sum (all but repaired). */
 int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
                const struct recon_hooks *hooks, struct recon_summary *sum, struct bs_error *err);

@@ -1,7 +1,8 @@
 /*
  * The reconciliation scan: both stores streamed in id order, page by page,
- * and merge-joined (see stores/reconcile/reconcile.h). Memory: two pages and
- * one batch of candidates, whatever the size of the stores.
+ * and merge-joined (see stores/reconcile/reconcile.h); a fast scan merges
+ * only the id ranges whose checksums differ (ranges.c). Memory: two pages
+ * and one batch of candidates, whatever the size of the stores.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,30 +34,19 @@ struct cursor {
     json_t *page;
     size_t pos;
     bool exhausted;
-    char *after; /* last id consumed ("" at the start) */
-    size_t skip; /* Neo4j: rows with id == after already consumed */
+    char *after;        /* last id consumed ("" at the start) */
+    size_t skip;        /* rows with id == after already consumed */
+    const char *before; /* the end of the range, or NULL */
     bool neo4j;
 };
 
-struct scan {
-    struct sql_conn *sql;
-    struct neo4j_client *neo4j;
-    const struct recon_options *opt;
-    const struct recon_hooks *hooks;
-    struct recon_summary *sum;
-    bool deep;
-    int page;
-    const char *rel_type; /* the type being scanned, or NULL for entities */
-    json_t *batch;        /* candidates waiting for their re-check */
-    int64_t scanned, total;
-    int64_t neo4j_entities; /* nodes labelled Entity, from the count store */
-};
-
-static int cursor_init(struct cursor *c, bool neo4j)
+/* A cursor over [lo, hi) (hi NULL: no end) of one store. */
+static int cursor_init(struct cursor *c, bool neo4j, const char *lo, const char *hi)
 {
     memset(c, 0, sizeof *c);
     c->neo4j = neo4j;
-    c->after = strdup("");
+    c->before = hi;
+    c->after = strdup(lo);
     return c->after ? 0 : -1;
 }
 
@@ -67,20 +57,21 @@ static void cursor_free(struct cursor *c)
     memset(c, 0, sizeof *c);
 }
 
-static int fetch_sqlite(struct scan *sc, struct cursor *c, struct bs_error *err)
+static int fetch_sqlite(struct recon_scan *sc, struct cursor *c, struct bs_error *err)
 {
-    if (sql_scan_page(sc->sql, sc->rel_type, sc->deep, c->after, sc->page, c->page, err) != 0)
+    struct sql_scan_at at = {.after = c->after, .skip = c->skip, .before = c->before};
+    if (sql_scan_page(sc->sql, sc->rel_type, sc->deep, &at, sc->page, c->page, err) != 0)
         return -1;
     if (json_array_size(c->page) < (size_t)sc->page)
         c->exhausted = true;
     return 0;
 }
 
-static int fetch_neo4j(struct scan *sc, struct cursor *c, struct bs_error *err)
+static int fetch_neo4j(struct recon_scan *sc, struct cursor *c, struct bs_error *err)
 {
     size_t rows;
-    if (neo4j_scan_page(sc->neo4j, sc->rel_type, sc->deep, c->after, c->skip, sc->page, c->page,
-                        &rows, err) != 0)
+    struct neo4j_scan_at at = {.after = c->after, .skip = c->skip, .before = c->before};
+    if (neo4j_scan_page(sc->neo4j, sc->rel_type, sc->deep, &at, sc->page, c->page, &rows, err) != 0)
         return -1;
     if (rows < (size_t)sc->page + c->skip)
         c->exhausted = true;
@@ -88,7 +79,7 @@ static int fetch_neo4j(struct scan *sc, struct cursor *c, struct bs_error *err)
 }
 
 /* The next row of c without consuming it; NULL at the end (or on error). */
-static json_t *peek(struct scan *sc, struct cursor *c, struct bs_error *err, int *failed)
+static json_t *peek(struct recon_scan *sc, struct cursor *c, struct bs_error *err, int *failed)
 {
     if (c->page && c->pos < json_array_size(c->page))
         return json_array_get(c->page, c->pos);
@@ -139,7 +130,7 @@ static void count_finding(struct recon_summary *sum, const char *kind)
         sum->missing_ids++;
 }
 
-static int flush_batch(struct scan *sc, struct bs_error *err)
+static int flush_batch(struct recon_scan *sc, struct bs_error *err)
 {
     if (json_array_size(sc->batch) == 0)
         return 0;
@@ -155,7 +146,7 @@ static int flush_batch(struct scan *sc, struct bs_error *err)
     return rc;
 }
 
-static int add_candidate(struct scan *sc, json_t *finding, struct bs_error *err)
+static int add_candidate(struct recon_scan *sc, json_t *finding, struct bs_error *err)
 {
     if (!finding)
         return 0;
@@ -164,19 +155,18 @@ static int add_candidate(struct scan *sc, json_t *finding, struct bs_error *err)
     return json_array_size(sc->batch) >= RECON_RECHECK_BATCH ? flush_batch(sc, err) : 0;
 }
 
-static int progress(struct scan *sc, struct bs_error *err)
+int recon_progress(struct recon_scan *sc, struct bs_error *err)
 {
-    if (sc->hooks->progress && (sc->scanned % 1000 == 0) &&
-        sc->hooks->progress(sc->hooks->arg, sc->scanned, sc->total) != 0)
+    if (sc->hooks->progress && sc->hooks->progress(sc->hooks->arg, sc->scanned, sc->total) != 0)
         return bs_error_set(err, BS_NEO4J_UNAVAILABLE, "stopped: the gateway is shutting down"), -1;
     return 0;
 }
 
-/* Merge-joins the two cursors of the current object kind. */
-static int merge(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs_error *err)
+int recon_merge(struct recon_scan *sc, const char *lo, const char *hi, int64_t *n_sqlite,
+                int64_t *n_neo4j, struct bs_error *err)
 {
     struct cursor s, n;
-    if (cursor_init(&s, false) != 0 || cursor_init(&n, true) != 0) {
+    if (cursor_init(&s, false, lo, hi) != 0 || cursor_init(&n, true, lo, hi) != 0) {
         cursor_free(&s);
         return oom(err);
     }
@@ -223,8 +213,8 @@ static int merge(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs
             rc = add_candidate(sc, recon_classify(group, sc->deep), err);
         json_decref(group);
         sc->scanned++;
-        if (rc == 0 && !failed)
-            rc = progress(sc, err);
+        if (rc == 0 && !failed && sc->scanned % 1000 == 0)
+            rc = recon_progress(sc, err);
         if (failed || rc != 0)
             break;
     }
@@ -234,7 +224,7 @@ static int merge(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs
 }
 
 /* Nodes labelled Entity (or relationships of type) without a string id. */
-static int missing_ids(struct scan *sc, struct bs_error *err)
+static int missing_ids(struct recon_scan *sc, struct bs_error *err)
 {
     json_t *items = json_array();
     if (!items)
@@ -266,7 +256,7 @@ static int missing_ids(struct scan *sc, struct bs_error *err)
 }
 
 /* The relationship types of both stores, sorted and without repeats. */
-static int rel_types(struct scan *sc, json_t **types, struct bs_error *err)
+static int rel_types(struct recon_scan *sc, json_t **types, struct bs_error *err)
 {
     *types = json_array();
     if (!*types)
@@ -277,7 +267,7 @@ static int rel_types(struct scan *sc, json_t **types, struct bs_error *err)
     return 0;
 }
 
-static int count_totals(struct scan *sc, struct bs_error *err)
+static int count_totals(struct recon_scan *sc, struct bs_error *err)
 {
     int64_t sqlite_total = 0;
     struct bs_error ignored; /* an estimate for the progress only: 0 will do */
@@ -298,7 +288,7 @@ static int count_totals(struct scan *sc, struct bs_error *err)
  * id. The search itself reads every node (or expands every entity), which
  * costs seconds on a large store.
  */
-static int need_missing_ids(struct scan *sc, int64_t seen, bool *need, struct bs_error *err)
+static int need_missing_ids(struct recon_scan *sc, int64_t seen, bool *need, struct bs_error *err)
 {
     if (!sc->rel_type) {
         *need = sc->neo4j_entities != seen;
@@ -313,11 +303,13 @@ static int need_missing_ids(struct scan *sc, int64_t seen, bool *need, struct bs
 
 /* Merges one object kind (entities, or one relationship type) and looks
  * for its id-less items. */
-static int scan_kind(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struct bs_error *err)
+static int scan_kind(struct recon_scan *sc, int64_t *n_sqlite, int64_t *n_neo4j,
+                     struct bs_error *err)
 {
     int64_t before = *n_neo4j;
     bool need = true;
-    if (merge(sc, n_sqlite, n_neo4j, err) != 0 ||
+    if ((sc->deep ? recon_merge(sc, "", NULL, n_sqlite, n_neo4j, err)
+                  : recon_ranges(sc, n_sqlite, n_neo4j, err)) != 0 ||
         need_missing_ids(sc, *n_neo4j - before, &need, err) != 0 ||
         (need && missing_ids(sc, err) != 0))
         return -1;
@@ -327,7 +319,7 @@ static int scan_kind(struct scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, struc
 int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
                const struct recon_hooks *hooks, struct recon_summary *sum, struct bs_error *err)
 {
-    struct scan sc = {.sql = sql, .neo4j = neo4j, .opt = opt, .hooks = hooks, .sum = sum};
+    struct recon_scan sc = {.sql = sql, .neo4j = neo4j, .opt = opt, .hooks = hooks, .sum = sum};
     sc.deep = opt->mode == RECON_DEEP;
     sc.page = sc.deep ? PAGE_DEEP : PAGE_FAST;
     sc.batch = json_array();

@@ -121,6 +121,21 @@ static int migrate(struct sql_conn *c, struct bs_error *err)
     return 0;
 }
 
+/* bistore_hash_part(hash, k): part k (1 or 2) of a record's hash
+ * (canon_hash_parts), NULL when hash is not one; what Neo4j stores as _h1
+ * and _h2, derived here in the query (nothing to keep current). */
+static void hash_part(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t h1, h2;
+    const char *hex = (const char *)sqlite3_value_text(argv[0]);
+    int k = sqlite3_value_int(argv[1]);
+    if (!hex || canon_hash_parts(hex, &h1, &h2) != 0 || (k != 1 && k != 2))
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_int64(ctx, k == 1 ? h1 : h2);
+}
+
 struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
 {
     struct sql_conn *c = calloc(1, sizeof *c);
@@ -141,7 +156,10 @@ struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
      * whatever a statement tries. */
     if (sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
         sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL) != SQLITE_OK ||
-        sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK) {
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+        sqlite3_create_function_v2(c->db, "bistore_hash_part", 2,
+                                   SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                   hash_part, NULL, NULL, NULL) != SQLITE_OK) {
         sql_fail(c, err, "configure the connection");
         sql_close(c);
         return NULL;

@@ -284,38 +284,54 @@ static json_t *scan_relationship_row(sqlite3_stmt *s, bool deep)
     return row;
 }
 
+/* The scan's pages: ids in [?1, ?3), the first ?4 dropped (seen on the page
+ * before), at most ?2. An open end is bound as a blob, which sorts after
+ * every text in SQLite, so the upper bound is always an index bound. */
 static sqlite3_stmt *scan_statement(struct sql_conn *c, bool relationships, bool deep,
                                     struct bs_error *err)
 {
     if (!relationships)
         return deep ? sql_stmt(c, Q_SCAN_ENTITIES_DEEP,
                                "SELECT " SCAN_ENTITY_COLUMNS ", properties FROM entities"
-                               " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                               " WHERE id >= ?1 AND id < ?3 ORDER BY id LIMIT ?2 OFFSET ?4",
                                err)
                     : sql_stmt(c, Q_SCAN_ENTITIES_FAST,
-                               "SELECT " SCAN_ENTITY_COLUMNS " FROM entities WHERE id > ?1"
-                               " ORDER BY id LIMIT ?2",
+                               "SELECT " SCAN_ENTITY_COLUMNS " FROM entities WHERE id >= ?1"
+                               " AND id < ?3 ORDER BY id LIMIT ?2 OFFSET ?4",
                                err);
     return deep ? sql_stmt(c, Q_SCAN_RELS_DEEP,
                            "SELECT " SCAN_RELATIONSHIP_COLUMNS ", properties FROM relationships"
-                           " WHERE type = ?3 AND id > ?1 ORDER BY id LIMIT ?2",
+                           " WHERE type = ?5 AND id >= ?1 AND id < ?3 ORDER BY id"
+                           " LIMIT ?2 OFFSET ?4",
                            err)
                 : sql_stmt(c, Q_SCAN_RELS_FAST,
                            "SELECT " SCAN_RELATIONSHIP_COLUMNS " FROM relationships"
-                           " WHERE type = ?3 AND id > ?1 ORDER BY id LIMIT ?2",
+                           " WHERE type = ?5 AND id >= ?1 AND id < ?3 ORDER BY id"
+                           " LIMIT ?2 OFFSET ?4",
                            err);
 }
 
-int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const char *after, int limit,
-                  json_t *page, struct bs_error *err)
+/* Binds the range [lo, hi) as ?1 and ?3 (hi NULL: no end). */
+static void bind_range(sqlite3_stmt *s, const char *lo, const char *hi)
+{
+    sql_bind_text(s, 1, lo);
+    if (hi)
+        sql_bind_text(s, 3, hi);
+    else
+        sqlite3_bind_zeroblob(s, 3, 0);
+}
+
+int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const struct sql_scan_at *at,
+                  int limit, json_t *page, struct bs_error *err)
 {
     sqlite3_stmt *s = scan_statement(c, type != NULL, deep, err);
     if (!s)
         return -1;
-    sql_bind_text(s, 1, after);
+    bind_range(s, at->after, at->before);
     sqlite3_bind_int(s, 2, limit);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)at->skip);
     if (type)
-        sql_bind_text(s, 3, type);
+        sql_bind_text(s, 5, type);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *row = type ? scan_relationship_row(s, deep) : scan_entity_row(s, deep);
@@ -326,6 +342,74 @@ int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const char *a
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "scan");
+}
+
+/* ---- range checksums (stores/reconcile/ranges.c) ---- */
+
+int sql_range_sums(struct sql_conn *c, const char *type, const char *lo, const char *hi,
+                   struct canon_sums *out, struct bs_error *err)
+{
+    sqlite3_stmt *s =
+        type ? sql_stmt(c, Q_RANGE_SUMS_RELS,
+                        "SELECT count(*), sum(bistore_hash_part(r.hash, 1)),"
+                        " sum(bistore_hash_part(r.hash, 2)), sum(r.version),"
+                        " sum(bistore_hash_part(s.hash, 1)), sum(bistore_hash_part(t.hash, 1))"
+                        " FROM relationships r LEFT JOIN entities s ON s.id = r.source_id"
+                        " LEFT JOIN entities t ON t.id = r.target_id"
+                        " WHERE r.type = ?5 AND r.id >= ?1 AND r.id < ?3",
+                        err)
+             : sql_stmt(c, Q_RANGE_SUMS_ENTITIES,
+                        "SELECT count(*), sum(bistore_hash_part(hash, 1)),"
+                        " sum(bistore_hash_part(hash, 2)), sum(version) FROM entities"
+                        " WHERE id >= ?1 AND id < ?3",
+                        err);
+    if (!s)
+        return -1;
+    bind_range(s, lo, hi);
+    if (type)
+        sql_bind_text(s, 5, type);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->count = sqlite3_column_int64(s, 0);
+        out->h1 = sqlite3_column_int64(s, 1);
+        out->h2 = sqlite3_column_int64(s, 2);
+        out->version = sqlite3_column_int64(s, 3);
+        out->source = type ? sqlite3_column_int64(s, 4) : 0;
+        out->target = type ? sqlite3_column_int64(s, 5) : 0;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 0 : sql_fail(c, err, "range checksum");
+}
+
+int sql_range_keys(struct sql_conn *c, const char *type, const char *lo, const char *hi,
+                   int64_t every, json_t *keys, struct bs_error *err)
+{
+    sqlite3_stmt *s =
+        type ? sql_stmt(c, Q_RANGE_KEYS_RELS,
+                        "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS k"
+                        " FROM relationships WHERE type = ?5 AND id >= ?1 AND id < ?3)"
+                        " WHERE k % ?2 = 1 AND k > 1",
+                        err)
+             : sql_stmt(c, Q_RANGE_KEYS_ENTITIES,
+                        "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS k"
+                        " FROM entities WHERE id >= ?1 AND id < ?3) WHERE k % ?2 = 1 AND k > 1",
+                        err);
+    if (!s)
+        return -1;
+    bind_range(s, lo, hi);
+    sqlite3_bind_int64(s, 2, every > 0 ? every : 1);
+    if (type)
+        sql_bind_text(s, 5, type);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (json_array_append_new(keys, json_string((const char *)sqlite3_column_text(s, 0))) !=
+            0) {
+            sqlite3_reset(s);
+            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "range keys");
 }
 
 int sql_scan_relationship_types(struct sql_conn *c, json_t *types, struct bs_error *err)

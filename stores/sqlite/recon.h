@@ -61,10 +61,26 @@ int sql_finding_set_action(struct sql_conn *c, int64_t run_n, int64_t n, const c
  * relationship {"id","type","source","target","version","hash",
  * "properties"?}; "properties" only with deep. */
 
-/* The entities (with type: the relationships of that type) with an id
- * after `after`, ordered by id, at most limit, appended to page. */
-int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const char *after, int limit,
-                  json_t *page, struct bs_error *err);
+/* Where a page starts and ends: ids at or after `after`, the first skip of
+ * them dropped (already seen), and before `before` (NULL: no end). */
+struct sql_scan_at {
+    const char *after;
+    size_t skip;
+    const char *before;
+};
+/* The entities (with type: the relationships of that type) from `at`,
+ * ordered by id, at most limit, appended to page. */
+int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const struct sql_scan_at *at,
+                  int limit, json_t *page, struct bs_error *err);
+/* The checksum (struct canon_sums) of the entities (with type: the
+ * relationships of that type) with ids in [lo, hi) (hi NULL: no end). */
+int sql_range_sums(struct sql_conn *c, const char *type, const char *lo, const char *hi,
+                   struct canon_sums *out, struct bs_error *err);
+/* The ids of every every-th row of [lo, hi) in id order, the first row's
+ * left out (the keys that cut the range into parts of `every` rows),
+ * appended to keys. One pass over the id index. */
+int sql_range_keys(struct sql_conn *c, const char *type, const char *lo, const char *hi,
+                   int64_t every, json_t *keys, struct bs_error *err);
 /* The relationship types SQLite holds, sorted, appended to types. */
 int sql_scan_relationship_types(struct sql_conn *c, json_t *types, struct bs_error *err);
 /* Entities plus relationships. */

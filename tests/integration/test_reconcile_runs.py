@@ -230,9 +230,11 @@ def test_concurrent_starts_start_exactly_one_run(gateway_factory, proxy_factory,
 
 def start_run_held_after_strays(gw, proxy, neo4j, strays, real=3000):
     """`strays` Neo4j-only nodes that sort before `real` entities written through
-    the gateway; starts a fast run and returns its id once the scan waits at the
-    proxy for its second Neo4j page (its `after` is a real id; the first page,
-    5,000 rows, held every stray), with every full re-check batch stored."""
+    the gateway; starts a deep run (which pages through both stores, 1,000 rows
+    a page; a fast run compares range checksums first) and returns its id once
+    the scan waits at the proxy for the first Neo4j page whose `after` is a real
+    id (the pages before held every stray), with every full re-check batch
+    stored."""
     for start in range(0, real, 1000):
         ops = [{"op": "create_entity", "id": f"e-{i:05d}", "type": "Item", "properties": {"n": i}}
                for i in range(start, start + 1000)]
@@ -240,9 +242,9 @@ def start_run_held_after_strays(gw, proxy, neo4j, strays, real=3000):
         assert r.status == 200, r
     neo4j.run("UNWIND range(0, $n - 1) AS i CREATE (:Entity:Stray {id: 'a-stray-' + right('0000' + toString(i), 4),"
               " _v: 1, _h: '0123456789abcdef'})", n=strays)
-    assert strays + real > 5000 and strays < 5000, "the strays must fill part of the first page only"
+    assert real > 1000, "a page must follow the first one that starts at a stray"
     proxy.hold_matching(re.compile(rb'"after": ?"e-'))
-    rid = start_run(gw, mode="fast")
+    rid = start_run(gw, mode="deep")
     assert proxy.wait_held(1, timeout=60), f"the scan never asked for its second page:\n{gw.log_tail()}"
     run = get_run(gw, rid)
     assert run["state"] == "running", run
@@ -255,10 +257,10 @@ def test_writes_keep_working_while_a_run_stores_thousands_of_findings(gateway_fa
     across Neo4j reads (DESIGN.md invariant 7).
 
     3,000 nodes exist only in Neo4j and sort before the 3,000 real entities, so
-    a fast scan's first Neo4j page (5,000 rows) yields them all: eleven
-    re-check batches of 256 are confirmed and stored, 184 candidates wait for
-    the next batch. The scan's next page (its `after` is a real id) is held at
-    the proxy for as long as the test likes. Old code: the run's own SQLite
+    a deep scan's first four Neo4j pages (1,000 rows each) yield them all:
+    eleven re-check batches of 256 are confirmed and stored, 184 candidates wait
+    for the next batch. The scan's next page (its `after` is a real id) is held
+    at the proxy for as long as the test likes. Old code: the run's own SQLite
     connection began a write transaction at the first stored finding and kept
     it until the next re-check, i.e. across the held page read, so a client
     write waited out the 10 s busy timeout and answered 500 "database is

@@ -482,6 +482,39 @@ Test(canon, record_hash_from_text_matches_record)
     buf_free(&scratch);
 }
 
+/* The hash parts: bits 63..34 and 33..4 of the hash; nothing from a string
+ * that is not 16 lowercase hex digits. */
+Test(canon, hash_parts)
+{
+    int64_t h1 = -1, h2 = -1;
+    cr_assert_eq(canon_hash_parts("0123456789abcdef", &h1, &h2), 0);
+    cr_expect_eq(h1, 4772185);
+    cr_expect_eq(h2, 949664990);
+    cr_assert_eq(canon_hash_parts("ffffffffffffffff", &h1, &h2), 0);
+    cr_expect_eq(h1, (1 << 30) - 1);
+    cr_expect_eq(h2, (1 << 30) - 1);
+    cr_assert_eq(canon_hash_parts("0000000000000000", &h1, &h2), 0);
+    cr_expect_eq(h1, 0);
+    cr_expect_eq(h2, 0);
+    const char *bad[] = {"",
+                         "0123456789abcde",
+                         "0123456789abcdef0",
+                         "0123456789ABCDEF",
+                         "0123456789abcdeg",
+                         "-123456789abcdef",
+                         NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(canon_hash_parts(bad[i], &h1, &h2), -1, "%s", bad[i] ? bad[i] : "NULL");
+    /* A map from a damaged hash has no parts (a repair writes it as read). */
+    json_t *props = json_object();
+    json_t *m = canon_neo4j_map("e1", props, 1, "damaged");
+    cr_assert_not_null(m);
+    cr_expect_null(json_object_get(m, "_h1"));
+    cr_expect_null(json_object_get(m, "_h2"));
+    json_decref(m);
+    json_decref(props);
+}
+
 /* The Neo4j map shares the property values and leaves the input alone. */
 Test(canon, neo4j_map_leaves_properties_alone)
 {
@@ -489,10 +522,15 @@ Test(canon, neo4j_map_leaves_properties_alone)
     json_t *m = canon_neo4j_map("r1", props, 2, "0123456789abcdef");
     cr_assert_not_null(m);
     cr_expect_eq(json_object_size(props), 2);
-    cr_expect_eq(json_object_size(m), 5);
+    cr_expect_eq(json_object_size(m), 7);
     cr_expect_str_eq(json_string_value(json_object_get(m, "id")), "r1");
     cr_expect_eq(json_integer_value(json_object_get(m, "_v")), 2);
     cr_expect_str_eq(json_string_value(json_object_get(m, "_h")), "0123456789abcdef");
+    cr_expect_eq(json_integer_value(json_object_get(m, "_h1")), 4772185);
+    cr_expect_eq(json_integer_value(json_object_get(m, "_h2")), 949664990);
+    json_t *mirrored = canon_mirrored(m);
+    cr_expect(json_equal(mirrored, props), "the map less id, _v, _h, _h1, _h2 is the properties");
+    json_decref(mirrored);
     cr_expect(json_equal(json_object_get(m, "tags"), json_object_get(props, "tags")));
     json_decref(m);
     json_decref(props);

@@ -36,7 +36,8 @@ Test(raw_cypher, ordinary_statements_pass)
         "CREATE (d:Doc {v: $_v, h: $_h})", /* parameter names are not properties */
         "// _v in a comment is no property\nRETURN 1",
         "/* n._h */ RETURN 1",
-        "MATCH (n:Entity) SET n._V = 1", /* another key: names are case-sensitive */
+        "MATCH (n:Entity) SET n._V = 1",                /* another key: names are case-sensitive */
+        "MATCH (n) RETURN n._h3, n._h12, n._v1, n._h0", /* not the hash parts */
         "RETURN 'it''s', \"a \\\"quoted\\\" _v\"",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -57,6 +58,9 @@ Test(raw_cypher, the_gateways_own_is_refused)
         "MATCH (n:Entity) REMOVE n. _h",
         "MATCH (n:Entity) SET n['_v'] = 1",
         "MATCH (n:Entity) SET n[\"_h\"] = 1",
+        "MATCH (n:Entity) SET n._h1 = 0", /* the hash parts, which range checksums sum */
+        "MATCH (n:Entity) SET n.`_h2` = 0",
+        "MATCH (n:Entity) SET n['_h1'] = 0",
         "MATCH (n:Entity) RETURN n {._v}",
         "MATCH (n:Entity) SET n.`\\u005fv` = 1",      /* an escape in a quoted name */
         "MATCH (n:Entity) WITH n, 1 AS _v RETURN _v", /* a variable named _v: refused too */
@@ -70,6 +74,8 @@ Test(raw_cypher, parameters_are_checked)
     const char *text = "MATCH (n:Entity {id: $id}) SET n += $p";
     cr_expect_eq(check(text, "{\"id\": \"x\", \"p\": {\"_v\": 1}}"), -1);
     cr_expect_eq(check(text, "{\"id\": \"x\", \"p\": {\"_h\": \"h\"}}"), -1);
+    cr_expect_eq(check(text, "{\"id\": \"x\", \"p\": {\"_h1\": 1}}"), -1);
+    cr_expect_eq(check("MATCH (n) SET n[$k] = 1", "{\"k\": \"_h2\"}"), -1);
     cr_expect_eq(check(text, "{\"id\": \"x\", \"p\": [{\"deep\": {\"_v\": 1}}]}"), -1);
     cr_expect_eq(check("MATCH (n) SET n:$($l)", "{\"l\": \"_BistoreWatermark\"}"), -1);
     cr_expect_eq(check("MATCH (n) SET n[$k] = 1", "{\"k\": \"_v\"}"), -1);

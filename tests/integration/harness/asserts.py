@@ -7,6 +7,18 @@ from harness.common import HASH_RE
 # ---------------------------------------------------------- shared assertions
 
 
+def hash_parts(hex_hash):
+    """The hash's two 30-bit parts (canon_hash_parts): bits 63..34 and 33..4."""
+    h = int(hex_hash, 16)
+    return h >> 34, (h >> 4) & 0x3FFFFFFF
+
+
+def _pop_parts(what, props, row):
+    """Neo4j's _h1/_h2 are the parts of the row's hash (written with _h)."""
+    parts = props.pop("_h1", None), props.pop("_h2", None)
+    assert parts == hash_parts(row["hash"]), f"{what}: Neo4j _h1/_h2 {parts} != parts of {row['hash']}"
+
+
 def assert_entity_mirrored(store, neo4j, entity_id, expect=None):
     """The entity is in both stores exactly once, with the same type, properties,
     version and hash; `expect` (type/properties/version) is checked too."""
@@ -52,6 +64,7 @@ def _compare_entity(eid, row, node):
     assert v == row["version"], f"{eid}: Neo4j _v {v!r} != SQLite version {row['version']!r}"
     assert h == row["hash"], f"{eid}: Neo4j _h {h!r} != SQLite hash {row['hash']!r}"
     assert HASH_RE.match(str(row["hash"])), f"{eid}: hash {row['hash']!r} is not 16 hex chars"
+    _pop_parts(eid, props, row)
     assert props == row["properties"], f"{eid}: Neo4j properties {props!r} != SQLite {row['properties']!r}"
 
 
@@ -65,6 +78,7 @@ def _compare_relationship(rid, row, rel):
     assert v == row["version"], f"{rid}: Neo4j _v {v!r} != SQLite version {row['version']!r}"
     assert h == row["hash"], f"{rid}: Neo4j _h {h!r} != SQLite hash {row['hash']!r}"
     assert HASH_RE.match(str(row["hash"])), f"{rid}: hash {row['hash']!r} is not 16 hex chars"
+    _pop_parts(rid, props, row)
     assert props == row["properties"], f"{rid}: Neo4j properties {props!r} != SQLite {row['properties']!r}"
 
 
