@@ -25,6 +25,10 @@ static const char usage[] =
     "                              show the intent Neo4j refuses on replay (exit 1 when\n"
     "                              there is one), or settle it; a second writer: stop\n"
     "                              the gateway first\n"
+    "  bistore migrate [store options]\n"
+    "                              give Neo4j records written by an older gateway the\n"
+    "                              hash parts a fast reconciliation sums (_h1, _h2);\n"
+    "                              batched, resumable, safe beside a serving gateway\n"
     "  bistore --help | --version\n"
     "\n"
     "options (each also read from BISTORE_<OPTION>, e.g. BISTORE_NEO4J_URL):\n"
@@ -474,6 +478,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         cfg->command = CMD_REPAIR;
     else if (strcmp(argv[1], "resolve") == 0)
         cfg->command = CMD_RESOLVE;
+    else if (strcmp(argv[1], "migrate") == 0)
+        cfg->command = CMD_MIGRATE;
     else
         return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
     for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
@@ -533,7 +539,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         }
         if (strcmp(name, "deep") == 0 || strcmp(name, "dry-run") == 0 ||
             strcmp(name, "policy") == 0) {
-            if (!tool || (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0) ||
+            if (!tool || cfg->command == CMD_MIGRATE ||
+                (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0) ||
                 (cfg->command == CMD_RESOLVE && strcmp(name, "deep") == 0))
                 return fail(msg, cap, "--%s does not apply to this command", name);
             if (strcmp(name, "policy") == 0) {

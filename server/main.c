@@ -147,6 +147,31 @@ static int run_check(const struct config *cfg)
     return dirty ? 1 : 0;
 }
 
+static void migrate_progress(void *arg, const struct migrate_summary *sum)
+{
+    progress_show(arg, sum->seen, sum->total > sum->seen ? sum->total : sum->seen, false);
+}
+
+static int run_migrate(const struct config *cfg)
+{
+    struct bistore_config scfg = store_config(cfg);
+    int64_t t0 = time_monotonic_ms();
+    struct progress p = {isatty(STDERR_FILENO), t0, t0};
+    struct migrate_hooks hooks = {migrate_progress, &p};
+    struct migrate_summary sum;
+    struct bs_error err;
+    bs_error_clear(&err);
+    int rc = bistore_migrate(&scfg, &hooks, &sum, &err);
+    progress_show(&p, sum.seen, sum.seen, true);
+    printf("read %lld records, gave %lld of them their hash parts\n", (long long)sum.seen,
+           (long long)sum.set);
+    if (rc != 0) {
+        fprintf(stderr, "bistore migrate: %s (run it again to resume)\n", err.message);
+        return 2;
+    }
+    return 0;
+}
+
 enum recovered { RECOVERED_TIMEOUT, RECOVERED_READY, RECOVERED_REFUSED };
 
 /* Waits (60 s at most) until the in-process core is ready, or stops at an
@@ -473,13 +498,15 @@ int main(int argc, char **argv)
     case CMD_SERVE: break;
     case CMD_CHECK:
     case CMD_REPAIR:
-    case CMD_RESOLVE: {
+    case CMD_RESOLVE:
+    case CMD_MIGRATE: {
         set_log_level(&cfg);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return 2;
-        int rc = cfg.command == CMD_CHECK    ? run_check(&cfg)
-                 : cfg.command == CMD_REPAIR ? run_repair(&cfg)
-                                             : run_resolve(&cfg);
+        int rc = cfg.command == CMD_CHECK     ? run_check(&cfg)
+                 : cfg.command == CMD_REPAIR  ? run_repair(&cfg)
+                 : cfg.command == CMD_MIGRATE ? run_migrate(&cfg)
+                                              : run_resolve(&cfg);
         curl_global_cleanup();
         return rc;
     }

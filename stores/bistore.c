@@ -196,6 +196,12 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
     return recon_check(cfg->sqlite_path, &cfg->neo4j, opt, hooks, sum, err);
 }
 
+int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,
+                    struct migrate_summary *sum, struct bs_error *err)
+{
+    return recon_migrate(&cfg->neo4j, hooks, sum, err);
+}
+
 int bistore_resolve_intent(struct bistore *bs, int64_t seq, enum recon_repair policy, bool dry_run,
                            json_t **report, struct bs_error *err)
 {

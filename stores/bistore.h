@@ -94,6 +94,10 @@ enum lookup bistore_findings_list(struct bistore *bs, const char *run_id, const 
 int bistore_check(const struct bistore_config *cfg, const struct recon_options *opt,
                   const struct check_hooks *hooks, struct recon_summary *sum, struct bs_error *err);
 
+/* `bistore migrate` (stores/reconcile/reconcile.h: recon_migrate). */
+int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,
+                    struct migrate_summary *sum, struct bs_error *err);
+
 /* `bistore resolve` (stores/reconcile/reconcile.h: recon_resolve_intent). */
 int bistore_resolve_intent(struct bistore *bs, int64_t seq, enum recon_repair policy, bool dry_run,
                            json_t **report, struct bs_error *err);

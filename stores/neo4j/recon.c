@@ -140,10 +140,10 @@ int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep,
  * integer, or counted as malformed (a range holding one never checks equal,
  * so its rows are compared one by one); a relationship's also the _h1 of
  * its ends. */
-#define SUM_INT(x) "sum(CASE WHEN " x " IS :: INTEGER THEN " x " ELSE 0 END)"
+#define SUM_INT(x) "sum(CASE WHEN " x " IS :: INTEGER NOT NULL THEN " x " ELSE 0 END)"
 #define SUMS_RETURN(x, ends)                                                                       \
-    "RETURN count(" x ") AS c, count(CASE WHEN " x "._h1 IS :: INTEGER AND " x                     \
-    "._h2 IS :: INTEGER AND " x "._v IS :: INTEGER THEN 1 END) AS ok, " SUM_INT(                   \
+    "RETURN count(" x ") AS c, count(CASE WHEN " x "._h1 IS :: INTEGER NOT NULL AND " x            \
+    "._h2 IS :: INTEGER NOT NULL AND " x "._v IS :: INTEGER NOT NULL THEN 1 END) AS ok, " SUM_INT( \
         x "._h1") " AS h1, " SUM_INT(x "._h2") " AS h2, " SUM_INT(x "._v") " AS v, " ends
 /* Aggregates only: one row even for an empty range. */
 #define ENTITY_SUMS SUMS_RETURN("n", "sum(0) AS s, sum(0) AS t")
@@ -245,6 +245,77 @@ int neo4j_range_keys(struct neo4j_client *c, const char *type, const char *lo, c
     for (size_t i = 0; rc == 0 && i < neo4j_row_count(&r, 0); i++)
         if (json_array_append(keys, neo4j_cell(&r, 0, i, 0)) != 0)
             rc = oom(err);
+    neo4j_result_clear(&r);
+    return rc;
+}
+
+/* ---- the hash parts of records written before them (`bistore migrate`) ---- */
+
+/* The value of hex digits [from, from + 8) of x._h, through $hex (a map of
+ * digit to value; null for anything else). */
+#define HEX8(x, from)                                                                              \
+    "reduce(a = 0, c IN split(substring(" x "._h, " from ", 8), '') | a * 16 + $hex[c])"
+
+int neo4j_migrate_parts(struct neo4j_client *c, const char *type, const char *after, int limit,
+                        char **last, int64_t *seen, int64_t *set, struct bs_error *err)
+{
+    char text[TEXT_MAX * 4], quoted[QUOTED_MAX];
+    if (type && quote_type(type, quoted, sizeof quoted, err) != 0)
+        return -1;
+    const char *x = type ? "r" : "n";
+    char match[TEXT_MAX];
+    snprintf(match, sizeof match, type ? "()-[r:%s]->()" : "(n:Entity)%s", type ? quoted : "");
+    /* A batch in id order; of it, the records whose parts are missing get
+     * them from their _h. The first SET takes the record's write lock, so
+     * the _h read after it is the latest (a gateway write that commits in
+     * between sets _h with its parts, and this one then agrees). */
+    int len = snprintf(
+        text, sizeof text,
+        "MATCH %s WHERE %s.id > $after WITH %s ORDER BY %s.id LIMIT $limit"
+        " WITH collect(%s) AS xs CALL (xs) { UNWIND xs AS x WITH x WHERE"
+        " NOT (x._h1 IS :: INTEGER NOT NULL AND x._h2 IS :: INTEGER NOT NULL) AND x._h IS :: "
+        "STRING NOT NULL"
+        " AND size(x._h) = 16 SET x._h1 = -1 WITH x, " HEX8("x", "0") " AS hi, " HEX8(
+            "x", "8") " AS lo SET x._h1 = hi / 4, x._h2 = (hi %% 4) * 268435456 + lo / 16"
+                      " RETURN count(x) AS changed } RETURN size(xs), last(xs).id, changed",
+        match, x, x, x, x);
+    if (len < 0 || (size_t)len >= sizeof text) {
+        bs_error_set(err, BS_NEO4J_ERROR, "relationship type too long");
+        return -1;
+    }
+    json_t *hex = json_object();
+    for (int d = 0; hex && d < 16; d++) {
+        char k[2] = {"0123456789abcdef"[d], '\0'};
+        if (json_object_set_new(hex, k, json_integer(d)) != 0)
+            json_decref(hex), hex = NULL;
+    }
+    if (!hex)
+        return oom(err);
+    json_t *stmts = json_array();
+    if (!stmts || neo4j_add_statement(stmts, text,
+                                      json_pack("{s:s, s:i, s:o}", "after", after, "limit", limit,
+                                                "hex", hex)) != 0) {
+        json_decref(stmts);
+        return oom(err);
+    }
+    struct neo4j_result r = {0};
+    /* A write: in a transaction of its own (autocommit), retried by nobody:
+     * the caller resumes from the last batch. */
+    enum neo4j_status status = neo4j_autocommit(c, stmts, &r);
+    json_decref(stmts);
+    int rc = 0;
+    if (status != NEO4J_OK) {
+        bs_error_set(err, r.status == NEO4J_UNAVAILABLE ? BS_NEO4J_UNAVAILABLE : BS_NEO4J_ERROR,
+                     "Neo4j (migrate): %s %s", r.code, r.message);
+        rc = -1;
+    } else {
+        *seen = json_integer_value(neo4j_cell(&r, 0, 0, 0));
+        *set = json_integer_value(neo4j_cell(&r, 0, 0, 2));
+        const char *id = json_string_value(neo4j_cell(&r, 0, 0, 1));
+        *last = id ? strdup(id) : NULL;
+        if (id && !*last)
+            rc = oom(err);
+    }
     neo4j_result_clear(&r);
     return rc;
 }

@@ -48,6 +48,14 @@ int neo4j_range_sums(struct neo4j_client *c, const char *type, json_t *ranges,
 /* As sql_range_keys: the ids that cut [lo, hi) into parts of `every` rows. */
 int neo4j_range_keys(struct neo4j_client *c, const char *type, const char *lo, const char *hi,
                      int64_t every, json_t *keys, struct bs_error *err);
+/* One batch of `bistore migrate`: of the limit entities (relationships of
+ * type) after id `after` in id order, those without integer _h1/_h2 get
+ * them from their _h (canon_hash_parts, computed in Cypher), in one Neo4j
+ * transaction. *seen: records in the batch (fewer than limit: the last);
+ * *set: records changed; *last: the batch's last id (malloc'd; NULL when
+ * the batch is empty). */
+int neo4j_migrate_parts(struct neo4j_client *c, const char *type, const char *after, int limit,
+                        char **last, int64_t *seen, int64_t *set, struct bs_error *err);
 /* Nodes labelled Entity (with type: relationships of that type) whose id is
  * missing or not a string, at most limit, appended to items as a finding's
  * Neo4j part: {"element_id","labels","properties"}, or for a relationship

@@ -111,6 +111,23 @@ int recon_check(const char *sqlite_path, const struct neo4j_config *neo4j,
                 const struct recon_options *opt, const struct check_hooks *hooks,
                 struct recon_summary *sum, struct bs_error *err);
 
+/* ---- the hash parts of older records (migrate.c) ---- */
+
+struct migrate_summary {
+    int64_t total; /* records in Neo4j (entities and relationships, counted first) */
+    int64_t seen;  /* records read so far */
+    int64_t set;   /* of them, given their parts */
+};
+struct migrate_hooks {
+    void (*progress)(void *arg, const struct migrate_summary *sum);
+    void *arg;
+};
+/* `bistore migrate`: every Neo4j entity and relationship without _h1/_h2
+ * gets them from its _h, batch by batch; run it again to resume. -1 on a
+ * store error (sum says how far it came). */
+int recon_migrate(const struct neo4j_config *neo4j, const struct migrate_hooks *hooks,
+                  struct migrate_summary *sum, struct bs_error *err);
+
 /* ---- a refused intent (resolve.c) ---- */
 
 /*

@@ -676,6 +676,26 @@ Test(config, resolve_needs_intent_and_policy_together)
     cr_assert(strstr(msg, "does not apply"), "%s", msg);
 }
 
+/* `bistore migrate` takes the store options only. */
+Test(config, migrate_command)
+{
+    clear_env();
+    char msg[512];
+    struct config cfg;
+    char *ok[] = {"bistore", "migrate", "--neo4j-url", "http://127.0.0.1:7475"};
+    parse_ok(ARGC(ok), ok, &cfg);
+    cr_expect_eq(cfg.command, CMD_MIGRATE);
+    cr_expect_str_eq(cfg.neo4j_url, "http://127.0.0.1:7475");
+    char *deep[] = {"bistore", "migrate", "--deep"};
+    parse_fails(ARGC(deep), deep, msg, sizeof msg);
+    cr_expect(strstr(msg, "does not apply"), "%s", msg);
+    char *policy[] = {"bistore", "migrate", "--policy", "sqlite_wins"};
+    parse_fails(ARGC(policy), policy, msg, sizeof msg);
+    char *intent[] = {"bistore", "migrate", "--intent", "3"};
+    parse_fails(ARGC(intent), intent, msg, sizeof msg);
+    cr_expect(strstr(config_usage(), "bistore migrate"), "the usage names the command");
+}
+
 /* A Neo4j URL with user:password@ is refused, and the message never repeats
  * the password; a URL that is not http(s) is refused too. */
 Test(config, neo4j_url_with_credentials_refused)
