@@ -353,8 +353,8 @@ static int load_entities(struct loader *l, long first, long n)
     for (long k = 0; rc == 0 && k < n; k++) {
         int t;
         rc = build_entity(l, first + k, &batch[k], &t);
-        json_t *node = rc == 0 ? canon_neo4j_map(batch[k].id, batch[k].properties, batch[k].version,
-                                                 batch[k].hash)
+        json_t *node = rc == 0 ? canon_neo4j_entity_map(batch[k].id, batch[k].properties,
+                                                        batch[k].version, batch[k].hash)
                                : NULL;
         if (rc == 0 && (!node || json_array_append_new(rows[t], node) != 0))
             rc = fail_nomem();

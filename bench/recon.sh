@@ -7,9 +7,12 @@
 # Builds (scripts/build.sh release), starts its own Neo4j in a temporary
 # folder, loads a consistent store with bench_recon_load (UNWIND batches,
 # not through the gateway), measures Neo4j's raw keyset scan
-# (bench/neo4j_scan.py), starts the gateway, runs a fast reconciliation
-# through the API and times it, reads the gateway's peak RSS, then times
-# `bistore check` (the same scan from the CLI) under /usr/bin/time.
+# (bench/neo4j_scan.py) and SQLite's (bench/recon_damage.py), starts the
+# gateway, runs a fast reconciliation through the API and times it against
+# both keyset scans, reads the gateway's peak RSS, times `bistore check`
+# (the same scan from the CLI) under /usr/bin/time, then scatters 100
+# differences of four kinds (20 in --smoke) and times `bistore check`
+# again, which must find each of them.
 # Fails (exit 1) when anything fails or the check finds a disagreement.
 # Everything it started is stopped and its folder removed, even on failure.
 #
@@ -119,8 +122,16 @@ build/bench/bench_recon_load --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" \
   fail "the load failed"
 say "   SQLite file $(du -h "$sqlite_path" | cut -f1), Neo4j folder $(du -sh "$neo4j_home" | cut -f1)"
 
-say "== Neo4j alone: keyset scan, pages of 5000 (bench/neo4j_scan.py)"
-python3 bench/neo4j_scan.py "$neo4j_url" | sed 's/^/   /' || fail "the raw Neo4j scan failed"
+say "== each store alone: keyset scan, pages of 5000 (bench/neo4j_scan.py, bench/recon_damage.py)"
+scan_out="$work/scan.out"
+python3 bench/neo4j_scan.py "$neo4j_url" >"$scan_out" || fail "the raw Neo4j scan failed"
+python3 bench/recon_damage.py sqlite-scan "$sqlite_path" >>"$scan_out" || fail "the SQLite scan failed"
+sed 's/^/   /' "$scan_out"
+# What a row-by-row check cannot beat: both stores' keyset scans, one after
+# the other (the gateway's Neo4j queries, and SQLite's), no merge at all.
+keyset_s=$(awk '/as the gateway|SQLite keyset/ { for (i = 1; i < NF; i++) if ($(i + 1) == "s") s += $i }
+                END { printf "%.1f", s }' "$scan_out")
+say "   plain keyset scan of both stores: $keyset_s s"
 
 say "== gateway: fast reconciliation through the API"
 gw_log="$work/gateway.log"
@@ -187,6 +198,8 @@ say "   summary: $summary"
   fail "the run counted $ents entities and $rels relationships, not $ENTITIES and $RELATIONSHIPS"
 [ "$dirty" = 0 ] || fail "$dirty findings on a consistent store"
 say "   total time:            $secs s (POST to state done, polled every 0.25 s)"
+say "   vs the keyset scan:    $(awk -v k="$keyset_s" -v s="$secs" 'BEGIN { printf "%.2fx", (s > 0 ? k / s : 0) }') ($keyset_s s / $secs s)"
+fast_s=$secs
 say "   entities checked/s:    $(rate "$ents" "$secs")"
 say "   rows checked/s:        $(rate $((ents + rels)) "$secs") (entities + relationships)"
 say "   gateway peak RSS:      $gw_hwm kB (VmHWM; $rss_ready kB when ready)"
@@ -228,4 +241,33 @@ say "   CLI max RSS:           $check_rss kB (CPU $check_cpu s)"
 awk -v secs="$secs" '/ neo4j POST .* in [0-9]+ ms$/ { n++; ms += $(NF - 1) }
   END { printf "   waiting on Neo4j:      %.1f s in %d requests (%.0f%%)\n",
         ms / 1000, n, (secs > 0 ? 100 * ms / 1000 / secs : 0) }' "$work/check.err"
+
+per_kind=$((ENTITIES >= 100000 ? 25 : 5))
+say "== CLI: bistore check after $((4 * per_kind)) scattered differences ($per_kind each: only in SQLite,"
+say "   only in Neo4j, mismatched hash, duplicate id; the uniqueness constraint replaced by a plain index)"
+expected=$(python3 bench/recon_damage.py damage "$sqlite_path" "$neo4j_url" "$ENTITIES" --per-kind "$per_kind") ||
+  fail "the damage failed"
+t0=$(now)
+set +e
+max_rss build/bistore check --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" --log-level debug \
+  "${timeout_flags[@]}" >"$check_out" 2>"$work/check.err"
+check_rc=$?
+set -e
+t1=$(now)
+grep -v '^  ' "$check_out" | tail -n 3 | sed 's/^/   /'
+[ $check_rc -eq 1 ] || { tail -n 5 "$work/check.err" >&2; fail "bistore check exited $check_rc, not 1"; }
+for kind in only_in_sqlite only_in_neo4j mismatched duplicate_ids; do
+  want=$(printf '%s' "$expected" | json "d['$kind']")
+  label=$(printf '%s' "$kind" | sed 's/only_in_sqlite/only in SQLite/; s/only_in_neo4j/only in Neo4j/;
+                                      s/duplicate_ids/duplicate ids/')
+  got=$(sed -n "s/.*$label \([0-9]*\).*/\1/p" "$check_out" | tail -n 1)
+  [ "$got" = "$want" ] || fail "$label: $got found, $want made"
+done
+secs=$(elapsed "$t0" "$t1")
+check_rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$check_time")
+say "   all $((4 * per_kind)) found"
+say "   total time:            $secs s"
+say "   entities checked/s:    $(rate "$ENTITIES" "$secs")"
+say "   vs the consistent run: $(awk -v a="$fast_s" -v b="$secs" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') of its speed"
+say "   CLI max RSS:           $check_rss kB"
 say "== done"

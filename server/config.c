@@ -27,7 +27,7 @@ static const char usage[] =
     "                              the gateway first\n"
     "  bistore migrate [store options]\n"
     "                              give Neo4j records written by an older gateway the\n"
-    "                              hash parts a fast reconciliation sums (_h1, _h2);\n"
+    "                              parts a fast reconciliation sums (_h1, _h2, _hid);\n"
     "                              batched, resumable, safe beside a serving gateway\n"
     "  bistore --help | --version\n"
     "\n"

@@ -139,7 +139,7 @@ static int create_entity(struct engine *e, const struct bs_op *op, struct apply_
     }
     if (created != SQL_INSERTED)
         goto out;
-    json_t *node = canon_neo4j_map(row.id, row.properties, row.version, row.hash);
+    json_t *node = canon_neo4j_entity_map(row.id, row.properties, row.version, row.hash);
     if (node && cypher_create_entity(&state->cypher, row.type, node) == 0 &&
         add_entity_result(state, op, &row) == 0)
         rc = 0;
@@ -200,7 +200,7 @@ static int update_entity(struct engine *e, const struct bs_op *op, struct apply_
     snprintf(row.updated_at, sizeof row.updated_at, "%s", state->now);
     if (entity_hash(&row, err) != 0 || sql_entity_update(writer_sql(e), &row, err) != 0)
         goto out;
-    json_t *node = canon_neo4j_map(row.id, row.properties, row.version, row.hash);
+    json_t *node = canon_neo4j_entity_map(row.id, row.properties, row.version, row.hash);
     if (!node || cypher_update_entity(&state->cypher, row.id, node) != 0 ||
         add_entity_result(state, op, &row) != 0) {
         nomem(err);

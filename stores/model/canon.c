@@ -114,6 +114,32 @@ int canon_hash_parts(const char *hex, int64_t *h1, int64_t *h2)
     return 0;
 }
 
+int64_t canon_id_part(const char *id)
+{
+    if (!id || !id[0])
+        return -1;
+    uint64_t h = 0;
+    for (const char *p = id; *p; p++) {
+        const char *at = strchr(CANON_ID_ALPHABET, *p);
+        if (!at)
+            return -1;
+        h = (h * 131 + (uint64_t)(at - CANON_ID_ALPHABET + 1)) & 0x3fffffffu;
+    }
+    return (int64_t)h;
+}
+
+json_t *canon_neo4j_entity_map(const char *id, const json_t *properties, int64_t version,
+                               const char *hash)
+{
+    json_t *m = canon_neo4j_map(id, properties, version, hash);
+    int64_t k = canon_id_part(id);
+    if (m && k >= 0 && json_object_set_new(m, "_hid", json_integer(k)) != 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version, const char *hash)
 {
     /* A shallow copy: the values are shared, and no one changes them. */
@@ -149,6 +175,7 @@ json_t *canon_mirrored(const json_t *props)
         json_object_del(m, "_h");
         json_object_del(m, "_h1");
         json_object_del(m, "_h2");
+        json_object_del(m, "_hid");
     }
     return m;
 }

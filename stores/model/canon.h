@@ -62,11 +62,23 @@ int canon_relationship_hash(struct buf *scratch, const struct canon_record *r,
  */
 int canon_hash_parts(const char *hex, int64_t *h1, int64_t *h2);
 
+/*
+ * The id part of an entity: a 30-bit polynomial hash of its id, h = (h *
+ * 131 + code(c)) mod 2^30 over its characters, code(c) the position (from
+ * 1) of c in CANON_ID_ALPHABET (the id rule's characters in byte order);
+ * -1 for an empty id or one with any other character. Neo4j stores it as
+ * _hid on the entity's node (an id never changes, so neither does it); a
+ * relationship range's checksum sums it over its endpoints, which SQLite
+ * computes from source_id and target_id without reading the entities.
+ */
+#define CANON_ID_ALPHABET "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+int64_t canon_id_part(const char *id);
+
 /* The checksum of a range of records in one store: how many, and the sums
  * of their hash parts and versions; for relationships also the sums of the
- * first hash part of their source and target entities, which tell where
- * each one points (a relationship moved to another node keeps its own
- * hash; 0 for entities). */
+ * id parts of their source and target entities, which tell where each one
+ * points (a relationship moved to another node keeps its own hash; 0 for
+ * entities). */
 struct canon_sums {
     int64_t count, h1, h2, version, source, target;
 };
@@ -78,11 +90,15 @@ struct canon_sums {
  */
 json_t *canon_neo4j_map(const char *id, const json_t *properties, int64_t version,
                         const char *hash);
+/* An entity's: the same plus _hid (canon_id_part; none for an id outside
+ * the rule). */
+json_t *canon_neo4j_entity_map(const char *id, const json_t *properties, int64_t version,
+                               const char *hash);
 /* True when a and b have the same canonical JSON (false when out of memory). */
 bool canon_equal(const json_t *a, const json_t *b);
 
-/* The mirrored properties of a Neo4j property map: without id, _v, _h, _h1
- * and _h2 (a new object; an empty one when props is not an object). */
+/* The mirrored properties of a Neo4j property map: without id, _v, _h, _h1,
+ * _h2 and _hid (a new object; an empty one when props is not an object). */
 json_t *canon_mirrored(const json_t *props);
 
 #endif

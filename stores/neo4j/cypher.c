@@ -329,14 +329,16 @@ int cypher_create_relationship_edge(struct cypher_batch *b, const char *type, co
 int cypher_adopt_element(struct cypher_batch *b, bool entity, const char *eid, const char *id,
                          int64_t version, const char *hash)
 {
-    int64_t h1, h2;
+    int64_t h1, h2, k = canon_id_part(id);
     bool parts = canon_hash_parts(hash, &h1, &h2) == 0;
     json_t *params = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:o}", "eid", eid, "id", id, "v", (json_int_t)version, "h", hash,
-        "h1", parts ? json_integer(h1) : json_null(), "h2", parts ? json_integer(h2) : json_null());
+        "{s:s, s:s, s:I, s:s, s:o, s:o, s:o}", "eid", eid, "id", id, "v", (json_int_t)version, "h",
+        hash, "h1", parts ? json_integer(h1) : json_null(), "h2",
+        parts ? json_integer(h2) : json_null(), "k", k >= 0 ? json_integer(k) : json_null());
     return params ? cypher_add_raw(b,
                                    entity ? "MATCH (n) WHERE elementId(n) = $eid SET n.id = $id,"
-                                            " n._v = $v, n._h = $h, n._h1 = $h1, n._h2 = $h2"
+                                            " n._v = $v, n._h = $h, n._h1 = $h1, n._h2 = $h2,"
+                                            " n._hid = $k"
                                           : "MATCH ()-[r]->() WHERE elementId(r) = $eid SET"
                                             " r.id = $id, r._v = $v, r._h = $h, r._h1 = $h1,"
                                             " r._h2 = $h2",

@@ -130,7 +130,8 @@ int cypher_rewrite_entity_node(struct cypher_batch *b, const char *eid, const ch
 /* A relationship of type (a valid name) from entity source to target, with map. */
 int cypher_create_relationship_edge(struct cypher_batch *b, const char *type, const char *source,
                                     const char *target, json_t *map);
-/* Node (relationship, unless entity) eid gets the id, _v, _h, _h1 and _h2 of its row. */
+/* Node (relationship, unless entity) eid gets the id, _v, _h, _h1 and _h2 of its row
+ * (and a node its _hid). */
 int cypher_adopt_element(struct cypher_batch *b, bool entity, const char *eid, const char *id,
                          int64_t version, const char *hash);
 

@@ -6,10 +6,10 @@
  * The check is lexical, so it refuses what the text and the parameters
  * show: any mention of `_Bistore` (labels of the gateway's bookkeeping
  * nodes, in any case, anywhere: names, strings, comments), and the names
- * `_v`, `_h`, `_h1` and `_h2` (the version, hash and hash parts of every record), bare or
- * backquoted, or as a string literal (n['_v']). It cannot see names that
- * are built at run time (string concatenation, APOC, a dynamic label or
- * key from an expression); the README says what that costs.
+ * `_v`, `_h`, `_h1`, `_h2` and `_hid` (the version, hash and hash parts of
+ * every record, the id part of every node), bare or backquoted, or as a
+ * string literal (n['_v']). It cannot see names that are built at run time (string concatenation,
+ * APOC, a dynamic label or key from an expression); the README says what that costs.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -24,6 +24,8 @@
 /* Whether s (len bytes) names one of the record's bookkeeping properties. */
 static bool reserved_key(const char *s, size_t len)
 {
+    if (len == 4 && strncmp(s, "_hid", 4) == 0)
+        return true;
     return (len == 2 || (len == 3 && (s[2] == '1' || s[2] == '2') && s[1] == 'h')) && s[0] == '_' &&
            (s[1] == 'v' || s[1] == 'h');
 }
@@ -96,8 +98,8 @@ int cypher_raw_check_text(const char *text, struct bs_error *err)
             if (c == '`' && escaped)
                 return refuse(err, "a backquoted name holds an escape");
             if (reserved_key(inner, n))
-                return refuse(err, c == '`' ? "it names _v, _h, _h1 or _h2"
-                                            : "a string literal is _v, _h, _h1 or _h2");
+                return refuse(err, c == '`' ? "it names _v, _h, _h1, _h2 or _hid"
+                                            : "a string literal is _v, _h, _h1, _h2 or _hid");
             i = end < len ? end + 1 : len;
         } else if (ident_char((unsigned char)c)) {
             size_t start = i;
@@ -105,7 +107,7 @@ int cypher_raw_check_text(const char *text, struct bs_error *err)
                 i++;
             bool parameter = start > 0 && text[start - 1] == '$';
             if (!parameter && reserved_key(text + start, i - start))
-                return refuse(err, "it names _v, _h, _h1 or _h2");
+                return refuse(err, "it names _v, _h, _h1, _h2 or _hid");
         } else {
             i++;
         }
@@ -124,7 +126,8 @@ static int check_value(const json_t *v, int depth, struct bs_error *err)
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
         if (reserved_key(s, n) || mentions_bistore(s, n))
-            return refuse(err, "a parameter's value is _v, _h, _h1, _h2 or mentions _Bistore");
+            return refuse(err,
+                          "a parameter's value is _v, _h, _h1, _h2, _hid or mentions _Bistore");
         return 0;
     }
     if (json_is_array(v)) {
@@ -141,7 +144,8 @@ static int check_value(const json_t *v, int depth, struct bs_error *err)
         json_object_foreach ((json_t *)v, key, item) {
             /* the top level's keys are parameter names ($_v), not properties */
             if (depth > 0 && (reserved_key(key, strlen(key)) || mentions_bistore(key, strlen(key))))
-                return refuse(err, "a parameter's key is _v, _h, _h1, _h2 or mentions _Bistore");
+                return refuse(err,
+                              "a parameter's key is _v, _h, _h1, _h2, _hid or mentions _Bistore");
             if (check_value(item, depth + 1, err) != 0)
                 return -1;
         }

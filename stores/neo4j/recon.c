@@ -138,7 +138,7 @@ int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep,
 
 /* A record's part of a checksum: its _h1, _h2 and _v when each is an
  * integer, or counted as malformed (a range holding one never checks equal,
- * so its rows are compared one by one); a relationship's also the _h1 of
+ * so its rows are compared one by one); a relationship's also the _hid of
  * its ends. */
 #define SUM_INT(x) "sum(CASE WHEN " x " IS :: INTEGER NOT NULL THEN " x " ELSE 0 END)"
 #define SUMS_RETURN(x, ends)                                                                       \
@@ -147,7 +147,7 @@ int neo4j_scan_page(struct neo4j_client *c, const char *type, bool deep,
         x "._h1") " AS h1, " SUM_INT(x "._h2") " AS h2, " SUM_INT(x "._v") " AS v, " ends
 /* Aggregates only: one row even for an empty range. */
 #define ENTITY_SUMS SUMS_RETURN("n", "sum(0) AS s, sum(0) AS t")
-#define REL_SUMS SUMS_RETURN("r", SUM_INT("a._h1") " AS s, " SUM_INT("b._h1") " AS t")
+#define REL_SUMS SUMS_RETURN("r", SUM_INT("a._hid") " AS s, " SUM_INT("b._hid") " AS t")
 
 int neo4j_range_sums(struct neo4j_client *c, const char *type, json_t *ranges,
                      struct canon_sums *out, struct bs_error *err)
@@ -266,35 +266,53 @@ int neo4j_migrate_parts(struct neo4j_client *c, const char *type, const char *af
     char match[TEXT_MAX];
     snprintf(match, sizeof match, type ? "()-[r:%s]->()" : "(n:Entity)%s", type ? quoted : "");
     /* A batch in id order; of it, the records whose parts are missing get
-     * them from their _h. The first SET takes the record's write lock, so
-     * the _h read after it is the latest (a gateway write that commits in
-     * between sets _h with its parts, and this one then agrees). */
+     * them from their _h (a node also its _hid from its id). The first SET
+     * takes the record's write lock, so the _h read after it is the latest
+     * (a gateway write that commits in between sets _h with its parts, and
+     * this one then agrees). */
     int len = snprintf(
         text, sizeof text,
         "MATCH %s WHERE %s.id > $after WITH %s ORDER BY %s.id LIMIT $limit"
-        " WITH collect(%s) AS xs CALL (xs) { UNWIND xs AS x WITH x WHERE"
-        " NOT (x._h1 IS :: INTEGER NOT NULL AND x._h2 IS :: INTEGER NOT NULL) AND x._h IS :: "
-        "STRING NOT NULL"
-        " AND size(x._h) = 16 SET x._h1 = -1 WITH x, " HEX8("x", "0") " AS hi, " HEX8(
-            "x", "8") " AS lo SET x._h1 = hi / 4, x._h2 = (hi %% 4) * 268435456 + lo / 16"
-                      " RETURN count(x) AS changed } RETURN size(xs), last(xs).id, changed",
-        match, x, x, x, x);
+        " WITH collect(%s) AS xs CALL (xs) { UNWIND xs AS x"
+        " WITH x, x._h IS :: STRING NOT NULL AND size(x._h) = 16 AS good"
+        " WHERE (good AND NOT (x._h1 IS :: INTEGER NOT NULL AND x._h2 IS :: INTEGER NOT NULL))"
+        " %s SET x._h1 = -1"
+        " WITH x, CASE WHEN good THEN " HEX8(
+            "x",
+            "0") " END AS hi,"
+                 " CASE WHEN good THEN " HEX8(
+                     "x",
+                     "8") " END AS lo"
+                          " SET x._h1 = hi / 4, x._h2 = (hi %% 4) * 268435456 + lo / 16%s"
+                          " RETURN count(x) AS changed } RETURN size(xs), last(xs).id, changed",
+        match, x, x, x, x, type ? "" : "OR NOT x._hid IS :: INTEGER NOT NULL",
+        type ? ""
+             : ", x._hid = CASE WHEN size(x.id) > 0 THEN reduce(k = 0, c IN split(x.id, '') |"
+               " (k * 131 + $alphabet[c]) % 1073741824) END");
     if (len < 0 || (size_t)len >= sizeof text) {
         bs_error_set(err, BS_NEO4J_ERROR, "relationship type too long");
         return -1;
     }
-    json_t *hex = json_object();
+    json_t *hex = json_object(), *alphabet = json_object();
     for (int d = 0; hex && d < 16; d++) {
         char k[2] = {"0123456789abcdef"[d], '\0'};
         if (json_object_set_new(hex, k, json_integer(d)) != 0)
             json_decref(hex), hex = NULL;
     }
-    if (!hex)
+    for (size_t i = 0; alphabet && i < sizeof CANON_ID_ALPHABET - 1; i++) {
+        char k[2] = {CANON_ID_ALPHABET[i], '\0'};
+        if (json_object_set_new(alphabet, k, json_integer((json_int_t)i + 1)) != 0)
+            json_decref(alphabet), alphabet = NULL;
+    }
+    if (!hex || !alphabet) {
+        json_decref(hex);
+        json_decref(alphabet);
         return oom(err);
+    }
     json_t *stmts = json_array();
     if (!stmts || neo4j_add_statement(stmts, text,
-                                      json_pack("{s:s, s:i, s:o}", "after", after, "limit", limit,
-                                                "hex", hex)) != 0) {
+                                      json_pack("{s:s, s:i, s:o, s:o}", "after", after, "limit",
+                                                limit, "hex", hex, "alphabet", alphabet)) != 0) {
         json_decref(stmts);
         return oom(err);
     }

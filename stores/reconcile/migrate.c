@@ -1,10 +1,11 @@
 /*
  * `bistore migrate`: gives the Neo4j records written by a gateway older than
  * the range checksums (stores/reconcile/ranges.c) their hash parts _h1 and
- * _h2, batch by batch in id order: entities, then each relationship type.
+ * _h2 (and nodes their id part _hid), batch by batch in id order: entities,
+ * then each relationship type.
  *
  * Why not through the commit protocol: the parts are a function of the
- * record's own _h, in the same store, written in one Neo4j transaction per
+ * record's own _h (and id), in the same store, written in one Neo4j transaction per
  * batch; SQLite is not touched (it derives the parts from its hash column
  * in the query). A stop anywhere leaves every batch either done or not, and
  * the next run finds the rest (a record with both parts is left alone), so

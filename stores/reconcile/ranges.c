@@ -2,8 +2,8 @@
  * The fast scan by range checksums (the approach of data-diff): each store
  * sums, inside itself, the hash parts and versions of the records of an id
  * range on its id index (SQLite in SQL, Neo4j in Cypher over the
- * uniqueness constraint's index; a relationship's also the first hash
- * part of its two entities, so one moved to another node is seen); a range
+ * uniqueness constraint's index; a relationship's also the id part
+ * (_hid) of its two entities, so one moved to another node is seen); a range
  * whose count and sums agree in both is done without a row leaving either
  * store. A range that differs is
  * cut into RANGE_FANOUT parts at actual keys of the store holding more of

@@ -150,8 +150,8 @@ static int sqlite_wins_entity(struct engine *e, struct apply_state *state, const
         return -1;
     const char *id = str(s, "id"), *type = str(s, "type");
     json_t *map =
-        canon_neo4j_map(id, json_object_get(s, "properties"),
-                        json_integer_value(json_object_get(s, "version")), str(s, "hash"));
+        canon_neo4j_entity_map(id, json_object_get(s, "properties"),
+                               json_integer_value(json_object_get(s, "version")), str(s, "hash"));
     if (!map)
         return oom(err);
     if (json_array_size(ns) == 0) {

@@ -136,6 +136,18 @@ static void hash_part(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_int64(ctx, k == 1 ? h1 : h2);
 }
 
+/* bistore_id_part(id): canon_id_part of an entity id, NULL when it has
+ * none; what Neo4j stores as _hid on the entity's node. */
+static void id_part(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int64_t k = canon_id_part((const char *)sqlite3_value_text(argv[0]));
+    if (k < 0)
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_int64(ctx, k);
+}
+
 struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
 {
     struct sql_conn *c = calloc(1, sizeof *c);
@@ -159,7 +171,10 @@ struct sql_conn *sql_open(const char *path, bool writable, struct bs_error *err)
         sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
         sqlite3_create_function_v2(c->db, "bistore_hash_part", 2,
                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                   hash_part, NULL, NULL, NULL) != SQLITE_OK) {
+                                   hash_part, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function_v2(c->db, "bistore_id_part", 1,
+                                   SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                   id_part, NULL, NULL, NULL) != SQLITE_OK) {
         sql_fail(c, err, "configure the connection");
         sql_close(c);
         return NULL;

@@ -351,12 +351,10 @@ int sql_range_sums(struct sql_conn *c, const char *type, const char *lo, const c
 {
     sqlite3_stmt *s =
         type ? sql_stmt(c, Q_RANGE_SUMS_RELS,
-                        "SELECT count(*), sum(bistore_hash_part(r.hash, 1)),"
-                        " sum(bistore_hash_part(r.hash, 2)), sum(r.version),"
-                        " sum(bistore_hash_part(s.hash, 1)), sum(bistore_hash_part(t.hash, 1))"
-                        " FROM relationships r LEFT JOIN entities s ON s.id = r.source_id"
-                        " LEFT JOIN entities t ON t.id = r.target_id"
-                        " WHERE r.type = ?5 AND r.id >= ?1 AND r.id < ?3",
+                        "SELECT count(*), sum(bistore_hash_part(hash, 1)),"
+                        " sum(bistore_hash_part(hash, 2)), sum(version),"
+                        " sum(bistore_id_part(source_id)), sum(bistore_id_part(target_id))"
+                        " FROM relationships WHERE type = ?5 AND id >= ?1 AND id < ?3",
                         err)
              : sql_stmt(c, Q_RANGE_SUMS_ENTITIES,
                         "SELECT count(*), sum(bistore_hash_part(hash, 1)),"

@@ -515,6 +515,41 @@ Test(canon, hash_parts)
     json_decref(props);
 }
 
+/* The id part: the polynomial over the id's characters (each its place in
+ * CANON_ID_ALPHABET, from 1), mod 2^30; none for an id outside the rule. */
+Test(canon, id_part)
+{
+    cr_expect_eq(canon_id_part("-"), 1);
+    cr_expect_eq(canon_id_part("z"), 66);
+    cr_expect_eq(canon_id_part("ab"), 41 * 131 + 42);
+    int64_t k = 0;
+    for (const char *p = "e00000123"; *p; p++)
+        k = (k * 131 + (strchr(CANON_ID_ALPHABET, *p) - CANON_ID_ALPHABET + 1)) % (1 << 30);
+    cr_expect_eq(canon_id_part("e00000123"), k);
+    char longest[129];
+    memset(longest, 'z', 128);
+    longest[128] = '\0';
+    int64_t big = canon_id_part(longest);
+    cr_expect(big >= 0 && big < (1 << 30), "%lld", (long long)big);
+    cr_expect_neq(canon_id_part("e00000123"), canon_id_part("e00000132"));
+    cr_expect_eq(canon_id_part(""), -1);
+    cr_expect_eq(canon_id_part(NULL), -1);
+    cr_expect_eq(canon_id_part("a/b"), -1);
+    cr_expect_eq(canon_id_part("caf\xc3\xa9"), -1);
+    json_t *props = json_object();
+    json_t *m = canon_neo4j_entity_map("ab", props, 1, "0123456789abcdef");
+    cr_assert_not_null(m);
+    cr_expect_eq(json_integer_value(json_object_get(m, "_hid")), 41 * 131 + 42);
+    json_t *mirrored = canon_mirrored(m);
+    cr_expect_eq(json_object_size(mirrored), 0);
+    json_decref(mirrored);
+    json_decref(m);
+    m = canon_neo4j_map("ab", props, 1, "0123456789abcdef");
+    cr_expect_null(json_object_get(m, "_hid"), "a relationship has none");
+    json_decref(m);
+    json_decref(props);
+}
+
 /* The Neo4j map shares the property values and leaves the input alone. */
 Test(canon, neo4j_map_leaves_properties_alone)
 {

@@ -36,8 +36,8 @@ Test(raw_cypher, ordinary_statements_pass)
         "CREATE (d:Doc {v: $_v, h: $_h})", /* parameter names are not properties */
         "// _v in a comment is no property\nRETURN 1",
         "/* n._h */ RETURN 1",
-        "MATCH (n:Entity) SET n._V = 1",                /* another key: names are case-sensitive */
-        "MATCH (n) RETURN n._h3, n._h12, n._v1, n._h0", /* not the hash parts */
+        "MATCH (n:Entity) SET n._V = 1", /* another key: names are case-sensitive */
+        "MATCH (n) RETURN n._h3, n._h12, n._v1, n._h0, n._hi, n._hidx", /* not the parts */
         "RETURN 'it''s', \"a \\\"quoted\\\" _v\"",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -61,6 +61,7 @@ Test(raw_cypher, the_gateways_own_is_refused)
         "MATCH (n:Entity) SET n._h1 = 0", /* the hash parts, which range checksums sum */
         "MATCH (n:Entity) SET n.`_h2` = 0",
         "MATCH (n:Entity) SET n['_h1'] = 0",
+        "MATCH (n:Entity) SET n._hid = 0", /* the id part */
         "MATCH (n:Entity) RETURN n {._v}",
         "MATCH (n:Entity) SET n.`\\u005fv` = 1",      /* an escape in a quoted name */
         "MATCH (n:Entity) WITH n, 1 AS _v RETURN _v", /* a variable named _v: refused too */

@@ -13,6 +13,17 @@ def hash_parts(hex_hash):
     return h >> 34, (h >> 4) & 0x3FFFFFFF
 
 
+ID_ALPHABET = "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+
+def id_part(eid):
+    """An entity id's part (canon_id_part): a 30-bit polynomial over its characters."""
+    k = 0
+    for c in eid:
+        k = (k * 131 + ID_ALPHABET.index(c) + 1) % (1 << 30)
+    return k
+
+
 def _pop_parts(what, props, row):
     """Neo4j's _h1/_h2 are the parts of the row's hash (written with _h)."""
     parts = props.pop("_h1", None), props.pop("_h2", None)
@@ -65,6 +76,8 @@ def _compare_entity(eid, row, node):
     assert h == row["hash"], f"{eid}: Neo4j _h {h!r} != SQLite hash {row['hash']!r}"
     assert HASH_RE.match(str(row["hash"])), f"{eid}: hash {row['hash']!r} is not 16 hex chars"
     _pop_parts(eid, props, row)
+    hid = props.pop("_hid", None)
+    assert hid == id_part(eid), f"{eid}: Neo4j _hid {hid!r} != {id_part(eid)}"
     assert props == row["properties"], f"{eid}: Neo4j properties {props!r} != SQLite {row['properties']!r}"
 
 
