@@ -199,7 +199,7 @@ say "   summary: $summary"
 [ "$dirty" = 0 ] || fail "$dirty findings on a consistent store"
 say "   total time:            $secs s (POST to state done, polled every 0.25 s)"
 say "   vs the keyset scan:    $(awk -v k="$keyset_s" -v s="$secs" 'BEGIN { printf "%.2fx", (s > 0 ? k / s : 0) }') ($keyset_s s / $secs s)"
-fast_s=$secs
+
 say "   entities checked/s:    $(rate "$ents" "$secs")"
 say "   rows checked/s:        $(rate $((ents + rels)) "$secs") (entities + relationships)"
 say "   gateway peak RSS:      $gw_hwm kB (VmHWM; $rss_ready kB when ready)"
@@ -216,28 +216,36 @@ kill -TERM "$gw_pid"
 wait "$gw_pid" 2>/dev/null || true
 gw_pid=""
 
-say "== CLI: bistore check (same scan, no gateway)"
+# Runs `bistore check` under max_rss: its output in $check_out, its exit
+# status in check_rc, its wall time in secs.
 check_out="$work/check.out"
 check_time="$work/check.time"
-t0=$(now)
-set +e
-max_rss build/bistore check --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" --log-level debug \
-  "${timeout_flags[@]}" >"$check_out" 2>"$work/check.err"
-check_rc=$?
-set -e
-t1=$(now)
+timed_check() {
+  local t0 t1
+  t0=$(now)
+  set +e
+  max_rss build/bistore check --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" --log-level debug \
+    "${timeout_flags[@]}" >"$check_out" 2>"$work/check.err"
+  check_rc=$?
+  set -e
+  t1=$(now)
+  secs=$(elapsed "$t0" "$t1")
+}
+
+say "== CLI: bistore check (same scan, no gateway)"
+timed_check
 sed 's/^/   /' "$check_out"
 if [ $check_rc -ne 0 ]; then
   grep -v ' DEBUG ' "$work/check.err" | tail -n 5 >&2
   fail "bistore check exited $check_rc"
 fi
-secs=$(elapsed "$t0" "$t1")
 check_rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$check_time")
 check_cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$check_time")
 say "   total time:            $secs s"
 say "   entities checked/s:    $(rate "$ENTITIES" "$secs")"
 say "   rows checked/s:        $(rate $((ENTITIES + RELATIONSHIPS)) "$secs")"
 say "   CLI max RSS:           $check_rss kB (CPU $check_cpu s)"
+cli_s=$secs
 awk -v secs="$secs" '/ neo4j POST .* in [0-9]+ ms$/ { n++; ms += $(NF - 1) }
   END { printf "   waiting on Neo4j:      %.1f s in %d requests (%.0f%%)\n",
         ms / 1000, n, (secs > 0 ? 100 * ms / 1000 / secs : 0) }' "$work/check.err"
@@ -247,13 +255,7 @@ say "== CLI: bistore check after $((4 * per_kind)) scattered differences ($per_k
 say "   only in Neo4j, mismatched hash, duplicate id; the uniqueness constraint replaced by a plain index)"
 expected=$(python3 bench/recon_damage.py damage "$sqlite_path" "$neo4j_url" "$ENTITIES" --per-kind "$per_kind") ||
   fail "the damage failed"
-t0=$(now)
-set +e
-max_rss build/bistore check --sqlite "$sqlite_path" --neo4j-url "$neo4j_url" --log-level debug \
-  "${timeout_flags[@]}" >"$check_out" 2>"$work/check.err"
-check_rc=$?
-set -e
-t1=$(now)
+timed_check
 grep -v '^  ' "$check_out" | tail -n 3 | sed 's/^/   /'
 [ $check_rc -eq 1 ] || { tail -n 5 "$work/check.err" >&2; fail "bistore check exited $check_rc, not 1"; }
 for kind in only_in_sqlite only_in_neo4j mismatched duplicate_ids; do
@@ -263,11 +265,10 @@ for kind in only_in_sqlite only_in_neo4j mismatched duplicate_ids; do
   got=$(sed -n "s/.*$label \([0-9]*\).*/\1/p" "$check_out" | tail -n 1)
   [ "$got" = "$want" ] || fail "$label: $got found, $want made"
 done
-secs=$(elapsed "$t0" "$t1")
 check_rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$check_time")
 say "   all $((4 * per_kind)) found"
 say "   total time:            $secs s"
 say "   entities checked/s:    $(rate "$ENTITIES" "$secs")"
-say "   vs the consistent run: $(awk -v a="$fast_s" -v b="$secs" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') of its speed"
+say "   vs the consistent run: $(awk -v a="$cli_s" -v b="$secs" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') of the CLI's speed on the consistent store"
 say "   CLI max RSS:           $check_rss kB"
 say "== done"
