@@ -15,6 +15,7 @@
  * SQLite; the first range starts at "" and the last has no end, so every
  * id of either store is in exactly one range, however the ids are spread.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,12 +95,30 @@ static int narrow(struct recon_scan *sc, json_t *range, const struct canon_sums 
     return rc;
 }
 
+/* One batch's Neo4j checksums, in a thread of their own while SQLite
+ * computes its own: the two stores work at the same time. */
+struct neo4j_sums {
+    struct neo4j_client *neo4j;
+    const char *type;
+    json_t *batch;
+    struct canon_sums *out;
+    struct bs_error err;
+    int rc;
+};
+
+static void *neo4j_sums_run(void *arg)
+{
+    struct neo4j_sums *j = arg;
+    j->rc = neo4j_range_sums(j->neo4j, j->type, j->batch, j->out, &j->err);
+    return NULL;
+}
+
 /* Checks ranges (in id order) RANGE_BATCH at a time: one Neo4j request
- * and one SQLite statement per range. */
+ * and, meanwhile, one SQLite statement per range. */
 static int check(struct recon_scan *sc, json_t *ranges, int depth, int64_t *n_sqlite,
                  int64_t *n_neo4j, struct bs_error *err)
 {
-    struct canon_sums neo[RANGE_BATCH];
+    struct canon_sums neo[RANGE_BATCH], sql[RANGE_BATCH];
     size_t total = json_array_size(ranges);
     for (size_t first = 0; first < total; first += RANGE_BATCH) {
         size_t count = total - first < RANGE_BATCH ? total - first : RANGE_BATCH;
@@ -109,21 +128,35 @@ static int check(struct recon_scan *sc, json_t *ranges, int depth, int64_t *n_sq
                 json_decref(batch), batch = NULL;
         if (!batch)
             return oom(err);
-        int rc = neo4j_range_sums(sc->neo4j, sc->rel_type, batch, neo, err);
+        struct neo4j_sums job = {
+            .neo4j = sc->neo4j, .type = sc->rel_type, .batch = batch, .out = neo};
+        bs_error_clear(&job.err);
+        pthread_t thread;
+        bool threaded = pthread_create(&thread, NULL, neo4j_sums_run, &job) == 0;
+        if (!threaded)
+            neo4j_sums_run(&job);
+        int rc = 0;
         for (size_t i = 0; rc == 0 && i < count; i++) {
             json_t *range = json_array_get(batch, i);
-            struct canon_sums s = {0};
+            memset(&sql[i], 0, sizeof sql[i]);
             rc = sql_range_sums(sc->sql, sc->rel_type, json_string_value(json_array_get(range, 0)),
-                                json_string_value(json_array_get(range, 1)), &s, err);
-            if (rc != 0)
-                break;
-            if (sums_equal(&s, &neo[i])) {
-                *n_sqlite += s.count;
+                                json_string_value(json_array_get(range, 1)), &sql[i], err);
+        }
+        if (threaded)
+            pthread_join(thread, NULL);
+        if (rc == 0 && job.rc != 0) {
+            *err = job.err;
+            rc = -1;
+        }
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            if (sums_equal(&sql[i], &neo[i])) {
+                *n_sqlite += sql[i].count;
                 *n_neo4j += neo[i].count;
-                sc->scanned += s.count;
+                sc->scanned += sql[i].count;
                 rc = recon_progress(sc, err);
             } else {
-                rc = narrow(sc, range, &s, &neo[i], depth, n_sqlite, n_neo4j, err);
+                rc = narrow(sc, json_array_get(batch, i), &sql[i], &neo[i], depth, n_sqlite,
+                            n_neo4j, err);
             }
         }
         json_decref(batch);
