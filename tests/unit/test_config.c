@@ -1,89 +1,10 @@
 /*
  * config_parse (server/config.c): defaults, flags, BISTORE_* variables,
- * flag over variable, the loopback rule, and the Neo4j password sources.
+ * flag over variable, the loopback rule, and the Neo4j password sources
+ * (the commands and their own options: test_config_commands.c).
  * Criterion runs each test in its own process, so setenv is local to it.
  */
-#include <criterion/criterion.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "server/config.h"
-
-#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* Every variable config_parse reads, cleared so the test's environment
- * cannot leak in. */
-static void clear_env(void)
-{
-    static const char *const vars[] = {
-        "BISTORE_LISTEN",
-        "BISTORE_SQLITE",
-        "BISTORE_NEO4J_URL",
-        "BISTORE_NEO4J_DATABASE",
-        "BISTORE_NEO4J_USER",
-        "BISTORE_NEO4J_PASSWORD",
-        "BISTORE_NEO4J_PASSWORD_FILE",
-        "BISTORE_NEO4J_TIMEOUT_MS",
-        "BISTORE_NEO4J_API",
-        "BISTORE_MAX_BODY_BYTES",
-        "BISTORE_MAX_OPERATIONS",
-        "BISTORE_MAX_CONNECTIONS",
-        "BISTORE_MAX_CONNECTIONS_PER_IP",
-        "BISTORE_HEADER_TIMEOUT",
-        "BISTORE_IDLE_TIMEOUT",
-        "BISTORE_MAX_HEADER_BYTES",
-        "BISTORE_MAX_QUEUE",
-        "BISTORE_INSECURE_NO_AUTH",
-        "BISTORE_LOG_LEVEL",
-        "BISTORE_API_KEYS_FILE",
-        "BISTORE_TLS_CERT",
-        "BISTORE_TLS_KEY",
-        "BISTORE_MAX_JSON_DEPTH",
-        "BISTORE_MAX_STRING_BYTES",
-        "BISTORE_MAX_PROPERTIES",
-        "BISTORE_BODY_TIMEOUT",
-        "BISTORE_MAX_BODY_MEMORY",
-        "BISTORE_MAX_PAGE_BYTES",
-    };
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-}
-
-static int parse(int argc, char **argv, struct config *cfg, char *msg, size_t cap)
-{
-    memset(cfg, 0xA5, sizeof *cfg); /* config_parse must set every field */
-    msg[0] = '\0';
-    return config_parse(argc, argv, cfg, msg, cap);
-}
-
-/* Parses argv, which must succeed. */
-static void parse_ok(int argc, char **argv, struct config *cfg)
-{
-    char msg[512];
-    int rc = parse(argc, argv, cfg, msg, sizeof msg);
-    cr_assert_eq(rc, 0, "config_parse failed: %s", msg);
-}
-
-/* Parses argv, which must fail with a message; the message goes to msg. */
-static void parse_fails(int argc, char **argv, char *msg, size_t cap)
-{
-    struct config cfg;
-    int rc = parse(argc, argv, &cfg, msg, cap);
-    cr_expect_eq(rc, -1, "config_parse must refuse this (argv[2] = '%s')", argc > 2 ? argv[2] : "");
-    cr_expect(msg[0] != '\0', "a refusal needs a message");
-}
-
-/* A temporary file holding content; path receives its name. */
-static void temp_file(char *path, size_t cap, const char *content, size_t len)
-{
-    snprintf(path, cap, "/tmp/bistore-test-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    cr_assert_eq(write(fd, content, len), (ssize_t)len);
-    close(fd);
-}
+#include "tests/unit/config_helpers.h"
 
 Test(config, defaults)
 {
@@ -128,34 +49,6 @@ Test(config, neo4j_api)
     char *bad[] = {"bistore", "serve", "--neo4j-api", "bolt"};
     parse_fails(ARGC(bad), bad, msg, sizeof msg);
     cr_expect(strstr(msg, "--neo4j-api") != NULL, "the refusal names the flag: %s", msg);
-}
-
-Test(config, help_and_version)
-{
-    clear_env();
-    struct config cfg;
-    char *h[] = {"bistore", "--help"};
-    parse_ok(ARGC(h), h, &cfg);
-    cr_expect_eq(cfg.command, CMD_HELP);
-    char *v[] = {"bistore", "--version"};
-    parse_ok(ARGC(v), v, &cfg);
-    cr_expect_eq(cfg.command, CMD_VERSION);
-    char *sh[] = {"bistore", "serve", "--help"};
-    parse_ok(ARGC(sh), sh, &cfg);
-    cr_expect_eq(cfg.command, CMD_HELP);
-    cr_expect(strstr(config_usage(), "--listen") != NULL);
-    cr_expect(strstr(config_usage(), "--neo4j-password-file") != NULL);
-}
-
-Test(config, missing_or_unknown_command)
-{
-    clear_env();
-    char msg[512];
-    char *none[] = {"bistore"};
-    parse_fails(ARGC(none), none, msg, sizeof msg);
-    char *bad[] = {"bistore", "serv"};
-    parse_fails(ARGC(bad), bad, msg, sizeof msg);
-    cr_expect(strstr(msg, "serv") != NULL, "the message names the command: %s", msg);
 }
 
 Test(config, flags)
@@ -636,64 +529,6 @@ Test(config, known_log_levels)
         parse_ok(ARGC(argv), argv, &cfg);
         cr_expect_str_eq(cfg.log_level, levels[i]);
     }
-}
-
-Test(config, resolve_lists_or_settles)
-{
-    clear_env();
-    struct config cfg;
-    char *list[] = {"bistore", "resolve", "--sqlite", "x.db"};
-    parse_ok(ARGC(list), list, &cfg);
-    cr_assert_eq(cfg.command, CMD_RESOLVE);
-    cr_assert_eq(cfg.intent, 0);
-    cr_assert_str_empty(cfg.policy);
-    char *settle[] = {"bistore",  "resolve",    "--intent", "17",
-                      "--policy", "neo4j_wins", "--dry-run"};
-    parse_ok(ARGC(settle), settle, &cfg);
-    cr_assert_eq(cfg.intent, 17);
-    cr_assert_str_eq(cfg.policy, "neo4j_wins");
-    cr_assert(cfg.dry_run);
-}
-
-Test(config, resolve_needs_intent_and_policy_together)
-{
-    clear_env();
-    char msg[512];
-    char *no_policy[] = {"bistore", "resolve", "--intent", "3"};
-    parse_fails(ARGC(no_policy), no_policy, msg, sizeof msg);
-    cr_assert(strstr(msg, "--intent SEQ and --policy"), "%s", msg);
-    char *no_intent[] = {"bistore", "resolve", "--policy", "sqlite_wins"};
-    parse_fails(ARGC(no_intent), no_intent, msg, sizeof msg);
-    char *bad[] = {"bistore", "resolve", "--intent", "0", "--policy", "sqlite_wins"};
-    parse_fails(ARGC(bad), bad, msg, sizeof msg);
-    cr_assert(strstr(msg, "--intent"), "%s", msg);
-    char *junk[] = {"bistore", "resolve", "--intent", "3x", "--policy", "sqlite_wins"};
-    parse_fails(ARGC(junk), junk, msg, sizeof msg);
-    char *deep[] = {"bistore", "resolve", "--deep"};
-    parse_fails(ARGC(deep), deep, msg, sizeof msg);
-    char *elsewhere[] = {"bistore", "repair", "--policy", "sqlite_wins", "--intent", "3"};
-    parse_fails(ARGC(elsewhere), elsewhere, msg, sizeof msg);
-    cr_assert(strstr(msg, "does not apply"), "%s", msg);
-}
-
-/* `bistore migrate` takes the store options only. */
-Test(config, migrate_command)
-{
-    clear_env();
-    char msg[512];
-    struct config cfg;
-    char *ok[] = {"bistore", "migrate", "--neo4j-url", "http://127.0.0.1:7475"};
-    parse_ok(ARGC(ok), ok, &cfg);
-    cr_expect_eq(cfg.command, CMD_MIGRATE);
-    cr_expect_str_eq(cfg.neo4j_url, "http://127.0.0.1:7475");
-    char *deep[] = {"bistore", "migrate", "--deep"};
-    parse_fails(ARGC(deep), deep, msg, sizeof msg);
-    cr_expect(strstr(msg, "does not apply"), "%s", msg);
-    char *policy[] = {"bistore", "migrate", "--policy", "sqlite_wins"};
-    parse_fails(ARGC(policy), policy, msg, sizeof msg);
-    char *intent[] = {"bistore", "migrate", "--intent", "3"};
-    parse_fails(ARGC(intent), intent, msg, sizeof msg);
-    cr_expect(strstr(config_usage(), "bistore migrate"), "the usage names the command");
 }
 
 /* A Neo4j URL with user:password@ is refused, and the message never repeats
