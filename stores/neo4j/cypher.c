@@ -329,19 +329,22 @@ int cypher_create_relationship_edge(struct cypher_batch *b, const char *type, co
 int cypher_adopt_element(struct cypher_batch *b, bool entity, const char *eid, const char *id,
                          int64_t version, const char *hash)
 {
-    int64_t h1, h2, k = canon_id_part(id);
-    bool parts = canon_hash_parts(hash, &h1, &h2) == 0;
-    json_t *params = json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:o, s:o}", "eid", eid, "id", id, "v", (json_int_t)version, "h",
-        hash, "h1", parts ? json_integer(h1) : json_null(), "h2",
-        parts ? json_integer(h2) : json_null(), "k", k >= 0 ? json_integer(k) : json_null());
+    /* The bookkeeping of the row as a Neo4j map (canon.h); a part a damaged
+     * hash or id lacks is null, so that `+=` removes a stale one. */
+    json_t *none = json_object();
+    json_t *map = !none    ? NULL
+                  : entity ? canon_neo4j_entity_map(id, none, version, hash)
+                           : canon_neo4j_map(id, none, version, hash);
+    json_decref(none);
+    static const char *const parts[] = {"_h1", "_h2", "_hid"};
+    for (size_t i = 0; map && i < (entity ? 3u : 2u); i++)
+        if (!json_object_get(map, parts[i]) && json_object_set_new(map, parts[i], json_null()) != 0)
+            json_decref(map), map = NULL;
+    json_t *params = map ? json_pack("{s:s, s:o}", "eid", eid, "map", map) : NULL;
     return params ? cypher_add_raw(b,
-                                   entity ? "MATCH (n) WHERE elementId(n) = $eid SET n.id = $id,"
-                                            " n._v = $v, n._h = $h, n._h1 = $h1, n._h2 = $h2,"
-                                            " n._hid = $k"
-                                          : "MATCH ()-[r]->() WHERE elementId(r) = $eid SET"
-                                            " r.id = $id, r._v = $v, r._h = $h, r._h1 = $h1,"
-                                            " r._h2 = $h2",
+                                   entity ? "MATCH (n) WHERE elementId(n) = $eid SET n += $map"
+                                          : "MATCH ()-[r]->() WHERE elementId(r) = $eid"
+                                            " SET r += $map",
                                    params)
                   : -1;
 }

@@ -344,6 +344,21 @@ int sql_scan_page(struct sql_conn *c, const char *type, bool deep, const struct 
     return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "scan");
 }
 
+/* Steps s to its end, appending its first column's text to out; resets s. */
+static int append_texts(struct sql_conn *c, sqlite3_stmt *s, json_t *out, const char *what,
+                        struct bs_error *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (json_array_append_new(out, json_string((const char *)sqlite3_column_text(s, 0))) != 0) {
+            sqlite3_reset(s);
+            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? 0 : sql_fail(c, err, what);
+}
+
 /* ---- range checksums (stores/reconcile/ranges.c) ---- */
 
 int sql_range_sums(struct sql_conn *c, const char *type, const char *lo, const char *hi,
@@ -398,16 +413,7 @@ int sql_range_keys(struct sql_conn *c, const char *type, const char *lo, const c
     sqlite3_bind_int64(s, 2, every > 0 ? every : 1);
     if (type)
         sql_bind_text(s, 5, type);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (json_array_append_new(keys, json_string((const char *)sqlite3_column_text(s, 0))) !=
-            0) {
-            sqlite3_reset(s);
-            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
-        }
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "range keys");
+    return append_texts(c, s, keys, "range keys", err);
 }
 
 int sql_scan_relationship_types(struct sql_conn *c, json_t *types, struct bs_error *err)
@@ -422,16 +428,7 @@ int sql_scan_relationship_types(struct sql_conn *c, json_t *types, struct bs_err
                                err);
     if (!s)
         return -1;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (json_array_append_new(types, json_string((const char *)sqlite3_column_text(s, 0))) !=
-            0) {
-            sqlite3_reset(s);
-            return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
-        }
-    }
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : sql_fail(c, err, "relationship types");
+    return append_texts(c, s, types, "relationship types", err);
 }
 
 int sql_scan_count(struct sql_conn *c, int64_t *count, struct bs_error *err)
