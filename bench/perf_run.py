@@ -326,14 +326,56 @@ def phase_metrics(run, db):
     if not base:
         run.notes.append("metrics phase skipped: no --baseline-bin")
         return
+    alternate(run, db, "metrics", base, (1, 32), naive=False)
+
+
+def alternate(run, db, name, base, clients, naive):
+    """Two rounds of creates at each number of clients, this build's gateway
+    (labelled name) then base's, each on a fresh store, and with naive the
+    naive dual write after them: drift hits all alike."""
     run.stop_gateway()
     for rnd in (1, 2):
-        for name, binary in (("metrics", None), ("baseline", base)):
-            run.start_gateway(run.work / f"metrics-{name}-{rnd}.db", binary=binary)
-            for c in (1, 32):
-                run.bench_load("create", c, label=f"{name} create c={c} round {rnd}")
+        for who, binary in ((name, None), ("baseline", base)):
+            run.start_gateway(run.work / f"{name}-{who}-{rnd}.db", binary=binary)
+            for c in clients:
+                run.bench_load("create", c, label=f"{who} create c={c} round {rnd}")
             run.stop_gateway()
+        for c in clients if naive else ():
+            run.bench_naive("create", c, run.work / f"naive-{name}-{rnd}.db",
+                            label=f"naive create c={c} round {rnd}")
     run.start_gateway(db)
+
+
+def phase_compare(run, db):
+    """This build against --baseline-bin (issue 14's before and after) and
+    the naive dual write, at 1, 8, 32 and 128 clients, alternating."""
+    base = run.args.baseline_bin
+    if not base:
+        run.notes.append("compare phase skipped: no --baseline-bin")
+        return
+    alternate(run, db, "this", base, run.cfg["clients"], naive=True)
+
+
+def compare_table(run):
+    """Per round and number of clients: tx/s and p99 of this build, the
+    baseline and naive, and the ratios to naive."""
+    by_label = {r.get("label"): r for r in run.results}
+    rows = []
+    for rnd in (1, 2):
+        for c in run.cfg["clients"]:
+            got = [by_label.get(f"{who} create c={c} round {rnd}")
+                   for who in ("this", "baseline", "naive")]
+            if not all(got):
+                continue
+            t, b, n = got
+            rows.append([rnd, c] + [f"{fmt(r['tx_per_s'])} / {fmt(r['p99_ms'], 1)}" for r in got]
+                        + [f"{t['tx_per_s'] / n['tx_per_s']:.2f}x" if n["tx_per_s"] else "-",
+                           f"{b['tx_per_s'] / n['tx_per_s']:.2f}x" if n["tx_per_s"] else "-"])
+    if not rows:
+        return ""
+    return "\n### This build, the baseline binary and naive (tx/s / p99 ms)\n\n" + table(
+        ["round", "clients", "this build", "baseline", "naive", "this / naive",
+         "baseline / naive"], rows)
 
 
 def phase_uuid(run):
@@ -654,6 +696,9 @@ def report(run):
     out.append("\n### Recovery and ids\n")
     out.append(table(["what", "size", "rate", "detail"], rows))
 
+    compared = compare_table(run)
+    if compared:
+        out.append(compared)
     out.append("\n### Targets\n")
     out.append(table(["target", "measured", "met"], targets(run)))
     return "\n".join(out)
@@ -712,9 +757,10 @@ def main():
     ap.add_argument("--build", default=str(REPO / "build"))
     ap.add_argument("--smoke", action="store_true", help="everything tiny (CI: does it work?)")
     ap.add_argument("--only", default="uuid,creates,replay,reads,batches",
-                    help="comma-separated phases (also: metrics, with --baseline-bin)")
+                    help="comma-separated phases (also: metrics and compare, with "
+                    "--baseline-bin)")
     ap.add_argument("--baseline-bin", help="a bistore binary to compare this build's with "
-                    "(the metrics phase), e.g. one built from main")
+                    "(the metrics and compare phases), e.g. one built from main")
     args = ap.parse_args()
     run = Run(args)
     phases = set(args.only.split(","))
@@ -746,6 +792,8 @@ def main():
             phase_creates(run)
         if "metrics" in phases:
             phase_metrics(run, db)
+        if "compare" in phases:
+            phase_compare(run, db)
         if "replay" in phases:
             phase_replay(run, db)
         if "reads" in phases:

@@ -12,6 +12,8 @@ enum fault_point {
     FAULT_AFTER_NEO4J_STATEMENTS, /* Neo4j statements ran, nothing committed */
     FAULT_AFTER_SQLITE_COMMIT,    /* commit point passed, Neo4j not committed */
     FAULT_AFTER_NEO4J_COMMIT,     /* Neo4j committed, intent not marked applied */
+    FAULT_BEHIND_FLIGHT,          /* a group's statements ran behind the commit of the
+                                     group before it, which has not landed yet */
     FAULT_POINT_COUNT
 };
 

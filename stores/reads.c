@@ -63,7 +63,15 @@ enum lookup bistore_get_relationship(struct bistore *bs, const char *id, json_t 
 enum lookup bistore_get_transaction(struct bistore *bs, const char *tx_id, json_t **out,
                                     struct bs_error *err)
 {
-    return read_by_id(bs, sql_tx_get, tx_id, out, err);
+    *out = NULL;
+    struct sql_landed landed;
+    engine_landed(bs->engine, &landed);
+    struct sql_conn *c = sql_pool_get(&bs->readers, err);
+    if (!c)
+        return LOOKUP_FAILED;
+    enum lookup found = sql_tx_get(c, tx_id, &landed, out, err);
+    sql_pool_put(&bs->readers, c);
+    return found;
 }
 
 /* Decodes an `after` cursor into key; -1 (invalid_request) when it is not ours. */
@@ -128,8 +136,10 @@ int bistore_list_transactions(struct bistore *bs, const char *state, const char 
         return *items ? -1 : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     int64_t last = 0;
     bool more = false;
-    int rc =
-        sql_tx_list(c, state, (int64_t)n, limit, bs->max_page_bytes, *items, &last, &more, err);
+    struct sql_landed landed;
+    engine_landed(bs->engine, &landed);
+    int rc = sql_tx_list(c, state, (int64_t)n, limit, bs->max_page_bytes, &landed, *items, &last,
+                         &more, err);
     sql_pool_put(&bs->readers, c);
     if (rc == 0 && more) {
         char num[32];

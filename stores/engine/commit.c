@@ -7,11 +7,14 @@
  *             [guarded watermark prev -> seq, data statements]
  *             -- any error: DELETE the tx, ROLLBACK sqlite, answer 4xx/5xx
  *   sqlite    COMMIT                                  <- the commit point
- *   neo4j     commit the open tx
+ *   neo4j     commit the open tx (in flight: committer.c sends it while
+ *             the writer goes on with the next group, whose statements
+ *             wait behind this one's watermark lock)
  *             -- failure or timeout: the intent stays pending; it is
  *                replayed (exactly once, by the watermark) before the next
  *                write and by recovery (replay.c)
- *   sqlite    mark the intent applied
+ *   sqlite    mark the intent applied (with the next group's commit when
+ *             one follows), then answer
  *
  * Writes that arrive together go through as one group (group commit): one
  * SQLite transaction with a SAVEPOINT per member, one Neo4j transaction,
@@ -26,8 +29,10 @@
  *  - every Neo4j transaction starts with the guarded watermark, so an
  *    intent is applied once even when a request given up on arrives late;
  *  - intents are applied in seq order: a group starts only when nothing is
- *    pending (applied_seq == last_seq), and its intents are last_seq + 1...
- *    (asserted);
+ *    pending (applied_seq == last_seq) but the flight before it, and its
+ *    intents are last_seq + 1... (asserted); its guard expects last_seq,
+ *    which the flight's commit sets, and the flight lands before this
+ *    group's SQLite commit;
  *  - no answer of a member leaves before the group is decided (invariant 6).
  */
 #include "stores/engine/commit.h"
@@ -40,7 +45,8 @@
 #include "common/metrics.h"
 #include "stores/engine/fault.h"
 
-static enum step commit_together(struct engine *e, struct commit_item *items, size_t n);
+static enum step commit_together(struct engine *e, struct commit_item *items, size_t n,
+                                 bool may_fly, bool *in_flight);
 static enum step create_constraints(struct group *g);
 static enum step build_statements(struct group *g);
 static enum step run_in_neo4j(struct group *g);
@@ -54,39 +60,66 @@ static void record_aborted(struct engine *e, const char *tx_id, const struct bs_
 
 /* ---- the entry point ---- */
 
-void commit_group(struct engine *e, struct commit_item *items, size_t n)
+/* Clears the items' outcomes, answers of a try that is not final. */
+static void clear_outcomes(struct commit_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_decref(items[i].out->result);
+        memset(items[i].out, 0, sizeof *items[i].out);
+        bs_error_clear(&items[i].out->err);
+    }
+}
+
+enum commit_end commit_group(struct engine *e, struct commit_item *items, size_t n, bool may_fly)
 {
     metrics_group(n);
     for (size_t i = 0; i < n; i++) {
         memset(items[i].out, 0, sizeof *items[i].out);
         bs_error_clear(&items[i].out->err);
+        may_fly = may_fly && items[i].job;
     }
     /* A transaction with raw statements is never pipelined: its Cypher's
      * rows come back in the one answer client_rows reads (and take_jobs
      * gives it a group of its own). */
     if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].apply &&
         !txn_has_raw(items[0].txn)) {
+        flight_land(e, false);
         commit_pipelined(e, &items[0]);
-        return;
+        return COMMIT_ANSWERED;
     }
-    if (commit_together(e, items, n) != STEP_RETRY_ALONE)
-        return;
-    /* Neo4j refused one of them: each alone, so only that one fails. */
+    bool in_flight = false;
+    enum step s = commit_together(e, items, n, may_fly, &in_flight);
+    if (in_flight)
+        return COMMIT_IN_FLIGHT;
+    if (s == STEP_REQUEUE) {
+        clear_outcomes(items, n);
+        return COMMIT_REQUEUE;
+    }
+    if (s != STEP_RETRY_ALONE) {
+        /* Decided without Neo4j (repeats, refusals): a repeat of a member of
+         * the flight says its outcome, so the flight lands first. */
+        flight_land(e, false);
+        return COMMIT_ANSWERED;
+    }
+    /* Neo4j refused one of them: each alone, so only that one fails. The
+     * flight before them lands first: alone, each commits in Neo4j itself. */
     log_info("group commit: Neo4j refused a group of %zu; applying them one by one", n);
+    clear_outcomes(items, n);
+    if (!flight_land(e, false))
+        return COMMIT_REQUEUE;
     for (size_t i = 0; i < n; i++) {
-        json_decref(items[i].out->result); /* an answer from the group: not final */
-        memset(items[i].out, 0, sizeof *items[i].out);
-        bs_error_clear(&items[i].out->err);
         if (e->applied_seq != e->last_seq)
             bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
                          "Neo4j did not take an earlier transaction; retry");
         else
-            commit_together(e, &items[i], 1);
+            commit_together(e, &items[i], 1, false, &in_flight);
     }
+    return COMMIT_ANSWERED;
 }
 
 /* The protocol for one group, step by step; the last step's outcome. */
-static enum step commit_together(struct engine *e, struct commit_item *items, size_t n)
+static enum step commit_together(struct engine *e, struct commit_item *items, size_t n,
+                                 bool may_fly, bool *in_flight)
 {
     static enum step (*const steps[])(struct group * g) = {
         begin_sqlite,       /* BEGIN IMMEDIATE */
@@ -100,8 +133,10 @@ static enum step commit_together(struct engine *e, struct commit_item *items, si
     };
     struct group g;
     enum step s = group_init(&g, e, items, n);
+    g.may_fly = may_fly;
     for (size_t i = 0; s == STEP_NEXT && i < sizeof steps / sizeof steps[0]; i++)
         s = steps[i](&g);
+    *in_flight = g.in_flight;
     group_end(&g, s);
     return s;
 }
@@ -110,7 +145,10 @@ static enum step commit_together(struct engine *e, struct commit_item *items, si
 
 enum step group_init(struct group *g, struct engine *e, struct commit_item *items, size_t n)
 {
-    BS_ASSERT(e->applied_seq == e->last_seq); /* nothing pending: order holds */
+    /* Nothing pending but the flight before it, if any: order holds. */
+    BS_ASSERT(e->applied_seq == e->last_seq ||
+              (e->flight.active && e->applied_seq == e->flight.first_seq - 1 &&
+               e->flight.seq == e->last_seq));
     memset(g, 0, sizeof *g);
     g->e = e;
     g->n = n;
@@ -311,6 +349,13 @@ static enum step run_in_neo4j(struct group *g)
     enum neo4j_status status = neo4j_tx_open(e, &g->tx, true, &g->r);
     if (status == NEO4J_OK)
         status = neo4j_tx_run(e, &g->tx, g->statements, &g->r);
+    if (e->flight.active) {
+        /* These statements waited behind the flight's lock: they passed the
+         * guard only if it landed. One that did not makes them go again. */
+        fault_hit(FAULT_BEHIND_FLIGHT);
+        if (!flight_land(e, status == NEO4J_OK))
+            return STEP_REQUEUE;
+    }
     if (status == NEO4J_OK)
         return STEP_NEXT;
     /* the data statement Neo4j refused, or -1: the guard (or no statement) */
@@ -418,6 +463,14 @@ enum step commit_point(struct group *g)
     struct engine *e = g->e;
     fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);
     int64_t seq = e->last_seq + (int64_t)g->applied;
+    /* The mark of a flight that landed inside this transaction goes with it. */
+    int64_t marking = e->marked_seq < e->applied_seq ? e->applied_seq : -1;
+    struct bs_error fold_err;
+    if (marking >= 0 && mark_applied(e, marking, e->applied_at, &fold_err) != 0) {
+        log_warn("intents up to %lld applied but not marked: %s", (long long)marking,
+                 fold_err.message);
+        marking = -1; /* the statement failed alone; the transaction goes on */
+    }
     if (sql_commit(writer_sql(e), &g->err) != 0) {
         /* Not committed, or (outcome_unknown) maybe durable after the next
          * start, when WAL recovery brings it back with its intent, which is
@@ -428,7 +481,28 @@ enum step commit_point(struct group *g)
         return STEP_FAILED;
     }
     e->last_seq = seq;
+    if (marking >= 0)
+        e->marked_seq = marking;
     fault_hit(FAULT_AFTER_SQLITE_COMMIT);
+
+    if (g->may_fly && e->flight.started) {
+        /* Answered by the committer when Neo4j answers, told whether it has it. */
+        struct flight *f = &e->flight;
+        for (size_t i = 0; i < g->n; i++) {
+            struct member *m = &g->members[i];
+            f->jobs[f->n_jobs++] = m->item->job;
+            if (m->status == MEMBER_LEFT && m->repeats_member)
+                f->outs[f->n_outs++] = m->item->out;
+            if (m->status != MEMBER_APPLIED)
+                continue;
+            m->item->out->result = m->result;
+            m->result = NULL;
+            f->outs[f->n_outs++] = m->item->out;
+        }
+        flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid);
+        g->in_flight = true;
+        return STEP_DECIDED;
+    }
 
     struct neo4j_result r = {0};
     bool applied = neo4j_tx_commit(e, &g->tx, &r);
@@ -436,7 +510,7 @@ enum step commit_point(struct group *g)
         fault_hit(FAULT_AFTER_NEO4J_COMMIT);
         e->applied_seq = seq;
         struct bs_error mark_err;
-        if (mark_applied(e, seq, &mark_err) != 0) /* the watermark stays the truth */
+        if (mark_applied(e, seq, NULL, &mark_err) != 0) /* the watermark stays the truth */
             log_warn("intents up to %lld applied but not marked: %s", (long long)seq,
                      mark_err.message);
     } else {
@@ -462,8 +536,9 @@ enum step commit_point(struct group *g)
 void group_end(struct group *g, enum step outcome)
 {
     struct engine *e = g->e;
-    if (outcome == STEP_FAILED || outcome == STEP_RETRY_ALONE) {
-        metrics_rollback();
+    if (outcome == STEP_FAILED || outcome == STEP_RETRY_ALONE || outcome == STEP_REQUEUE) {
+        if (outcome != STEP_REQUEUE)
+            metrics_rollback();
         /* A Neo4j transaction whose DELETE fails stays recorded; the writer
          * rolls it back before the next transaction. */
         neo4j_tx_abandon(e, &g->tx);
@@ -536,10 +611,16 @@ static enum idempotency idempotency_check(struct engine *e, const struct bs_txn 
     out->neo4j_applied = true;
     json_t *tx = NULL;
     struct bs_error ignored;
-    if (sql_tx_get(sql, tx_id, &tx, &ignored) == LOOKUP_FOUND)
+    struct sql_landed landed;
+    engine_landed(e, &landed);
+    if (sql_tx_get(sql, tx_id, &landed, &tx, &ignored) == LOOKUP_FOUND)
         out->neo4j_applied =
             strcmp(json_string_value(json_object_get(tx, "state")), "applied") == 0;
     json_decref(tx);
+    /* Pending behind a flight: the flight is the only thing pending, so the
+     * first is in it, and its answer says what the flight's says. */
+    if (!out->neo4j_applied && e->flight.active)
+        flight_follow(e, out);
     return IDEMPOTENCY_REPEAT;
 }
 

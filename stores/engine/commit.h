@@ -16,6 +16,8 @@ enum step {
                          the group's error */
     STEP_RETRY_ALONE, /* Neo4j refused a statement of a group of several: undo quietly,
                          then each member again alone, so one cannot fail its neighbours */
+    STEP_REQUEUE,     /* the flight before this group did not land: undo quietly; the
+                         members go again after the replay (COMMIT_REQUEUE) */
 };
 
 /* Where a member of a group stands. */
@@ -66,6 +68,8 @@ struct group {
     struct neo4j_result r;
     struct bs_error err;    /* the group's error, when a step fails */
     struct member *aborted; /* the member at fault, recorded as aborted after the undo */
+    bool may_fly;           /* Neo4j's commit may be left in flight (commit_group) */
+    bool in_flight;         /* it was */
 };
 
 /* The steps both commits run, in this order among their own. */

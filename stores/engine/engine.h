@@ -79,6 +79,9 @@ struct sql_conn *writer_sql(struct engine *e);
 struct neo4j_client *writer_neo4j(struct engine *e);
 /* The store id that pairs this SQLite file with its watermark node. */
 const char *engine_store_id(const struct engine *e);
+/* The intents answered as applied whose mark may not be written yet (for
+ * the audit trail's reads, sql_tx_get). */
+void engine_landed(struct engine *e, struct sql_landed *out);
 
 /*
  * Inside a writer_call job: a transaction of the gateway's own (a repair)

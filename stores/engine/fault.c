@@ -42,7 +42,17 @@ void fault_init(void)
 
 void fault_hit(enum fault_point point)
 {
+    fault_vfs_at(point);
+    fault_kill_at(point);
+}
+
+void fault_vfs_at(enum fault_point point)
+{
     testvfs_hit(fault_point_name(point)); /* an SQLite fault armed after this point */
+}
+
+void fault_kill_at(enum fault_point point)
+{
     if ((int)point != armed_point)
         return;
     if (--remaining > 0)

@@ -14,5 +14,10 @@ void fault_init(void);
 /* The point was reached: kills when armed for it; also tells the SQLite
  * fault shim (stores/sqlite/testvfs.h), which can arm itself at a point. */
 void fault_hit(enum fault_point point);
+/* Its two halves, for a point reached on two threads: the kill (where the
+ * process must die), and the SQLite shim's start (on the thread whose
+ * SQLite calls it counts, the writer). */
+void fault_kill_at(enum fault_point point);
+void fault_vfs_at(enum fault_point point);
 
 #endif

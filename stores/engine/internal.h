@@ -23,6 +23,13 @@
  * pipelined (pipeline.c). */
 #define PIPELINE_MIN_OPS 1000
 
+/* Most client transactions, and operations, that one group takes. */
+#define GROUP_MAX_TXNS 128
+#define GROUP_MAX_OPS 20000
+/* And bytes of requests: a group is one Neo4j request, which 128 writes of
+ * 16 MiB would otherwise make 2 GiB. A transaction over it goes alone. */
+#define GROUP_MAX_BYTES ((size_t)32 << 20)
+
 /*
  * The Neo4j transactions this gateway opened and has not seen finish, kept
  * in a file beside the SQLite database (<sqlite>.neo4j-tx) so that a
@@ -50,6 +57,40 @@ struct write_job {
     struct write_job *next;
 };
 
+/*
+ * A group's Neo4j commit in flight (committer.c): after SQLite's commit the
+ * writer hands the commit to a thread of its own and goes on with the next
+ * group, whose statements queue in Neo4j behind this one's watermark lock.
+ * The thread answers the group's clients when Neo4j answers if the writer
+ * is busy behind it (behind); otherwise the writer does, after the mark.
+ * The writer takes the outcome (flight_land) before anything that needs to
+ * know it.
+ */
+struct flight {
+    /* the writer's */
+    bool active;            /* a commit was handed over, not landed yet */
+    int64_t first_seq, seq; /* its intents */
+    /* answered by the thread (behind), or moved to unanswered by flight_land */
+    struct write_job *jobs[GROUP_MAX_TXNS];
+    size_t n_jobs;
+    /* told whether Neo4j has it: its members, and (under lock) repeats of
+     * them (an Idempotency-Key) in the group behind it */
+    struct bistore_outcome *outs[2 * GROUP_MAX_TXNS];
+    size_t n_outs;
+    /* the thread's; sent, done and committed under the engine's lock */
+    struct neo4j_client *client;
+    pthread_t thread;
+    bool started, stopping;
+    pthread_cond_t go;
+    bool sent, done, committed;
+    bool behind; /* the writer went on with the next group before it was done */
+    char path[NEO4J_TX_PATH_MAX];
+    char at[TIMESTAMP_LEN]; /* when Neo4j answered the commit */
+    const char *rid;
+    char message[sizeof((struct neo4j_result *)0)->message]; /* Neo4j's failure, when not committed
+                                                              */
+};
+
 struct engine {
     /* Configuration, borrowed (engine_config). */
     const char *sqlite_path;
@@ -66,10 +107,17 @@ struct engine {
     struct orphan_log orphans;
     int64_t last_seq;               /* highest seq committed in SQLite */
     int64_t applied_seq;            /* highest seq known to be in Neo4j; -1: unknown */
+    int64_t marked_seq;             /* highest seq marked applied in SQLite (a saving only) */
     int open_neo4j_txs;             /* opened by the job under way, not finished yet */
     char *rel_types[REL_TYPES_MAX]; /* relationship types whose constraint exists */
     size_t n_rel_types;
     struct spare spare; /* empty Neo4j transactions opened ahead */
+    struct flight flight;
+    char applied_at[TIMESTAMP_LEN]; /* when applied_seq landed, for its mark */
+    /* A landed flight's jobs the committer left to the writer: answered
+     * after the mark, at the end of the writer's job (settle). */
+    struct write_job *unanswered[GROUP_MAX_TXNS];
+    size_t n_unanswered;
 
     /* The queue, under lock. */
     pthread_mutex_t lock;
@@ -84,8 +132,9 @@ struct engine {
     /* Readiness, under lock. */
     bool ready;
     char reason[REASON_MAX];
-    int64_t stuck_seq;    /* an intent Neo4j refuses on replay, until resolved; 0: none */
-    int64_t last_ping_ms; /* when readiness last saw Neo4j answer */
+    int64_t stuck_seq;        /* an intent Neo4j refuses on replay, until resolved; 0: none */
+    struct sql_landed landed; /* answered as applied, maybe not marked yet */
+    int64_t last_ping_ms;     /* when readiness last saw Neo4j answer */
 };
 
 /* True when no Neo4j transaction of ours is open and nothing is pending:
@@ -101,11 +150,52 @@ struct commit_item {
     void *apply_ctx;
     const char *rid;
     struct bistore_outcome *out;
+    struct write_job *job; /* the writer's job, or NULL: then never in flight */
+};
+/* How commit_group left its items. */
+enum commit_end {
+    COMMIT_ANSWERED,  /* every item has its outcome */
+    COMMIT_IN_FLIGHT, /* committed in SQLite, Neo4j's commit in flight (e->flight): the
+                         writer answers the jobs when it lands */
+    COMMIT_REQUEUE,   /* the flight before it failed to land: nothing of these was
+                         written; run them again after the replay */
 };
 /* The protocol for a group of transactions (group commit): one SQLite
  * transaction (a SAVEPOINT each), one Neo4j transaction, one fsync; each
- * item gets its own outcome. Writer thread, nothing pending. */
-void commit_group(struct engine *e, struct commit_item *items, size_t n);
+ * item gets its own outcome. Writer thread, nothing pending but the flight.
+ * With may_fly (every item has its job), Neo4j's commit may be left in
+ * flight. */
+enum commit_end commit_group(struct engine *e, struct commit_item *items, size_t n, bool may_fly);
+
+/* ---- the commit in flight (committer.c) ---- */
+
+struct neo4j_tx;
+
+/* Starts the committer thread: 0, or -1 (then every commit is the writer's). */
+int flight_start(struct engine *e);
+/* Stops it (nothing may be in flight). */
+void flight_stop(struct engine *e);
+/* Hands tx's commit to the thread (flight.started), intents first..seq,
+ * once flight.jobs and .outs say whom it answers. rid: the first member's
+ * request id (valid until its jobs are answered). */
+void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq,
+                 const char *rid);
+/* Waits for the flight to land and takes its outcome (applied_seq, the
+ * orphan record). proven: the next group's guard passed, so Neo4j has it
+ * whatever the answer said. True when Neo4j has it, or nothing was in
+ * flight. */
+bool flight_land(struct engine *e, bool proven);
+/* Under lock: the flight's answer is in. */
+bool flight_done_locked(const struct engine *e);
+/* The writer goes on with the next group behind the flight: true, and the
+ * committer answers the flight's clients; false when its answer is in
+ * already (land it first, then). */
+bool flight_go_behind(struct engine *e);
+/* An Idempotency-Key repeat of a member of the flight (out, whose first was
+ * pending when read): its answer says the flight's outcome. */
+void flight_follow(struct engine *e, struct bistore_outcome *out);
+/* Under lock: a job has its outcome; its client goes on. */
+void job_finish_locked(struct write_job *job);
 
 /* ---- recovery and replay (replay.c) ---- */
 
@@ -115,8 +205,9 @@ int replay_recover(struct engine *e, struct bs_error *err);
 /* Rolls back recorded open transactions, reads the watermark and replays
  * what Neo4j lacks, in order. 0 when nothing is pending any more. */
 int replay_pending(struct engine *e, struct bs_error *err);
-/* The mark-applied step: intents up to seq `upto` are in Neo4j. */
-int mark_applied(struct engine *e, int64_t upto, struct bs_error *err);
+/* The mark-applied step: intents up to seq `upto` are in Neo4j, since
+ * `at` (NULL: now). */
+int mark_applied(struct engine *e, int64_t upto, const char *at, struct bs_error *err);
 
 /* ---- readiness (readiness.c) ---- */
 

@@ -98,7 +98,7 @@ int replay_pending(struct engine *e, struct bs_error *err)
             return bs_error_set(err, BS_NEO4J_UNAVAILABLE, "%s", "stores out of step"), -1;
         }
         e->applied_seq = watermark;
-        if (mark_applied(e, watermark, err) != 0)
+        if (mark_applied(e, watermark, NULL, err) != 0)
             return -1;
         if (watermark == e->last_seq)
             return 0;
@@ -285,7 +285,7 @@ static int replay_wait(struct engine *e, struct replay_send *s, struct bs_error 
     metrics_replayed((uint64_t)(s->last - s->first + 1));
     BS_ASSERT(s->first == e->applied_seq + 1); /* the replay follows the watermark */
     e->applied_seq = s->last;
-    return mark_applied(e, s->last, err);
+    return mark_applied(e, s->last, NULL, err);
 }
 
 /* ---- a refusal ---- */
@@ -415,9 +415,17 @@ static int read_watermark(struct engine *e, int64_t *seq, struct bs_error *err)
     return rc;
 }
 
-int mark_applied(struct engine *e, int64_t upto, struct bs_error *err)
+int mark_applied(struct engine *e, int64_t upto, const char *at, struct bs_error *err)
 {
     char now[TIMESTAMP_LEN];
     time_now_rfc3339(now);
-    return sql_intent_mark_applied(writer_sql(e), upto, now, err);
+    if (at)
+        snprintf(now, sizeof now, "%s", at);
+    struct sql_conn *sql = writer_sql(e);
+    bool alone = !sql_in_transaction(sql); /* else it counts once that commits */
+    if (sql_intent_mark_applied(sql, upto, now, err) != 0)
+        return -1;
+    if (alone && upto > e->marked_seq)
+        e->marked_seq = upto;
+    return 0;
 }

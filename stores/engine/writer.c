@@ -24,12 +24,6 @@
 #include "stores/sqlite/testvfs.h"
 
 #define RETRY_INTERVAL_MS 1000
-/* Most client transactions, and operations, that one group takes. */
-#define GROUP_MAX_TXNS 128
-#define GROUP_MAX_OPS 20000
-/* And bytes of requests: a group is one Neo4j request, which 128 writes of
- * 16 MiB would otherwise make 2 GiB. A transaction over it goes alone. */
-#define GROUP_MAX_BYTES ((size_t)32 << 20)
 
 static void *writer_main(void *arg);
 
@@ -121,6 +115,8 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     e->orphans.fd = -1;
     e->wconn_owner = pthread_self(); /* until the writer starts */
     e->applied_seq = -1;             /* unknown until recovery reads the watermark */
+    e->marked_seq = -1;
+    e->landed.seq = -1;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
@@ -156,6 +152,8 @@ int engine_start(struct engine *e, struct bs_error *err)
              (long long)e->last_seq);
     if (spare_start(&e->spare, &e->neo4j_cfg) != 0)
         log_warn("no spare Neo4j transactions: every write opens its own");
+    if (flight_start(e) != 0)
+        log_warn("no committer thread: the writer waits for each Neo4j commit itself");
     pthread_mutex_lock(&e->lock); /* the writer takes wconn over once this returns */
     int rc = pthread_create(&e->writer, NULL, writer_main, e);
     e->writer_started = rc == 0;
@@ -185,6 +183,7 @@ void engine_close(struct engine *e)
     if (e->writer_started)
         pthread_join(e->writer, NULL);
     e->wconn_owner = pthread_self(); /* the writer is gone */
+    flight_stop(e);
     spare_stop(&e->spare);
     if (e->orphans.n)
         orphans_rollback_all(&e->orphans, e->neo4j);
@@ -204,6 +203,10 @@ static bool prepare_to_write(struct engine *e, int64_t *last_attempt_ms, bool fo
 static size_t take_jobs(struct engine *e, struct write_job **jobs);
 static void run_sqlite_job(struct engine *e, struct write_job *job);
 static void finish_job(struct engine *e, struct write_job *job);
+static bool job_alone(const struct write_job *job);
+static bool joins_flight(struct engine *e, struct write_job *const *jobs, size_t n, bool stopping);
+static void settle(struct engine *e);
+static void requeue(struct engine *e, struct write_job *const *jobs, size_t n);
 
 static void *writer_main(void *arg)
 {
@@ -219,8 +222,8 @@ static void *writer_main(void *arg)
     prepare_to_write(e, &last_attempt, false, &err);
     for (;;) {
         pthread_mutex_lock(&e->lock);
-        while (!e->writer_exit && !e->head) {
-            if (e->stopping || (e->ready && writer_clean(e))) {
+        while (!e->writer_exit && !e->head && !flight_done_locked(e)) {
+            if (e->stopping || e->flight.active || (e->ready && writer_clean(e))) {
                 pthread_cond_wait(&e->wake, &e->lock);
                 continue;
             }
@@ -234,6 +237,15 @@ static void *writer_main(void *arg)
         bool stopping = e->stopping, exiting = e->writer_exit;
         pthread_mutex_unlock(&e->lock);
 
+        /* A plain group goes on behind the commit in flight; anything
+         * else, or nothing to do, waits for it to land first. */
+        bool behind = joins_flight(e, jobs, n, stopping) && flight_go_behind(e);
+        bool landed = !behind && e->flight.active;
+        if (landed) { /* and marked before a job that may take long */
+            flight_land(e, false);
+            settle(e);
+        }
+        enum commit_end end = COMMIT_ANSWERED;
         if (n && jobs[0]->sqlite_only) {
             /* Bookkeeping: no recovery first, Neo4j is not involved. */
             run_sqlite_job(e, jobs[0]);
@@ -241,11 +253,12 @@ static void *writer_main(void *arg)
             for (size_t i = 0; i < n; i++)
                 bs_error_set(&jobs[i]->out->err, BS_NEO4J_UNAVAILABLE,
                              "the gateway is shutting down");
-            if (!n && exiting)
-                break;
         } else {
             bs_error_clear(&err);
-            bool can_write = prepare_to_write(e, &last_attempt, n > 0, &err);
+            /* A flight that just landed with nothing queued: a commit that
+             * failed is replayed on the retry timer, as any other. */
+            bool can_write =
+                behind || (n == 0 && landed) || prepare_to_write(e, &last_attempt, n > 0, &err);
             if (n == 0) {
                 /* recovery or replay only */
             } else if (!can_write && jobs[0]->while_stuck && readiness_stuck_seq(e)) {
@@ -257,20 +270,71 @@ static void *writer_main(void *arg)
                 jobs[0]->fn(e, jobs[0]->fn_arg, &jobs[0]->out->err);
             } else {
                 for (size_t i = 0; i < n; i++)
-                    items[i] = (struct commit_item){
-                        .txn = jobs[i]->txn, .rid = jobs[i]->rid, .out = jobs[i]->out};
-                commit_group(e, items, n);
+                    items[i] = (struct commit_item){.txn = jobs[i]->txn,
+                                                    .rid = jobs[i]->rid,
+                                                    .out = jobs[i]->out,
+                                                    .job = jobs[i]};
+                end = commit_group(e, items, n, true);
             }
         }
-        /* Between jobs: nothing of a job is left open in either store. */
+        /* Between jobs: nothing of a job is left open in either store (a
+         * transaction in flight is the committer's). */
         BS_ASSERT(!sql_in_transaction(e->wconn));
         BS_ASSERT(e->open_neo4j_txs == 0);
-        if (e->applied_seq >= 0)
-            metrics_pending(e->last_seq - e->applied_seq);
-        for (size_t i = 0; i < n; i++)
-            finish_job(e, jobs[i]);
+        settle(e);
+        if (end == COMMIT_REQUEUE)
+            requeue(e, jobs, n);
+        else if (end == COMMIT_ANSWERED)
+            for (size_t i = 0; i < n; i++)
+                finish_job(e, jobs[i]);
+        if (stopping && !n && exiting)
+            break;
     }
     return NULL;
+}
+
+/*
+ * Whether the jobs, a group of client transactions, may go on behind the
+ * commit in flight without waiting for it to land: ready, nothing pending
+ * but the flight, no other Neo4j transaction recorded, and not a job that
+ * goes alone (a function, a large transaction, raw statements).
+ */
+static bool joins_flight(struct engine *e, struct write_job *const *jobs, size_t n, bool stopping)
+{
+    return n > 0 && e->flight.active && !stopping && !job_alone(jobs[0]) && readiness_is_ready(e) &&
+           e->applied_seq == e->flight.first_seq - 1 && e->last_seq == e->flight.seq &&
+           e->orphans.n == 1;
+}
+
+/* After a job: the mark of what landed (when no later commit took it
+ * along), then the answers the committer left to the writer. */
+static void settle(struct engine *e)
+{
+    if (e->marked_seq < e->applied_seq) {
+        struct bs_error mark_err; /* on failure the watermark stays the truth */
+        if (mark_applied(e, e->applied_seq, e->applied_at, &mark_err) != 0)
+            log_warn("intents up to %lld applied but not marked: %s", (long long)e->applied_seq,
+                     mark_err.message);
+    }
+    if (e->applied_seq >= 0)
+        metrics_pending(e->last_seq - e->applied_seq);
+    for (size_t i = 0; i < e->n_unanswered; i++)
+        finish_job(e, e->unanswered[i]);
+    e->n_unanswered = 0;
+}
+
+/* Puts jobs back at the head of the queue, in their order. */
+static void requeue(struct engine *e, struct write_job *const *jobs, size_t n)
+{
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = n; i-- > 0;) {
+        jobs[i]->next = e->head;
+        e->head = jobs[i];
+        if (!e->tail)
+            e->tail = jobs[i];
+        e->queued++;
+    }
+    pthread_mutex_unlock(&e->lock);
 }
 
 /*
@@ -374,8 +438,7 @@ static void run_sqlite_job(struct engine *e, struct write_job *job)
 static void finish_job(struct engine *e, struct write_job *job)
 {
     pthread_mutex_lock(&e->lock);
-    job->done = true;
-    pthread_cond_signal(&job->done_cond);
+    job_finish_locked(job);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -460,5 +523,6 @@ void engine_commit_internal(struct engine *e, apply_hook apply, void *ctx, json_
     struct bs_txn txn = {.provenance = provenance};
     struct commit_item item = {
         .txn = &txn, .apply = apply, .apply_ctx = ctx, .rid = rid, .out = out};
-    commit_group(e, &item, 1);
+    enum commit_end end = commit_group(e, &item, 1, false);
+    BS_ASSERT(end == COMMIT_ANSWERED); /* a function job: nothing is in flight */
 }

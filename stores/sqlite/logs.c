@@ -65,6 +65,8 @@ static int intent_mark(struct sql_conn *c, int64_t upto, const char *at, struct 
  */
 int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err)
 {
+    if (sql_in_transaction(c)) /* inside a write transaction: durable with its commit */
+        return intent_mark(c, upto, at, err);
     if (sql_exec(c, "PRAGMA synchronous = NORMAL", err) != 0)
         return -1;
     int rc = intent_mark(c, upto, at, err);
@@ -183,12 +185,20 @@ int sql_intent_resolve(struct sql_conn *c, int64_t seq, const char *statements,
 /* ---- audit trail ---- */
 
 /* A transaction's row; tx_state, its state as the API names it, comes
- * from its row and its intent's (not t.state, which WHERE would take). */
+ * from its row and its intent's (not t.state, which WHERE would take). An
+ * intent landed but not marked (?8, ?9: struct sql_landed) is applied. */
+#define TX_APPLIED_AT "coalesce(i.applied_at, CASE WHEN i.seq <= ?8 THEN ?9 END)"
 #define TX_COLUMNS                                                                                 \
     "t.n, t.tx_id, CASE WHEN t.state = 'aborted' THEN 'aborted'"                                   \
-    " WHEN i.applied_at IS NULL THEN 'pending' ELSE 'applied' END AS tx_state,"                    \
-    " t.created_at, i.applied_at, t.operations, coalesce(t.error, i.refused), t.provenance"        \
+    " WHEN " TX_APPLIED_AT " IS NULL THEN 'pending' ELSE 'applied' END AS tx_state,"               \
+    " t.created_at, " TX_APPLIED_AT ", t.operations, coalesce(t.error, i.refused), t.provenance"   \
     " FROM bistore_transactions t LEFT JOIN bistore_intents i ON i.seq = t.seq"
+
+static void bind_landed(sqlite3_stmt *s, const struct sql_landed *landed)
+{
+    sqlite3_bind_int64(s, 8, landed ? landed->seq : -1);
+    sql_bind_text(s, 9, landed && landed->seq >= 0 ? landed->at : NULL);
+}
 
 int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char *state,
                   const char *created_at, const char *operations, const char *error,
@@ -235,18 +245,21 @@ static int read_tx(sqlite3_stmt *s, void *out)
     return *tx ? 0 : -1;
 }
 
-enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err)
+enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, const struct sql_landed *landed,
+                       json_t **out, struct bs_error *err)
 {
     *out = NULL;
     sqlite3_stmt *s = sql_stmt(c, Q_TX_GET, "SELECT " TX_COLUMNS " WHERE t.tx_id = ?1", err);
     if (!s)
         return LOOKUP_FAILED;
     sql_bind_text(s, 1, tx_id);
+    bind_landed(s, landed);
     return sql_step_one(c, s, read_tx, out, "read transaction", err);
 }
 
 int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, size_t max_bytes,
-                json_t *items, int64_t *last, bool *more, struct bs_error *err)
+                const struct sql_landed *landed, json_t *items, int64_t *last, bool *more,
+                struct bs_error *err)
 {
     sqlite3_stmt *s =
         sql_stmt(c, Q_TX_LIST,
@@ -259,6 +272,7 @@ int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit,
     sqlite3_bind_int64(s, 1, after);
     sql_bind_text(s, 2, state);
     sqlite3_bind_int(s, 3, limit + 1); /* one more row tells whether a next page exists */
+    bind_landed(s, landed);
     int rc;
     *last = after;
     *more = false;

@@ -152,8 +152,8 @@ int sql_intent_insert(struct sql_conn *c, int64_t seq, const char *tx_id, const 
                       const char *created_at, struct bs_error *err);
 /*
  * The mark-applied step of the commit protocol: marks every intent with
- * seq <= upto applied (at `at`), in an autocommit transaction of its own
- * (no transaction may be open on c).
+ * seq <= upto applied (at `at`), in an autocommit transaction of its own,
+ * or inside the transaction open on c (then it lasts if that one commits).
  */
 int sql_intent_mark_applied(struct sql_conn *c, int64_t upto, const char *at, struct bs_error *err);
 int sql_intent_max_seq(struct sql_conn *c, int64_t *seq, struct bs_error *err);
@@ -188,11 +188,23 @@ int sql_intent_resolve(struct sql_conn *c, int64_t seq, const char *statements,
 int sql_tx_insert(struct sql_conn *c, const char *tx_id, int64_t seq, const char *state,
                   const char *created_at, const char *operations, const char *error,
                   const char *provenance, struct bs_error *err);
+/*
+ * Intents the writer knows Neo4j has whose mark is not written yet (it goes
+ * with the next write): up to seq, applied at `at`; seq -1 when none. The
+ * audit trail reads them as applied, so a read after a 2xx never says
+ * pending.
+ */
+struct sql_landed {
+    int64_t seq;
+    char at[TIMESTAMP_LEN];
+};
 /* {"tx_id","state","created_at","applied_at","operations","error","provenance"} */
-enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, json_t **out, struct bs_error *err);
+enum lookup sql_tx_get(struct sql_conn *c, const char *tx_id, const struct sql_landed *landed,
+                       json_t **out, struct bs_error *err);
 /* state: NULL, "pending", "applied", "committed" or "aborted"; after: row number cursor. */
 int sql_tx_list(struct sql_conn *c, const char *state, int64_t after, int limit, size_t max_bytes,
-                json_t *items, int64_t *last, bool *more, struct bs_error *err);
+                const struct sql_landed *landed, json_t *items, int64_t *last, bool *more,
+                struct bs_error *err);
 
 /* Idempotency: the body hash, stored result and transaction of key in scope. */
 enum lookup sql_idem_get(struct sql_conn *c, const char *key, const char *scope,

@@ -244,6 +244,83 @@ def test_held_commit_delivered_after_recovery_applies_once(gateway_factory, prox
     assert_gateway_still_writes(gw2, neo4j, "after-late-commit")
 
 
+# ------------------------- a commit in flight, the next group's statements behind it
+
+
+@pytest.mark.parametrize("flight", ["lands", "never_lands"])
+def test_kill_with_a_commit_in_flight_and_the_next_group_behind_it(gateway_factory, proxy_factory, neo4j,
+                                                                   flight):
+    """Group k's Neo4j commit is in flight (held at the proxy) and group
+    k+1's statements wait in Neo4j behind its watermark lock; the gateway is
+    killed the moment k+1's statements are answered (behind_flight), before
+    the writer took k's outcome. lands: k's commit is let through first, so
+    Neo4j commits k (its client may hear 200 "applied" before the kill) and
+    k+1's statements pass its guard. never_lands: k's commit stays held, and
+    times out (its client may hear 200 "pending") while k+1's statements
+    time out behind the lock. Either way k is committed in SQLite and
+    applied exactly once after recovery, and k+1 is in neither store and
+    never answered."""
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url, env={"BISTORE_FAULT": "behind_flight"},
+                         args=["--neo4j-timeout-ms", SHORT_NEO4J_TIMEOUT_MS])
+    acked = acknowledged_writes(gw)  # one at a time: never behind a flight
+    proxy.hold_matching(TX_COMMIT)
+    answers = {}
+
+    def write(name, path, body):
+        try:
+            answers[name] = gw.request("POST", path, body=body, fresh=True, timeout=60)
+        except CONNECTION_ERRORS as exc:
+            answers[name] = exc
+
+    k = threading.Thread(target=write, args=("k", "/v1/transactions", VICTIM), daemon=True)
+    k.start()
+    assert proxy.wait_held(1, timeout=20), f"the gateway never sent a Neo4j commit:\n{gw.log_tail()}"
+    poll(lambda: gw.store.count_entity("victim-e") == 1, 5, what="the victim to be committed in SQLite")
+    behind = threading.Thread(target=write, args=(
+        "behind", "/v1/entities", {"id": "behind-e", "type": "Person", "properties": {"n": 1}}), daemon=True)
+    behind.start()
+    if flight == "lands":
+        time.sleep(1.0)  # its statements are in Neo4j by now, waiting for the lock
+        assert proxy.release() == 1
+    gw.expect_fault_kill(timeout=30)
+    for t in (k, behind):
+        t.join(30)
+    assert not hasattr(answers.get("behind"), "status"), f"behind was answered: {answers['behind']}"
+    got = answers.get("k")
+    if hasattr(got, "status"):  # past the commit point: the committer may answer before the kill
+        assert got.status == 200 and got.json["state"] == "committed", got
+        assert got.json["neo4j"] == ("applied" if flight == "lands" else "pending"), got
+
+    # Before recovery: k is committed in SQLite, not marked; k+1 is nowhere.
+    store = gw.store
+    assert store.count_entity("victim-e") == 1 and store.count_entity("behind-e") == 0
+    pending = store.pending_intents()
+    assert len(pending) == 1, pending
+    assert neo4j.count_entity("behind-e") == 0, "Neo4j shows data of an uncommitted transaction"
+    if flight == "lands":
+        assert neo4j.count_entity("victim-e") == 1, "k's commit was let through before the kill"
+        assert neo4j.watermarks()[0]["seq"] == pending[0]["seq"]
+    else:
+        assert neo4j.count_entity("victim-e") == 0, "k's commit is still held"
+
+    gw2 = gateway_factory(sqlite=gw.sqlite_path)  # straight to Neo4j: a held commit stays held
+    if flight == "never_lands":
+        assert proxy.held_count() >= 1
+    assert_acknowledged_present(gw2, neo4j, acked)
+    assert_victim_applied(gw2, neo4j)
+    assert_absent(gw2.store, neo4j, entity_ids=["behind-e"])
+    assert_stores_consistent(gw2.store, neo4j)
+    assert_intents_settled(gw2.store, neo4j)
+    if flight == "never_lands":  # the dead gateway's commit arrives late: a transaction long gone
+        assert proxy.release() >= 1
+        assert proxy.wait_released_answered(30), "Neo4j never answered the late commit"
+        assert neo4j.count_entity("victim-e") == 1 and neo4j.count_relationship("victim-r") == 1
+        assert_stores_consistent(gw2.store, neo4j)
+        assert_intents_settled(gw2.store, neo4j)
+    assert_gateway_still_writes(gw2, neo4j, "after-flight")
+
+
 # ------------------------------------- lost Neo4j commit, replayed in place
 
 

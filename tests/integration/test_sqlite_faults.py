@@ -70,10 +70,11 @@ def test_an_sqlite_error_that_rolls_back_the_group_fails_every_member(gateway_fa
     two members after it began and committed transactions of their own
     (answered 500 all the same, yet durable) and every later write failed on
     a duplicate intent seq."""
-    # counting starts after the blocker's Neo4j commit: its mark takes WAL
-    # writes 1-4, the big member's spill starts at 5
+    # counting starts after the blocker's SQLite commit: its Neo4j commit is
+    # then in flight and its mark goes with the group's commit, so the first
+    # WAL write after it is the big member's spill
     gw, proxy = shim_gateway(gateway_factory, proxy_factory,
-                             f"error,op=write,file=wal,rc={rc},nth=5,after=after_neo4j_commit")
+                             f"error,op=write,file=wal,rc={rc},nth=1,after=after_sqlite_commit")
     big, s1, s2 = group_after_blocker(gw, proxy, "g")
     assert "fails with" in gw.log_path.read_text(errors="replace"), "the shim's error never fired"
     for a in (big, s1, s2):
