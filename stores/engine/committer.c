@@ -116,8 +116,7 @@ void flight_stop(struct engine *e)
     f->started = false;
 }
 
-void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq,
-                 const char *rid)
+void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq, const char *rid)
 {
     struct flight *f = &e->flight;
     BS_ASSERT(f->started && !f->active); /* one at a time: the next group landed it */
