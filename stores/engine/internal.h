@@ -87,8 +87,8 @@ struct flight {
     char path[NEO4J_TX_PATH_MAX];
     char at[TIMESTAMP_LEN]; /* when Neo4j answered the commit */
     const char *rid;
-    char message[sizeof((struct neo4j_result *)0)->message]; /* Neo4j's failure, when not committed
-                                                              */
+    /* Neo4j's failure, when not committed (as long as a neo4j_result's) */
+    char message[sizeof((struct neo4j_result *)0)->message];
 };
 
 struct engine {
@@ -155,8 +155,9 @@ struct commit_item {
 /* How commit_group left its items. */
 enum commit_end {
     COMMIT_ANSWERED,  /* every item has its outcome */
-    COMMIT_IN_FLIGHT, /* committed in SQLite, Neo4j's commit in flight (e->flight): the
-                         writer answers the jobs when it lands */
+    COMMIT_IN_FLIGHT, /* committed in SQLite, Neo4j's commit in flight (e->flight): its
+                         jobs are answered when Neo4j answers (by the committer, or by
+                         the writer once it lands) */
     COMMIT_REQUEUE,   /* the flight before it failed to land: nothing of these was
                          written; run them again after the replay */
 };
