@@ -54,6 +54,7 @@ static enum step check_counts(struct group *g);
 static enum step client_rows(struct group *g);
 
 static bool apply_member(struct group *g, struct member *m, int64_t seq);
+static size_t hand_out(struct group *g, struct bistore_outcome **outs);
 static void fail_members(struct group *g, const struct bs_error *err);
 static void record_aborted(struct engine *e, const char *tx_id, const struct bs_txn *txn,
                            const struct bs_error *failure);
@@ -83,7 +84,7 @@ enum commit_end commit_group(struct engine *e, struct commit_item *items, size_t
      * gives it a group of its own). */
     if (n == 1 && items[0].txn->n_ops >= PIPELINE_MIN_OPS && !items[0].apply &&
         !txn_has_raw(items[0].txn)) {
-        flight_land(e, false);
+        BS_ASSERT(!e->flight.active); /* it goes alone: the writer landed the flight */
         commit_pipelined(e, &items[0]);
         return COMMIT_ANSWERED;
     }
@@ -463,14 +464,11 @@ enum step commit_point(struct group *g)
     struct engine *e = g->e;
     fault_hit(FAULT_AFTER_NEO4J_STATEMENTS);
     int64_t seq = e->last_seq + (int64_t)g->applied;
-    /* The mark of a flight that landed inside this transaction goes with it. */
+    /* The mark of a flight that landed inside this transaction goes with
+     * it (if its statement fails alone, the transaction goes on). */
     int64_t marking = e->marked_seq < e->applied_seq ? e->applied_seq : -1;
-    struct bs_error fold_err;
-    if (marking >= 0 && mark_applied(e, marking, e->applied_at, &fold_err) != 0) {
-        log_warn("intents up to %lld applied but not marked: %s", (long long)marking,
-                 fold_err.message);
-        marking = -1; /* the statement failed alone; the transaction goes on */
-    }
+    if (marking >= 0 && !mark_applied_or_warn(e, marking, e->applied_at))
+        marking = -1;
     if (sql_commit(writer_sql(e), &g->err) != 0) {
         /* Not committed, or (outcome_unknown) maybe durable after the next
          * start, when WAL recovery brings it back with its intent, which is
@@ -488,17 +486,9 @@ enum step commit_point(struct group *g)
     if (g->may_fly && e->flight.started) {
         /* Answered by the committer when Neo4j answers, told whether it has it. */
         struct flight *f = &e->flight;
-        for (size_t i = 0; i < g->n; i++) {
-            struct member *m = &g->members[i];
-            f->jobs[f->n_jobs++] = m->item->job;
-            if (m->status == MEMBER_LEFT && m->repeats_member)
-                f->outs[f->n_outs++] = m->item->out;
-            if (m->status != MEMBER_APPLIED)
-                continue;
-            m->item->out->result = m->result;
-            m->result = NULL;
-            f->outs[f->n_outs++] = m->item->out;
-        }
+        for (size_t i = 0; i < g->n; i++)
+            f->jobs[f->n_jobs++] = g->members[i].item->job;
+        f->n_outs = hand_out(g, f->outs);
         flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid);
         g->in_flight = true;
         return STEP_DECIDED;
@@ -509,26 +499,40 @@ enum step commit_point(struct group *g)
     if (applied) {
         fault_hit(FAULT_AFTER_NEO4J_COMMIT);
         e->applied_seq = seq;
-        struct bs_error mark_err;
-        if (mark_applied(e, seq, NULL, &mark_err) != 0) /* the watermark stays the truth */
-            log_warn("intents up to %lld applied but not marked: %s", (long long)seq,
-                     mark_err.message);
+        mark_applied_or_warn(e, seq, NULL);
     } else {
         log_warn("intents %lld..%lld committed; Neo4j commit failed (%s): pending",
                  (long long)(seq - (int64_t)g->applied + 1), (long long)seq, r.message);
     }
     neo4j_result_clear(&r);
+    struct bistore_outcome *outs[GROUP_MAX_TXNS];
+    size_t n_outs = hand_out(g, outs);
+    for (size_t i = 0; i < n_outs; i++)
+        outs[i]->neo4j_applied = applied;
+    return STEP_DECIDED;
+}
+
+/*
+ * The members' answers, given out at the commit point: each applied
+ * member's result moves to its outcome. Into outs, the outcomes that say
+ * whether Neo4j has the group: the applied members' and those of repeats
+ * of them (an Idempotency-Key used twice in the group). Returns how many.
+ */
+static size_t hand_out(struct group *g, struct bistore_outcome **outs)
+{
+    BS_ASSERT(g->n <= GROUP_MAX_TXNS);
+    size_t n = 0;
     for (size_t i = 0; i < g->n; i++) {
         struct member *m = &g->members[i];
         if (m->status == MEMBER_LEFT && m->repeats_member)
-            m->item->out->neo4j_applied = applied;
+            outs[n++] = m->item->out;
         if (m->status != MEMBER_APPLIED)
             continue;
         m->item->out->result = m->result;
-        m->item->out->neo4j_applied = applied;
         m->result = NULL;
+        outs[n++] = m->item->out;
     }
-    return STEP_DECIDED;
+    return n;
 }
 
 /* ---- the undo, and the end of a group ---- */

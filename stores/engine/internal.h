@@ -209,6 +209,9 @@ int replay_pending(struct engine *e, struct bs_error *err);
 /* The mark-applied step: intents up to seq `upto` are in Neo4j, since
  * `at` (NULL: now). */
 int mark_applied(struct engine *e, int64_t upto, const char *at, struct bs_error *err);
+/* mark_applied where a failure only costs work (the watermark stays the
+ * truth): logged; true when marked. */
+bool mark_applied_or_warn(struct engine *e, int64_t upto, const char *at);
 
 /* ---- readiness (readiness.c) ---- */
 

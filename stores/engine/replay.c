@@ -429,3 +429,12 @@ int mark_applied(struct engine *e, int64_t upto, const char *at, struct bs_error
         e->marked_seq = upto;
     return 0;
 }
+
+bool mark_applied_or_warn(struct engine *e, int64_t upto, const char *at)
+{
+    struct bs_error err;
+    if (mark_applied(e, upto, at, &err) == 0)
+        return true;
+    log_warn("intents up to %lld applied but not marked: %s", (long long)upto, err.message);
+    return false;
+}

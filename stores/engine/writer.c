@@ -240,8 +240,8 @@ static void *writer_main(void *arg)
         /* A plain group goes on behind the commit in flight; anything
          * else, or nothing to do, waits for it to land first. */
         bool behind = joins_flight(e, jobs, n, stopping) && flight_go_behind(e);
-        bool landed = !behind && e->flight.active;
-        if (landed) { /* and marked before a job that may take long */
+        bool just_landed = !behind && e->flight.active;
+        if (just_landed) { /* and marked before a job that may take long */
             flight_land(e, false);
             settle(e);
         }
@@ -257,8 +257,8 @@ static void *writer_main(void *arg)
             bs_error_clear(&err);
             /* A flight that just landed with nothing queued: a commit that
              * failed is replayed on the retry timer, as any other. */
-            bool can_write =
-                behind || (n == 0 && landed) || prepare_to_write(e, &last_attempt, n > 0, &err);
+            bool can_write = behind || (n == 0 && just_landed) ||
+                             prepare_to_write(e, &last_attempt, n > 0, &err);
             if (n == 0) {
                 /* recovery or replay only */
             } else if (!can_write && jobs[0]->while_stuck && readiness_stuck_seq(e)) {
@@ -310,12 +310,8 @@ static bool joins_flight(struct engine *e, struct write_job *const *jobs, size_t
  * along), then the answers the committer left to the writer. */
 static void settle(struct engine *e)
 {
-    if (e->marked_seq < e->applied_seq) {
-        struct bs_error mark_err; /* on failure the watermark stays the truth */
-        if (mark_applied(e, e->applied_seq, e->applied_at, &mark_err) != 0)
-            log_warn("intents up to %lld applied but not marked: %s", (long long)e->applied_seq,
-                     mark_err.message);
-    }
+    if (e->marked_seq < e->applied_seq)
+        mark_applied_or_warn(e, e->applied_seq, e->applied_at);
     if (e->applied_seq >= 0)
         metrics_pending(e->last_seq - e->applied_seq);
     for (size_t i = 0; i < e->n_unanswered; i++)
