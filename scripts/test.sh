@@ -104,6 +104,10 @@ run_pytest() { # run_pytest LABEL BINARY ADAPTER [TEST FILES...]: tests/integrat
   e=$(grep -Eo '[0-9]+ error' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
   rm -f "$log"
   [ "$p" -gt 0 ] || f=$((f + 1))
+  if [ $((f + e)) -gt 0 ]; then # Neo4j's side of a failure (the gateway's is in pytest's report)
+    echo "-- Neo4j's debug.log, its last errors"
+    grep -E -A6 'ERROR|Exception' "$BISTORE_TEST_NEO4J_HOME/logs/debug.log" 2>/dev/null | tail -60 || true
+  fi
   count "$p" $((f + e))
 }
 not_run=()
