@@ -8,15 +8,21 @@
 #define BISTORE_BACKGROUND_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct background {
     pthread_t thread;
     bool threaded;
+    void *(*fn)(void *);
+    void *arg;
+    atomic_bool returned; /* fn has returned (set by its thread) */
 };
 
 /* Starts fn(arg) in a new thread, or runs it now when none can be started. */
 void background_start(struct background *b, void *(*fn)(void *), void *arg);
+/* Whether fn has returned, without waiting (background_wait is still due). */
+bool background_returned(struct background *b);
 /* Waits until fn has returned (at once when it ran in line). */
 void background_wait(struct background *b);
 

@@ -727,8 +727,8 @@ static bool apply_member(struct group *g, struct member *m, int64_t seq)
     }
     int rc = item->apply ? item->apply(e, item->apply_ctx, &m->state, err)
                          : apply_txn(e, item->txn, &m->state, err);
-    if (rc == 0 && m->pipe) /* the last statements, and every answer checked */
-        rc = m->pipe->finish(m->pipe->arg, &m->state, err);
+    if (rc == 0 && m->pipe) /* the last statements go out */
+        rc = m->pipe->flush(m->pipe->arg, &m->state, err);
     if (rc == 0) {
         m->result = json_pack("{s:s, s:O, s:O}", "tx_id", m->tx_id, "results", m->state.results,
                               "records", m->state.records);
@@ -737,6 +737,8 @@ static bool apply_member(struct group *g, struct member *m, int64_t seq)
         rc = m->result ? log_intent(e, m, seq, text, err)
                        : (bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1);
     }
+    if (rc == 0 && m->pipe) /* and every answer checked, in the savepoint still */
+        rc = m->pipe->finish(m->pipe->arg, &m->state, err);
     if (rc != 0) {
         if (m->pipe)
             m->pipe->settle(m->pipe->arg);

@@ -31,7 +31,10 @@ enum member_status {
 
 /* A member whose statements go to Neo4j while it is applied (pipelined). */
 struct member_pipe {
-    /* The statements not sent yet, and every answer checked: 0, or -1 with err. */
+    /* The statements not sent yet go out (after it the text below is
+     * whole; the intent is written while they run): 0, or -1 with err. */
+    int (*flush)(void *arg, struct apply_state *state, struct bs_error *err);
+    /* Every answer checked: 0, or -1 with err. */
     int (*finish)(void *arg, struct apply_state *state, struct bs_error *err);
     /* Every data statement sent, as the JSON array text the intent keeps. */
     const char *(*statements_text)(void *arg);

@@ -2,9 +2,14 @@
  * A large transaction, pipelined: the commit protocol of commit.c for one
  * transaction of PIPELINE_MIN_OPS operations or more, alone.
  *
- * Its statements go to Neo4j in chunks of about PIPELINE_CHUNK_ROWS rows
- * while the operations after them are applied to SQLite: Neo4j's execution
- * and SQLite's overlap instead of adding up. The protocol is the same: the
+ * Its statements go to Neo4j in chunks while the operations after them are
+ * applied to SQLite: Neo4j's execution and SQLite's overlap instead of
+ * adding up. A chunk is what waits when Neo4j is done with the one before
+ * (at least PIPELINE_MIN_ROWS rows, PIPELINE_FIRST_ROWS for the first, at
+ * most PIPELINE_MAX_ROWS): the first goes out early, and while Neo4j is
+ * the slower side the writer applies on instead of waiting, so later
+ * chunks grow and fewer requests carry the transaction. Its intent is
+ * written while the last chunk is in Neo4j. The protocol is the same: the
  * Neo4j transaction is opened (fresh) and recorded before anything runs in
  * it, the first chunk starts with the guarded watermark, every count is
  * checked before SQLite's commit point, and any failure rolls back both.
@@ -18,26 +23,30 @@
 #include "common/json_text.h"
 #include "stores/engine/commit.h"
 
-#define PIPELINE_CHUNK_ROWS 1000
+#define PIPELINE_FIRST_ROWS 500 /* the first chunk: Neo4j starts early */
+#define PIPELINE_MIN_ROWS 1000  /* the others: each request costs Neo4j too */
+#define PIPELINE_MAX_ROWS 4000
 /* The statements' text: bounded by the request body, far below this. */
 #define PIPELINE_TEXT_MAX ((size_t)1 << 31)
 
 struct pipeline {
     struct group *g;
-    struct member_pipe hooks;   /* the member's: finish, statements_text, settle */
+    struct member_pipe hooks;   /* the member's: flush, finish, statements_text, settle */
     struct neo4j_client *neo4j; /* the writer's, lent to the request thread */
     int64_t prev, seq;          /* the guard */
     size_t shipped;             /* data statements sent so far */
     /* the request in flight */
     bool in_flight, guard, guard_sent;
     struct background call;
-    json_t *request;
     size_t first, count; /* its data statements */
     struct neo4j_result r;
     enum neo4j_status status;
     /* every data statement sent, as JSON text ("{...},{...}"): serialised
-     * once, off the writer's path, for the request and for the intent */
+     * once, for the requests and for the intent; the writer appends to it
+     * only while no request is in flight (the request reads its part) */
     struct buf text;
+    size_t text_start; /* where the request in flight's statements begin */
+    char *intent_text; /* "[text]", for the intent */
     bool text_failed;
     json_t *guard_stmt; /* the guarded watermark, sent first */
 };
@@ -68,12 +77,14 @@ void commit_pipelined(struct engine *e, struct commit_item *item)
         s = commit_point(&g);
     group_end(&g, s);
     json_decref(p.guard_stmt);
+    free(p.intent_text);
     buf_free(&p.text);
 }
 
 /* ---- its own steps, in the order they run ---- */
 
 static int pipeline_after_op(void *arg, struct apply_state *state, struct bs_error *err);
+static int pipeline_flush(void *arg, struct apply_state *state, struct bs_error *err);
 static int pipeline_finish(void *arg, struct apply_state *state, struct bs_error *err);
 static const char *pipeline_statements_text(void *arg);
 static void pipeline_settle(void *arg);
@@ -93,7 +104,8 @@ static enum step pipeline_prepare(struct pipeline *p, struct group *g)
     if (!p->guard_stmt ||
         cypher_add_watermark_guard(p->guard_stmt, e->store_id, p->prev, p->seq) != 0)
         return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
-    p->hooks = (struct member_pipe){pipeline_finish, pipeline_statements_text, pipeline_settle, p};
+    p->hooks = (struct member_pipe){pipeline_flush, pipeline_finish, pipeline_statements_text,
+                                    pipeline_settle, p};
     m->pipe = &p->hooks;
     m->state.after_op = pipeline_after_op;
     m->state.after_op_arg = p;
@@ -132,38 +144,44 @@ static enum step open_fresh_transaction(struct group *g)
 
 /* ---- the chunks ---- */
 
-/* The request thread: serialises the chunk's statements onto the kept text
- * (for the intent) and sends them, after the guard when it goes first. */
+/* Appends statements [from, to) to the kept text: 0, or -1 when out of memory. */
+static int pipeline_serialise(struct pipeline *p, json_t *statements, size_t from, size_t to)
+{
+    enum buf_status written = p->text.len ? buf_append_char(&p->text, ',') : BUF_OK;
+    p->text_start = p->text.len;
+    for (size_t i = from; i < to && written == BUF_OK; i++) {
+        if (i > from)
+            written = buf_append_char(&p->text, ',');
+        if (written == BUF_OK)
+            written = json_text_append(&p->text, json_array_get(statements, i));
+    }
+    return written == BUF_OK ? 0 : -1;
+}
+
+/* The request thread: sends the chunk, after the guard when it goes first. */
 static void *pipeline_send(void *arg)
 {
     struct pipeline *p = arg;
-    enum buf_status written = p->text.len ? buf_append_char(&p->text, ',') : BUF_OK;
-    size_t start = p->text.len;
-    for (size_t i = 0; i < json_array_size(p->request) && written == BUF_OK; i++) {
-        if (i)
-            written = buf_append_char(&p->text, ',');
-        if (written == BUF_OK)
-            written = json_text_append(&p->text, json_array_get(p->request, i));
+    const char *chunk = buf_str(&p->text) + p->text_start;
+    size_t len = p->text.len - p->text_start;
+    neo4j_result_clear(&p->r);
+    if (!p->guard) {
+        p->status = neo4j_run_text(p->neo4j, p->g->tx.path, chunk, len, &p->r);
+        return NULL;
     }
     struct buf first;
     buf_init(&first, (size_t)1 << 20);
-    if (written == BUF_OK && p->guard) {
-        written = json_text_append(&first, json_array_get(p->guard_stmt, 0));
-        if (written == BUF_OK && p->text.len > start)
-            written = buf_append_char(&first, ',');
-        if (written == BUF_OK)
-            written = buf_append(&first, buf_str(&p->text) + start, p->text.len - start);
-    }
-    neo4j_result_clear(&p->r);
+    enum buf_status written = json_text_append(&first, json_array_get(p->guard_stmt, 0));
+    if (written == BUF_OK && len)
+        written = buf_append_char(&first, ',');
+    if (written == BUF_OK)
+        written = buf_append(&first, chunk, len);
     if (written != BUF_OK) {
         p->text_failed = true;
         p->r.status = p->status = NEO4J_DATABASE_ERROR;
         snprintf(p->r.message, sizeof p->r.message, "out of memory");
-    } else if (p->guard) {
-        p->status = neo4j_run_text(p->neo4j, p->g->tx.path, buf_str(&first), first.len, &p->r);
     } else {
-        p->status = neo4j_run_text(p->neo4j, p->g->tx.path, buf_str(&p->text) + start,
-                                   p->text.len - start, &p->r);
+        p->status = neo4j_run_text(p->neo4j, p->g->tx.path, buf_str(&first), first.len, &p->r);
     }
     buf_free(&first);
     return NULL;
@@ -176,13 +194,15 @@ static int pipeline_wait(struct pipeline *p, const struct apply_state *state, st
         return 0;
     background_wait(&p->call);
     p->in_flight = false;
-    json_decref(p->request);
-    p->request = NULL;
     size_t base = p->guard ? 1 : 0;
     int rc = 0;
     if (p->status != NEO4J_OK) {
         long op_index = -1;
         long at = p->r.statement_index - (long)base;
+        /* Neo4j counts the failing statement's partial result or not: one
+         * past the request's last statement can only mean the last */
+        if (at == (long)p->count && at > 0)
+            at--;
         if (p->r.status == NEO4J_CLIENT_ERROR && at >= 0 &&
             p->first + (size_t)at < state->n_stmt_first_op)
             op_index = (long)state->stmt_first_op[p->first + (size_t)at];
@@ -213,15 +233,10 @@ static int pipeline_ship(struct pipeline *p, const struct apply_state *state, st
     size_t total = cypher_batch_count(&state->cypher);
     if (total == p->shipped && p->guard_sent)
         return 0;
-    json_t *req = json_array();
-    for (size_t i = p->shipped; req && i < total; i++)
-        if (json_array_append(req, json_array_get(state->cypher.statements, i)) != 0) {
-            json_decref(req);
-            req = NULL;
-        }
-    if (!req)
+    if (pipeline_serialise(p, state->cypher.statements, p->shipped, total) != 0) {
+        p->text_failed = true;
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
-    p->request = req;
+    }
     p->guard = !p->guard_sent;
     p->guard_sent = true;
     p->first = p->shipped;
@@ -232,14 +247,16 @@ static int pipeline_ship(struct pipeline *p, const struct apply_state *state, st
     return 0;
 }
 
-/* After each operation: ships a chunk once enough rows wait. */
+/* After each operation: ships a chunk once enough rows wait and Neo4j is
+ * done with the one before, or too many wait to go on without it. */
 static int pipeline_after_op(void *arg, struct apply_state *state, struct bs_error *err)
 {
     struct pipeline *p = arg;
     size_t rows = cypher_open_rows(&state->cypher);
     for (size_t i = p->shipped; i < cypher_batch_count(&state->cypher); i++)
         rows += state->cypher.expected[i] == CYPHER_ANY_COUNT ? 1 : state->cypher.expected[i];
-    if (rows < PIPELINE_CHUNK_ROWS)
+    if (rows < (p->guard_sent ? PIPELINE_MIN_ROWS : PIPELINE_FIRST_ROWS) ||
+        (rows < PIPELINE_MAX_ROWS && p->in_flight && !background_returned(&p->call)))
         return 0;
     if (cypher_batch_finish(&state->cypher) != 0)
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
@@ -248,27 +265,38 @@ static int pipeline_after_op(void *arg, struct apply_state *state, struct bs_err
 
 /* ---- the member's hooks ---- */
 
-/* The statements left, and every answer checked: 0, or -1 with err set. */
+/* The statements left go out (the text is whole after it): 0, or -1 with err set. */
+static int pipeline_flush(void *arg, struct apply_state *state, struct bs_error *err)
+{
+    return pipeline_ship(arg, state, err); /* apply_txn closed the last group */
+}
+
+/* Every answer checked: 0, or -1 with err set. */
 static int pipeline_finish(void *arg, struct apply_state *state, struct bs_error *err)
 {
     struct pipeline *p = arg;
-    if (pipeline_ship(p, state, err) != 0 || pipeline_wait(p, state, err) != 0)
+    if (pipeline_wait(p, state, err) != 0)
         return -1;
     if (p->shipped != cypher_batch_count(&state->cypher) || p->text_failed)
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
     return 0;
 }
 
-/* Every data statement sent, as the JSON array the intent log keeps. */
+/* Every data statement sent, as the JSON array the intent log keeps: a
+ * copy, since the last request may still be reading the text. */
 static const char *pipeline_statements_text(void *arg)
 {
     struct pipeline *p = arg;
-    /* "{...},{...}" becomes "[{...},{...}]" in place */
-    if (buf_append_char(&p->text, ']') != BUF_OK || buf_append_char(&p->text, '\0') != BUF_OK)
+    free(p->intent_text);
+    p->intent_text = malloc(p->text.len + 3);
+    if (!p->intent_text)
         return NULL;
-    memmove(p->text.data + 1, p->text.data, p->text.len - 1);
-    p->text.data[0] = '[';
-    return p->text.data;
+    p->intent_text[0] = '[';
+    if (p->text.len)
+        memcpy(p->intent_text + 1, p->text.data, p->text.len);
+    p->intent_text[p->text.len + 1] = ']';
+    p->intent_text[p->text.len + 2] = '\0';
+    return p->intent_text;
 }
 
 /* SQLite's error or a chunk's is the answer; a chunk still in flight is
