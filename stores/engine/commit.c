@@ -363,6 +363,10 @@ static enum step run_in_neo4j(struct group *g)
     long data_stmt = g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r) ? -1
                      : g->joined ? g->r.statement_index
                                  : g->r.statement_index - 1;
+    /* Neo4j counts the failing statement's partial result or not: one past
+     * the last data statement can only mean the last */
+    if (data_stmt == (long)g->n_data && data_stmt > 0)
+        data_stmt--;
     if (data_stmt < 0 && g->n == 1 && guard_refused(&g->r) && client_divided(g))
         data_stmt = divided_statement(g);
     if (data_stmt >= 0 && g->n > 1)

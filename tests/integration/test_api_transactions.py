@@ -415,3 +415,23 @@ def test_batch_answer_and_stored_idempotency_result_keep_their_shape(gateway, ne
         assert r["version"] == 1
         assert RFC3339_UTC_RE.match(r["created_at"]) and r["created_at"] == r["updated_at"]
     assert_stores_consistent(gateway.store, neo4j)
+
+
+def test_neo4j_refusing_the_last_statement_names_its_operation(gateway, neo4j):
+    """Neo4j alone holds the id of the transaction's last relationship: its
+    constraint refuses the last statement (Neo4j may count that statement's
+    partial result or not), and the answer names the operation."""
+    gw = gateway
+    assert gw.post("/v1/entities", {"id": "e1", "type": "Person"}).status == 201
+    assert gw.post("/v1/entities", {"id": "e2", "type": "Person"}).status == 201
+    assert gw.post("/v1/relationships", {"id": "k0", "type": "KNOWS", "source": "e1", "target": "e2"}).status == 201
+    neo4j.run("MATCH (a:Entity {id: 'e1'}) CREATE (a)-[:KNOWS {id: 'n-last'}]->(a)")
+    before = snapshot(gw, neo4j)
+    ops = [{"op": "create_entity", "id": "n-a", "type": "Person"},
+           {"op": "create_entity", "id": "n-b", "type": "Person"},
+           {"op": "create_relationship", "id": "n-last", "type": "KNOWS", "source": "e1", "target": "e2"}]
+    err = error_of(gw.post("/v1/transactions", {"operations": ops}), 409, "relationship_exists")
+    assert err.get("operation_index") == 2, err
+    assert_unchanged(gw, neo4j, before)
+    assert_absent(gw.store, neo4j, entity_ids=["n-a", "n-b"])
+    assert_intents_settled(gw.store, neo4j)
