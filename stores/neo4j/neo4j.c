@@ -449,9 +449,23 @@ static json_t *query_result(json_t *doc)
 static enum neo4j_status query_post(struct neo4j_client *c, const char *path, json_t *statement,
                                     json_t *results, struct neo4j_result *r)
 {
+    /* The Query API refuses any other key ("Bad Request"): a client's
+     * statement carries the transaction endpoint's resultDataContents. */
+    json_t *bare = NULL;
+    json_t *params = statement ? json_object_get(statement, "parameters") : NULL;
+    if (statement && json_object_size(statement) > (params ? 2u : 1u)) {
+        bare = json_pack("{s:O}", "statement", json_object_get(statement, "statement"));
+        if (!bare || (params && json_object_set(bare, "parameters", params) != 0)) {
+            json_decref(bare);
+            neo4j_result_clear(r);
+            return fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
+        }
+        statement = bare;
+    }
     json_t *doc = NULL;
     enum neo4j_status status = statement ? exchange(c, "POST", path, statement, &doc, r)
                                          : exchange_text(c, "POST", path, "{}", 2, &doc, r);
+    json_decref(bare);
     if (status == NEO4J_OK && results && json_array_append_new(results, query_result(doc)) != 0)
         status = fail(r, NEO4J_DATABASE_ERROR, "bistore.NoMemory", "out of memory");
     json_decref(doc);
