@@ -1,5 +1,6 @@
 #include "common/timeutil.h"
 
+#include <errno.h>
 #include <time.h>
 
 int64_t time_now_unix_ms(void)
@@ -7,6 +8,13 @@ int64_t time_now_unix_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void time_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 int64_t time_monotonic_ms(void)

@@ -11,6 +11,8 @@ void time_format_rfc3339(int64_t unix_ms, char out[TIMESTAMP_LEN]);
 int64_t time_now_unix_ms(void);
 /* Monotonic clock in milliseconds, for deadlines and durations. */
 int64_t time_monotonic_ms(void);
+/* Sleeps ms milliseconds (a signal does not cut it short). */
+void time_sleep_ms(int64_t ms);
 /* The CLOCK_REALTIME moment ms milliseconds from now, as
  * pthread_cond_timedwait takes it. */
 struct timespec time_realtime_after_ms(int64_t ms);

@@ -191,8 +191,7 @@ static enum recovered wait_recovered(struct bistore *store, char *reason, size_t
         }
         if (time_monotonic_ms() > deadline)
             return RECOVERED_TIMEOUT;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        time_sleep_ms(100);
     }
 }
 
@@ -248,8 +247,7 @@ static int run_repair(const struct config *cfg)
                           json_integer_value(json_object_get(pr, "total")), done);
             if (done)
                 break;
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+            time_sleep_ms(200);
         }
         json_t *s = json_object_get(run, "summary");
         struct recon_summary sum = {0};
