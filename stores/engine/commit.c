@@ -326,6 +326,13 @@ static bool client_divided(struct group *g)
     return passed;
 }
 
+/* The index of the first data statement: 1 after the guard, 0 when the one
+ * data statement was joined to it. */
+static size_t first_data_statement(const struct group *g)
+{
+    return g->joined ? 0 : 1;
+}
+
 /*
  * The client statement that divided by zero (client_divided): Neo4j counts
  * the failing statement's partial result or not, so the data statement at
@@ -360,13 +367,10 @@ static enum step run_in_neo4j(struct group *g)
     if (status == NEO4J_OK)
         return STEP_NEXT;
     /* the data statement Neo4j refused, or -1: the guard (or no statement) */
-    long data_stmt = g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r) ? -1
-                     : g->joined ? g->r.statement_index
-                                 : g->r.statement_index - 1;
-    /* Neo4j counts the failing statement's partial result or not: one past
-     * the last data statement can only mean the last */
-    if (data_stmt == (long)g->n_data && data_stmt > 0)
-        data_stmt--;
+    size_t base = first_data_statement(g);
+    long data_stmt = g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r)
+                         ? -1
+                         : neo4j_refused_statement(&g->r, base + g->n_data) - (long)base;
     if (data_stmt < 0 && g->n == 1 && guard_refused(&g->r) && client_divided(g))
         data_stmt = divided_statement(g);
     if (data_stmt >= 0 && g->n > 1)
@@ -415,7 +419,7 @@ static enum step check_counts(struct group *g)
                      e->store_id);
         return STEP_FAILED;
     }
-    size_t base = g->joined ? 0 : 1;
+    size_t base = first_data_statement(g);
     for (size_t i = 0; i < g->n_data; i++) {
         if (!count_differs(neo4j_cell(&g->r, base + i, 0, 0), g->want[i], &g->err))
             continue;
@@ -437,7 +441,7 @@ static enum step check_counts(struct group *g)
  */
 static enum step client_rows(struct group *g)
 {
-    size_t base = g->joined ? 0 : 1;
+    size_t base = first_data_statement(g);
     for (size_t i = 0; i < g->n; i++) {
         struct member *m = &g->members[i];
         const struct bs_txn *txn = m->item->txn;

@@ -198,11 +198,7 @@ static int pipeline_wait(struct pipeline *p, const struct apply_state *state, st
     int rc = 0;
     if (p->status != NEO4J_OK) {
         long op_index = -1;
-        long at = p->r.statement_index - (long)base;
-        /* Neo4j counts the failing statement's partial result or not: one
-         * past the request's last statement can only mean the last */
-        if (at == (long)p->count && at > 0)
-            at--;
+        long at = neo4j_refused_statement(&p->r, base + p->count) - (long)base;
         if (p->r.status == NEO4J_CLIENT_ERROR && at >= 0 &&
             p->first + (size_t)at < state->n_stmt_first_op)
             op_index = (long)state->stmt_first_op[p->first + (size_t)at];

@@ -699,6 +699,11 @@ size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt)
     return json_array_size(json_object_get(json_array_get(r->results, stmt), "data"));
 }
 
+long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent)
+{
+    return r->statement_index == (long)n_sent && n_sent > 0 ? (long)n_sent - 1 : r->statement_index;
+}
+
 /* ---- the pool ---- */
 
 void neo4j_pool_init(struct neo4j_pool *p, const struct neo4j_config *cfg)

@@ -131,5 +131,9 @@ int neo4j_add_statement(json_t *arr, const char *text, json_t *params);
 /* Row `row`, column `col` of statement `stmt`'s result, or NULL. Borrowed. */
 json_t *neo4j_cell(const struct neo4j_result *r, size_t stmt, size_t row, size_t col);
 size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt);
+/* The statement Neo4j refused, of n_sent in the request; -1: none named.
+ * The transaction endpoint counts the failing statement's partial result
+ * or not, so one past the last can only mean the last. */
+long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent);
 
 #endif
