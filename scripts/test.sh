@@ -68,6 +68,7 @@ echo "== unit tests (release)"
 run_ctest build
 echo "== unit tests (asan+ubsan)"
 run_ctest build-asan
+echo "-- deps, style, builds, unit tests: $((SECONDS - start)) s"
 
 neo4j_homes=()
 cleanup() {
@@ -94,6 +95,8 @@ stop_neo4j() {
 run_pytest() { # run_pytest LABEL BINARY ADAPTER [TEST FILES...]: tests/integration (or those files)
   local label=$1 bin=$2 api=$3 log; shift 3; log=$(mktemp)
   local files=("$@"); [ ${#files[@]} -gt 0 ] || files=(tests/integration)
+  local t0=$SECONDS debug_log="$BISTORE_TEST_NEO4J_HOME/logs/debug.log" debug_from
+  debug_from=$(($(stat -c %s "$debug_log" 2>/dev/null || echo 0) + 1))
   echo "== integration and fault tests ($label)"
   if BISTORE_BIN="$bin" BISTORE_TEST_NEO4J_API="$api" python3 -m pytest "${files[@]}" -q \
        -p no:cacheprovider >"$log" 2>&1; then :; fi
@@ -105,9 +108,12 @@ run_pytest() { # run_pytest LABEL BINARY ADAPTER [TEST FILES...]: tests/integrat
   rm -f "$log"
   [ "$p" -gt 0 ] || f=$((f + 1))
   if [ $((f + e)) -gt 0 ]; then # Neo4j's side of a failure (the gateway's is in pytest's report)
-    echo "-- Neo4j's debug.log, its last errors"
-    grep -E -A6 'ERROR|Exception' "$BISTORE_TEST_NEO4J_HOME/logs/debug.log" 2>/dev/null | tail -60 || true
+    echo "-- Neo4j's debug.log during this leg, its last errors"
+    # (a log rotated meanwhile: all of the new one)
+    [ "$(stat -c %s "$debug_log" 2>/dev/null || echo 0)" -ge "$debug_from" ] || debug_from=1
+    tail -c "+$debug_from" "$debug_log" 2>/dev/null | grep -E -A6 'ERROR|Exception' | tail -60 || true
   fi
+  echo "-- $label: $((SECONDS - t0)) s"
   count "$p" $((f + e))
 }
 not_run=()
@@ -130,7 +136,7 @@ fi
 
 # Deployment, one count each (exit 77: skipped, said at the end).
 run_leg() { # run_leg LABEL COMMAND...
-  local label=$1 log rc=0; shift; log=$(mktemp)
+  local label=$1 log rc=0 t0=$SECONDS; shift; log=$(mktemp)
   echo "== $label"
   "$@" >"$log" 2>&1 || rc=$?
   case $rc in
@@ -138,6 +144,7 @@ run_leg() { # run_leg LABEL COMMAND...
     77) cat "$log"; skipped="$skipped $label;" ;;
     *) cat "$log"; echo "$label FAILED"; count 0 1 ;;
   esac
+  echo "-- $label: $((SECONDS - t0)) s"
   rm -f "$log"
 }
 
@@ -203,13 +210,14 @@ fi
 # The benchmarks, tiny: a check that they still run (each starts its own
 # Neo4j), not a timed test; their figures are in bench/README.md and PERF.md.
 run_smoke() { # run_smoke LABEL COMMAND...
-  local label=$1 log; shift; log=$(mktemp)
+  local label=$1 log t0=$SECONDS; shift; log=$(mktemp)
   echo "== benchmark smoke: $label"
   if "$@" >"$log" 2>&1; then
     tail -n 5 "$log"; count 1 0
   else
     cat "$log"; echo "benchmark smoke $label FAILED"; count 0 1
   fi
+  echo "-- benchmark smoke $label: $((SECONDS - t0)) s"
   rm -f "$log"
 }
 run_smoke perf bench/perf.sh --smoke
