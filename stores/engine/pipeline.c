@@ -170,7 +170,7 @@ static void *pipeline_send(void *arg)
         return NULL;
     }
     struct buf first;
-    buf_init(&first, (size_t)1 << 20);
+    buf_init(&first, PIPELINE_TEXT_MAX);
     enum buf_status written = json_text_append(&first, json_array_get(p->guard_stmt, 0));
     if (written == BUF_OK && len)
         written = buf_append_char(&first, ',');
@@ -196,7 +196,10 @@ static int pipeline_wait(struct pipeline *p, const struct apply_state *state, st
     p->in_flight = false;
     size_t base = p->guard ? 1 : 0;
     int rc = 0;
-    if (p->status != NEO4J_OK) {
+    if (p->status != NEO4J_OK && p->text_failed) { /* ours, not Neo4j's */
+        bs_error_set(err, BS_STORAGE_ERROR, "out of memory");
+        rc = -1;
+    } else if (p->status != NEO4J_OK) {
         long op_index = -1;
         long at = neo4j_refused_statement(&p->r, base + p->count) - (long)base;
         if (p->r.status == NEO4J_CLIENT_ERROR && at >= 0 &&

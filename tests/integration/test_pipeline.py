@@ -57,6 +57,22 @@ def test_large_transaction_is_pipelined_and_mirrored(gateway_factory, neo4j):
     assert ids == [f"ok-e{i}" for i in range(ENTITIES)] + [f"ok-r{j}" for j in range(RELS)]
 
 
+def test_a_first_chunk_of_large_entities_is_sent(gateway_factory, neo4j):
+    """The first chunk (500 rows) with the guard went through a 1 MiB
+    buffer: 1,000 entities of 4 KiB each (4 MiB, a quarter of the body
+    limit) were refused 502 "out of memory" on every try."""
+    ops = [{"op": "create_entity", "id": f"big-e{i}", "type": "Person",
+            "properties": {"n": i, "text": f"{i:06d}" + "x" * 4090}} for i in range(1000)]
+    gw = gateway_factory(args=["--neo4j-timeout-ms", "60000"])
+    r = gw.post("/v1/transactions", {"operations": ops}, timeout=120)
+    assert r.status == 200 and r.json["neo4j"] == "applied", r
+    for i in (0, 499, 500, 999):
+        assert_entity_mirrored(gw.store, neo4j, f"big-e{i}", {"version": 1})
+    assert len(neo4j.value("MATCH (n:Entity {id: 'big-e999'}) RETURN n.text")) == 4096
+    assert_stores_consistent(gw.store, neo4j)
+    assert_intents_settled(gw.store, neo4j)
+
+
 LATE = ENTITIES + RELS - 100  # in the last chunk: earlier chunks already ran in Neo4j
 BAD_LATE = {
     "existing_entity_id": ({"op": "create_entity", "id": "seed-a", "type": "Person"}, 409, "entity_exists"),
