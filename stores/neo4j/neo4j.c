@@ -290,7 +290,8 @@ static enum neo4j_status exchange_once(struct neo4j_client *c, const char *metho
  * Neo4j 5.26 also answers so a request that follows the previous one on
  * the same transaction at once: it releases the transaction after sending
  * the answer (2,500 back-to-back statements met it in CI). Such a request
- * is sent again after a pause, doubling from 5 ms, for about 2.5 s in all.
+ * is sent again after a pause, doubling from 5 ms, for about 2.5 s in all;
+ * then it is a transient error (retry later), never a refused statement.
  */
 #define CONCURRENT_ACCESS "Neo.ClientError.Transaction.TransactionAccessedConcurrently"
 #define CONCURRENT_RETRY_FIRST_MS 5
@@ -312,6 +313,12 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
         time_sleep_ms(pause);
         pause = pause * 2 > CONCURRENT_RETRY_MAX_MS ? CONCURRENT_RETRY_MAX_MS : pause * 2;
         status = exchange_once(c, method, path, text, len, doc_out, r);
+    }
+    if (status == NEO4J_CLIENT_ERROR && strcmp(r->code, CONCURRENT_ACCESS) == 0) {
+        /* still busy: nothing ran, so no statement of ours was refused;
+         * a rollback that meets it keeps its record (neo4j_tx_abandon) */
+        r->status = status = NEO4J_TRANSIENT;
+        r->statement_index = -1;
     }
     return status;
 }

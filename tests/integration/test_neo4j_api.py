@@ -109,19 +109,17 @@ def neo4j_post(neo4j, method, path, body):
         conn.close()
 
 
-def test_the_query_adapter_sends_again_a_request_neo4j_finds_on_a_busy_transaction(gateway_factory, proxy_factory,
-                                                                                   neo4j):
-    """The Query API refuses a request on a transaction another request holds
-    (TransactionAccessedConcurrently), without running it; Neo4j 5.26 also
-    refuses so a statement sent right after the one before (2,500 statements
-    of one write met it in CI). Here the other request is real: a statement
-    sent to the gateway's transaction from outside, waiting for a lock. The
-    gateway sends its statement again until the transaction is free, and the
-    write succeeds (before: a 502)."""
+def busy_transaction(gateway_factory, proxy_factory, neo4j):
+    """A write on the Query API adapter whose Neo4j transaction another
+    request holds, for real: the gateway's first statement is held at a
+    proxy, transaction U locks a (:Blocker) node, and a second request on the
+    gateway's transaction waits for that lock; then the held statement goes
+    on. Returns (gateway, answer box, writer thread, U's path, the other
+    request's thread and answer box) once the gateway met the busy
+    transaction (or answered)."""
     neo4j.run("CREATE (:Blocker {k: 1})")
     proxy = proxy_factory()
     gw = gateway_factory(neo4j_url=proxy.url, args=["--neo4j-api", "query", "--log-level", "debug"])
-    # U holds the Blocker's lock.
     status, location, _ = neo4j_post(neo4j, "POST", "/db/neo4j/tx",
                                      {"statements": [{"statement": "MATCH (b:Blocker) SET b.x = 1"}]})
     assert status == 201 and location, status
@@ -134,7 +132,6 @@ def test_the_query_adapter_sends_again_a_request_neo4j_finds_on_a_busy_transacti
     writer.start()
     assert proxy.wait_held(1, timeout=20), f"the gateway sent no statement:\n{gw.log_tail()}"
     tx_id = QUERY_TX_RUN.search(b"".join(proxy.held_log)).group(1).decode()
-    # Another request on the gateway's transaction, waiting for U's lock.
     intruder = {}
     other = threading.Thread(target=lambda: intruder.setdefault("r", neo4j_post(
         neo4j, "POST", f"/db/neo4j/query/v2/tx/{tx_id}", {"statement": "MATCH (b:Blocker) SET b.y = 1"})),
@@ -146,6 +143,17 @@ def test_the_query_adapter_sends_again_a_request_neo4j_finds_on_a_busy_transacti
     proxy.release()
     poll(lambda: "r" in answer or "transaction accessed concurrently, retry 1 " in gw.log_path.read_text(
         errors="replace"), 20, what="the gateway to meet the busy transaction")
+    return gw, answer, writer, u_path, other, intruder
+
+
+def test_the_query_adapter_sends_again_a_request_neo4j_finds_on_a_busy_transaction(gateway_factory, proxy_factory,
+                                                                                   neo4j):
+    """The Query API refuses a request on a transaction another request holds
+    (TransactionAccessedConcurrently), without running it; Neo4j 5.26 also
+    refuses so a statement sent right after the one before (2,500 statements
+    of one write met it in CI). The gateway sends its statement again until
+    the transaction is free, and the write succeeds (before: a 502)."""
+    gw, answer, writer, u_path, other, intruder = busy_transaction(gateway_factory, proxy_factory, neo4j)
     assert "r" not in answer, f"the gateway answered while its transaction was busy: {answer}"
     assert neo4j_post(neo4j, "DELETE", u_path, None)[0] == 200
     other.join(30)
@@ -157,5 +165,27 @@ def test_the_query_adapter_sends_again_a_request_neo4j_finds_on_a_busy_transacti
     # The other request ran in the gateway's transaction, committed with it.
     assert neo4j.value("MATCH (b:Blocker) RETURN b.y") == 1
     neo4j.run("MATCH (b:Blocker) DELETE b")
+    assert_stores_consistent(gw.store, neo4j)
+    assert_intents_settled(gw.store, neo4j)
+
+
+def test_a_transaction_busy_past_the_retries_is_a_503_with_nothing_written(gateway_factory, proxy_factory, neo4j):
+    """Busy for longer than the retries (about 2.5 s): Neo4j refused no
+    statement of the write, so it is a transient failure, 503 (retry), not
+    a 502 naming an operation; nothing is written in either store."""
+    gw, answer, writer, u_path, other, intruder = busy_transaction(gateway_factory, proxy_factory, neo4j)
+    writer.join(30)  # U still holds the lock
+    r = answer.get("r")
+    assert r is not None and r.status == 503, f"{r}\n{gw.log_tail()}"
+    assert "operation_index" not in (r.json.get("error") or {}), r.json
+    assert neo4j_post(neo4j, "DELETE", u_path, None)[0] == 200
+    other.join(30)
+    assert_absent(gw.store, neo4j, entity_ids=["busy-e"], rel_ids=[])
+    poll(lambda: neo4j.value("MATCH (b:Blocker) RETURN count(b)") == 1 and
+         neo4j.value("MATCH (b:Blocker) RETURN b.y") is None, 20, what="the gateway's transaction to be rolled back")
+    neo4j.run("MATCH (b:Blocker) DELETE b")
+    poll(lambda: gw.get("/readyz").status == 200, 30, what="the gateway to be ready again")
+    r = gw.post("/v1/entities", {"id": "after-e", "type": "Person", "properties": {"n": 2}})
+    assert r.status == 201, r
     assert_stores_consistent(gw.store, neo4j)
     assert_intents_settled(gw.store, neo4j)
