@@ -117,7 +117,8 @@ void statement_failure(const struct neo4j_result *r, long op_index, struct bs_er
                      r->message);
         return;
     }
-    if (guard_refused(r)) {
+    if (guard_refused(r)) { /* the guard is no operation's statement */
+        err->op_index = -1;
         bs_error_set(err, BS_NEO4J_UNAVAILABLE,
                      "Neo4j's watermark moved under this gateway: is a second gateway "
                      "writing to the same stores? Recovering");

@@ -73,6 +73,23 @@ def test_a_first_chunk_of_large_entities_is_sent(gateway_factory, neo4j):
     assert_intents_settled(gw.store, neo4j)
 
 
+def test_a_watermark_moved_behind_the_gateway_names_no_operation(gateway_factory, neo4j):
+    """The first chunk's guard refuses: no operation is at fault (the
+    transaction endpoint counts the guard's partial result, which named the
+    first operation), and nothing is written."""
+    gw = gateway_factory(args=["--neo4j-timeout-ms", "60000"])
+    assert gw.post("/v1/entities", {"id": "wm-seed", "type": "Person"}).status == 201
+    store_id = gw.store.query("SELECT value FROM bistore_meta WHERE key = 'store_id'")[0]["value"]
+    top = gw.store.max_intent_seq()
+    neo4j.run("MATCH (w:_BistoreWatermark {store: $s}) SET w.seq = $seq", s=store_id, seq=top + 5)
+    r = gw.post("/v1/transactions", document("wm"), timeout=120)
+    assert r.status == 503 and r.error_code() == "neo4j_unavailable", r
+    assert "watermark" in r.json["error"]["message"], r.json
+    assert "operation_index" not in r.json["error"], r.json
+    assert_absent(gw.store, neo4j, entity_ids=["wm-e0", f"wm-e{ENTITIES - 1}"], rel_ids=["wm-r0"])
+    assert gw.store.max_intent_seq() == top
+
+
 LATE = ENTITIES + RELS - 100  # in the last chunk: earlier chunks already ran in Neo4j
 BAD_LATE = {
     "existing_entity_id": ({"op": "create_entity", "id": "seed-a", "type": "Person"}, 409, "entity_exists"),
