@@ -368,9 +368,13 @@ static enum step run_in_neo4j(struct group *g)
         return STEP_NEXT;
     /* the data statement Neo4j refused, or -1: the guard (or no statement) */
     size_t base = first_data_statement(g);
-    long data_stmt = g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r)
-                         ? -1
-                         : neo4j_refused_statement(&g->r, base + g->n_data) - (long)base;
+    long counted = g->r.statement_index - 1; /* the last statement with a result */
+    bool answers_rows =
+        counted >= 0 && !cypher_is_client_statement(json_array_get(g->statements, (size_t)counted));
+    long data_stmt =
+        g->r.status != NEO4J_CLIENT_ERROR || guard_refused(&g->r)
+            ? -1
+            : neo4j_refused_statement(&g->r, base + g->n_data, answers_rows) - (long)base;
     if (data_stmt < 0 && g->n == 1 && guard_refused(&g->r) && client_divided(g))
         data_stmt = divided_statement(g);
     if (data_stmt >= 0 && g->n > 1)

@@ -201,7 +201,8 @@ static int pipeline_wait(struct pipeline *p, const struct apply_state *state, st
         rc = -1;
     } else if (p->status != NEO4J_OK) {
         long op_index = -1;
-        long at = neo4j_refused_statement(&p->r, base + p->count) - (long)base;
+        /* every statement of a chunk is the gateway's own: it answers a count */
+        long at = neo4j_refused_statement(&p->r, base + p->count, true) - (long)base;
         if (p->r.status == NEO4J_CLIENT_ERROR && at >= 0 &&
             p->first + (size_t)at < state->n_stmt_first_op)
             op_index = (long)state->stmt_first_op[p->first + (size_t)at];

@@ -148,6 +148,7 @@ void neo4j_result_clear(struct neo4j_result *r)
     r->code[0] = '\0';
     r->message[0] = '\0';
     r->statement_index = -1;
+    r->last_result_empty = false;
 }
 
 static enum neo4j_status fail(struct neo4j_result *r, enum neo4j_status status, const char *code,
@@ -270,7 +271,12 @@ static enum neo4j_status exchange_once(struct neo4j_client *c, const char *metho
     } else if (first) {
         status = fail(r, classify(code ? code : ""), code ? code : "", msg ? msg : "");
         /* Statements before the failing one answered a result each. */
-        r->statement_index = (long)json_array_size(json_object_get(doc, "results"));
+        json_t *results = json_object_get(doc, "results");
+        r->statement_index = (long)json_array_size(results);
+        r->last_result_empty =
+            r->statement_index > 0 &&
+            json_array_size(json_object_get(json_array_get(results, (size_t)r->statement_index - 1),
+                                            "data")) == 0;
         log_msg(LOG_DEBUG, c->rid, "neo4j error %s: %s", r->code, r->message);
     } else if (http < 200 || http > 299) {
         char other[160];
@@ -706,9 +712,12 @@ size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt)
     return json_array_size(json_object_get(json_array_get(r->results, stmt), "data"));
 }
 
-long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent)
+long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent, bool last_answers_rows)
 {
-    return r->statement_index == (long)n_sent && n_sent > 0 ? (long)n_sent - 1 : r->statement_index;
+    long at = r->statement_index;
+    if (at > 0 && last_answers_rows && r->last_result_empty)
+        at--;
+    return at == (long)n_sent && n_sent > 0 ? (long)n_sent - 1 : at;
 }
 
 /* ---- the pool ---- */

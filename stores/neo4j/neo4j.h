@@ -72,7 +72,8 @@ struct neo4j_result {
     json_t *results; /* "results" array of the answer (owned), or NULL */
     char code[128];  /* Neo4j's error code, e.g. Neo.ClientError.Schema.... */
     char message[512];
-    long statement_index; /* which statement failed, when Neo4j says; else -1 */
+    long statement_index;   /* which statement failed, when Neo4j says; else -1 */
+    bool last_result_empty; /* the error's last result had no rows (neo4j_refused_statement) */
 };
 
 struct neo4j_client;
@@ -132,8 +133,12 @@ int neo4j_add_statement(json_t *arr, const char *text, json_t *params);
 json_t *neo4j_cell(const struct neo4j_result *r, size_t stmt, size_t row, size_t col);
 size_t neo4j_row_count(const struct neo4j_result *r, size_t stmt);
 /* The statement Neo4j refused, of n_sent in the request; -1: none named.
- * The transaction endpoint counts the failing statement's partial result
- * or not, so one past the last can only mean the last. */
-long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent);
+ * The transaction endpoint counts the refused statement's partial result
+ * (without rows) when it failed running, not when it failed planning, so
+ * statement_index may be one past it. last_answers_rows: the statement at
+ * statement_index - 1 answers a row whenever it succeeds (the gateway's
+ * own do: a count), so its result without rows is the partial one. And one
+ * past the last can only mean the last. */
+long neo4j_refused_statement(const struct neo4j_result *r, size_t n_sent, bool last_answers_rows);
 
 #endif

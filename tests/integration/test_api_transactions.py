@@ -417,6 +417,27 @@ def test_batch_answer_and_stored_idempotency_result_keep_their_shape(gateway, ne
     assert_stores_consistent(gateway.store, neo4j)
 
 
+def test_neo4j_refusing_a_statement_before_the_last_names_its_operation(gateway, neo4j):
+    """Neo4j alone holds the id of the transaction's first entity: its
+    constraint refuses the first data statement while it runs, and Neo4j
+    counts that statement's partial result (no rows), so its answer points
+    one statement further, at the relationship: the answer must name the
+    entity's operation (it named operation 1)."""
+    gw = gateway
+    assert gw.post("/v1/entities", {"id": "m1", "type": "Person"}).status == 201
+    assert gw.post("/v1/entities", {"id": "m2", "type": "Person"}).status == 201
+    neo4j.run("CREATE (:Entity:Person {id: 'm-dup'})")
+    before = snapshot(gw, neo4j)
+    ops = [{"op": "create_entity", "id": "m-dup", "type": "Person"},
+           {"op": "create_relationship", "id": "m-r", "type": "KNOWS", "source": "m1", "target": "m2"}]
+    err = error_of(gw.post("/v1/transactions", {"operations": ops}), 409, "entity_exists")
+    assert err.get("operation_index") == 0, err
+    assert_unchanged(gw, neo4j, before)
+    assert_absent(gw.store, neo4j, entity_ids=[], rel_ids=["m-r"])
+    assert gw.store.entity("m-dup") is None
+    assert_intents_settled(gw.store, neo4j)
+
+
 def test_neo4j_refusing_the_last_statement_names_its_operation(gateway, neo4j):
     """Neo4j alone holds the id of the transaction's last relationship: its
     constraint refuses the last statement (Neo4j may count that statement's
