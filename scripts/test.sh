@@ -9,8 +9,9 @@
 #      the ASan+UBSan gateway (the tx adapter), and the protocol's crash,
 #      reconciliation and API tests against the release gateway on the
 #      Query API adapter (BISTORE_TEST_NEO4J_API=query); after the ASan leg,
-#      the concurrency tests against the ThreadSanitizer gateway (build-tsan,
-#      a report exits 66 and fails the test) and the API tests against the
+#      the concurrency, group commit, pipeline and fault tests against the
+#      ThreadSanitizer gateway (build-tsan, a report exits 66 and fails the
+#      test) and the API tests against the
 #      release gateway under valgrind memcheck (an error or a definite leak
 #      exits 67 and fails the test; tests/valgrind.supp, tests/tsan.supp);
 #      after the Query API leg, on the same Neo4j, schemathesis against
@@ -167,7 +168,11 @@ valgrind_set=(
   tests/integration/test_api_transactions.py::test_transaction_idempotency_key
   tests/integration/test_api_transactions.py::test_transactions_audit_list
   tests/integration/test_api_transactions.py::test_relationship_missing_endpoint_is_404)
-run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py
+# The writer's helper threads (the committer, the pipelined request, the
+# spare transaction) under the crash and fault tests too: about 2.5 minutes.
+run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py \
+  tests/integration/test_group_commit.py tests/integration/test_pipeline.py tests/integration/test_faults.py \
+  tests/integration/test_stuck_intent.py
 BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
   --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
   run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \
