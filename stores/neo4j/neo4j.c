@@ -160,10 +160,16 @@ static enum neo4j_status fail(struct neo4j_result *r, enum neo4j_status status, 
     return status;
 }
 
+/* The Query API's "another request holds this transaction": nothing ran
+ * (exchange_text sends it again). */
+#define CONCURRENT_ACCESS "Neo.ClientError.Transaction.TransactionAccessedConcurrently"
+
 static enum neo4j_status classify(const char *code)
 {
     if (strncmp(code, "Neo.ClientError.Transaction.TransactionNotFound", 47) == 0)
         return NEO4J_TX_GONE;
+    if (strcmp(code, CONCURRENT_ACCESS) == 0) /* a ClientError that refused no statement */
+        return NEO4J_TRANSIENT;
     if (strncmp(code, "Neo.ClientError.", 16) == 0)
         return NEO4J_CLIENT_ERROR;
     if (strncmp(code, "Neo.TransientError.", 19) == 0)
@@ -297,9 +303,10 @@ static enum neo4j_status exchange_once(struct neo4j_client *c, const char *metho
  * the same transaction at once: it releases the transaction after sending
  * the answer (2,500 back-to-back statements met it in CI). Such a request
  * is sent again after a pause, doubling from 5 ms, for about 2.5 s in all;
- * then it is a transient error (retry later), never a refused statement.
+ * then it stays what classify() made it, a transient error (retry later),
+ * never a refused statement; a rollback that meets it keeps its record
+ * (neo4j_tx_abandon).
  */
-#define CONCURRENT_ACCESS "Neo.ClientError.Transaction.TransactionAccessedConcurrently"
 #define CONCURRENT_RETRY_FIRST_MS 5
 #define CONCURRENT_RETRY_MAX_MS 640
 #define CONCURRENT_RETRIES 10
@@ -310,7 +317,7 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
 {
     enum neo4j_status status = exchange_once(c, method, path, text, len, doc_out, r);
     int64_t pause = CONCURRENT_RETRY_FIRST_MS;
-    for (int attempt = 1; attempt <= CONCURRENT_RETRIES && status == NEO4J_CLIENT_ERROR &&
+    for (int attempt = 1; attempt <= CONCURRENT_RETRIES && status == NEO4J_TRANSIENT &&
                           strcmp(r->code, CONCURRENT_ACCESS) == 0;
          attempt++) {
         log_msg(LOG_DEBUG, c->rid,
@@ -319,12 +326,6 @@ static enum neo4j_status exchange_text(struct neo4j_client *c, const char *metho
         time_sleep_ms(pause);
         pause = pause * 2 > CONCURRENT_RETRY_MAX_MS ? CONCURRENT_RETRY_MAX_MS : pause * 2;
         status = exchange_once(c, method, path, text, len, doc_out, r);
-    }
-    if (status == NEO4J_CLIENT_ERROR && strcmp(r->code, CONCURRENT_ACCESS) == 0) {
-        /* still busy: nothing ran, so no statement of ours was refused;
-         * a rollback that meets it keeps its record (neo4j_tx_abandon) */
-        r->status = status = NEO4J_TRANSIENT;
-        r->statement_index = -1;
     }
     return status;
 }
