@@ -751,6 +751,8 @@ static bool apply_member(struct group *g, struct member *m, int64_t seq)
     }
     if (rc == 0 && m->pipe) /* and every answer checked, in the savepoint still */
         rc = m->pipe->finish(m->pipe->arg, &m->state, err);
+    if (rc == 0) /* a savepoint that will not merge leaves like any failure */
+        rc = sql_savepoint_release(sql, err);
     if (rc != 0) {
         if (m->pipe)
             m->pipe->settle(m->pipe->arg);
@@ -759,8 +761,6 @@ static bool apply_member(struct group *g, struct member *m, int64_t seq)
             record_aborted(e, m->tx_id, item->txn, err); /* inside the group's transaction */
         return false;
     }
-    if (sql_savepoint_release(sql, err) != 0)
-        return false;
     m->seq = seq;
     return true;
 }
