@@ -5,7 +5,8 @@
 # missing, the local Neo4j 5.26 and 2026.08.1 from Maven Central
 # (scripts/neo4j.sh build), a JDK 25 for the latter when Debian has one, and
 # for the dashboard's browser test Debian's chromium with playwright-core
-# from npm (tests/browser, pinned by its package-lock.json).
+# from npm (tests/browser, pinned by its package-lock.json), and Litestream
+# (scripts/litestream.sh) from the Go module proxy.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,3 +91,8 @@ if ! scripts/neo4j.sh jdk25 >/dev/null; then
          "the Neo4j 2026 legs of scripts/test.sh will print NOT RUN"
 fi
 BISTORE_NEO4J_VERSION=2026 scripts/neo4j.sh build
+
+# Litestream, the replication engine (--replica-socket; tests/integration/
+# test_replica.py runs it): built from the Go module proxy with the
+# machine's Go, or a Go toolchain fetched from that proxy when there is none.
+scripts/litestream.sh build
