@@ -51,6 +51,9 @@
       "SQLite's disk is full and nothing was written: retry once there is room")                   \
     X(BS_OUTCOME_UNKNOWN, "outcome_unknown", 500,                                                  \
       "SQLite's commit failed and may still be durable: retry with the same Idempotency-Key")      \
+    X(BS_REPLICATION_UNAVAILABLE, "replication_unavailable", 503,                                  \
+      "the replica did not confirm the write, which may still take effect: retry with the same "   \
+      "Idempotency-Key once /readyz answers 200")                                                  \
     X(BS_OVERLOADED, "overloaded", 503,                                                            \
       "too many writes are waiting for the writer and nothing was written: retry after "           \
       "Retry-After seconds")

@@ -12,7 +12,8 @@
 # LAYER stores/model: common
 # LAYER stores/sqlite: stores/model common
 # LAYER stores/neo4j: stores/model common
-# LAYER stores/engine: stores/sqlite stores/neo4j stores/model common
+# LAYER stores/replica: common
+# LAYER stores/engine: stores/sqlite stores/neo4j stores/replica stores/model common
 # LAYER stores/reconcile: stores/engine stores/sqlite stores/neo4j stores/model common
 # LAYER stores: stores/reconcile stores/engine stores/sqlite stores/neo4j stores/model common
 # LAYER handlers/http: common

@@ -66,6 +66,10 @@ static const char usage[] =
     "  --max-relationship-types N  most relationship types the stores may hold (1000;\n"
     "                              at most 4096): each costs Neo4j a constraint\n"
     "  --validate-interval SECONDS run a fast validation this often (3600; 0: off)\n"
+    "  --replica-socket PATH       Litestream's control socket: acknowledge a write only\n"
+    "                              once Litestream has it in the replica (none)\n"
+    "  --replica-timeout SECONDS   wait for Litestream this long at most (5); then\n"
+    "                              503 replication_unavailable, not ready\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
     "  --api-keys-file FILE        API keys: lines of <sha256 hex> <scope>[,<scope>] [name]\n"
     "                              (scopes read, write, admin; re-read on SIGHUP)\n"
@@ -309,6 +313,15 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "max-header-bytes") == 0)
         return parse_size(value, "--max-header-bytes", 4096, (size_t)1 << 20,
                           &cfg->max_header_bytes, msg, cap);
+    if (strcmp(flag, "replica-socket") == 0)
+        return copy(cfg->replica_socket, sizeof cfg->replica_socket, value, "--replica-socket", msg,
+                    cap);
+    if (strcmp(flag, "replica-timeout") == 0) {
+        if (parse_size(value, "--replica-timeout", 1, 3600, &v, msg, cap) != 0)
+            return -1;
+        cfg->replica_timeout_s = (unsigned)v;
+        return 0;
+    }
     if (strcmp(flag, "max-queue") == 0)
         return parse_size(value, "--max-queue", 1, 1000000, &cfg->max_queue, msg, cap);
     if (strcmp(flag, "max-relationship-types") == 0)
@@ -414,7 +427,9 @@ static const char *const env_flags[] = {"listen",
                                         "max-header-bytes",
                                         "body-timeout",
                                         "max-body-memory",
-                                        "max-page-bytes"};
+                                        "max-page-bytes",
+                                        "replica-socket",
+                                        "replica-timeout"};
 
 static void defaults(struct config *cfg)
 {
@@ -442,6 +457,7 @@ static void defaults(struct config *cfg)
     cfg->max_page_bytes = (size_t)8 << 20;
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
+    cfg->replica_timeout_s = 5;
     cfg->validate_interval_s = 3600;
     snprintf(cfg->log_format, sizeof cfg->log_format, "auto");
     cfg->alert_failure_rate = 0.01;

@@ -37,6 +37,10 @@ struct config {
     size_t max_page_bytes;         /* a list page's items, in bytes (one item at least) */
     size_t max_queue;
     size_t max_rel_types;
+    /* --replica-socket: Litestream's control socket ("": no replica); a
+     * write is acknowledged once Litestream says the replica holds it. */
+    char replica_socket[108];     /* a Unix socket path (sun_path's size) */
+    unsigned replica_timeout_s;   /* each wait for Litestream, at most */
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
     char api_keys_file[1024]; /* --api-keys-file: "" for none (server/apikeys.h) */

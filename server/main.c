@@ -50,6 +50,8 @@ static struct bistore_config store_config(const struct config *cfg)
                   .api = strcmp(cfg->neo4j_api, "query") == 0 ? NEO4J_API_QUERY : NEO4J_API_TX},
         .max_queue = cfg->max_queue,
         .max_rel_types = cfg->max_rel_types,
+        .replica_socket = cfg->replica_socket[0] ? cfg->replica_socket : NULL,
+        .replica_timeout_s = cfg->replica_timeout_s,
         .max_properties = cfg->max_properties,
         .max_string_bytes = cfg->max_string_bytes,
         .read_connections = 16,

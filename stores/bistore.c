@@ -25,6 +25,7 @@ static int copy_config(struct bistore *bs, const struct bistore_config *cfg)
     bs->neo4j_database = strdup(cfg->neo4j.database);
     bs->neo4j_user = dup_or_null(cfg->neo4j.user);
     bs->neo4j_password = dup_or_null(cfg->neo4j.password);
+    bs->replica_socket = dup_or_null(cfg->replica_socket);
     bs->neo4j_cfg = cfg->neo4j;
     bs->neo4j_cfg.url = bs->neo4j_url;
     bs->neo4j_cfg.database = bs->neo4j_database;
@@ -32,7 +33,8 @@ static int copy_config(struct bistore *bs, const struct bistore_config *cfg)
     bs->neo4j_cfg.password = bs->neo4j_password;
     return bs->sqlite_path && bs->neo4j_url && bs->neo4j_database &&
                    (!cfg->neo4j.user || bs->neo4j_user) &&
-                   (!cfg->neo4j.password || bs->neo4j_password)
+                   (!cfg->neo4j.password || bs->neo4j_password) &&
+                   (!cfg->replica_socket || bs->replica_socket)
                ? 0
                : -1;
 }
@@ -44,6 +46,7 @@ static void free_config(struct bistore *bs)
     free(bs->neo4j_database);
     free(bs->neo4j_user);
     free(bs->neo4j_password);
+    free(bs->replica_socket);
 }
 
 struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *err)
@@ -63,6 +66,8 @@ struct bistore *bistore_open(const struct bistore_config *cfg, struct bs_error *
                                  .neo4j = bs->neo4j_cfg,
                                  .max_queue = cfg->max_queue,
                                  .max_rel_types = cfg->max_rel_types,
+                                 .replica_socket = bs->replica_socket,
+                                 .replica_timeout_s = cfg->replica_timeout_s,
                                  .readiness_pool = &bs->read_clients};
     bs->engine = engine_open(&ecfg, err);
     if (!bs->engine)

@@ -32,6 +32,10 @@ struct bistore_config {
     struct neo4j_config neo4j;
     size_t max_queue;     /* write transactions waiting at most; more: 503 */
     size_t max_rel_types; /* relationship types the stores may hold; more: 400 */
+    /* Litestream's control socket (NULL: no replica): every write waits
+     * until the replica holds it (stores/replica/replica.h). */
+    const char *replica_socket;
+    unsigned replica_timeout_s;
     /* model_set_limits (stores/model/model.h), set by bistore_open for the
      * whole process; 0: the default. */
     size_t max_properties, max_string_bytes;

@@ -15,6 +15,7 @@ struct bistore {
     /* The configuration, copied: the layers below borrow these strings. */
     char *sqlite_path;
     char *neo4j_url, *neo4j_database, *neo4j_user, *neo4j_password;
+    char *replica_socket; /* NULL: no replica */
     struct neo4j_config neo4j_cfg;
     struct engine *engine;         /* the writer and the protocol */
     struct reconciler *reconciler; /* reconciliation runs */

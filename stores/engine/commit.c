@@ -494,6 +494,24 @@ enum step commit_point(struct group *g)
     if (marking >= 0)
         e->marked_seq = marking;
     fault_hit(FAULT_AFTER_SQLITE_COMMIT);
+    if (writer_replicated(e, seq, &g->err) != 0) {
+        /* Committed here but not in the replica: not acknowledged, and
+         * Neo4j must not commit it before the replica holds it. The intents
+         * stay pending and are replayed once a wait covers them; until
+         * then the outcome is unknown (a standby would not have them). */
+        log_warn("intents %lld..%lld committed; the replica did not confirm them (%s): pending",
+                 (long long)(seq - (int64_t)g->applied + 1), (long long)seq, g->err.message);
+        neo4j_tx_abandon(e, &g->tx);
+        struct bistore_outcome *outs[GROUP_MAX_TXNS];
+        size_t n_outs = hand_out(g, outs);
+        for (size_t i = 0; i < n_outs; i++) {
+            json_decref(outs[i]->result);
+            outs[i]->result = NULL;
+            outs[i]->replayed = false;
+            outs[i]->err = g->err;
+        }
+        return STEP_DECIDED;
+    }
 
     if (g->may_fly && e->flight.started) {
         /* Answered by the committer when Neo4j answers, told whether it has it. */

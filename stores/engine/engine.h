@@ -32,6 +32,8 @@ struct engine_config {
     size_t max_queue;                  /* jobs waiting at most; more: 503 */
     size_t max_rel_types;              /* relationship types at most (0: REL_TYPES_MAX) */
     struct neo4j_pool *readiness_pool; /* clients for readiness pings (from any thread) */
+    const char *replica_socket;        /* Litestream's control socket; NULL: no replica */
+    unsigned replica_timeout_s;        /* each wait for it (0: REPLICA_TIMEOUT_S_DEFAULT) */
 };
 
 /* Opens the write connection (the schema, the store id) and the record of

@@ -104,6 +104,9 @@ struct engine {
     struct sql_conn *wconn; /* through writer_sql() only, which asserts the owner */
     pthread_t wconn_owner;  /* the one thread that may use wconn and neo4j */
     struct neo4j_client *neo4j;
+    struct replica *replica; /* Litestream's control socket; NULL: no replica */
+    int64_t replicated_seq;  /* highest seq the replica is known to hold; -1: unknown */
+    bool replica_failed;     /* the last wait for it failed: the reason is its */
     struct orphan_log orphans;
     int64_t last_seq;               /* highest seq committed in SQLite */
     int64_t applied_seq;            /* highest seq known to be in Neo4j; -1: unknown */
@@ -140,6 +143,15 @@ struct engine {
 /* True when no Neo4j transaction of ours is open and nothing is pending:
  * a new transaction may start (writer thread). */
 bool writer_clean(const struct engine *e);
+
+/*
+ * With a replica: waits until it holds every intent up to seq, all
+ * committed to SQLite before the call, so that Neo4j never holds an intent
+ * the replica lacks (a standby restored from it replays what Neo4j is
+ * missing, and never finds Neo4j ahead of it). 0; or -1 with err
+ * (replication_unavailable) and the gateway not ready. Without one: 0.
+ */
+int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err);
 
 /* ---- the commit protocol (commit.c, pipeline.c) ---- */
 

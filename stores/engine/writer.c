@@ -20,6 +20,7 @@
 #include "common/timeutil.h"
 #include "stores/engine/fault.h"
 #include "stores/engine/internal.h"
+#include "stores/replica/replica.h"
 #include "stores/sqlite/recon.h"
 #include "stores/sqlite/testvfs.h"
 
@@ -49,6 +50,21 @@ const char *engine_store_id(const struct engine *e)
 bool writer_clean(const struct engine *e)
 {
     return e->applied_seq == e->last_seq && e->orphans.n == 0;
+}
+
+int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err)
+{
+    if (!e->replica || e->replicated_seq >= seq)
+        return 0;
+    int64_t upto = e->last_seq; /* what the sync covers: committed before it */
+    uint64_t txid = 0;
+    if (replica_sync(e->replica, &txid, err) != 0) {
+        e->replica_failed = true;
+        readiness_set(e, false, "replication: %s", err->message);
+        return -1;
+    }
+    e->replicated_seq = upto;
+    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -117,6 +133,7 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     e->applied_seq = -1;             /* unknown until recovery reads the watermark */
     e->marked_seq = -1;
     e->landed.seq = -1;
+    e->replicated_seq = -1; /* asked before the first intent reaches Neo4j */
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
@@ -133,8 +150,15 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
         goto fail;
     }
+    if (cfg->replica_socket &&
+        !(e->replica = replica_open(cfg->replica_socket, e->sqlite_path,
+                                    cfg->replica_timeout_s ? (int)cfg->replica_timeout_s
+                                                           : REPLICA_TIMEOUT_S_DEFAULT,
+                                    err)))
+        goto fail;
     return e;
 fail:
+    neo4j_client_free(e->neo4j);
     orphans_close(&e->orphans);
     sql_close(e->wconn);
     free_rel_types(e);
@@ -188,6 +212,7 @@ void engine_close(struct engine *e)
     if (e->orphans.n)
         orphans_rollback_all(&e->orphans, e->neo4j);
     neo4j_client_free(e->neo4j);
+    replica_close(e->replica);
     orphans_close(&e->orphans);
     sql_close(e->wconn);
     free_rel_types(e);
@@ -389,13 +414,25 @@ static bool prepare_to_write(struct engine *e, int64_t *last_attempt_ms, bool fo
     }
     int64_t now = time_monotonic_ms();
     if (for_job && !readiness_is_ready(e) && now - *last_attempt_ms < RETRY_INTERVAL_MS) {
-        /* Neo4j failed less than a second ago: fail fast, retry on the timer. */
+        /* Neo4j (or the replica) failed less than a second ago: fail
+         * fast, retry on the timer. Nothing of the job is written. */
         char reason[REASON_MAX];
         engine_ready(e, reason, sizeof reason);
-        bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j is unavailable: %s", reason);
+        if (e->replica_failed)
+            bs_error_set(err, BS_NOT_READY, "not ready: %s", reason);
+        else
+            bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j is unavailable: %s", reason);
         return false;
     }
     *last_attempt_ms = now;
+    /* Intents reach Neo4j only once the replica has them. */
+    if (writer_replicated(e, e->last_seq, err) != 0) {
+        char msg[BS_ERROR_MESSAGE_MAX];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        bs_error_set(err, BS_NOT_READY, "not ready: replication: %.900s", msg);
+        return false;
+    }
+    e->replica_failed = false;
     int rc = readiness_is_ready(e) ? replay_pending(e, err) : replay_recover(e, err);
     if (rc != 0 && readiness_stuck_seq(e))
         return false; /* err and the reason name the refused intent */

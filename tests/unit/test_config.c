@@ -296,6 +296,40 @@ Test(config, bad_numbers_fail)
     }
 }
 
+Test(config, replica_socket_and_timeout)
+{
+    clear_env();
+    char *none[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_str_eq(cfg.replica_socket, "");
+    cr_expect_eq(cfg.replica_timeout_s, 5);
+    char *argv[] = {"bistore",           "serve", "--replica-socket", "/run/ls.sock",
+                    "--replica-timeout", "2"};
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.replica_socket, "/run/ls.sock");
+    cr_expect_eq(cfg.replica_timeout_s, 2);
+    setenv("BISTORE_REPLICA_SOCKET", "/run/env.sock", 1);
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_str_eq(cfg.replica_socket, "/run/env.sock");
+    unsetenv("BISTORE_REPLICA_SOCKET");
+    /* a Unix socket's path is at most 107 bytes; a timeout is 1..3600 s */
+    char long_path[200];
+    memset(long_path, 'x', sizeof long_path - 1);
+    long_path[0] = '/';
+    long_path[sizeof long_path - 1] = '\0';
+    static const char *const bad[][2] = {
+        {"--replica-timeout", "0"}, {"--replica-timeout", "3601"}, {"--replica-timeout", "x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *b[] = {"bistore", "serve", (char *)bad[i][0], (char *)bad[i][1]};
+        char msg[512];
+        parse_fails(ARGC(b), b, msg, sizeof msg);
+    }
+    char *too_long[] = {"bistore", "serve", "--replica-socket", long_path};
+    char msg[512];
+    parse_fails(ARGC(too_long), too_long, msg, sizeof msg);
+}
+
 Test(config, connection_limits)
 {
     clear_env();

@@ -39,6 +39,7 @@ static const struct {
     {BS_STORAGE_FULL, "storage_full", 507},
     {BS_OVERLOADED, "overloaded", 503},
     {BS_OUTCOME_UNKNOWN, "outcome_unknown", 500},
+    {BS_REPLICATION_UNAVAILABLE, "replication_unavailable", 503},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
