@@ -128,7 +128,8 @@ query_set=(tests/integration/test_api_entities.py tests/integration/test_api_tra
            tests/integration/test_powerloss.py tests/integration/test_stuck_intent.py
            tests/integration/test_reconcile.py tests/integration/test_reconcile_runs.py
            tests/integration/test_reconcile_cli.py tests/integration/test_reconcile_ranges.py
-           tests/integration/test_neo4j_api.py tests/integration/test_raw_statements.py)
+           tests/integration/test_neo4j_api.py tests/integration/test_raw_statements.py
+           tests/integration/test_promote.py)
 calendar_set=(tests/integration/test_api_entities.py tests/integration/test_api_transactions.py
               tests/integration/test_faults.py tests/integration/test_neo4j_api.py)
 if [ "${BISTORE_TEST_MATRIX:-}" = full ]; then

@@ -29,6 +29,11 @@ static const char usage[] =
     "                              give Neo4j records written by an older gateway the\n"
     "                              parts a fast reconciliation sums (_h1, _h2, _hid);\n"
     "                              batched, resumable, safe beside a serving gateway\n"
+    "  bistore promote [store options]\n"
+    "                              make this SQLite file the store's primary: Neo4j's\n"
+    "                              watermark moves to a new epoch (the transactions\n"
+    "                              holding it terminated), which fences every other copy\n"
+    "                              (a deposed primary takes no writes); then serve it\n"
     "  bistore --help | --version\n"
     "\n"
     "options (each also read from BISTORE_<OPTION>, e.g. BISTORE_NEO4J_URL):\n"
@@ -496,6 +501,8 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         cfg->command = CMD_RESOLVE;
     else if (strcmp(argv[1], "migrate") == 0)
         cfg->command = CMD_MIGRATE;
+    else if (strcmp(argv[1], "promote") == 0)
+        cfg->command = CMD_PROMOTE;
     else
         return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
     for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
@@ -555,7 +562,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         }
         if (strcmp(name, "deep") == 0 || strcmp(name, "dry-run") == 0 ||
             strcmp(name, "policy") == 0) {
-            if (!tool || cfg->command == CMD_MIGRATE ||
+            if (!tool || cfg->command == CMD_MIGRATE || cfg->command == CMD_PROMOTE ||
                 (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0) ||
                 (cfg->command == CMD_RESOLVE && strcmp(name, "deep") == 0))
                 return fail(msg, cap, "--%s does not apply to this command", name);

@@ -9,7 +9,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum command { CMD_SERVE, CMD_CHECK, CMD_REPAIR, CMD_RESOLVE, CMD_MIGRATE, CMD_HELP, CMD_VERSION };
+enum command {
+    CMD_SERVE,
+    CMD_CHECK,
+    CMD_REPAIR,
+    CMD_RESOLVE,
+    CMD_MIGRATE,
+    CMD_PROMOTE,
+    CMD_HELP,
+    CMD_VERSION
+};
 
 struct config {
     enum command command;

@@ -154,6 +154,20 @@ static void migrate_progress(void *arg, const struct migrate_summary *sum)
     progress_show(arg, sum->seen, sum->total > sum->seen ? sum->total : sum->seen, false);
 }
 
+static int run_promote(const struct config *cfg)
+{
+    struct bistore_config scfg = store_config(cfg);
+    struct bs_error err;
+    bs_error_clear(&err);
+    int64_t epoch = 0;
+    if (bistore_promote(&scfg, &epoch, &err) != 0) {
+        fprintf(stderr, "bistore promote: %s\n", err.message);
+        return 2;
+    }
+    printf("promoted: %s is the primary at epoch %lld\n", cfg->sqlite_path, (long long)epoch);
+    return 0;
+}
+
 static int run_migrate(const struct config *cfg)
 {
     struct bistore_config scfg = store_config(cfg);
@@ -499,13 +513,15 @@ int main(int argc, char **argv)
     case CMD_CHECK:
     case CMD_REPAIR:
     case CMD_RESOLVE:
-    case CMD_MIGRATE: {
+    case CMD_MIGRATE:
+    case CMD_PROMOTE: {
         set_log_level(&cfg);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return 2;
         int rc = cfg.command == CMD_CHECK     ? run_check(&cfg)
                  : cfg.command == CMD_REPAIR  ? run_repair(&cfg)
                  : cfg.command == CMD_MIGRATE ? run_migrate(&cfg)
+                 : cfg.command == CMD_PROMOTE ? run_promote(&cfg)
                                               : run_resolve(&cfg);
         curl_global_cleanup();
         return rc;

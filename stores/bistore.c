@@ -201,6 +201,15 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
     return recon_check(cfg->sqlite_path, &cfg->neo4j, opt, hooks, sum, err);
 }
 
+int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err)
+{
+    struct engine_config ecfg = {.sqlite_path = cfg->sqlite_path,
+                                 .neo4j = cfg->neo4j,
+                                 .max_queue = 1,
+                                 .max_rel_types = cfg->max_rel_types};
+    return engine_promote(&ecfg, epoch, err);
+}
+
 int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,
                     struct migrate_summary *sum, struct bs_error *err)
 {

@@ -99,6 +99,9 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
                   const struct check_hooks *hooks, struct recon_summary *sum, struct bs_error *err);
 
 /* `bistore migrate` (stores/reconcile/reconcile.h: recon_migrate). */
+/* bistore promote: the store's watermark fenced at a new epoch, which this
+ * SQLite file takes (engine_promote). */
+int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err);
 int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,
                     struct migrate_summary *sum, struct bs_error *err);
 

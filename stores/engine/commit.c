@@ -252,7 +252,7 @@ static enum step build_statements(struct group *g)
     g->statements = json_array();
     g->want = malloc((total + 1) * sizeof *g->want);
     if (!g->statements || !g->want ||
-        cypher_add_watermark_guard(g->statements, e->store_id, e->last_seq,
+        cypher_add_watermark_guard(g->statements, e->store_id, e->epoch, e->last_seq,
                                    e->last_seq + (int64_t)g->applied) != 0)
         return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
     bool merge = g->applied > 1;
@@ -391,7 +391,10 @@ static enum step run_in_neo4j(struct group *g)
         return STEP_FAILED;
     }
     statement_failure(&g->r, -1, &g->err);
-    if (g->err.code == BS_NEO4J_UNAVAILABLE)
+    if (guard_refused(&g->r) && replay_fenced(e)) /* deposed: nothing was written */
+        bs_error_set(&g->err, BS_NOT_READY,
+                     "not ready: fenced: another gateway was promoted for this store");
+    else if (g->err.code == BS_NEO4J_UNAVAILABLE)
         readiness_set(e, false, "%s", g->err.message);
     return STEP_FAILED;
 }

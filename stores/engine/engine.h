@@ -39,6 +39,14 @@ struct engine_config {
 /* Opens the write connection (the schema, the store id) and the record of
  * open Neo4j transactions. NULL on failure, with err. Quiet: logs nothing. */
 struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err);
+/*
+ * Promotion (stores/engine/fence.c): moves the watermark of the store at
+ * cfg's SQLite file to a new epoch, terminating the Neo4j transactions that
+ * hold its lock, and gives the file that epoch: a gateway on any other
+ * copy of the store is fenced from then on. 0 with *epoch, or -1 with err.
+ * Not beside a running gateway on the same file.
+ */
+int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_error *err);
 /* Starts the writer thread, which recovers in the background; readiness
  * says when it is done. */
 int engine_start(struct engine *e, struct bs_error *err);

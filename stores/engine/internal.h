@@ -99,6 +99,8 @@ struct engine {
     size_t max_rel_types; /* relationship types the stores may hold */
     struct neo4j_pool *readiness_pool;
     char store_id[UUID_STR_LEN];
+    int64_t epoch; /* the fencing token this store writes under (meta "epoch"; 0: never promoted) */
+    int64_t watermark_epoch; /* the watermark's, as last read (writer thread) */
 
     /* The writer thread's own (before it starts: the opener's). */
     struct sql_conn *wconn; /* through writer_sql() only, which asserts the owner */
@@ -152,6 +154,11 @@ bool writer_clean(const struct engine *e);
  * (replication_unavailable) and the gateway not ready. Without one: 0.
  */
 int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err);
+
+/* After the guard refused: true when the watermark moved to another epoch
+ * (a promotion fenced this gateway; readiness says so), false when not or
+ * when it cannot be read. Writer thread. */
+bool replay_fenced(struct engine *e);
 
 /* ---- the commit protocol (commit.c, pipeline.c) ---- */
 

@@ -102,7 +102,7 @@ static enum step pipeline_prepare(struct pipeline *p, struct group *g)
     p->seq = e->last_seq + 1;
     p->guard_stmt = json_array();
     if (!p->guard_stmt ||
-        cypher_add_watermark_guard(p->guard_stmt, e->store_id, p->prev, p->seq) != 0)
+        cypher_add_watermark_guard(p->guard_stmt, e->store_id, e->epoch, p->prev, p->seq) != 0)
         return bs_error_set(&g->err, BS_STORAGE_ERROR, "out of memory"), STEP_FAILED;
     p->hooks = (struct member_pipe){pipeline_flush, pipeline_finish, pipeline_statements_text,
                                     pipeline_settle, p};

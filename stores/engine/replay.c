@@ -30,6 +30,7 @@
 #define REPLAY_ATTEMPTS 3
 
 static int read_watermark(struct engine *e, int64_t *seq, struct bs_error *err);
+static int check_epoch(struct engine *e, struct bs_error *err);
 static int replay_batches(struct engine *e, int64_t watermark, struct bs_error *err);
 static int replay_one_by_one(struct engine *e, struct bs_error *err);
 
@@ -232,7 +233,8 @@ static int replay_next(struct engine *e, int64_t after, int limit, struct replay
                        struct bs_error *err)
 {
     *batch = (struct replay_batch){.stmts = json_array(), .err = err};
-    if (!batch->stmts || cypher_add_watermark_guard(batch->stmts, e->store_id, after, 0) != 0) {
+    if (!batch->stmts ||
+        cypher_add_watermark_guard(batch->stmts, e->store_id, e->epoch, after, 0) != 0) {
         json_decref(batch->stmts);
         return bs_error_set(err, BS_STORAGE_ERROR, "out of memory"), -1;
     }
@@ -391,7 +393,8 @@ static int replay_refused(struct engine *e, int64_t seq, const char *neo4j_messa
 
 /* ---- the watermark and the mark ---- */
 
-/* Reads the watermark of this store (creating it at 0 if missing). */
+/* Reads the watermark of this store (creating it at 0 if missing); its
+ * epoch must be this store's (check_epoch). */
 static int read_watermark(struct engine *e, int64_t *seq, struct bs_error *err)
 {
     json_t *stmts = json_array();
@@ -402,10 +405,11 @@ static int read_watermark(struct engine *e, int64_t *seq, struct bs_error *err)
     } else if (neo4j_autocommit(writer_neo4j(e), stmts, &r) != NEO4J_OK) {
         neo4j_failure(err, &r, "watermark read");
     } else {
-        json_t *v = neo4j_cell(&r, 0, 0, 0);
-        if (json_is_integer(v)) {
+        json_t *v = neo4j_cell(&r, 0, 0, 0), *epoch = neo4j_cell(&r, 0, 0, 1);
+        if (json_is_integer(v) && json_is_integer(epoch)) {
             *seq = json_integer_value(v);
-            rc = 0;
+            e->watermark_epoch = json_integer_value(epoch);
+            rc = check_epoch(e, err);
         } else {
             bs_error_set(err, BS_NEO4J_ERROR, "the watermark node has no integer seq");
         }
@@ -413,6 +417,40 @@ static int read_watermark(struct engine *e, int64_t *seq, struct bs_error *err)
     neo4j_result_clear(&r);
     json_decref(stmts);
     return rc;
+}
+
+/*
+ * A watermark at another epoch: a promotion (bistore promote) fenced this
+ * store's watermark for another gateway, so this one is deposed and must
+ * apply nothing more (its guard would refuse it anyway); or Neo4j is older
+ * than this file's promotion. Either way no write: not ready, and why.
+ */
+static int check_epoch(struct engine *e, struct bs_error *err)
+{
+    if (e->watermark_epoch == e->epoch)
+        return 0;
+    if (e->watermark_epoch > e->epoch)
+        readiness_set(e, false,
+                      "fenced: Neo4j's watermark is at epoch %lld, this gateway's SQLite file at "
+                      "epoch %lld: another gateway was promoted, and this one takes no writes "
+                      "(restore from the new primary's replica to rejoin)",
+                      (long long)e->watermark_epoch, (long long)e->epoch);
+    else
+        readiness_set(e, false,
+                      "Neo4j's watermark is at epoch %lld, behind this SQLite file's epoch %lld: "
+                      "Neo4j is older than this file's promotion; restore the matching Neo4j or "
+                      "run bistore promote again",
+                      (long long)e->watermark_epoch, (long long)e->epoch);
+    return bs_error_set(err, BS_NOT_READY, "fenced: the watermark's epoch is %lld, ours %lld",
+                        (long long)e->watermark_epoch, (long long)e->epoch),
+           -1;
+}
+
+bool replay_fenced(struct engine *e)
+{
+    int64_t seq;
+    struct bs_error err;
+    return read_watermark(e, &seq, &err) != 0 && e->watermark_epoch != e->epoch;
 }
 
 int mark_applied(struct engine *e, int64_t upto, const char *at, struct bs_error *err)

@@ -70,6 +70,22 @@ int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err)
 /* ---- lifecycle ---- */
 
 /* The store id pairs this SQLite file with its watermark in Neo4j. */
+static int load_epoch(struct engine *e, struct bs_error *err)
+{
+    char text[32];
+    switch (sql_meta_get(writer_sql(e), "epoch", text, sizeof text, err)) {
+    case LOOKUP_MISSING: e->epoch = 0; return 0;
+    case LOOKUP_FAILED: return -1;
+    case LOOKUP_FOUND: break;
+    }
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (*end || end == text || v < 0)
+        return bs_error_set(err, BS_STORAGE_ERROR, "meta epoch is not a number: %.30s", text), -1;
+    e->epoch = v;
+    return 0;
+}
+
 static int load_store_id(struct engine *e, struct bs_error *err)
 {
     struct sql_conn *sql = writer_sql(e);
@@ -138,8 +154,8 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
     e->wconn = sql_open(e->sqlite_path, true, err);
-    if (!e->wconn || load_store_id(e, err) != 0 || load_rel_types(e, err) != 0 ||
-        sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
+    if (!e->wconn || load_store_id(e, err) != 0 || load_epoch(e, err) != 0 ||
+        load_rel_types(e, err) != 0 || sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
         goto fail;
     if (orphans_open(&e->orphans, e->sqlite_path) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot open %s.neo4j-tx", e->sqlite_path);
@@ -418,7 +434,7 @@ static bool prepare_to_write(struct engine *e, int64_t *last_attempt_ms, bool fo
          * fast, retry on the timer. Nothing of the job is written. */
         char reason[REASON_MAX];
         engine_ready(e, reason, sizeof reason);
-        if (e->replica_failed)
+        if (e->replica_failed || e->watermark_epoch != e->epoch)
             bs_error_set(err, BS_NOT_READY, "not ready: %s", reason);
         else
             bs_error_set(err, BS_NEO4J_UNAVAILABLE, "Neo4j is unavailable: %s", reason);
@@ -437,14 +453,15 @@ static bool prepare_to_write(struct engine *e, int64_t *last_attempt_ms, bool fo
     if (rc != 0 && readiness_stuck_seq(e))
         return false; /* err and the reason name the refused intent */
     if (rc != 0) {
-        if (err->code != BS_NEO4J_UNAVAILABLE) {
+        if (err->code != BS_NEO4J_UNAVAILABLE && err->code != BS_NOT_READY) {
             char msg[BS_ERROR_MESSAGE_MAX];
             snprintf(msg, sizeof msg, "%s", err->message);
             bs_error_set(err, BS_NEO4J_UNAVAILABLE, "recovery is not finished: %s", msg);
         }
         char reason[REASON_MAX];
         engine_ready(e, reason, sizeof reason);
-        if (strstr(reason, "watermark") == NULL) /* keep the more precise reason */
+        if (strstr(reason, "watermark") == NULL &&
+            err->code != BS_NOT_READY) /* keep the more precise reason */
             readiness_set(e, false, "%s", err->message);
         return false;
     }

@@ -203,17 +203,19 @@ int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged)
 }
 
 /* Lock first, then check: without the SET before the CASE, two
- * transactions read the same old value and both commit. */
+ * transactions read the same old value and both commit. The epoch (0 on a
+ * watermark no promotion has fenced) is the fencing token. */
 #define GUARD_TEXT                                                                                 \
     "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"                             \
-    " WITH w, CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END AS ok"                                   \
+    " WITH w, CASE WHEN w.seq = $prev AND coalesce(w.epoch, 0) = $epoch THEN 1 ELSE 1/0 END AS ok" \
     " SET w.seq = $seq"
 
-int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq)
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t epoch,
+                               int64_t prev, int64_t seq)
 {
     static const char text[] = GUARD_TEXT " RETURN w.seq";
-    json_t *params = json_pack("{s:s, s:I, s:I}", "store", store_id, "prev", (json_int_t)prev,
-                               "seq", (json_int_t)seq);
+    json_t *params = json_pack("{s:s, s:I, s:I, s:I}", "store", store_id, "epoch",
+                               (json_int_t)epoch, "prev", (json_int_t)prev, "seq", (json_int_t)seq);
     if (!params)
         return -1;
     return neo4j_add_statement(statements, text, params);
@@ -250,7 +252,7 @@ enum guard_join cypher_join_guard(json_t *statements)
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id)
 {
     static const char text[] = "MERGE (w:" WATERMARK_LABEL " {store: $store})"
-                               " ON CREATE SET w.seq = 0 RETURN w.seq";
+                               " ON CREATE SET w.seq = 0 RETURN w.seq, coalesce(w.epoch, 0)";
     json_t *params = json_pack("{s:s}", "store", store_id);
     if (!params)
         return -1;
@@ -358,6 +360,37 @@ int cypher_add_watermark_count(json_t *statements, const char *store_id)
         return -1;
     return neo4j_add_statement(
         statements, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)", params);
+}
+
+/* The fence's statement: waits for the watermark's lock (terminating its
+ * holders is the caller's part) and moves the epoch on. */
+#define FENCE_TEXT                                                                                 \
+    "MERGE (w:" WATERMARK_LABEL " {store: $store}) ON CREATE SET w.seq = 0"                        \
+    " SET w._lock = true, w.epoch = coalesce(w.epoch, 0) + 1 RETURN w.epoch, w.seq"
+
+int cypher_add_watermark_fence(json_t *statements, const char *store_id)
+{
+    json_t *params = json_pack("{s:s}", "store", store_id);
+    return params ? neo4j_add_statement(statements, FENCE_TEXT, params) : -1;
+}
+
+int cypher_add_fence_blockers(json_t *statements)
+{
+    /* Neo4j names a waiting transaction's blockers in its status:
+     * "Blocked by: [neo4j-transaction-3501, ...]". */
+    json_t *params = json_pack("{s:s}", "text", FENCE_TEXT);
+    return params ? neo4j_add_statement(statements,
+                                        "SHOW TRANSACTIONS YIELD currentQuery, status"
+                                        " WHERE currentQuery = $text AND status STARTS WITH "
+                                        "'Blocked by' RETURN status",
+                                        params)
+                  : -1;
+}
+
+int cypher_add_terminate(json_t *statements, json_t *ids)
+{
+    json_t *params = json_pack("{s:o}", "ids", ids);
+    return params ? neo4j_add_statement(statements, "TERMINATE TRANSACTIONS $ids", params) : -1;
 }
 
 int cypher_add_watermark_read(json_t *statements, const char *store_id)

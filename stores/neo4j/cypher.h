@@ -92,10 +92,12 @@ int cypher_append_merged(json_t *out, size_t floor, json_t *stmt, bool *merged);
 /*
  * The guarded watermark statement (DESIGN.md section 4): takes the
  * watermark's write lock, fails with an ArithmeticError unless the watermark
- * is at prev, then sets it to seq. Returns one row (the new seq) when it
+ * is at prev and at epoch (a promotion moved it on: this gateway is
+ * deposed), then sets it to seq. Returns one row (the new seq) when it
  * passed; no row when the watermark node of store_id does not exist.
  */
-int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t prev, int64_t seq);
+int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t epoch,
+                               int64_t prev, int64_t seq);
 /*
  * When statements is [guard, one UNWIND $rows statement], makes them one
  * statement, "<guard> WITH w UNWIND $rows AS r ...", with both sets of
@@ -105,8 +107,21 @@ int cypher_add_watermark_guard(json_t *statements, const char *store_id, int64_t
  */
 enum guard_join { GUARD_APART = 0, GUARD_JOINED = 1, GUARD_JOIN_FAILED = -1 /* no memory */ };
 enum guard_join cypher_join_guard(json_t *statements);
-/* Creates the watermark of store_id at 0 if missing and returns its seq. */
+/* Creates the watermark of store_id at 0 if missing; one row: its seq, its
+ * epoch (0 when no promotion set one). */
 int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
+
+/*
+ * The fence of a promotion (bistore promote): takes the watermark's lock
+ * (creating it at 0 if missing) and moves its epoch on; one row: the new
+ * epoch, the seq. While it waits for a deposed gateway's transaction,
+ * cypher_add_fence_blockers finds that transaction (one row per waiting
+ * fence: Neo4j's status, "Blocked by: [ids]") and cypher_add_terminate
+ * ends it (ids: a JSON array of transaction ids, taken).
+ */
+int cypher_add_watermark_fence(json_t *statements, const char *store_id);
+int cypher_add_fence_blockers(json_t *statements);
+int cypher_add_terminate(json_t *statements, json_t *ids);
 
 /* The watermark of store_id: one row, its seq (no row when missing). */
 int cypher_add_watermark_read(json_t *statements, const char *store_id);

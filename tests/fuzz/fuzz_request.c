@@ -238,7 +238,7 @@ static void plan_txn(const struct bs_op *ops, size_t n)
                 (void)cypher_append_merged(out, 0, stmt, &merged);
         }
         if (out) {
-            (void)cypher_add_watermark_guard(out, "fuzz-store", 1, 2);
+            (void)cypher_add_watermark_guard(out, "fuzz-store", 0, 1, 2);
             (void)cypher_join_guard(out);
         }
         json_decref(out);

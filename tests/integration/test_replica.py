@@ -16,13 +16,13 @@ import time
 
 import pytest
 
-from harness import READY_TIMEOUT, Store, assert_intents_settled, assert_stores_consistent, poll
+from harness import Store, assert_intents_settled, assert_stores_consistent, poll
 from harness.litestream import Litestream
 from harness.reconcile import assert_clean
+from test_promote import promote
 
 WRITERS = 8
 PER_WRITER = 40
-NEO4J_IDLE_TIMEOUT = 60  # s: Neo4j's server.http.transaction_idle_timeout
 
 
 @pytest.fixture
@@ -115,19 +115,29 @@ def test_every_acknowledged_write_survives_the_loss_of_the_primary(gateway_facto
     watermark = fresh_neo4j.value("MATCH (w:_BistoreWatermark) RETURN max(w.seq)")
     assert watermark <= store.max_intent_seq(), (watermark, store.max_intent_seq())
 
+    # The restored file becomes the primary: the fence moves the watermark
+    # to epoch 1 and terminates the lost primary's open Neo4j transaction
+    # (its statements ran, its commit never came; it would hold the
+    # watermark's lock until Neo4j's 60 s idle timeout), so the new
+    # gateway recovers at once.
+    epoch, _ = promote(restored, fresh_neo4j.url)
+    assert epoch == 1
     ls2 = litestream_factory(restored, "litestream-2")
     gw2 = gateway_factory(sqlite=restored, args=["--replica-socket", ls2.socket], ready=False)
     ls2.start()
-    # The lost primary's open Neo4j transaction (its statements ran, its
-    # commit never came) holds the watermark's lock until Neo4j expires it:
-    # server.http.transaction_idle_timeout, 60 s by default. Nothing of it
-    # is committed; the replay waits for the lock.
-    gw2.wait_ready(timeout=NEO4J_IDLE_TIMEOUT + READY_TIMEOUT)
+    gw2.wait_ready()
     assert_intents_settled(gw2.store, fresh_neo4j)
     assert_stores_consistent(gw2.store, fresh_neo4j)
     assert_clean(gw2, fresh_neo4j, mode="deep")
     for (w, i) in acked:
         assert gw2.get(f"/v1/entities/r-{w}-{i}-a").status == 200
+    # The lost machine comes back with its old file: fenced, it writes nothing.
+    old = gateway_factory(sqlite=gw.sqlite_path, ready=False)
+    poll(lambda: (r := old.readyz()) is not None and r.status == 503 and "fenced" in r.json["error"]["message"],
+         timeout=20, what="the old primary to say it is fenced")
+    status, answer = post(old.port, "/v1/entities", {"id": "from-the-old-primary", "type": "Doc"})
+    assert status == 503, answer
+    assert fresh_neo4j.value("MATCH (n:Entity {id: 'from-the-old-primary'}) RETURN count(n)") == 0
 
 
 def test_a_write_litestream_does_not_confirm_is_not_acknowledged(gateway_factory, litestream_factory,

@@ -261,7 +261,7 @@ Test(cypher, entity_constraint)
 Test(cypher, watermark_guard_locks_before_check)
 {
     json_t *stmts = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(stmts, "store-1", 41, 42), 0);
+    cr_assert_eq(cypher_add_watermark_guard(stmts, "store-1", 3, 41, 42), 0);
     cr_assert_eq(json_array_size(stmts), 1);
     json_t *s = json_array_get(stmts, 0);
     const char *t = json_string_value(json_object_get(s, "statement"));
@@ -276,6 +276,7 @@ Test(cypher, watermark_guard_locks_before_check)
     cr_expect_lt(check, set_seq, "the check must come before the advance: %s", t);
     cr_expect(strstr(t, "MATCH (w:" WATERMARK_LABEL) != NULL, "%s", t);
     cr_expect(strstr(t, "w.seq = $prev") != NULL, "%s", t);
+    cr_expect(strstr(t, "coalesce(w.epoch, 0) = $epoch") != NULL, "the epoch fences: %s", t);
     cr_expect(strstr(t, "1/0") != NULL, "a mismatch must fail the transaction: %s", t);
     cr_expect(strstr(t, "$store") != NULL, "%s", t);
     cr_expect(strstr(t, "store-1") == NULL, "the store id is a parameter, not text: %s", t);
@@ -287,13 +288,15 @@ Test(cypher, watermark_guard_locks_before_check)
     cr_assert(json_is_integer(json_object_get(p, "seq")));
     cr_expect_eq(json_integer_value(json_object_get(p, "prev")), 41);
     cr_expect_eq(json_integer_value(json_object_get(p, "seq")), 42);
+    cr_expect_eq(json_integer_value(json_object_get(p, "epoch")), 3);
     json_decref(stmts);
 }
 
 Test(cypher, watermark_guard_large_seq)
 {
     json_t *stmts = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(stmts, "s", 9007199254740993LL, 9007199254740994LL), 0);
+    cr_assert_eq(cypher_add_watermark_guard(stmts, "s", 0, 9007199254740993LL, 9007199254740994LL),
+                 0);
     json_t *p = json_object_get(json_array_get(stmts, 0), "parameters");
     cr_expect_eq(json_integer_value(json_object_get(p, "prev")), 9007199254740993LL);
     cr_expect_eq(json_integer_value(json_object_get(p, "seq")), 9007199254740994LL);
@@ -306,7 +309,7 @@ Test(cypher, watermark_guard_appends)
     cr_assert_eq(cypher_batch_init(&b), 0);
     add_person(&b, "Person", "a");
     cr_assert_eq(cypher_batch_finish(&b), 0);
-    cr_assert_eq(cypher_add_watermark_guard(b.statements, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(b.statements, "s", 0, 0, 1), 0);
     cr_expect_eq(cypher_batch_count(&b), 2);
     cr_expect(strstr(stmt_text(&b, 1), "_lock") != NULL);
     cypher_batch_free(&b);
@@ -342,7 +345,7 @@ Test(cypher, append_merged_joins_consecutive_templates_only)
     cr_assert_eq(cypher_batch_finish(&a), 0);
     cr_assert_eq(cypher_batch_finish(&b), 0);
     json_t *out = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 2), 0);
+    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 0, 2), 0);
     bool merged[3];
     cr_assert_eq(cypher_append_merged(out, 1, json_array_get(a.statements, 0), &merged[0]), 0);
     cr_assert_eq(cypher_append_merged(out, 1, json_array_get(b.statements, 0), &merged[1]), 0);
@@ -365,7 +368,7 @@ Test(cypher, append_merged_joins_consecutive_templates_only)
 Test(cypher, append_merged_never_merges_into_the_guard_or_other_statements)
 {
     json_t *out = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 0, 1), 0);
     struct cypher_batch a;
     cr_assert_eq(cypher_batch_init(&a), 0);
     cr_assert_eq(cypher_add_raw(&a, "MATCH (n) RETURN n", json_pack("{s:[]}", "rows")), 0);
@@ -400,14 +403,15 @@ Test(cypher, join_guard_makes_one_statement_guard_first)
     add_person(&b, "Person", "p2");
     cr_assert_eq(cypher_batch_finish(&b), 0);
     json_t *stmts = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(stmts, "store-1", 6, 7), 0);
+    cr_assert_eq(cypher_add_watermark_guard(stmts, "store-1", 0, 6, 7), 0);
     cr_assert_eq(json_array_extend(stmts, b.statements), 0);
     cr_assert_eq(cypher_join_guard(stmts), 1);
     cr_assert_eq(json_array_size(stmts), 1);
     json_t *one = json_array_get(stmts, 0);
     const char *text = json_string_value(json_object_get(one, "statement"));
     const char *lock = strstr(text, "SET w._lock = true");
-    const char *check = strstr(text, "CASE WHEN w.seq = $prev THEN 1 ELSE 1/0 END");
+    const char *check = strstr(
+        text, "CASE WHEN w.seq = $prev AND coalesce(w.epoch, 0) = $epoch THEN 1 ELSE 1/0 END");
     const char *data = strstr(text, "WITH w UNWIND $rows AS r CREATE (n:Entity:`Person`)");
     cr_assert(lock && check && data && lock < check && check < data, "order wrong: %s", text);
     json_t *params = json_object_get(one, "parameters");
@@ -430,13 +434,13 @@ Test(cypher, join_guard_leaves_two_data_statements_or_raw_ones)
     add_person(&b, "Org", "o1");
     cr_assert_eq(cypher_batch_finish(&b), 0);
     json_t *two = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(two, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(two, "s", 0, 0, 1), 0);
     cr_assert_eq(json_array_extend(two, b.statements), 0);
     cr_expect_eq(cypher_join_guard(two), 0);
     cr_expect_eq(json_array_size(two), 3);
 
     json_t *raw = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(raw, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(raw, "s", 0, 0, 1), 0);
     cr_assert_eq(neo4j_add_statement(raw, "MATCH (n) SET n.x = $x", json_pack("{s:i}", "x", 1)), 0);
     cr_expect_eq(cypher_join_guard(raw), 0);
     cr_expect_eq(json_array_size(raw), 2);

@@ -99,14 +99,14 @@ Test(raw_cypher, a_client_statement_is_never_merged_nor_joined)
 
     json_t *out = json_array();
     bool merged = true;
-    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(out, "s", 0, 0, 1), 0);
     for (size_t i = 0; i < 2; i++) {
         cr_assert_eq(cypher_append_merged(out, 1, json_array_get(b.statements, i), &merged), 0);
         cr_expect_not(merged, "a client's statement must not be merged");
     }
     cr_expect_eq(json_array_size(out), 3);
     json_t *two = json_array();
-    cr_assert_eq(cypher_add_watermark_guard(two, "s", 0, 1), 0);
+    cr_assert_eq(cypher_add_watermark_guard(two, "s", 0, 0, 1), 0);
     json_array_append(two, json_array_get(b.statements, 0));
     cr_expect_eq(cypher_join_guard(two), GUARD_APART, "nor joined to the guard");
     cr_expect_eq(json_array_size(two), 2);

@@ -1,0 +1,138 @@
+/*
+ * Promotion's fence (bistore promote; README "Replication"): the store's
+ * watermark moves to a new epoch, so that every transaction of a gateway
+ * still on the old one fails its guard: a deposed primary can apply
+ * nothing more to Neo4j, and so can acknowledge nothing more. Its open
+ * transaction may hold the watermark's lock (a gateway that died keeps it
+ * until Neo4j's idle timeout, 60 s by default): the fence names it by
+ * asking Neo4j what its own statement waits for, and terminates exactly
+ * that. Then the SQLite file takes the new epoch.
+ *
+ * Order, for a standby taking over (issue 15): fence first, then the final
+ * restore of the replica, then serve. A write the old primary acknowledged
+ * committed in Neo4j under the old epoch, so before the fence, and was in
+ * the replica before that: the final restore has it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/background.h"
+#include "common/timeutil.h"
+#include "stores/engine/internal.h"
+#include "stores/neo4j/cypher.h"
+
+#define FENCE_POLL_MS 100
+#define TX_ID_MAX 64
+
+struct fence_call {
+    struct neo4j_client *client;
+    const char *store_id;
+    struct neo4j_result r;
+    enum neo4j_status status;
+};
+
+static void *fence_run(void *arg)
+{
+    struct fence_call *f = arg;
+    json_t *stmts = json_array();
+    if (!stmts || cypher_add_watermark_fence(stmts, f->store_id) != 0)
+        f->status = NEO4J_CLIENT_ERROR;
+    else
+        f->status = neo4j_autocommit(f->client, stmts, &f->r);
+    json_decref(stmts);
+    return NULL;
+}
+
+/* The transaction ids of Neo4j's "Blocked by: [a, b]" statuses, into ids. */
+static void blocker_ids(const struct neo4j_result *r, json_t *ids)
+{
+    for (size_t row = 0; row < neo4j_row_count(r, 0); row++) {
+        const char *status = json_string_value(neo4j_cell(r, 0, row, 0));
+        const char *p = status ? strchr(status, '[') : NULL;
+        while (p && *p && *p != ']') {
+            p += strspn(p, "[, ");
+            size_t n = strcspn(p, ",] ");
+            if (n > 0 && n < TX_ID_MAX) {
+                char id[TX_ID_MAX];
+                memcpy(id, p, n);
+                id[n] = '\0';
+                json_array_append_new(ids, json_string(id));
+            }
+            p += n;
+        }
+    }
+}
+
+/* Terminates what the fence waits for; the count terminated. */
+static size_t terminate_blockers(struct neo4j_client *c)
+{
+    json_t *stmts = json_array(), *ids = json_array();
+    struct neo4j_result r = {0};
+    size_t n = 0;
+    if (stmts && ids && cypher_add_fence_blockers(stmts) == 0 &&
+        neo4j_autocommit(c, stmts, &r) == NEO4J_OK)
+        blocker_ids(&r, ids);
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    n = json_array_size(ids);
+    stmts = n ? json_array() : NULL;
+    if (stmts && cypher_add_terminate(stmts, json_incref(ids)) == 0 &&
+        neo4j_autocommit(c, stmts, &r) == NEO4J_OK) {
+        for (size_t i = 0; i < n; i++)
+            log_warn("promote: terminated Neo4j transaction %s, which held the watermark",
+                     json_string_value(json_array_get(ids, i)));
+    } else if (n) {
+        log_warn("promote: cannot terminate %zu transaction(s) holding the watermark: %s", n,
+                 r.message);
+        n = 0;
+    }
+    neo4j_result_clear(&r);
+    json_decref(stmts);
+    json_decref(ids);
+    return n;
+}
+
+int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_error *err)
+{
+    struct engine *e = engine_open(cfg, err);
+    if (!e)
+        return -1;
+    struct fence_call f = {.client = neo4j_client_new(&e->neo4j_cfg), .store_id = e->store_id};
+    int rc = -1;
+    if (!f.client) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
+        goto out;
+    }
+    struct background bg;
+    background_start(&bg, fence_run, &f);
+    while (!background_returned(&bg)) {
+        time_sleep_ms(FENCE_POLL_MS);
+        if (!background_returned(&bg))
+            terminate_blockers(writer_neo4j(e));
+    }
+    background_wait(&bg);
+    json_t *v = neo4j_cell(&f.r, 0, 0, 0);
+    if (f.status != NEO4J_OK) {
+        neo4j_failure(err, &f.r, "the fence");
+    } else if (!json_is_integer(v)) {
+        bs_error_set(err, BS_NEO4J_ERROR, "the fence answered no epoch");
+    } else if (json_integer_value(v) <= e->epoch) {
+        bs_error_set(err, BS_NEO4J_ERROR,
+                     "Neo4j's watermark moved to epoch %lld, not past this file's %lld: is this "
+                     "Neo4j older than the file?",
+                     (long long)json_integer_value(v), (long long)e->epoch);
+    } else {
+        char text[32];
+        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
+        if (sql_meta_set(writer_sql(e), "epoch", text, err) == 0) {
+            *epoch = json_integer_value(v);
+            rc = 0;
+        }
+    }
+out:
+    neo4j_result_clear(&f.r);
+    neo4j_client_free(f.client);
+    engine_close(e);
+    return rc;
+}

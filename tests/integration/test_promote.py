@@ -1,0 +1,113 @@
+"""`bistore promote` (README "Replication"): the store's watermark moves to a
+new epoch, the Neo4j transactions holding its lock are terminated, and the
+promoted SQLite file takes the epoch. Every other copy of the store is then
+fenced: its guard refuses (the epoch is part of it), its recovery reads the
+epoch and refuses writes, and nothing it sends reaches either store."""
+
+import re
+import sqlite3
+import threading
+
+from harness import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
+from harness.api import create_entity
+from harness.reconcile import assert_clean, run_cli
+
+TX_COMMIT = re.compile(rb"POST /db/[^ ]*/tx/[^/ ]+/commit")
+
+
+def copy_store(src, dst):
+    """A consistent copy of a gateway's file (as a restore of its replica gives)."""
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return dst
+
+
+def promote(path, neo4j_url):
+    r = run_cli("promote", "--sqlite", str(path), "--neo4j-url", neo4j_url, "--log-format", "text")
+    assert r.returncode == 0, f"promote failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    m = re.search(r"primary at epoch (\d+)", r.stdout)
+    assert m, r.stdout
+    return int(m.group(1)), r.stderr
+
+
+def watermark(neo4j):
+    return neo4j.run("MATCH (w:_BistoreWatermark) RETURN w.seq, w.epoch")
+
+
+def test_a_running_primary_is_fenced_by_a_promotion(gateway_factory, fresh_neo4j, tmp_path):
+    old = gateway_factory(sqlite=tmp_path / "old.sqlite")
+    create_entity(old, id="before", type="Doc")
+    new_file = copy_store(old.sqlite_path, tmp_path / "new.sqlite")
+
+    epoch, _ = promote(new_file, fresh_neo4j.url)
+    assert epoch == 1
+    assert [row[1] for row in watermark(fresh_neo4j)] == [1]
+    # The old primary's next write fails its guard: nothing of it anywhere.
+    r = old.post("/v1/entities", {"id": "deposed", "type": "Doc"})
+    assert (r.status, r.error_code()) == (503, "not_ready"), r
+    assert "fenced" in r.json["error"]["message"], r
+    assert old.store.count_entity("deposed") == 0
+    assert fresh_neo4j.value("MATCH (n:Entity {id: 'deposed'}) RETURN count(n)") == 0
+    ready = old.readyz()
+    assert ready.status == 503 and "fenced" in ready.json["error"]["message"], ready
+    # and it stays so: the next one is refused before it is written.
+    r = old.post("/v1/entities", {"id": "deposed-2", "type": "Doc"})
+    assert r.status == 503, r
+    assert old.store.count_entity("deposed-2") == 0
+    old.terminate()
+
+    # The promoted copy serves, at the new epoch.
+    new = gateway_factory(sqlite=new_file)
+    create_entity(new, id="after", type="Doc")
+    assert [row[1] for row in watermark(fresh_neo4j)] == [1]
+    assert_stores_consistent(new.store, fresh_neo4j)
+    assert_clean(new, fresh_neo4j, mode="deep")
+
+    # The old primary restarted on its own file: fenced from the start.
+    again = gateway_factory(sqlite=tmp_path / "old.sqlite", ready=False)
+    poll(lambda: (r := again.readyz()) is not None and r.status == 503 and "fenced" in r.json["error"]["message"],
+         timeout=20, what="the old primary to say it is fenced")
+    r = again.post("/v1/entities", {"id": "deposed-3", "type": "Doc"})
+    assert r.status == 503, r
+    assert fresh_neo4j.value("MATCH (n:Entity {id: 'deposed-3'}) RETURN count(n)") == 0
+
+
+def test_promote_terminates_the_transaction_a_lost_primary_left_holding_the_watermark(
+        gateway_factory, proxy_factory, fresh_neo4j, tmp_path):
+    proxy = proxy_factory()
+    old = gateway_factory(sqlite=tmp_path / "old.sqlite", neo4j_url=proxy.url)
+    create_entity(old, id="before", type="Doc")
+    new_file = copy_store(old.sqlite_path, tmp_path / "new.sqlite")
+    # A write whose Neo4j commit never arrives: its transaction ran the
+    # guard (it holds the watermark's lock) when its gateway is lost.
+    proxy.hold_matching(TX_COMMIT)
+    t = threading.Thread(target=lambda: _quietly(old.post, "/v1/entities", {"id": "lost", "type": "Doc"}),
+                         daemon=True)
+    t.start()
+    assert proxy.wait_held(1, timeout=20), old.log_tail()
+    old.kill()
+    proxy.release(deliver=False)
+
+    epoch, stderr = promote(new_file, fresh_neo4j.url)
+    assert epoch == 1
+    assert "terminated Neo4j transaction" in stderr, stderr
+    new = gateway_factory(sqlite=new_file)  # ready within READY_TIMEOUT, not Neo4j's 60 s idle timeout
+    create_entity(new, id="after", type="Doc")
+    assert fresh_neo4j.value("MATCH (n:Entity {id: 'lost'}) RETURN count(n)") == 0
+    assert new.store.count_entity("lost") == 0  # the copy was taken before it
+    assert_intents_settled(new.store, fresh_neo4j)
+    assert_stores_consistent(new.store, fresh_neo4j)
+    # A second promotion moves the epoch on again; the first copy is fenced too.
+    third = copy_store(new_file, tmp_path / "third.sqlite")
+    new.terminate()
+    assert promote(third, fresh_neo4j.url)[0] == 2
+    fenced = gateway_factory(sqlite=new_file, ready=False)
+    poll(lambda: (r := fenced.readyz()) is not None and r.status == 503 and "fenced" in r.json["error"]["message"],
+         timeout=20, what="the once-promoted copy to be fenced")
+
+
+def _quietly(fn, *args):
+    try:
+        fn(*args, timeout=60)
+    except CONNECTION_ERRORS:
+        pass
