@@ -116,7 +116,10 @@ struct recon_run {
     struct recon_options opt;
     struct sql_conn *reader; /* the scan's (read-only) */
     struct neo4j_client *neo4j;
-    struct recon_summary sum;
+    struct recon_summary sum; /* the run's thread's, as it counts */
+    /* sum as of the last page (or repair batch), for GET while it runs:
+     * under owner->lock (run_publish) */
+    struct recon_summary live_sum;
     int64_t next_finding; /* number of the last stored finding (writer thread) */
     _Atomic int64_t scanned, total;
     pthread_t thread;

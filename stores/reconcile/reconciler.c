@@ -233,7 +233,7 @@ static void overlay_live(struct reconciler *r, json_t *run)
         json_object_set_new(run, "progress",
                             json_pack("{s:I, s:I}", "scanned", (json_int_t)live->scanned, "total",
                                       (json_int_t)live->total));
-        json_object_set_new(run, "summary", recon_summary_json(&live->sum));
+        json_object_set_new(run, "summary", recon_summary_json(&live->live_sum));
     }
     pthread_mutex_unlock(&r->lock);
 }

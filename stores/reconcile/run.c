@@ -123,11 +123,21 @@ static int hook_confirm(void *arg, json_t *candidates, json_t **confirmed, struc
     return rc;
 }
 
+/* What GET shows of a running run: its counts so far (the run's thread
+ * writes run->sum without a lock; readers take this copy under one). */
+static void run_publish(struct recon_run *run)
+{
+    pthread_mutex_lock(&run->owner->lock);
+    run->live_sum = run->sum;
+    pthread_mutex_unlock(&run->owner->lock);
+}
+
 static int hook_progress(void *arg, int64_t scanned, int64_t total)
 {
     struct recon_run *run = arg;
     run->scanned = scanned;
     run->total = total;
+    run_publish(run);
     return reconciler_stopping(run->owner) ? -1 : 0;
 }
 
@@ -158,6 +168,7 @@ static int repair_all(struct recon_run *run, struct bs_error *err)
         if (rc != 0)
             return -1;
         run->sum.repaired += rb.repaired;
+        run_publish(run);
     }
 }
 
