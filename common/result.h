@@ -54,6 +54,10 @@
     X(BS_REPLICATION_UNAVAILABLE, "replication_unavailable", 503,                                  \
       "the replica did not confirm the write, which may still take effect: retry with the same "   \
       "Idempotency-Key once /readyz answers 200")                                                  \
+    X(BS_COMMIT_IN_DOUBT, "commit_in_doubt", 503,                                                  \
+      "the write is in SQLite and the replica but Neo4j did not confirm its commit, so it was "    \
+      "not "                                                                                       \
+      "acknowledged: retry with the same Idempotency-Key (at this gateway or its successor)")      \
     X(BS_OVERLOADED, "overloaded", 503,                                                            \
       "too many writes are waiting for the writer and nothing was written: retry after "           \
       "Retry-After seconds")

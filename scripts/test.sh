@@ -173,7 +173,7 @@ valgrind_set=(
 # spare transaction) under the crash and fault tests too: about 2.5 minutes.
 run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py \
   tests/integration/test_group_commit.py tests/integration/test_pipeline.py tests/integration/test_faults.py \
-  tests/integration/test_stuck_intent.py
+  tests/integration/test_stuck_intent.py tests/integration/test_replica.py
 BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
   --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
   run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \

@@ -109,7 +109,10 @@ enum commit_end commit_group(struct engine *e, struct commit_item *items, size_t
     if (!flight_land(e, false))
         return COMMIT_REQUEUE;
     for (size_t i = 0; i < n; i++) {
-        if (e->applied_seq != e->last_seq)
+        if (e->applied_seq != e->last_seq && e->replica_failed)
+            bs_error_set(&items[i].out->err, BS_NOT_READY,
+                         "not ready: the replica did not confirm an earlier transaction; retry");
+        else if (e->applied_seq != e->last_seq)
             bs_error_set(&items[i].out->err, BS_NEO4J_UNAVAILABLE,
                          "Neo4j did not take an earlier transaction; retry");
         else
@@ -497,7 +500,8 @@ enum step commit_point(struct group *g)
     if (marking >= 0)
         e->marked_seq = marking;
     fault_hit(FAULT_AFTER_SQLITE_COMMIT);
-    if (writer_replicated(e, seq, &g->err) != 0) {
+    bool fly = g->may_fly && e->flight.started; /* then the committer waits for the replica */
+    if (!fly && writer_replicated(e, seq, &g->err) != 0) {
         /* Committed here but not in the replica: not acknowledged, and
          * Neo4j must not commit it before the replica holds it. The intents
          * stay pending and are replayed once a wait covers them; until
@@ -516,13 +520,14 @@ enum step commit_point(struct group *g)
         return STEP_DECIDED;
     }
 
-    if (g->may_fly && e->flight.started) {
+    if (fly) {
         /* Answered by the committer when Neo4j answers, told whether it has it. */
         struct flight *f = &e->flight;
         for (size_t i = 0; i < g->n; i++)
             f->jobs[f->n_jobs++] = g->members[i].item->job;
         f->n_outs = hand_out(g, f->outs);
-        flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid);
+        flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid,
+                    e->replica && e->replicated_seq < seq);
         g->in_flight = true;
         return STEP_DECIDED;
     }
@@ -540,8 +545,10 @@ enum step commit_point(struct group *g)
     neo4j_result_clear(&r);
     struct bistore_outcome *outs[GROUP_MAX_TXNS];
     size_t n_outs = hand_out(g, outs);
-    for (size_t i = 0; i < n_outs; i++)
+    for (size_t i = 0; i < n_outs; i++) {
         outs[i]->neo4j_applied = applied;
+        outs[i]->in_doubt = !applied && e->replica; /* see bistore_outcome */
+    }
     return STEP_DECIDED;
 }
 

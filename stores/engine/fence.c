@@ -28,6 +28,7 @@
 struct fence_call {
     struct neo4j_client *client;
     const char *store_id;
+    int64_t file_epoch;
     struct neo4j_result r;
     enum neo4j_status status;
 };
@@ -36,7 +37,7 @@ static void *fence_run(void *arg)
 {
     struct fence_call *f = arg;
     json_t *stmts = json_array();
-    if (!stmts || cypher_add_watermark_fence(stmts, f->store_id) != 0)
+    if (!stmts || cypher_add_watermark_fence(stmts, f->store_id, f->file_epoch) != 0)
         f->status = NEO4J_CLIENT_ERROR;
     else
         f->status = neo4j_autocommit(f->client, stmts, &f->r);
@@ -57,15 +58,17 @@ static void blocker_ids(const struct neo4j_result *r, json_t *ids)
                 char id[TX_ID_MAX];
                 memcpy(id, p, n);
                 id[n] = '\0';
-                json_array_append_new(ids, json_string(id));
+                if (json_array_append_new(ids, json_string(id)) != 0)
+                    return; /* out of memory: the next poll tries again */
             }
             p += n;
         }
     }
 }
 
-/* Terminates what the fence waits for; the count terminated. */
-static size_t terminate_blockers(struct neo4j_client *c)
+/* Terminates what the fence waits for; the count terminated. *warned:
+ * a refusal was logged already (it is retried every FENCE_POLL_MS). */
+static size_t terminate_blockers(struct neo4j_client *c, bool *warned)
 {
     json_t *stmts = json_array(), *ids = json_array();
     struct neo4j_result r = {0};
@@ -83,8 +86,11 @@ static size_t terminate_blockers(struct neo4j_client *c)
             log_warn("promote: terminated Neo4j transaction %s, which held the watermark",
                      json_string_value(json_array_get(ids, i)));
     } else if (n) {
-        log_warn("promote: cannot terminate %zu transaction(s) holding the watermark: %s", n,
-                 r.message);
+        if (!*warned)
+            log_warn("promote: cannot terminate %zu transaction(s) holding the watermark (%s): "
+                     "waiting for Neo4j to expire them",
+                     n, r.message);
+        *warned = true;
         n = 0;
     }
     neo4j_result_clear(&r);
@@ -98,7 +104,8 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
     struct engine *e = engine_open(cfg, err);
     if (!e)
         return -1;
-    struct fence_call f = {.client = neo4j_client_new(&e->neo4j_cfg), .store_id = e->store_id};
+    struct fence_call f = {
+        .client = neo4j_client_new(&e->neo4j_cfg), .store_id = e->store_id, .file_epoch = e->epoch};
     int rc = -1;
     if (!f.client) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
@@ -106,22 +113,29 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
     }
     struct background bg;
     background_start(&bg, fence_run, &f);
+    bool warned = false;
     while (!background_returned(&bg)) {
         time_sleep_ms(FENCE_POLL_MS);
         if (!background_returned(&bg))
-            terminate_blockers(writer_neo4j(e));
+            terminate_blockers(writer_neo4j(e), &warned);
     }
     background_wait(&bg);
-    json_t *v = neo4j_cell(&f.r, 0, 0, 0);
+    json_t *v = neo4j_cell(&f.r, 0, 0, 0), *seq = neo4j_cell(&f.r, 0, 0, 1);
     if (f.status != NEO4J_OK) {
         neo4j_failure(err, &f.r, "the fence");
-    } else if (!json_is_integer(v)) {
-        bs_error_set(err, BS_NEO4J_ERROR, "the fence answered no epoch");
-    } else if (json_integer_value(v) <= e->epoch) {
+    } else if (!json_is_integer(v) || !json_is_integer(seq) || json_integer_value(v) <= e->epoch) {
+        bs_error_set(err, BS_NEO4J_ERROR, "the fence answered no new epoch");
+    } else if (json_integer_value(seq) > e->last_seq) {
+        /* The old primary committed intents in Neo4j this copy lacks (it
+         * was taken before them). They were in the replica before Neo4j
+         * had them, and from now on (fenced) it adds no more: a copy
+         * restored now has them all. */
         bs_error_set(err, BS_NEO4J_ERROR,
-                     "Neo4j's watermark moved to epoch %lld, not past this file's %lld: is this "
-                     "Neo4j older than the file?",
-                     (long long)json_integer_value(v), (long long)e->epoch);
+                     "Neo4j's watermark is at intent %lld, past this file's log (%lld): the old "
+                     "primary wrote after this copy was taken. It is fenced now (epoch %lld): "
+                     "restore the replica again into this path and run bistore promote again",
+                     (long long)json_integer_value(seq), (long long)e->last_seq,
+                     (long long)json_integer_value(v));
     } else {
         char text[32];
         snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));

@@ -54,7 +54,12 @@ bool writer_clean(const struct engine *e)
 
 int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err)
 {
-    if (!e->replica || e->replicated_seq >= seq)
+    if (!e->replica)
+        return 0;
+    /* Anything the writer committed since its last wait (a resolved
+     * intent's new statements keep their seq) needs one more. */
+    int64_t changes = sql_total_changes(writer_sql(e));
+    if (e->replicated_seq >= seq && e->replicated_changes == changes)
         return 0;
     int64_t upto = e->last_seq; /* what the sync covers: committed before it */
     uint64_t txid = 0;
@@ -64,6 +69,7 @@ int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err)
         return -1;
     }
     e->replicated_seq = upto;
+    e->replicated_changes = changes;
     return 0;
 }
 
@@ -150,6 +156,7 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     e->marked_seq = -1;
     e->landed.seq = -1;
     e->replicated_seq = -1; /* asked before the first intent reaches Neo4j */
+    e->replicated_changes = -1;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
@@ -443,6 +450,9 @@ static bool prepare_to_write(struct engine *e, int64_t *last_attempt_ms, bool fo
     *last_attempt_ms = now;
     /* Intents reach Neo4j only once the replica has them. */
     if (writer_replicated(e, e->last_seq, err) != 0) {
+        /* The wait may have taken --replica-timeout: the next second of
+         * jobs fails fast from its end, not its start. */
+        *last_attempt_ms = time_monotonic_ms();
         char msg[BS_ERROR_MESSAGE_MAX];
         snprintf(msg, sizeof msg, "%s", err->message);
         bs_error_set(err, BS_NOT_READY, "not ready: replication: %.900s", msg);
@@ -533,6 +543,20 @@ void engine_submit(struct engine *e, struct bs_txn *txn, const char *rid,
     bs_error_clear(&out->err);
     struct write_job job = {.txn = txn, .rid = rid, .out = out};
     run_job(e, &job);
+    if ((out->unreplicated || out->in_doubt) && out->err.code == BS_OK) { /* bistore_outcome */
+        json_decref(out->result);
+        out->result = NULL;
+        out->replayed = false;
+        if (out->unreplicated)
+            bs_error_set(&out->err, BS_REPLICATION_UNAVAILABLE,
+                         "committed in SQLite but the replica did not confirm it, so it was not "
+                         "applied to Neo4j; it takes effect once replication is back");
+        else
+            bs_error_set(&out->err, BS_COMMIT_IN_DOUBT,
+                         "committed in SQLite and in the replica, but Neo4j did not confirm its "
+                         "commit; it is replayed into Neo4j unless another gateway was promoted "
+                         "meanwhile");
+    }
 }
 
 static int call_in_writer(struct engine *e, writer_job fn, void *arg, bool sqlite_only,

@@ -366,11 +366,12 @@ int cypher_add_watermark_count(json_t *statements, const char *store_id)
  * holders is the caller's part) and moves the epoch on. */
 #define FENCE_TEXT                                                                                 \
     "MERGE (w:" WATERMARK_LABEL " {store: $store}) ON CREATE SET w.seq = 0"                        \
-    " SET w._lock = true, w.epoch = coalesce(w.epoch, 0) + 1 RETURN w.epoch, w.seq"
+    " SET w._lock = true, w.epoch = CASE WHEN coalesce(w.epoch, 0) >= $epoch"                      \
+    " THEN coalesce(w.epoch, 0) + 1 ELSE $epoch + 1 END RETURN w.epoch, w.seq"
 
-int cypher_add_watermark_fence(json_t *statements, const char *store_id)
+int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch)
 {
-    json_t *params = json_pack("{s:s}", "store", store_id);
+    json_t *params = json_pack("{s:s, s:I}", "store", store_id, "epoch", (json_int_t)file_epoch);
     return params ? neo4j_add_statement(statements, FENCE_TEXT, params) : -1;
 }
 

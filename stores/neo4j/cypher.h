@@ -113,13 +113,13 @@ int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 
 /*
  * The fence of a promotion (bistore promote): takes the watermark's lock
- * (creating it at 0 if missing) and moves its epoch on; one row: the new
- * epoch, the seq. While it waits for a deposed gateway's transaction,
- * cypher_add_fence_blockers finds that transaction (one row per waiting
+ * (creating it at 0 if missing) and moves its epoch on, past file_epoch
+ * (the promoted file's) too; one row: the new epoch, the seq. While it waits for a deposed
+ * gateway's transaction, cypher_add_fence_blockers finds that transaction (one row per waiting
  * fence: Neo4j's status, "Blocked by: [ids]") and cypher_add_terminate
  * ends it (ids: a JSON array of transaction ids, taken).
  */
-int cypher_add_watermark_fence(json_t *statements, const char *store_id);
+int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch);
 int cypher_add_fence_blockers(json_t *statements);
 int cypher_add_terminate(json_t *statements, json_t *ids);
 

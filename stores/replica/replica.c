@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -32,9 +33,14 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 struct replica *replica_open(const char *socket_path, const char *db_path, int timeout_s,
                              struct bs_error *err)
 {
-    char db_abs[PATH_MAX];
-    if (!realpath(db_path, db_abs)) {
-        bs_error_set(err, BS_STORAGE_ERROR, "cannot resolve %s for the replica", db_path);
+    /* Absolute, as Litestream names its databases (symlinks kept: its
+     * configuration may name the file through one). */
+    char db_abs[PATH_MAX], cwd[PATH_MAX];
+    int n = db_path[0] == '/'         ? snprintf(db_abs, sizeof db_abs, "%s", db_path)
+            : getcwd(cwd, sizeof cwd) ? snprintf(db_abs, sizeof db_abs, "%s/%s", cwd, db_path)
+                                      : -1;
+    if (n < 0 || (size_t)n >= sizeof db_abs) {
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot make %s absolute for the replica", db_path);
         return NULL;
     }
     if (strlen(socket_path) >= sizeof((struct replica *)0)->socket_path) {

@@ -220,6 +220,11 @@ bool sql_in_transaction(struct sql_conn *c)
     return !sqlite3_get_autocommit(c->db);
 }
 
+int64_t sql_total_changes(struct sql_conn *c)
+{
+    return sqlite3_total_changes64(c->db);
+}
+
 int sql_begin(struct sql_conn *c, struct bs_error *err)
 {
     return sql_exec(c, "BEGIN IMMEDIATE", err);

@@ -92,6 +92,10 @@ void sql_savepoint_rollback(struct sql_conn *c);
  * transaction back by itself after SQLITE_FULL, SQLITE_IOERR or
  * SQLITE_NOMEM; a caller that goes on after such an error asks this. */
 bool sql_in_transaction(struct sql_conn *c);
+/* Rows the connection's statements changed since it opened (SQLite's
+ * total_changes): moves with every write it commits, so "nothing written
+ * since" is one comparison. */
+int64_t sql_total_changes(struct sql_conn *c);
 /*
  * COMMIT. On failure the transaction is rolled back and err says whether it
  * may be durable all the same: outcome_unknown after an I/O error that can

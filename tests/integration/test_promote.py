@@ -106,6 +106,31 @@ def test_promote_terminates_the_transaction_a_lost_primary_left_holding_the_wate
          timeout=20, what="the once-promoted copy to be fenced")
 
 
+def test_promote_refuses_a_copy_older_than_what_neo4j_holds(gateway_factory, fresh_neo4j, tmp_path):
+    """The copy was taken, then the old primary wrote on: promote fences it,
+    finds Neo4j's watermark past the copy's log and refuses (the copy lacks
+    acknowledged writes); a copy taken now, after the fence, has them all."""
+    old = gateway_factory(sqlite=tmp_path / "old.sqlite")
+    create_entity(old, id="in-both-copies", type="Doc")
+    stale = copy_store(old.sqlite_path, tmp_path / "stale.sqlite")
+    create_entity(old, id="only-in-the-later-copy", type="Doc")
+    r = run_cli("promote", "--sqlite", str(stale), "--neo4j-url", fresh_neo4j.url, "--log-format", "text")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "restore the replica again" in r.stderr, r.stderr
+    # the old primary is fenced all the same: nothing more is acknowledged
+    resp = old.post("/v1/entities", {"id": "after-the-fence", "type": "Doc"})
+    assert resp.status == 503, resp
+    assert fresh_neo4j.value("MATCH (n:Entity {id: 'after-the-fence'}) RETURN count(n)") == 0
+    old.terminate()
+    fresh = copy_store(old.sqlite_path, tmp_path / "fresh.sqlite")
+    epoch, _ = promote(fresh, fresh_neo4j.url)
+    assert epoch == 2
+    new = gateway_factory(sqlite=fresh)
+    for eid in ("in-both-copies", "only-in-the-later-copy"):
+        assert new.get(f"/v1/entities/{eid}").status == 200
+    assert_stores_consistent(new.store, fresh_neo4j)
+
+
 def _quietly(fn, *args):
     try:
         fn(*args, timeout=60)

@@ -40,6 +40,7 @@ static const struct {
     {BS_OVERLOADED, "overloaded", 503},
     {BS_OUTCOME_UNKNOWN, "outcome_unknown", 500},
     {BS_REPLICATION_UNAVAILABLE, "replication_unavailable", 503},
+    {BS_COMMIT_IN_DOUBT, "commit_in_doubt", 503},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
