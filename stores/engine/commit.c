@@ -500,8 +500,13 @@ enum step commit_point(struct group *g)
     if (marking >= 0)
         e->marked_seq = marking;
     fault_hit(FAULT_AFTER_SQLITE_COMMIT);
-    bool fly = g->may_fly && e->flight.started; /* then the committer waits for the replica */
-    if (!fly && writer_replicated(e, seq, &g->err) != 0) {
+    /* Here, on the writer's thread, outside any SQLite transaction: the
+     * wait makes Litestream take SQLite's write lock (its _litestream_lock
+     * table), so it cannot overlap the next group's open transaction
+     * (measured: the committer waiting there while the writer applied the
+     * next group deadlocked both until Litestream's busy timeout, 4 s per
+     * group). */
+    if (writer_replicated(e, seq, &g->err) != 0) {
         /* Committed here but not in the replica: not acknowledged, and
          * Neo4j must not commit it before the replica holds it. The intents
          * stay pending and are replayed once a wait covers them; until
@@ -520,14 +525,13 @@ enum step commit_point(struct group *g)
         return STEP_DECIDED;
     }
 
-    if (fly) {
+    if (g->may_fly && e->flight.started) {
         /* Answered by the committer when Neo4j answers, told whether it has it. */
         struct flight *f = &e->flight;
         for (size_t i = 0; i < g->n; i++)
             f->jobs[f->n_jobs++] = g->members[i].item->job;
         f->n_outs = hand_out(g, f->outs);
-        flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid,
-                    e->replica && e->replicated_seq < seq);
+        flight_send(e, &g->tx, seq - (int64_t)g->applied + 1, seq, g->members[0].item->rid);
         g->in_flight = true;
         return STEP_DECIDED;
     }

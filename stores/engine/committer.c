@@ -19,13 +19,6 @@
  * and until then e->landed makes the audit trail read them as applied, at
  * the time the answer left. Otherwise the writer lands it, marks, answers.
  *
- * With a replica (--replica-socket) the thread first waits until the replica
- * holds the group (writer_replicated's rule: Neo4j never holds an intent
- * the replica lacks), so that the wait too overlaps the next group. A wait
- * that fails rolls the transaction back (the next group's guard then fails
- * at once and it goes again after the replay), and the group's clients get
- * 503 replication_unavailable (outcome.unreplicated).
- *
  * A gateway killed with a commit in flight leaves it recorded in the orphan
  * log, its intents pending: recovery rolls back what is still open and
  * replays what the watermark lacks, as for a commit that got no answer.
@@ -36,7 +29,6 @@
 #include "common/timeutil.h"
 #include "stores/engine/fault.h"
 #include "stores/engine/internal.h"
-#include "stores/replica/replica.h"
 
 static void *committer_main(void *arg)
 {
@@ -51,32 +43,16 @@ static void *committer_main(void *arg)
         char path[NEO4J_TX_PATH_MAX];
         snprintf(path, sizeof path, "%s", f->path);
         neo4j_set_request_id(f->client, f->rid); /* the group's log lines say whose */
-        bool wait = f->wait_replica;
         pthread_mutex_unlock(&e->lock);
         struct neo4j_result r = {0};
-        struct bs_error replica_err;
-        bs_error_clear(&replica_err);
-        uint64_t txid = 0;
-        /* The writer uses the replica only when no flight is active. */
-        bool confirmed = !wait || replica_sync(e->replica, &txid, &replica_err) == 0;
-        if (!confirmed) { /* its lock goes now: the group behind fails its guard */
-            struct neo4j_result ignored = {0};
-            neo4j_rollback(f->client, path, &ignored);
-            neo4j_result_clear(&ignored);
-            readiness_set(e, false, "replication: %s", replica_err.message);
-        }
-        bool committed = confirmed && neo4j_commit(f->client, path, NULL, &r) == NEO4J_OK;
+        bool committed = neo4j_commit(f->client, path, NULL, &r) == NEO4J_OK;
         if (committed)
             fault_kill_at(FAULT_AFTER_NEO4J_COMMIT); /* before anyone is answered */
         char at[TIMESTAMP_LEN];
         time_now_rfc3339(at);
         pthread_mutex_lock(&e->lock);
         f->committed = committed;
-        f->replica_failed = !confirmed;
-        snprintf(f->message, sizeof f->message, "%.*s", (int)sizeof f->message - 1,
-                 committed   ? ""
-                 : confirmed ? r.message
-                             : replica_err.message);
+        snprintf(f->message, sizeof f->message, "%s", committed ? "" : r.message);
         if (committed) {
             memcpy(f->at, at, sizeof at);
             e->landed.seq = f->seq;
@@ -84,8 +60,7 @@ static void *committer_main(void *arg)
         }
         for (size_t i = 0; i < f->n_outs; i++) {
             f->outs[i]->neo4j_applied = committed;
-            f->outs[i]->unreplicated = !confirmed;
-            f->outs[i]->in_doubt = confirmed && !committed && e->replica;
+            f->outs[i]->in_doubt = !committed && e->replica; /* see bistore_outcome */
         }
         size_t answered = 0;
         if (f->behind) { /* the writer is busy: answer now */
@@ -143,8 +118,7 @@ void flight_stop(struct engine *e)
     f->started = false;
 }
 
-void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq, const char *rid,
-                 bool wait_replica)
+void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq, const char *rid)
 {
     struct flight *f = &e->flight;
     BS_ASSERT(f->started && !f->active); /* one at a time: the next group landed it */
@@ -154,9 +128,8 @@ void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t s
     pthread_mutex_lock(&e->lock);
     snprintf(f->path, sizeof f->path, "%s", tx->path);
     f->rid = rid;
-    f->wait_replica = wait_replica;
     f->sent = true;
-    f->done = f->committed = f->replica_failed = false;
+    f->done = f->committed = false;
     pthread_cond_signal(&f->go);
     pthread_mutex_unlock(&e->lock);
     /* The writer's part of the transaction ends here; the orphan record
@@ -188,7 +161,6 @@ bool flight_land(struct engine *e, bool proven)
     while (!f->done)
         pthread_cond_wait(&e->wake, &e->lock);
     bool committed = f->committed;
-    bool replica_failed = f->replica_failed, waited = f->wait_replica;
     char message[sizeof f->message];
     snprintf(message, sizeof message, "%s", f->message);
     f->sent = f->done = f->behind = false;
@@ -199,10 +171,6 @@ bool flight_land(struct engine *e, bool proven)
     f->n_jobs = 0;
     pthread_mutex_unlock(&e->lock);
     f->active = false;
-    if (replica_failed)
-        e->replica_failed = true;
-    else if (waited && f->seq > e->replicated_seq)
-        e->replicated_seq = f->seq; /* the wait covered what SQLite had before it */
     /* Answered or not, the guard after it passed: Neo4j has it (its
      * clients heard "pending"; the mark says applied). A commit that timed
      * out but landed stays recorded (a rollback of it later finds nothing). */
@@ -217,10 +185,8 @@ bool flight_land(struct engine *e, bool proven)
         else
             time_now_rfc3339(e->applied_at);
     } else {
-        log_warn("intents %lld..%lld committed; %s (%s): pending", (long long)f->first_seq,
-                 (long long)f->seq,
-                 replica_failed ? "the replica did not confirm them" : "Neo4j commit failed",
-                 message);
+        log_warn("intents %lld..%lld committed; Neo4j commit failed (%s): pending",
+                 (long long)f->first_seq, (long long)f->seq, message);
     }
     f->path[0] = '\0';
     return applied;
@@ -232,8 +198,7 @@ void flight_follow(struct engine *e, struct bistore_outcome *out)
     pthread_mutex_lock(&e->lock);
     if (f->done) {
         out->neo4j_applied = f->committed;
-        out->unreplicated = f->replica_failed;
-        out->in_doubt = !f->replica_failed && !f->committed && e->replica;
+        out->in_doubt = !f->committed && e->replica;
     } else {
         BS_ASSERT(f->n_outs < sizeof f->outs / sizeof f->outs[0]);
         f->outs[f->n_outs++] = out;

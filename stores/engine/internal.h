@@ -83,10 +83,6 @@ struct flight {
     bool started, stopping;
     pthread_cond_t go;
     bool sent, done, committed;
-    /* with a replica: the thread waits for it before the commit (the
-     * writer's, set at flight_send); a failed wait rolls the transaction
-     * back instead (replica_failed, under the lock, its reason in message) */
-    bool wait_replica, replica_failed;
     bool behind; /* the writer went on with the next group before it was done */
     char path[NEO4J_TX_PATH_MAX];
     char at[TIMESTAMP_LEN]; /* when Neo4j answered the commit */
@@ -203,8 +199,8 @@ void flight_stop(struct engine *e);
 /* Hands tx's commit to the thread (flight.started), intents first..seq,
  * once flight.jobs and .outs say whom it answers. rid: the first member's
  * request id (valid until its jobs are answered). */
-void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq, const char *rid,
-                 bool wait_replica);
+void flight_send(struct engine *e, struct neo4j_tx *tx, int64_t first, int64_t seq,
+                 const char *rid);
 /* Waits for the flight to land and takes its outcome (applied_seq, the
  * orphan record). proven: the next group's guard passed, so Neo4j has it
  * whatever the answer said. True when Neo4j has it, or nothing was in

@@ -543,19 +543,14 @@ void engine_submit(struct engine *e, struct bs_txn *txn, const char *rid,
     bs_error_clear(&out->err);
     struct write_job job = {.txn = txn, .rid = rid, .out = out};
     run_job(e, &job);
-    if ((out->unreplicated || out->in_doubt) && out->err.code == BS_OK) { /* bistore_outcome */
+    if (out->in_doubt && out->err.code == BS_OK) { /* see bistore_outcome */
         json_decref(out->result);
         out->result = NULL;
         out->replayed = false;
-        if (out->unreplicated)
-            bs_error_set(&out->err, BS_REPLICATION_UNAVAILABLE,
-                         "committed in SQLite but the replica did not confirm it, so it was not "
-                         "applied to Neo4j; it takes effect once replication is back");
-        else
-            bs_error_set(&out->err, BS_COMMIT_IN_DOUBT,
-                         "committed in SQLite and in the replica, but Neo4j did not confirm its "
-                         "commit; it is replayed into Neo4j unless another gateway was promoted "
-                         "meanwhile");
+        bs_error_set(&out->err, BS_COMMIT_IN_DOUBT,
+                     "committed in SQLite and in the replica, but Neo4j did not confirm its "
+                     "commit; it is replayed into Neo4j unless another gateway was promoted "
+                     "meanwhile");
     }
 }
 

@@ -84,14 +84,13 @@ struct bistore_outcome {
     json_t *result;
     bool neo4j_applied;
     bool replayed;
-    /* With --replica-socket (set by the thread that waited for the replica
-     * or committed in Neo4j; engine_submit turns them into err, whatever
-     * result says): the replica did not confirm it (503
-     * replication_unavailable), or it did but Neo4j's commit failed (503
-     * commit_in_doubt: with a replica only what Neo4j committed is
-     * acknowledged, since a promotion may fence this gateway before it
-     * replays the write, and its successor's restore may predate it). */
-    bool unreplicated, in_doubt;
+    /* With --replica-socket, the replica confirmed it but Neo4j's commit
+     * failed (set by the thread that committed; engine_submit turns it into
+     * 503 commit_in_doubt, whatever result says): with a replica only what
+     * Neo4j committed is acknowledged, since a promotion may fence this
+     * gateway before it replays the write, from a copy restored before the
+     * replica had it. */
+    bool in_doubt;
     struct bs_error err;
 };
 
