@@ -53,7 +53,7 @@ int recon_check(const char *sqlite_path, const struct neo4j_config *neo4j,
         sql_close(c.sql);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client"), -1;
     }
-    struct recon_hooks rh = {check_confirm, check_progress, &c};
+    struct recon_hooks rh = {check_confirm, check_progress, &c, NULL};
     int rc = recon_scan(c.sql, c.neo4j, opt, &rh, sum, err);
     neo4j_client_free(c.neo4j);
     sql_close(c.sql);

@@ -38,6 +38,9 @@ struct recon_hooks {
      * stops the scan (the gateway is shutting down). */
     int (*progress)(void *arg, int64_t scanned, int64_t total);
     void *arg;
+    /* The summary changed (a batch of findings counted); NULL: no one
+     * reads it before the end. */
+    void (*counted)(void *arg);
 };
 
 /* The Neo4j settings of a scan: the gateway's, with a timeout of at least

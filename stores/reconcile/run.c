@@ -26,6 +26,7 @@
 
 static int hook_confirm(void *arg, json_t *candidates, json_t **confirmed, struct bs_error *err);
 static int hook_progress(void *arg, int64_t scanned, int64_t total);
+static void hook_counted(void *arg);
 static int repair_all(struct recon_run *run, struct bs_error *err);
 static int insert_run_in_writer(struct engine *e, void *arg, struct bs_error *err);
 
@@ -59,7 +60,7 @@ void *run_main(void *arg)
     int64_t t0 = time_monotonic_ms();
     log_info("reconciliation %s: %s scan, repair %s%s", run->id, recon_mode_name(run->opt.mode),
              recon_repair_name(run->opt.repair), run->opt.dry_run ? " (dry run)" : "");
-    struct recon_hooks hooks = {hook_confirm, hook_progress, run};
+    struct recon_hooks hooks = {hook_confirm, hook_progress, run, hook_counted};
     int rc = recon_scan(run->reader, run->neo4j, &run->opt, &hooks, &run->sum, &err);
     if (rc == 0 && run->opt.repair != REPAIR_NONE)
         rc = repair_all(run, &err);
@@ -130,6 +131,11 @@ static void run_publish(struct recon_run *run)
     pthread_mutex_lock(&run->owner->lock);
     run->live_sum = run->sum;
     pthread_mutex_unlock(&run->owner->lock);
+}
+
+static void hook_counted(void *arg)
+{
+    run_publish(arg);
 }
 
 static int hook_progress(void *arg, int64_t scanned, int64_t total)

@@ -141,6 +141,8 @@ static int flush_batch(struct recon_scan *sc, struct bs_error *err)
     if (rc == 0)
         json_array_foreach (confirmed, i, f)
             count_finding(sc->sum, json_string_value(json_object_get(f, "kind")));
+    if (rc == 0 && sc->hooks->counted)
+        sc->hooks->counted(sc->hooks->arg);
     json_decref(confirmed);
     json_array_clear(sc->batch);
     return rc;
