@@ -516,12 +516,8 @@ enum step commit_point(struct group *g)
         neo4j_tx_abandon(e, &g->tx);
         struct bistore_outcome *outs[GROUP_MAX_TXNS];
         size_t n_outs = hand_out(g, outs);
-        for (size_t i = 0; i < n_outs; i++) {
-            json_decref(outs[i]->result);
-            outs[i]->result = NULL;
-            outs[i]->replayed = false;
-            outs[i]->err = g->err;
-        }
+        for (size_t i = 0; i < n_outs; i++)
+            outcome_fail(outs[i], &g->err);
         return STEP_DECIDED;
     }
 
@@ -619,15 +615,17 @@ void group_end(struct group *g, enum step outcome)
  */
 static void fail_members(struct group *g, const struct bs_error *err)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        if (g->members[i].status == MEMBER_ANSWERED)
-            continue;
-        struct bistore_outcome *out = g->members[i].item->out;
-        json_decref(out->result);
-        out->result = NULL;
-        out->replayed = false;
-        out->err = *err;
-    }
+    for (size_t i = 0; i < g->n; i++)
+        if (g->members[i].status != MEMBER_ANSWERED)
+            outcome_fail(g->members[i].item->out, err);
+}
+
+void outcome_fail(struct bistore_outcome *out, const struct bs_error *err)
+{
+    json_decref(out->result);
+    out->result = NULL;
+    out->replayed = false;
+    out->err = *err;
 }
 
 /* ---- what the steps share ---- */

@@ -147,6 +147,9 @@ struct engine {
  * a new transaction may start (writer thread). */
 bool writer_clean(const struct engine *e);
 
+/* out answers err: its result (if any) dropped, not a replayed one. */
+void outcome_fail(struct bistore_outcome *out, const struct bs_error *err);
+
 /*
  * With a replica: waits until it holds every intent up to seq, all
  * committed to SQLite before the call, so that Neo4j never holds an intent

@@ -544,13 +544,13 @@ void engine_submit(struct engine *e, struct bs_txn *txn, const char *rid,
     struct write_job job = {.txn = txn, .rid = rid, .out = out};
     run_job(e, &job);
     if (out->in_doubt && out->err.code == BS_OK) { /* see bistore_outcome */
-        json_decref(out->result);
-        out->result = NULL;
-        out->replayed = false;
-        bs_error_set(&out->err, BS_COMMIT_IN_DOUBT,
+        struct bs_error doubt;
+        bs_error_clear(&doubt);
+        bs_error_set(&doubt, BS_COMMIT_IN_DOUBT,
                      "committed in SQLite and in the replica, but Neo4j did not confirm its "
                      "commit; it is replayed into Neo4j unless another gateway was promoted "
                      "meanwhile");
+        outcome_fail(out, &doubt);
     }
 }
 

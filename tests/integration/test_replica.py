@@ -68,6 +68,19 @@ def post(port, path, body, headers=None, timeout=60):
         conn.close()
 
 
+def takes_effect_once(gw, neo4j, body, key):
+    """A write that was not acknowledged takes effect once the gateway is ready
+    again (its intent replayed into Neo4j), and its Idempotency-Key's retry
+    answers the stored outcome: created once."""
+    gw.wait_ready()
+    eid = body["id"]
+    poll(lambda: neo4j.value("MATCH (n:Entity {id: $id}) RETURN count(n)", id=eid) == 1, timeout=30,
+         what=f"{eid} replayed into Neo4j")
+    status, again = post(gw.port, "/v1/entities", body, key)
+    assert status == 201 and again["id"] == eid, again
+    assert gw.store.count_entity(eid) == 1
+
+
 def test_every_acknowledged_write_survives_the_loss_of_the_primary(gateway_factory, litestream_factory,
                                                                     tmp_path, fresh_neo4j):
     gw, ls = replicated_gateway(gateway_factory, litestream_factory, tmp_path, args=["--replica-timeout", "1"])
@@ -175,13 +188,7 @@ def test_a_write_litestream_does_not_confirm_is_not_acknowledged(gateway_factory
     assert gw.store.count_entity("refused") == 0
 
     ls.thaw()
-    gw.wait_ready()
-    poll(lambda: fresh_neo4j.value("MATCH (n:Entity {id: 'frozen'}) RETURN count(n)") == 1, timeout=20,
-         what="the unconfirmed write replayed into Neo4j")
-    # The retry learns the stored outcome: created once.
-    status, again = post(gw.port, "/v1/entities", body, key)
-    assert status == 201 and again["id"] == "frozen", again
-    assert gw.store.count_entity("frozen") == 1
+    takes_effect_once(gw, fresh_neo4j, body, key)
     assert_intents_settled(gw.store, fresh_neo4j)
     assert_stores_consistent(gw.store, fresh_neo4j)
 
@@ -232,9 +239,5 @@ def test_a_write_neo4j_did_not_commit_is_not_acknowledged_with_a_replica(gateway
     assert (status, answer["error"]["code"]) == (503, "commit_in_doubt"), answer
     assert gw.store.count_entity("in-doubt") == 1
     proxy.pass_through()
-    gw.wait_ready()
-    poll(lambda: fresh_neo4j.value("MATCH (n:Entity {id: 'in-doubt'}) RETURN count(n)") == 1, timeout=30,
-         what="the write replayed into Neo4j")
-    status, again = post(gw.port, "/v1/entities", body, key)
-    assert status == 201 and again["id"] == "in-doubt", again
+    takes_effect_once(gw, fresh_neo4j, body, key)
     assert_stores_consistent(gw.store, fresh_neo4j)

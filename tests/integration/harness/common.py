@@ -49,6 +49,14 @@ def bistore_env(extra=None):
     return env
 
 
+def file_tail(path, lines):
+    """The last `lines` lines of a log file, or "(no log)"."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def poll(predicate, timeout, interval=0.05, what="condition"):
     """Call predicate() until it returns a truthy value; return that value.
     Fails the test with `what` if the deadline passes."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.common import BISTORE_BIN, BISTORE_WRAPPER, CONNECTION_ERRORS, bistore_env, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
+from harness.common import BISTORE_BIN, BISTORE_WRAPPER, CONNECTION_ERRORS, bistore_env, file_tail, LISTEN_RE, READY_TIMEOUT, REQUEST_TIMEOUT
 from harness.store import Store
 
 # ------------------------------------------------------------------- gateway
@@ -154,10 +154,7 @@ class Gateway:
             f"expected the fault hook to SIGKILL the gateway, exit status {code}:\n{self.log_tail()}"
 
     def log_tail(self, lines=60):
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return file_tail(self.log_path, lines)
 
     # ---- HTTP
     def _drop_conn(self):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.common import REPO
+from harness.common import REPO, file_tail
 
 
 def litestream_binary():
@@ -96,10 +96,7 @@ class Litestream:
         return Path(out)
 
     def log_tail(self, lines=40):
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return file_tail(self.log_path, lines)
 
     def close(self):
         self.kill()
