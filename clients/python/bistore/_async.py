@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import httpx
@@ -37,18 +37,20 @@ class AsyncClient:
     """bistore over HTTP, with asyncio (httpx.AsyncClient).
 
     ``AsyncClient("http://127.0.0.1:8080", api_key=None, timeout=30.0, retry=RetryPolicy())``;
-    use it as ``async with``, or await aclose(). ``transport`` and
+    use it as ``async with``, or await aclose(). Several addresses are tried
+    in turn, as by Client (see there). ``transport`` and
     ``http_client`` are for tests and custom set-ups (an httpx.AsyncClient of your own
     is used as is and not closed here; the client's headers are added to it).
     """
 
-    def __init__(self, base_url: str, *, api_key: str | None = None,
+    def __init__(self, base_url: str | Sequence[str], *, api_key: str | None = None,
                  timeout: float | httpx.Timeout = 30.0, retry: RetryPolicy | None = None,
                  headers: Mapping[str, str] | None = None,
                  transport: httpx.AsyncBaseTransport | None = None,
                  http_client: httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._addresses = core.addresses(base_url)
+        self._current = 0  # the address that answered last; calls start there
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         base_headers = {"User-Agent": core.USER_AGENT, "Accept": "application/json"}
@@ -56,8 +58,7 @@ class AsyncClient:
             base_headers["Authorization"] = f"Bearer {api_key}"
         base_headers.update(headers or {})
         self._owns = http_client is None
-        self._http = http_client or httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                                 transport=transport)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
         self._http.headers.update(base_headers)
 
     async def aclose(self) -> None:
@@ -70,20 +71,39 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every gateway address given, in the order they are tried."""
+        return self._addresses
+
+    @property
+    def current_address(self) -> str:
+        """The address the next call goes to first: the last one that answered."""
+        return self._addresses[self._current]
+
+    @property
+    def base_url(self) -> str:
+        """current_address (the name from when a client had one address)."""
+        return self.current_address
+
     # ---- the one place that sends
     async def _call(self, call: Call) -> Any:
-        attempts = Attempts(call, self.retry)
+        attempts = Attempts(call, self.retry, self._addresses, self._current)
         content = call.content()
         headers = call.request_headers()
         while True:
             try:
-                resp = await self._http.request(call.method, self.base_url + call.path,
+                resp = await self._http.request(call.method, attempts.url,
                                                 params=call.params or None,
                                                 content=content, headers=headers)
             except httpx.TransportError as exc:
                 step = attempts.on_exception(exc)
             else:
-                outcome = attempts.on_response(resp)
+                try:
+                    outcome = attempts.on_response(resp)
+                finally:
+                    if attempts.answered is not None:
+                        self._current = attempts.answered  # sticky: stay where answers come from
                 if isinstance(outcome, Done):
                     return outcome.value
                 step = outcome
@@ -237,17 +257,19 @@ class AsyncClient:
         return cast(Alerts, await self._call(Call("GET", "/v1/alerts")))
 
     async def health(self) -> bool:
-        """True while the gateway serves (GET /healthz answers 200); one attempt, no retries."""
+        """True while the current gateway serves (GET /healthz answers 200); one attempt, no
+        retries, and no other address tried."""
         try:
-            resp = await self._http.get(self.base_url + "/healthz")
+            resp = await self._http.get(self.current_address + "/healthz")
         except httpx.TransportError:
             return False
         return resp.status_code == 200
 
     async def ready(self) -> Readiness:
-        """GET /readyz without retries: {"ready", "status", "body"} (body has the reason)."""
+        """GET /readyz of the current address, without retries: {"ready", "status", "body"}
+        (body has the reason)."""
         try:
-            resp = await self._http.get(self.base_url + "/readyz")
+            resp = await self._http.get(self.current_address + "/readyz")
         except httpx.TransportError as exc:
             return {"ready": False, "status": 0, "body": {"error": str(exc)}}
         return core.readiness(resp)

@@ -41,6 +41,17 @@ MAYBE_SENT: tuple[type[Exception], ...] = (httpx.TransportError,)
 RETRY_STATUSES_SAFE = frozenset({502, 503})
 RETRY_STATUSES_UNSAFE = frozenset({503})
 
+# 503 codes that mean "this gateway cannot write now; another one (its standby,
+# or the one promoted in its place) may": retried, at the next address when
+# the client has several. Every 503 is retried already; these stay retried
+# whatever else changes.
+ANOTHER_GATEWAY_MAY = frozenset({"standby", "fenced", "not_ready", "replication_unavailable",
+                                 "commit_in_doubt"})
+# Of those, the ones whose write may still take effect (the gateway has it in
+# SQLite and its fate depends on the replica or on Neo4j): after one of them
+# the call's outcome is unknown until an answer to its Idempotency-Key says.
+MAYBE_APPLIED_CODES = frozenset({"replication_unavailable", "commit_in_doubt"})
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -50,6 +61,17 @@ class RetryPolicy:
     [0, min(max_backoff, backoff * 2**(n-1))], or the answer's Retry-After
     when that is longer (capped at max_retry_after). attempts counts the
     first try: attempts=1 disables retries.
+
+    With several gateway addresses, each retry goes to the next address; a
+    retry at an address not yet tried since the last wait goes at once, and
+    the n-th full round of failed addresses waits as the n-th retry above.
+
+    deadline (seconds, or None): when set, the call is retried for that long
+    after it began, however many tries that takes (attempts is then not
+    consulted): a failover takes seconds, and a writer may want "keep trying
+    for 30 s". A wait that would end past the deadline is cut short to end
+    at it, and one last try follows; a try under way is bounded by the
+    client's timeout, not by the deadline.
     """
 
     attempts: int = 4
@@ -58,12 +80,15 @@ class RetryPolicy:
     max_retry_after: float = 30.0
     jitter: bool = True
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
         if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
             raise ValueError("backoff times must not be negative")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError("deadline must be a positive number of seconds (or None)")
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (1-based)."""
@@ -93,6 +118,8 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def retryable_status(safety: Safety, status: int, code: str | None) -> bool:
+    if status == 503 and code in ANOTHER_GATEWAY_MAY:
+        return True
     if safety is Safety.UNSAFE:
         return status in RETRY_STATUSES_UNSAFE
     if status == 500 and code == "outcome_unknown":

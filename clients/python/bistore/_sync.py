@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import httpx
@@ -35,18 +35,22 @@ class Client:
     """bistore over HTTP, synchronously.
 
     ``Client("http://127.0.0.1:8080", api_key=None, timeout=30.0, retry=RetryPolicy())``;
-    use it as a context manager, or call close(). ``transport`` and
+    use it as a context manager, or call close(). Several addresses
+    (``Client(["http://primary:8080", "http://standby:8080"])``, a primary and
+    its standby) are tried in turn: a retried failure sends the next attempt
+    to the next address, and calls stay on the one that answered. ``transport`` and
     ``http_client`` are for tests and custom set-ups (an httpx.Client of your own
     is used as is and not closed here; the client's headers are added to it).
     """
 
-    def __init__(self, base_url: str, *, api_key: str | None = None,
+    def __init__(self, base_url: str | Sequence[str], *, api_key: str | None = None,
                  timeout: float | httpx.Timeout = 30.0, retry: RetryPolicy | None = None,
                  headers: Mapping[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None,
                  http_client: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._addresses = core.addresses(base_url)
+        self._current = 0  # the address that answered last; calls start there
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         base_headers = {"User-Agent": core.USER_AGENT, "Accept": "application/json"}
@@ -54,8 +58,7 @@ class Client:
             base_headers["Authorization"] = f"Bearer {api_key}"
         base_headers.update(headers or {})
         self._owns = http_client is None
-        self._http = http_client or httpx.Client(base_url=self.base_url, timeout=timeout,
-                                                 transport=transport)
+        self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
         self._http.headers.update(base_headers)
 
     def close(self) -> None:
@@ -68,20 +71,39 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every gateway address given, in the order they are tried."""
+        return self._addresses
+
+    @property
+    def current_address(self) -> str:
+        """The address the next call goes to first: the last one that answered."""
+        return self._addresses[self._current]
+
+    @property
+    def base_url(self) -> str:
+        """current_address (the name from when a client had one address)."""
+        return self.current_address
+
     # ---- the one place that sends
     def _call(self, call: Call) -> Any:
-        attempts = Attempts(call, self.retry)
+        attempts = Attempts(call, self.retry, self._addresses, self._current)
         content = call.content()
         headers = call.request_headers()
         while True:
             try:
-                resp = self._http.request(call.method, self.base_url + call.path,
+                resp = self._http.request(call.method, attempts.url,
                                           params=call.params or None,
                                           content=content, headers=headers)
             except httpx.TransportError as exc:
                 step = attempts.on_exception(exc)
             else:
-                outcome = attempts.on_response(resp)
+                try:
+                    outcome = attempts.on_response(resp)
+                finally:
+                    if attempts.answered is not None:
+                        self._current = attempts.answered  # sticky: stay where answers come from
                 if isinstance(outcome, Done):
                     return outcome.value
                 step = outcome
@@ -227,17 +249,19 @@ class Client:
         return cast(Alerts, self._call(Call("GET", "/v1/alerts")))
 
     def health(self) -> bool:
-        """True while the gateway serves (GET /healthz answers 200); one attempt, no retries."""
+        """True while the current gateway serves (GET /healthz answers 200); one attempt, no
+        retries, and no other address tried."""
         try:
-            resp = self._http.get(self.base_url + "/healthz")
+            resp = self._http.get(self.current_address + "/healthz")
         except httpx.TransportError:
             return False
         return resp.status_code == 200
 
     def ready(self) -> Readiness:
-        """GET /readyz without retries: {"ready", "status", "body"} (body has the reason)."""
+        """GET /readyz of the current address, without retries: {"ready", "status", "body"}
+        (body has the reason)."""
         try:
-            resp = self._http.get(self.base_url + "/readyz")
+            resp = self._http.get(self.current_address + "/readyz")
         except httpx.TransportError as exc:
             return {"ready": False, "status": 0, "body": {"error": str(exc)}}
         return core.readiness(resp)
