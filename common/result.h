@@ -58,6 +58,9 @@
       "the write is in SQLite and the replica but Neo4j did not confirm its commit, so it was "    \
       "not "                                                                                       \
       "acknowledged: retry with the same Idempotency-Key (at this gateway or its successor)")      \
+    X(BS_STANDBY, "standby", 503,                                                                  \
+      "this gateway is a standby and takes no requests until it is promoted: send them to the "    \
+      "primary (a client with both addresses tries the next)")                                     \
     X(BS_OVERLOADED, "overloaded", 503,                                                            \
       "too many writes are waiting for the writer and nothing was written: retry after "           \
       "Retry-After seconds")

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/alerts.h"
 #include "common/buf.h"
@@ -146,11 +147,15 @@ static void render(struct out *b)
 
 void handle_metrics(struct app *app, const struct request *req, struct response *res)
 {
-    (void)app;
     (void)req;
     struct out o = {.failed = false};
     buf_init(&o.b, (size_t)16 << 20);
     render(&o);
+    const char *role = app_role_name(app), *roles[] = {"primary", "standby", "fenced"};
+    family(&o, "bistore_role", "gauge",
+           "1 for the role this gateway has now (README \"Replication\"), 0 for the others.");
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        OUT(&o, "bistore_role{role=\"%s\"} %d\n", roles[i], strcmp(role, roles[i]) == 0);
     if (o.failed) {
         buf_free(&o.b);
         reply_errorf(res, BS_STORAGE_ERROR, NULL, "out of memory");

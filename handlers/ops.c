@@ -23,11 +23,22 @@ void handle_healthz(struct app *app, const struct request *req, struct response 
 void handle_readyz(struct app *app, const struct request *req, struct response *res)
 {
     (void)req;
-    char reason[1024];
-    if (bistore_ready(app->store, reason, sizeof reason))
-        reply_json(res, 200, json_pack("{s:s}", "status", "ready"));
-    else
+    char reason[1024] = "";
+    if (app_role(app) == APP_STANDBY) {
+        if (app->standby_note)
+            app->standby_note(app->standby_ctx, reason, sizeof reason);
+        reply_errorf(res, BS_STANDBY, NULL, "standby: %s", reason);
+    } else if (bistore_ready(app->store, reason, sizeof reason)) {
+        reply_json(res, 200,
+                   json_pack("{s:s, s:s, s:I}", "status", "ready", "role", app_role_name(app),
+                             "epoch", (json_int_t)bistore_epoch(app->store)));
+        return;
+    } else {
         reply_errorf(res, BS_NOT_READY, NULL, "not ready: %s", reason);
+    }
+    /* the error body says the role too: standby, fenced or primary */
+    if (res->body)
+        json_object_set_new(res->body, "role", json_string(app_role_name(app)));
 }
 
 void handle_openapi(struct app *app, const struct request *req, struct response *res)

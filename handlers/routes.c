@@ -6,7 +6,10 @@
  * admin on top depends on the body, and is decided in one function each in
  * handlers/common.c: raw_statements_permitted and repair_permitted.
  */
+#include <string.h>
+
 #include "handlers/handlers.h"
+#include "handlers/http/errors.h"
 
 static const struct route routes[] = {
     {"/healthz", "GET", handle_healthz, "healthz", false, SCOPE_NONE},
@@ -45,5 +48,12 @@ const struct route_table handlers_routes = {routes, sizeof routes / sizeof route
 
 void handlers_dispatch(struct app *app, struct request *req, struct response *res)
 {
+    /* A standby has no store: the API waits for its promotion. */
+    if (app_role(app) == APP_STANDBY && strncmp(req->path, "/v1/", 4) == 0) {
+        reply_errorf(res, BS_STANDBY, NULL,
+                     "this gateway is a standby: send requests to the primary, or retry here once "
+                     "it has taken over (GET /readyz)");
+        return;
+    }
     router_dispatch(&handlers_routes, app, req, res);
 }

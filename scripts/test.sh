@@ -129,7 +129,7 @@ query_set=(tests/integration/test_api_entities.py tests/integration/test_api_tra
            tests/integration/test_reconcile.py tests/integration/test_reconcile_runs.py
            tests/integration/test_reconcile_cli.py tests/integration/test_reconcile_ranges.py
            tests/integration/test_neo4j_api.py tests/integration/test_raw_statements.py
-           tests/integration/test_promote.py)
+           tests/integration/test_promote.py tests/integration/test_failover.py)
 calendar_set=(tests/integration/test_api_entities.py tests/integration/test_api_transactions.py
               tests/integration/test_faults.py tests/integration/test_neo4j_api.py)
 if [ "${BISTORE_TEST_MATRIX:-}" = full ]; then
@@ -173,7 +173,7 @@ valgrind_set=(
 # spare transaction) under the crash and fault tests too: about 2.5 minutes.
 run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py \
   tests/integration/test_group_commit.py tests/integration/test_pipeline.py tests/integration/test_faults.py \
-  tests/integration/test_stuck_intent.py tests/integration/test_replica.py
+  tests/integration/test_stuck_intent.py tests/integration/test_replica.py tests/integration/test_failover.py
 BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
   --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
   run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \

@@ -75,6 +75,15 @@ static const char usage[] =
     "                              once Litestream has it in the replica (none)\n"
     "  --replica-timeout SECONDS   wait for Litestream this long at most (5); then\n"
     "                              503 replication_unavailable, not ready\n"
+    "  --replica-dir DIR           run Litestream (--litestream) replicating the SQLite\n"
+    "                              file into DIR/epoch-<epoch>, and acknowledge a write\n"
+    "                              only once it is there (none)\n"
+    "  --litestream PATH           the Litestream binary (litestream, from PATH)\n"
+    "  --standby-of URL            be a standby of the primary at URL: follow the newest\n"
+    "                              replica under --replica-dir into --sqlite, answer\n"
+    "                              503 standby, and take over once the primary's /healthz\n"
+    "                              fails for --lease-timeout (or on SIGUSR1) (none)\n"
+    "  --lease-timeout SECONDS     how long the primary may be silent (5)\n"
     "  --insecure-no-auth          allow a non-loopback --listen without API keys\n"
     "  --api-keys-file FILE        API keys: lines of <sha256 hex> <scope>[,<scope>] [name]\n"
     "                              (scopes read, write, admin; re-read on SIGHUP)\n"
@@ -321,6 +330,21 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
     if (strcmp(flag, "replica-socket") == 0)
         return copy(cfg->replica_socket, sizeof cfg->replica_socket, value, "--replica-socket", msg,
                     cap);
+    if (strcmp(flag, "replica-dir") == 0)
+        return copy(cfg->replica_dir, sizeof cfg->replica_dir, value, "--replica-dir", msg, cap);
+    if (strcmp(flag, "litestream") == 0)
+        return copy(cfg->litestream, sizeof cfg->litestream, value, "--litestream", msg, cap);
+    if (strcmp(flag, "standby-of") == 0) {
+        if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+            return fail(msg, cap, "--standby-of: '%s' is not an http:// or https:// URL", value);
+        return copy(cfg->standby_of, sizeof cfg->standby_of, value, "--standby-of", msg, cap);
+    }
+    if (strcmp(flag, "lease-timeout") == 0) {
+        if (parse_size(value, "--lease-timeout", 1, 3600, &v, msg, cap) != 0)
+            return -1;
+        cfg->lease_timeout_s = (unsigned)v;
+        return 0;
+    }
     if (strcmp(flag, "replica-timeout") == 0) {
         if (parse_size(value, "--replica-timeout", 1, 3600, &v, msg, cap) != 0)
             return -1;
@@ -434,7 +458,11 @@ static const char *const env_flags[] = {"listen",
                                         "max-body-memory",
                                         "max-page-bytes",
                                         "replica-socket",
-                                        "replica-timeout"};
+                                        "replica-timeout",
+                                        "replica-dir",
+                                        "litestream",
+                                        "standby-of",
+                                        "lease-timeout"};
 
 static void defaults(struct config *cfg)
 {
@@ -463,6 +491,8 @@ static void defaults(struct config *cfg)
     cfg->max_queue = 4096;
     cfg->max_rel_types = 1000;
     cfg->replica_timeout_s = 5;
+    snprintf(cfg->litestream, sizeof cfg->litestream, "litestream");
+    cfg->lease_timeout_s = 5;
     cfg->validate_interval_s = 3600;
     snprintf(cfg->log_format, sizeof cfg->log_format, "auto");
     cfg->alert_failure_rate = 0.01;
@@ -591,6 +621,12 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
                     "--max-body-memory (%zu) is below --max-body-bytes (%zu): a body of the "
                     "largest size could never be accepted",
                     cfg->max_body_memory, cfg->max_body_bytes);
+    if (cfg->replica_dir[0] && cfg->replica_socket[0])
+        return fail(msg, cap,
+                    "--replica-dir runs Litestream itself, --replica-socket uses one run "
+                    "elsewhere: give one of them");
+    if (cfg->standby_of[0] && !cfg->replica_dir[0])
+        return fail(msg, cap, "--standby-of needs --replica-dir: the replicas it follows");
     if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0'))
         return fail(msg, cap, "--tls-cert and --tls-key go together: give both or neither");
     if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth && !cfg->api_keys_file[0])

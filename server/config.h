@@ -48,8 +48,15 @@ struct config {
     size_t max_rel_types;
     /* --replica-socket: Litestream's control socket ("": no replica); a
      * write is acknowledged once Litestream says the replica holds it. */
-    char replica_socket[108];     /* a Unix socket path (sun_path's size) */
-    unsigned replica_timeout_s;   /* each wait for Litestream, at most */
+    char replica_socket[108];   /* a Unix socket path (sun_path's size) */
+    unsigned replica_timeout_s; /* each wait for Litestream, at most */
+    /* --replica-dir: the gateway runs Litestream itself (--litestream),
+     * replicating its file into <dir>/epoch-<epoch>; with --standby-of it
+     * is a standby following the newest of those folders. */
+    char replica_dir[1024];
+    char litestream[1024];        /* the binary ("litestream": found on PATH) */
+    char standby_of[512];         /* the primary's base URL ("": primary) */
+    unsigned lease_timeout_s;     /* the primary silent this long: take over */
     unsigned validate_interval_s; /* periodic fast validation; 0: off */
     bool insecure_no_auth;
     char api_keys_file[1024]; /* --api-keys-file: "" for none (server/apikeys.h) */

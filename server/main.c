@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -18,7 +19,9 @@
 #include "server/apikeys.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/litestream.h"
 #include "server/monitor.h"
+#include "server/standby.h"
 #include "stores/bistore.h"
 
 static void set_log_level(const struct config *cfg)
@@ -406,6 +409,61 @@ static void fit_fd_limit(size_t *max_connections, char *note, size_t cap)
     }
 }
 
+/* Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 (taken by sigtimedwait in
+ * the main thread only) into set. */
+static void take_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);  /* re-reads --api-keys-file */
+    sigaddset(set, SIGUSR1); /* a standby: take over now */
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* The next signal, or 0 after ms without one. */
+static int next_signal(const sigset_t *set, long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+static void reload_keys(struct apikeys *keys)
+{
+    char msg[1400];
+    if (!keys)
+        log_info("SIGHUP: no --api-keys-file, nothing to reload");
+    else if (apikeys_reload(keys, msg, sizeof msg) == 0)
+        log_info("SIGHUP: %s", msg);
+    else
+        log_error("SIGHUP: the API keys in use are kept: %s", msg);
+}
+
+#define STANDBY_STEP_MS 200
+#define LITESTREAM_CHECK_MS 1000
+
+/*
+ * A standby's life before it serves: follows and watches until it has
+ * taken over (0, *epoch the copy's new one) or a stop signal came (1).
+ */
+static int stand_by(struct standby *sb, struct apikeys *keys, const sigset_t *signals,
+                    int64_t *epoch)
+{
+    for (;;) {
+        int sig = next_signal(signals, STANDBY_STEP_MS);
+        if (sig == SIGHUP) {
+            reload_keys(keys);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: shutting down", sig);
+            return 1;
+        } else if (standby_step(sb, sig == SIGUSR1, epoch)) {
+            return 0;
+        }
+    }
+}
+
 static int serve(const struct config *given)
 {
     struct config fitted = *given;
@@ -413,15 +471,8 @@ static int serve(const struct config *given)
     char fd_note[256];
     fit_fd_limit(&fitted.max_connections, fd_note, sizeof fd_note);
     set_log_level(cfg);
-
-    /* Signals are taken by sigwait() below, in this thread only. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGHUP); /* re-reads --api-keys-file */
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sigset_t signals;
+    take_signals(&signals);
 
     /* The key file first: a bad one refuses to start before anything opens. */
     char keys_msg[1400];
@@ -438,63 +489,130 @@ static int serve(const struct config *given)
         apikeys_close(keys);
         return 1;
     }
+    int rc = 1;
     struct bistore_config scfg = store_config(cfg);
     struct bs_error err;
     bs_error_clear(&err);
-    struct bistore *store = bistore_open(&scfg, &err);
-    if (!store) {
-        log_error("cannot open the stores: %s", err.message);
-        apikeys_close(keys);
-        curl_global_cleanup();
-        return 1;
-    }
-    struct app app = {.store = store,
-                      .max_operations = cfg->max_operations,
-                      .allow_raw_statements = cfg->allow_raw_statements};
     char msg[1400];
+    struct litestream *ls = NULL;
+    struct bistore *store = NULL;
+    struct http_server *http = NULL;
+    struct monitor *monitor = NULL;
+    struct standby *sb = NULL;
+    bool standby = cfg->standby_of[0] != '\0';
+    struct app app = {.max_operations = cfg->max_operations,
+                      .allow_raw_statements = cfg->allow_raw_statements};
+    atomic_init(&app.role, standby ? APP_STANDBY : APP_PRIMARY);
+    if (cfg->replica_dir[0]) {
+        /* its socket is known now; the process starts once the epoch is */
+        ls = litestream_new(cfg->litestream, cfg->sqlite_path, msg, sizeof msg);
+        if (!ls) {
+            log_error("--replica-dir: %s", msg);
+            goto out;
+        }
+        scfg.replica_socket = litestream_socket(ls);
+    }
+    if (!standby && !(store = bistore_open(&scfg, &err))) {
+        log_error("cannot open the stores: %s", err.message);
+        goto out;
+    }
+    if (standby) {
+        /* before the HTTP threads, which read its note; it lives until
+         * they stop */
+        struct standby_config sc = {.litestream = cfg->litestream,
+                                    .replica_dir = cfg->replica_dir,
+                                    .primary_url = cfg->standby_of,
+                                    .lease_timeout_s = cfg->lease_timeout_s,
+                                    .store = &scfg};
+        if (!(sb = standby_start(&sc, msg, sizeof msg))) {
+            log_error("standby: %s", msg);
+            goto out;
+        }
+        app.standby_ctx = sb;
+        app.standby_note = standby_note;
+    }
+    app.store = store;
     unsigned port = 0;
-    struct http_server *http = http_start(&app, cfg, keys, &port, msg, sizeof msg);
+    http = http_start(&app, cfg, keys, &port, msg, sizeof msg);
     if (!http) {
         log_error("%s", msg);
-        apikeys_close(keys);
-        bistore_close(store);
-        curl_global_cleanup();
-        return 1;
+        goto out;
     }
     const char *h = cfg->listen_host;
     bool v6 = strchr(h, ':') != NULL;
-    log_msg(LOG_ALWAYS, NULL, "bistore %s listening on %s://%s%s%s:%u", BISTORE_VERSION,
-            cfg->tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "", port);
+    log_msg(LOG_ALWAYS, NULL, "bistore %s listening on %s://%s%s%s:%u%s", BISTORE_VERSION,
+            cfg->tls_cert[0] ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "", port,
+            standby ? " (standby)" : "");
     if (fd_note[0])
         log_warn("%s", fd_note);
+    if (standby) {
+        log_info("standby of %s: following the replicas under %s into %s", cfg->standby_of,
+                 cfg->replica_dir, cfg->sqlite_path);
+        int64_t epoch = 0;
+        if (stand_by(sb, keys, &signals, &epoch) != 0) {
+            rc = 0; /* stopped by a signal */
+            goto out;
+        }
+        if (!(store = bistore_open(&scfg, &err))) {
+            log_error("taking over: cannot open the stores: %s", err.message);
+            goto out;
+        }
+        app.store = store;
+        log_warn("took over: %s is the primary at epoch %lld", cfg->sqlite_path, (long long)epoch);
+    }
+    if (ls) {
+        /* A Litestream that does not start is not fatal: the writes wait
+         * for it (503 replication_unavailable, /readyz says why) and the
+         * loop below starts it again; a promoted standby has fenced the
+         * old primary already and is the only one that can serve. */
+        char replica[1100];
+        if (standby_replica_path(cfg->replica_dir, bistore_epoch(store), replica, sizeof replica) !=
+            0) {
+            log_error("--replica-dir: %s is too long", cfg->replica_dir);
+            goto out;
+        }
+        if (litestream_replicate(ls, replica, msg, sizeof msg) != 0)
+            log_error("--replica-dir: %s (trying again every %d s)", msg,
+                      LITESTREAM_CHECK_MS / 1000);
+        else
+            log_info("litestream replicates %s into %s", cfg->sqlite_path, replica);
+    }
     if (bistore_start(store, &err) != 0) {
         log_error("%s", err.message);
-        http_stop(http);
-        apikeys_close(keys);
-        bistore_close(store);
-        curl_global_cleanup();
-        return 1;
+        goto out;
     }
-    struct monitor *monitor = monitor_start(store, cfg);
-    int sig = 0;
+    atomic_store_explicit(&app.role, APP_PRIMARY, memory_order_release);
+    monitor = monitor_start(store, cfg);
     /* SIGHUP: the key file again, swapped in whole while requests run (a bad
-     * file keeps the keys in use); SIGTERM, SIGINT: stop. */
-    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-        if (!keys)
-            log_info("SIGHUP: no --api-keys-file, nothing to reload");
-        else if (apikeys_reload(keys, msg, sizeof msg) == 0)
-            log_info("SIGHUP: %s", msg);
-        else
-            log_error("SIGHUP: the API keys in use are kept: %s", msg);
+     * file keeps the keys in use); SIGTERM, SIGINT: stop. Between them, a
+     * Litestream that died is started again. */
+    for (;;) {
+        int sig = next_signal(&signals, LITESTREAM_CHECK_MS);
+        if (sig == SIGHUP) {
+            reload_keys(keys);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: shutting down", sig);
+            break;
+        } else if (ls) {
+            bool restarted;
+            if (!litestream_keep(ls, &restarted, msg, sizeof msg))
+                log_error("litestream: %s", msg);
+            else if (restarted)
+                log_warn("litestream had exited: started again");
+        }
     }
-    log_info("signal %d: shutting down", sig);
+    rc = 0;
+out:
     http_stop(http);
+    standby_free(sb);
     apikeys_close(keys);
     monitor_stop(monitor);
     bistore_close(store);
+    litestream_free(ls);
     curl_global_cleanup();
-    log_info("stopped");
-    return 0;
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -168,6 +168,16 @@ bool bistore_ready(struct bistore *bs, char *reason, size_t cap)
     return engine_ready(bs->engine, reason, cap);
 }
 
+bool bistore_fenced(struct bistore *bs)
+{
+    return engine_fenced(bs->engine);
+}
+
+int64_t bistore_epoch(struct bistore *bs)
+{
+    return engine_epoch(bs->engine);
+}
+
 /* ---- reconciliation, check, resolve ---- */
 
 int bistore_reconcile_start(struct bistore *bs, const struct recon_options *opt, char *id,
@@ -201,13 +211,39 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
     return recon_check(cfg->sqlite_path, &cfg->neo4j, opt, hooks, sum, err);
 }
 
-int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err)
+/* The engine of a tool that opens the file without serving it. */
+static struct engine_config tool_engine(const struct bistore_config *cfg)
 {
     struct engine_config ecfg = {.sqlite_path = cfg->sqlite_path,
                                  .neo4j = cfg->neo4j,
                                  .max_queue = 1,
                                  .max_rel_types = cfg->max_rel_types};
+    return ecfg;
+}
+
+int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err)
+{
+    struct engine_config ecfg = tool_engine(cfg);
     return engine_promote(&ecfg, epoch, err);
+}
+
+int bistore_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
+                     struct bs_error *err)
+{
+    return engine_identity(sqlite_path, store_id, cap, epoch, err);
+}
+
+int bistore_fence(const struct bistore_config *cfg, const char *store_id, int64_t file_epoch,
+                  int64_t *epoch, int64_t *seq, struct bs_error *err)
+{
+    return engine_fence(&cfg->neo4j, store_id, file_epoch, epoch, seq, err);
+}
+
+int bistore_adopt(const struct bistore_config *cfg, const char *store_id, int64_t epoch,
+                  int64_t seq, struct bs_error *err)
+{
+    struct engine_config ecfg = tool_engine(cfg);
+    return engine_adopt(&ecfg, store_id, epoch, seq, err);
 }
 
 int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,

@@ -65,6 +65,10 @@ void bistore_outcome_clear(struct bistore_outcome *out);
 /* True once SQLite is open, Neo4j answers and recovery has finished;
  * otherwise false with the reason. */
 bool bistore_ready(struct bistore *bs, char *reason, size_t cap);
+/* The gateway's role (README "Replication"): fenced once a promotion of
+ * another copy deposed it, else primary; and the epoch it writes under. */
+bool bistore_fenced(struct bistore *bs);
+int64_t bistore_epoch(struct bistore *bs);
 
 /* Reads by id: *out owned by the caller when found. */
 enum lookup bistore_get_entity(struct bistore *bs, const char *id, json_t **out,
@@ -102,6 +106,14 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
 /* bistore promote: the store's watermark fenced at a new epoch, which this
  * SQLite file takes (engine_promote). */
 int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err);
+/* A standby's promotion in its steps (stores/engine/engine.h:
+ * engine_identity, engine_fence, engine_adopt); cfg names the copy. */
+int bistore_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
+                     struct bs_error *err);
+int bistore_fence(const struct bistore_config *cfg, const char *store_id, int64_t file_epoch,
+                  int64_t *epoch, int64_t *seq, struct bs_error *err);
+int bistore_adopt(const struct bistore_config *cfg, const char *store_id, int64_t epoch,
+                  int64_t seq, struct bs_error *err);
 int bistore_migrate(const struct bistore_config *cfg, const struct migrate_hooks *hooks,
                     struct migrate_summary *sum, struct bs_error *err);
 

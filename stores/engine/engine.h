@@ -44,9 +44,29 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
  * cfg's SQLite file to a new epoch, terminating the Neo4j transactions that
  * hold its lock, and gives the file that epoch: a gateway on any other
  * copy of the store is fenced from then on. 0 with *epoch, or -1 with err.
- * Not beside a running gateway on the same file.
+ * Not beside a running gateway on the same file. 1 (err says why) when
+ * Neo4j holds intents this copy lacks: restore it again, then promote.
  */
 int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_error *err);
+/*
+ * engine_promote in its three steps, for a standby whose copy another
+ * process (Litestream's follower) writes until the last moment:
+ * engine_identity reads the copy's store id and epoch read-only;
+ * engine_fence moves the store's watermark past that epoch (*epoch the new
+ * one, *seq the last intent Neo4j holds); engine_adopt gives the copy, now
+ * written by no one else, the new epoch when its log reaches seq (0), or
+ * answers 1 when it is behind (restore it again and adopt again).
+ */
+int engine_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
+                    struct bs_error *err);
+int engine_fence(const struct neo4j_config *ncfg, const char *store_id, int64_t file_epoch,
+                 int64_t *epoch, int64_t *seq, struct bs_error *err);
+int engine_adopt(const struct engine_config *cfg, const char *store_id, int64_t epoch, int64_t seq,
+                 struct bs_error *err);
+/* Deposed: a later epoch fenced this gateway's store (readiness says so). */
+bool engine_fenced(struct engine *e);
+/* The epoch this gateway writes under. */
+int64_t engine_epoch(const struct engine *e);
 /* Starts the writer thread, which recovers in the background; readiness
  * says when it is done. */
 int engine_start(struct engine *e, struct bs_error *err);

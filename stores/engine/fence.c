@@ -99,15 +99,33 @@ static size_t terminate_blockers(struct neo4j_client *c, bool *warned)
     return n;
 }
 
-int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_error *err)
+int engine_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
+                    struct bs_error *err)
 {
-    struct engine *e = engine_open(cfg, err);
-    if (!e)
+    struct sql_conn *sql = sql_open(sqlite_path, false, err);
+    if (!sql)
         return -1;
-    struct fence_call f = {
-        .client = neo4j_client_new(&e->neo4j_cfg), .store_id = e->store_id, .file_epoch = e->epoch};
     int rc = -1;
-    if (!f.client) {
+    switch (sql_meta_get(sql, "store_id", store_id, cap, err)) {
+    case LOOKUP_FOUND: rc = engine_read_epoch(sql, epoch, err); break;
+    case LOOKUP_MISSING:
+        bs_error_set(err, BS_STORAGE_ERROR, "%s holds no store id: not a bistore file",
+                     sqlite_path);
+        break;
+    case LOOKUP_FAILED: break;
+    }
+    sql_close(sql);
+    return rc;
+}
+
+int engine_fence(const struct neo4j_config *ncfg, const char *store_id, int64_t file_epoch,
+                 int64_t *epoch, int64_t *seq, struct bs_error *err)
+{
+    struct fence_call f = {
+        .client = neo4j_client_new(ncfg), .store_id = store_id, .file_epoch = file_epoch};
+    struct neo4j_client *killer = neo4j_client_new(ncfg);
+    int rc = -1;
+    if (!f.client || !killer) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
         goto out;
     }
@@ -117,15 +135,30 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
     while (!background_returned(&bg)) {
         time_sleep_ms(FENCE_POLL_MS);
         if (!background_returned(&bg))
-            terminate_blockers(writer_neo4j(e), &warned);
+            terminate_blockers(killer, &warned);
     }
     background_wait(&bg);
-    json_t *v = neo4j_cell(&f.r, 0, 0, 0), *seq = neo4j_cell(&f.r, 0, 0, 1);
+    json_t *v = neo4j_cell(&f.r, 0, 0, 0), *s = neo4j_cell(&f.r, 0, 0, 1);
     if (f.status != NEO4J_OK) {
         neo4j_failure(err, &f.r, "the fence");
-    } else if (!json_is_integer(v) || !json_is_integer(seq) || json_integer_value(v) <= e->epoch) {
+    } else if (!json_is_integer(v) || !json_is_integer(s) || json_integer_value(v) <= file_epoch) {
         bs_error_set(err, BS_NEO4J_ERROR, "the fence answered no new epoch");
-    } else if (json_integer_value(seq) > e->last_seq) {
+    } else {
+        *epoch = json_integer_value(v);
+        *seq = json_integer_value(s);
+        rc = 0;
+    }
+out:
+    neo4j_result_clear(&f.r);
+    neo4j_client_free(f.client);
+    neo4j_client_free(killer);
+    return rc;
+}
+
+/* The file of e takes epoch if its log reaches seq (see engine_adopt). */
+static int adopt(struct engine *e, int64_t epoch, int64_t seq, struct bs_error *err)
+{
+    if (seq > e->last_seq) {
         /* The old primary committed intents in Neo4j this copy lacks (it
          * was taken before them). They were in the replica before Neo4j
          * had them, and from now on (fenced) it adds no more: a copy
@@ -134,19 +167,39 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
                      "Neo4j's watermark is at intent %lld, past this file's log (%lld): the old "
                      "primary wrote after this copy was taken. It is fenced now (epoch %lld): "
                      "restore the replica again into this path and run bistore promote again",
-                     (long long)json_integer_value(seq), (long long)e->last_seq,
-                     (long long)json_integer_value(v));
-    } else {
-        char text[32];
-        snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
-        if (sql_meta_set(writer_sql(e), "epoch", text, err) == 0) {
-            *epoch = json_integer_value(v);
-            rc = 0;
-        }
+                     (long long)seq, (long long)e->last_seq, (long long)epoch);
+        return 1;
     }
-out:
-    neo4j_result_clear(&f.r);
-    neo4j_client_free(f.client);
+    char text[32];
+    snprintf(text, sizeof text, "%lld", (long long)epoch);
+    return sql_meta_set(writer_sql(e), "epoch", text, err) == 0 ? 0 : -1;
+}
+
+int engine_adopt(const struct engine_config *cfg, const char *store_id, int64_t epoch, int64_t seq,
+                 struct bs_error *err)
+{
+    struct engine *e = engine_open(cfg, err);
+    if (!e)
+        return -1;
+    int rc = -1;
+    if (strcmp(e->store_id, store_id) != 0)
+        bs_error_set(err, BS_STORAGE_ERROR, "%s is a copy of store %s, not of %s", cfg->sqlite_path,
+                     e->store_id, store_id);
+    else
+        rc = adopt(e, epoch, seq, err);
+    engine_close(e);
+    return rc;
+}
+
+int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_error *err)
+{
+    struct engine *e = engine_open(cfg, err);
+    if (!e)
+        return -1;
+    int64_t seq = 0;
+    int rc = engine_fence(&e->neo4j_cfg, e->store_id, e->epoch, epoch, &seq, err);
+    if (rc == 0)
+        rc = adopt(e, *epoch, seq, err);
     engine_close(e);
     return rc;
 }

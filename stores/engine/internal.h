@@ -141,6 +141,7 @@ struct engine {
     int64_t stuck_seq;        /* an intent Neo4j refuses on replay, until resolved; 0: none */
     struct sql_landed landed; /* answered as applied, maybe not marked yet */
     int64_t last_ping_ms;     /* when readiness last saw Neo4j answer */
+    bool fenced;              /* the watermark moved to a later epoch: deposed */
 };
 
 /* True when no Neo4j transaction of ours is open and nothing is pending:
@@ -158,6 +159,9 @@ void outcome_fail(struct bistore_outcome *out, const struct bs_error *err);
  * (replication_unavailable) and the gateway not ready. Without one: 0.
  */
 int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err);
+
+/* A file's fencing token (meta "epoch"; 0 when never promoted) into *epoch. */
+int engine_read_epoch(struct sql_conn *sql, int64_t *epoch, struct bs_error *err);
 
 /* After the guard refused: true when the watermark moved to another epoch
  * (a promotion fenced this gateway; readiness says so), false when not or

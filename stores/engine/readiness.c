@@ -115,3 +115,16 @@ bool engine_ready(struct engine *e, char *reason, size_t cap)
     pthread_mutex_unlock(&e->lock);
     return ready;
 }
+
+bool engine_fenced(struct engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    bool fenced = e->fenced;
+    pthread_mutex_unlock(&e->lock);
+    return fenced;
+}
+
+int64_t engine_epoch(const struct engine *e)
+{
+    return e->epoch; /* set by engine_open, constant after */
+}

@@ -429,18 +429,22 @@ static int check_epoch(struct engine *e, struct bs_error *err)
 {
     if (e->watermark_epoch == e->epoch)
         return 0;
-    if (e->watermark_epoch > e->epoch)
+    if (e->watermark_epoch > e->epoch) {
+        pthread_mutex_lock(&e->lock);
+        e->fenced = true; /* while this process runs: /readyz and metrics say so */
+        pthread_mutex_unlock(&e->lock);
         readiness_set(e, false,
                       "fenced: Neo4j's watermark is at epoch %lld, this gateway's SQLite file at "
                       "epoch %lld: another gateway was promoted, and this one takes no writes "
                       "(restore from the new primary's replica to rejoin)",
                       (long long)e->watermark_epoch, (long long)e->epoch);
-    else
+    } else {
         readiness_set(e, false,
                       "Neo4j's watermark is at epoch %lld, behind this SQLite file's epoch %lld: "
                       "Neo4j is older than this file's promotion; restore the matching Neo4j or "
                       "run bistore promote again",
                       (long long)e->watermark_epoch, (long long)e->epoch);
+    }
     return bs_error_set(err, BS_NOT_READY, "fenced: the watermark's epoch is %lld, ours %lld",
                         (long long)e->watermark_epoch, (long long)e->epoch),
            -1;

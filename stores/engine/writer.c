@@ -75,12 +75,12 @@ int writer_replicated(struct engine *e, int64_t seq, struct bs_error *err)
 
 /* ---- lifecycle ---- */
 
-/* The store id pairs this SQLite file with its watermark in Neo4j. */
-static int load_epoch(struct engine *e, struct bs_error *err)
+/* The fencing token a file holds (meta "epoch"; 0: never promoted). */
+int engine_read_epoch(struct sql_conn *sql, int64_t *epoch, struct bs_error *err)
 {
     char text[32];
-    switch (sql_meta_get(writer_sql(e), "epoch", text, sizeof text, err)) {
-    case LOOKUP_MISSING: e->epoch = 0; return 0;
+    switch (sql_meta_get(sql, "epoch", text, sizeof text, err)) {
+    case LOOKUP_MISSING: *epoch = 0; return 0;
     case LOOKUP_FAILED: return -1;
     case LOOKUP_FOUND: break;
     }
@@ -88,10 +88,11 @@ static int load_epoch(struct engine *e, struct bs_error *err)
     long long v = strtoll(text, &end, 10);
     if (*end || end == text || v < 0)
         return bs_error_set(err, BS_STORAGE_ERROR, "meta epoch is not a number: %.30s", text), -1;
-    e->epoch = v;
+    *epoch = v;
     return 0;
 }
 
+/* The store id pairs this SQLite file with its watermark in Neo4j. */
 static int load_store_id(struct engine *e, struct bs_error *err)
 {
     struct sql_conn *sql = writer_sql(e);
@@ -161,8 +162,9 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
     e->wconn = sql_open(e->sqlite_path, true, err);
-    if (!e->wconn || load_store_id(e, err) != 0 || load_epoch(e, err) != 0 ||
-        load_rel_types(e, err) != 0 || sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
+    if (!e->wconn || load_store_id(e, err) != 0 ||
+        engine_read_epoch(e->wconn, &e->epoch, err) != 0 || load_rel_types(e, err) != 0 ||
+        sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
         goto fail;
     if (orphans_open(&e->orphans, e->sqlite_path) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot open %s.neo4j-tx", e->sqlite_path);

@@ -330,6 +330,48 @@ Test(config, replica_socket_and_timeout)
     parse_fails(ARGC(too_long), too_long, msg, sizeof msg);
 }
 
+Test(config, replica_dir_and_standby)
+{
+    clear_env();
+    char *none[] = {"bistore", "serve"};
+    struct config cfg;
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_str_eq(cfg.replica_dir, "");
+    cr_expect_str_eq(cfg.litestream, "litestream", "README: found on PATH");
+    cr_expect_str_eq(cfg.standby_of, "");
+    cr_expect_eq(cfg.lease_timeout_s, 5);
+    char *argv[] = {
+        "bistore",         "serve",        "--replica-dir", "/replicas",       "--litestream",
+        "/opt/litestream", "--standby-of", "http://p:8080", "--lease-timeout", "2"};
+    parse_ok(ARGC(argv), argv, &cfg);
+    cr_expect_str_eq(cfg.replica_dir, "/replicas");
+    cr_expect_str_eq(cfg.litestream, "/opt/litestream");
+    cr_expect_str_eq(cfg.standby_of, "http://p:8080");
+    cr_expect_eq(cfg.lease_timeout_s, 2);
+    setenv("BISTORE_STANDBY_OF", "https://env:1", 1);
+    setenv("BISTORE_REPLICA_DIR", "/env-replicas", 1);
+    parse_ok(ARGC(none), none, &cfg);
+    cr_expect_str_eq(cfg.standby_of, "https://env:1");
+    cr_expect_str_eq(cfg.replica_dir, "/env-replicas");
+    unsetenv("BISTORE_STANDBY_OF");
+    unsetenv("BISTORE_REPLICA_DIR");
+    /* a standby needs the replicas; the two ways to a Litestream exclude
+     * each other; a lease is 1..3600 s; the primary is an http(s) URL */
+    static const char *const bad[][4] = {
+        {"--standby-of", "http://p:8080", NULL, NULL},
+        {"--replica-dir", "/r", "--replica-socket", "/run/ls.sock"},
+        {"--lease-timeout", "0", NULL, NULL},
+        {"--lease-timeout", "3601", NULL, NULL},
+        {"--replica-dir", "/r", "--standby-of", "p:8080"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *b[] = {"bistore",         "serve",           (char *)bad[i][0],
+                     (char *)bad[i][1], (char *)bad[i][2], (char *)bad[i][3]};
+        char msg[512];
+        parse_fails(bad[i][2] ? 6 : 4, b, msg, sizeof msg);
+    }
+}
+
 Test(config, connection_limits)
 {
     clear_env();

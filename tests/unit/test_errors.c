@@ -41,6 +41,7 @@ static const struct {
     {BS_OUTCOME_UNKNOWN, "outcome_unknown", 500},
     {BS_REPLICATION_UNAVAILABLE, "replication_unavailable", 503},
     {BS_COMMIT_IN_DOUBT, "commit_in_doubt", 503},
+    {BS_STANDBY, "standby", 503},
 };
 #define N_TABLE (sizeof table / sizeof table[0])
 
