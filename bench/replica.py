@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """What a replica costs (issue 15): the same creates (bench_load --workload
-create) through a gateway alone and through one started with
---replica-socket whose SQLite file a real Litestream replicates to a file
-replica (each write acknowledged once Litestream says the replica holds
-it), at 1 and 32 clients, alternating A B A B on fresh stores so the drift
-of the machine hits both. Prints p50/p99 and tx/s of each, and the ratios.
+create) through a gateway alone, through one started with --replica-dir
+(it runs a real Litestream replicating its SQLite file into a file
+replica, and acknowledges each write once Litestream says the replica
+holds it), and through the same with a standby following that replica
+(--standby-of: `litestream restore -f`, the whole failover set-up), at 1
+and 32 clients, in turns on fresh stores so the drift of the machine hits
+every shape. Prints p50/p99 and tx/s of each, and the ratios to alone.
 
   bench/replica.py                 own Neo4j (scripts/neo4j.sh), a warm-up, 3 rounds of 10 s
   bench/replica.py --smoke         one round of 2 s: does it work?
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -46,49 +49,57 @@ class Run:
         self.work, self.neo4j_url, self.build = Path(work), neo4j_url, Path(build)
         self.procs = []
 
-    def start_gateway(self, name, replica):
-        d = self.work / name
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
-        db = d / "bistore.sqlite"
-        args = [str(self.build / "bistore"), "serve", "--listen", "127.0.0.1:0", "--sqlite", str(db),
-                "--neo4j-url", self.neo4j_url, "--validate-interval", "0", "--log-level", "warn",
-                "--log-format", "text"]
-        ls = None
-        if replica:
-            sock = tempfile.mkdtemp(prefix="lsb-", dir="/tmp") + "/ctl.sock"
-            (d / "litestream.yml").write_text(
-                f"socket:\n  enabled: true\n  path: {sock}\n"
-                f"dbs:\n  - path: {db}\n    replica:\n      type: file\n      path: {d / 'replica'}\n")
-            args += ["--replica-socket", sock]
-        log = open(d / "gateway.log", "wb")
-        gw = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    def gateway(self, d, args):
+        """A gateway with args in folder d: its URL and process, once ready
+        (a standby: once it answers at all)."""
+        standby = "--standby-of" in args
+        db = d / ("standby.sqlite" if standby else "bistore.sqlite")
+        log_path = d / ("standby.log" if standby else "gateway.log")
+        cmd = [str(self.build / "bistore"), "serve", "--listen", "127.0.0.1:0", "--sqlite", str(db),
+               "--neo4j-url", self.neo4j_url, "--validate-interval", "0", "--log-level", "warn",
+               "--log-format", "text", *args]
+        log = open(log_path, "wb")
+        gw = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         self.procs.append(gw)
         port = None
         for _ in range(600):
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", (d / "gateway.log").read_text())
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log_path.read_text())
             if m:
                 port = int(m.group(1))
                 break
             time.sleep(0.05)
-        assert port, (d / "gateway.log").read_text()
-        if replica:
-            ls = subprocess.Popen([litestream_binary(), "replicate", "-config", str(d / "litestream.yml")],
-                                  stdout=open(d / "litestream.log", "wb"), stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
-            self.procs.append(ls)
+        assert port, log_path.read_text()
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
                 with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
                     if r.status == 200:
                         break
+            except urllib.error.HTTPError as e:
+                if standby and e.code == 503:
+                    break
             except OSError:
                 pass
             time.sleep(0.05)
         else:
-            raise AssertionError(f"{name}: not ready\n" + (d / "gateway.log").read_text()[-2000:])
-        return url, gw, ls
+            raise AssertionError(f"{d.name}: not ready\n" + log_path.read_text()[-2000:])
+        return url, gw
+
+    def start(self, name, shape):
+        """shape: alone, replica (--replica-dir) or standby (and a standby
+        following the replica). The primary's URL and the processes."""
+        d = self.work / name
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        args = []
+        if shape != "alone":
+            args = ["--replica-dir", str(d / "replicas"), "--litestream", litestream_binary()]
+        url, gw = self.gateway(d, args)
+        procs = [gw]
+        if shape == "standby":
+            _, sb = self.gateway(d, [*args, "--standby-of", url])
+            procs.append(sb)
+        return url, gw, procs
 
     def stop(self, *procs):
         for p in procs:
@@ -132,33 +143,36 @@ def main():
         run = Run(work, url, a.build)
         results = {}
         # Neo4j's JIT and caches: a fresh server takes writes 3-4x slower in
-        # its first minute (measured: 94 then 405 tx/s at 1 client), so both
-        # shapes run once unrecorded first.
-        for replica in (False, True):
+        # its first minute (measured: 94 then 405 tx/s at 1 client), so every
+        # shape runs once unrecorded first.
+        shapes = ("alone", "replica", "standby")
+        for shape in shapes:
             wipe(url)
-            gw_url, gw, ls = run.start_gateway(f"warm-up-{replica}", replica)
+            gw_url, gw, procs = run.start(f"warm-up-{shape}", shape)
             run.load(gw_url, 32, seconds, gw)
-            run.stop(gw, ls)
+            run.stop(*procs)
         for rnd in range(rounds):
-            for replica in (False, True):
+            for shape in shapes:
                 for clients in (1, 32):
                     wipe(url)
-                    name = f"{'replica' if replica else 'alone'}-c{clients}-r{rnd}"
-                    gw_url, gw, ls = run.start_gateway(name, replica)
+                    name = f"{shape}-c{clients}-r{rnd}"
+                    gw_url, gw, procs = run.start(name, shape)
                     r = run.load(gw_url, clients, seconds, gw)
-                    run.stop(gw, ls)
-                    results.setdefault((replica, clients), []).append(r)
+                    run.stop(*procs)
+                    results.setdefault((shape, clients), []).append(r)
                     print(f"{name}: {r['tx_per_s']:.0f} tx/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
                           f"errors {r['errors']}", flush=True)
-        print("\nclients | alone tx/s, p50, p99 | with replica tx/s, p50, p99 | tx/s ratio | p50 added")
+        print("\nmedians of the rounds; ratio and p50 added against alone")
+        print("clients | shape   |     tx/s |    p50 |    p99 | tx/s ratio | p50 added")
         for clients in (1, 32):
-            def med(replica, key):
-                xs = sorted(r[key] for r in results[(replica, clients)])
+            def med(shape, key):
+                xs = sorted(r[key] for r in results[(shape, clients)])
                 return xs[len(xs) // 2]
-            a_t, a50, a99 = med(False, "tx_per_s"), med(False, "p50_ms"), med(False, "p99_ms")
-            r_t, r50, r99 = med(True, "tx_per_s"), med(True, "p50_ms"), med(True, "p99_ms")
-            print(f"{clients:7d} | {a_t:8.0f}, {a50:6.2f} ms, {a99:6.2f} ms | {r_t:8.0f}, {r50:6.2f} ms, "
-                  f"{r99:6.2f} ms | {r_t / a_t:5.2f}x | +{r50 - a50:.2f} ms")
+            a_t, a50 = med("alone", "tx_per_s"), med("alone", "p50_ms")
+            for shape in shapes:
+                t, p50, p99 = med(shape, "tx_per_s"), med(shape, "p50_ms"), med(shape, "p99_ms")
+                print(f"{clients:7d} | {shape:7s} | {t:8.0f} | {p50:6.2f} | {p99:6.2f} | {t / a_t:9.2f}x | "
+                      f"+{p50 - a50:.2f} ms")
         errors = sum(r["errors"] for rs in results.values() for r in rs)
         if errors:
             print(f"replica.py: {errors} requests failed", file=sys.stderr)

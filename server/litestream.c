@@ -275,8 +275,8 @@ bool litestream_keep(struct litestream *ls, bool *restarted, char *msg, size_t c
 {
     *restarted = false;
     int status;
-    if (ls->pid > 0 && waitpid(ls->pid, &status, WNOHANG) != ls->pid)
-        return true;
+    if (ls->pid > 0 && waitpid(ls->pid, &status, WNOHANG) == 0)
+        return true; /* running (-1: not our child any more, so gone) */
     ls->pid = 0;
     if (ls->kind == LS_NONE)
         return false;
@@ -284,10 +284,11 @@ bool litestream_keep(struct litestream *ls, bool *restarted, char *msg, size_t c
     return start(ls, msg, cap) == 0;
 }
 
-void litestream_halt(struct litestream *ls)
+bool litestream_halt(struct litestream *ls)
 {
     if (!ls || ls->pid <= 0)
-        return;
+        return true;
+    bool clean = true;
     kill(ls->pid, SIGCONT); /* a stopped one cannot take SIGTERM */
     kill(ls->pid, SIGTERM);
     int64_t deadline = time_monotonic_ms() + STOP_WAIT_MS;
@@ -297,11 +298,13 @@ void litestream_halt(struct litestream *ls)
             log_warn("litestream (pid %d) did not stop on SIGTERM: killed", (int)ls->pid);
             kill(ls->pid, SIGKILL);
             waitpid(ls->pid, &status, 0);
+            clean = false;
             break;
         }
         time_sleep_ms(10);
     }
     ls->pid = 0;
+    return clean;
 }
 
 void litestream_free(struct litestream *ls)

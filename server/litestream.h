@@ -31,8 +31,10 @@ int litestream_follow(struct litestream *ls, const char *replica, char *msg, siz
 /* The child runs; when it exited, it is started again with the same
  * arguments (true when it was, *restarted set). */
 bool litestream_keep(struct litestream *ls, bool *restarted, char *msg, size_t cap);
-/* The child stopped (SIGTERM; SIGKILL after 10 s); ls can be started again. */
-void litestream_halt(struct litestream *ls);
+/* The child stopped (SIGTERM; SIGKILL after 10 s); ls can be started
+ * again. False when it had to be killed (a follower may have stopped in
+ * the middle of writing its copy). */
+bool litestream_halt(struct litestream *ls);
 /* litestream_halt, and ls freed with its socket folder. */
 void litestream_free(struct litestream *ls);
 

@@ -512,6 +512,12 @@ static int serve(const struct config *given)
         }
         scfg.replica_socket = litestream_socket(ls);
     }
+    if (!standby && standby_copy_exists(cfg->sqlite_path)) {
+        log_error("%s is a standby's copy (%s.standby is beside it): start it with --standby-of, "
+                  "or promote it (bistore promote) first",
+                  cfg->sqlite_path, cfg->sqlite_path);
+        goto out;
+    }
     if (!standby && !(store = bistore_open(&scfg, &err))) {
         log_error("cannot open the stores: %s", err.message);
         goto out;
@@ -582,6 +588,8 @@ static int serve(const struct config *given)
         goto out;
     }
     atomic_store_explicit(&app.role, APP_PRIMARY, memory_order_release);
+    if (sb)
+        standby_served(sb);
     monitor = monitor_start(store, cfg);
     /* SIGHUP: the key file again, swapped in whole while requests run (a bad
      * file keeps the keys in use); SIGTERM, SIGINT: stop. Between them, a

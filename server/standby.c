@@ -27,6 +27,7 @@
 #define CATCH_UP_WAIT_MS 10000
 #define RESTORE_ATTEMPTS 3
 #define NOTE_MAX 512
+#define PROBE_MAX 2048
 
 struct standby {
     struct standby_config cfg;
@@ -35,11 +36,17 @@ struct standby {
     char health_url[600];
     int64_t following;  /* the epoch of the replica folder followed; -1: none */
     int64_t last_ok_ms; /* the primary's last 200 (or the start) */
-    bool fenced;        /* taking over: the fence is done */
+    /* the primary answered since the copy began following its replica
+     * folder (true at the start): a standby whose replica moved to a new
+     * epoch (another took over) does not take over from the old one */
+    bool seen;
+    bool fenced; /* taking over: the fence is done */
     char store_id[64];
     int64_t file_epoch, epoch, seq;
     pthread_mutex_t lock; /* note */
     char note[NOTE_MAX];
+    char probe[PROBE_MAX]; /* the primary's /readyz body */
+    size_t probe_len;
 };
 
 static void set_note(struct standby *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -52,10 +59,8 @@ static void set_note(struct standby *s, const char *fmt, ...)
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&s->lock);
-    bool changed = strcmp(text, s->note) != 0;
     memcpy(s->note, text, sizeof text);
     pthread_mutex_unlock(&s->lock);
-    (void)changed;
 }
 
 void standby_note(void *standby, char *out, size_t cap)
@@ -83,7 +88,10 @@ static int64_t newest_replica(const char *dir)
     while ((de = readdir(d))) {
         long long n;
         char tail;
-        if (sscanf(de->d_name, "epoch-%lld%c", &n, &tail) != 1 || n < 0 || n <= best)
+        char canonical[64];
+        if (sscanf(de->d_name, "epoch-%lld%c", &n, &tail) != 1 || n < 0 || n <= best ||
+            snprintf(canonical, sizeof canonical, "epoch-%lld", n) >= (int)sizeof canonical ||
+            strcmp(canonical, de->d_name) != 0)
             continue;
         char ltx[PATH_MAX];
         struct stat st;
@@ -121,11 +129,13 @@ static void followed_folder(const struct standby *s, char *out, size_t cap)
     fclose(f);
 }
 
-/* Removes the copy and its sidecars (the follower is stopped). */
-static void remove_copy(const struct standby *s)
+/* Removes the copy and its sidecars (the follower is stopped); the
+ * marker too unless keep_marker (the copy is replaced at once). */
+static void remove_copy(const struct standby *s, bool keep_marker)
 {
     const char *suffixes[] = {"", "-txid", "-wal", "-shm", "-journal", ".standby"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+    size_t n = sizeof suffixes / sizeof suffixes[0] - (keep_marker ? 1 : 0);
+    for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX];
         if (sidecar(s, suffixes[i], path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
             log_warn("standby: cannot remove %s: %s", path, strerror(errno));
@@ -174,11 +184,10 @@ static void follow_newest(struct standby *s)
     bool resume = strcmp(followed, replica) == 0 && sidecar(s, "-txid", txid, sizeof txid) == 0 &&
                   exists(txid) && exists(s->cfg.store->sqlite_path);
     if (!resume) {
-        remove_copy(s);
+        remove_copy(s, false);
         FILE *f = fopen(marker, "w");
-        if (!f || fprintf(f, "%s\n", replica) < 0 || fclose(f) != 0) {
-            if (f)
-                fclose(f);
+        bool written = f && fprintf(f, "%s\n", replica) >= 0;
+        if (!f || fclose(f) != 0 || !written) {
             set_note(s, "cannot write %s: %s", marker, strerror(errno));
             return;
         }
@@ -187,26 +196,45 @@ static void follow_newest(struct standby *s)
         set_note(s, "cannot follow %s: %s", replica, msg);
         return;
     }
+    if (s->following >= 0)
+        s->seen = false; /* a new primary: its silence is not the old one's */
     s->following = n;
     log_info("standby: %s %s into %s", resume ? "resuming the copy of" : "following", replica,
              s->cfg.store->sqlite_path);
 }
 
-/* The primary's /healthz answered 200. */
+/*
+ * The primary holds its lease: its /readyz answered, and not as fenced (a
+ * primary deposed by a fence that was never answered here, or by another
+ * promotion, holds none). 200, and 503 for another reason (recovering,
+ * Neo4j away: a standby could do no better), count as alive.
+ */
 static bool primary_answers(struct standby *s)
 {
     long timeout_ms = (long)s->cfg.lease_timeout_s * 1000 / 3;
     curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, timeout_ms > 1000 ? 1000L : timeout_ms);
+    s->probe_len = 0;
+    s->probe[0] = '\0';
     long status = 0;
-    return curl_easy_perform(s->curl) == CURLE_OK &&
-           curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200;
+    if (curl_easy_perform(s->curl) != CURLE_OK ||
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        return false;
+    if (status == 200)
+        return true;
+    return status == 503 && !strstr(s->probe, "\"role\":\"fenced\"") &&
+           !strstr(s->probe, "\"role\":\"standby\"");
 }
 
-static size_t discard(char *data, size_t size, size_t n, void *arg)
+/* The probe's answer, its first PROBE_MAX - 1 bytes. */
+static size_t keep_probe(char *data, size_t size, size_t n, void *arg)
 {
-    (void)data;
-    (void)arg;
-    return size * n;
+    struct standby *s = arg;
+    size_t len = size * n, room = sizeof s->probe - 1 - s->probe_len;
+    size_t take = len < room ? len : room;
+    memcpy(s->probe + s->probe_len, data, take);
+    s->probe_len += take;
+    s->probe[s->probe_len] = '\0';
+    return len;
 }
 
 struct standby *standby_start(const struct standby_config *cfg, char *msg, size_t cap)
@@ -219,6 +247,7 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
     s->cfg = *cfg;
     s->following = -1;
     s->last_ok_ms = time_monotonic_ms(); /* the primary has a lease from the start */
+    s->seen = true;
     pthread_mutex_init(&s->lock, NULL);
     set_note(s, "starting");
     char marker[PATH_MAX];
@@ -235,12 +264,12 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
     int n = snprintf(s->health_url, sizeof s->health_url, "%s", cfg->primary_url);
     while (n > 0 && s->health_url[n - 1] == '/')
         s->health_url[--n] = '\0';
-    if (n <= 0 || (size_t)n + sizeof "/healthz" > sizeof s->health_url) {
+    if (n <= 0 || (size_t)n + sizeof "/readyz" > sizeof s->health_url) {
         snprintf(msg, cap, "--standby-of is too long");
         standby_free(s);
         return NULL;
     }
-    snprintf(s->health_url + n, sizeof s->health_url - (size_t)n, "/healthz");
+    snprintf(s->health_url + n, sizeof s->health_url - (size_t)n, "/readyz");
     s->follower = litestream_new(cfg->litestream, cfg->store->sqlite_path, msg, cap);
     s->curl = curl_easy_init();
     if (!s->follower || !s->curl) {
@@ -252,7 +281,9 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
     curl_easy_setopt(s->curl, CURLOPT_URL, s->health_url);
     curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, keep_probe);
+    curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(s->curl, CURLOPT_NOPROXY, "*"); /* the primary, not a proxy, is asked */
     follow_newest(s);
     return s;
 }
@@ -260,26 +291,27 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
 /*
  * After the fence: the follower catches up with what the replica holds now
  * (the old primary adds nothing Neo4j will take), at most CATCH_UP_WAIT_MS;
- * then it stops. What it lacks then, adoption finds.
+ * then it stops. What it lacks then, adoption finds. False when the
+ * follower had to be killed (its copy is not to be trusted).
  */
-static void catch_up(struct standby *s, const char *replica)
+static bool catch_up(struct standby *s, const char *replica)
 {
     char msg[512];
     uint64_t newest = 0;
     if (litestream_replica_txid(s->cfg.litestream, replica, &newest, msg, sizeof msg) != 0) {
         log_warn("standby: cannot list the replica's transactions: %s", msg);
-        return;
+        return true;
     }
     if (litestream_follow(s->follower, replica, msg, sizeof msg) != 0) {
         log_warn("standby: cannot resume following %s: %s", replica, msg);
-        return;
+        return true;
     }
     int64_t deadline = time_monotonic_ms() + CATCH_UP_WAIT_MS;
     while (applied_txid(s) < newest && time_monotonic_ms() < deadline)
         time_sleep_ms(20);
     log_info("standby: the copy is at replica transaction %" PRIx64 " of %" PRIx64, applied_txid(s),
              newest);
-    litestream_halt(s->follower);
+    return litestream_halt(s->follower);
 }
 
 /* The copy restored again from the replica (a fresh one, replacing it). */
@@ -293,7 +325,7 @@ static int restore_again(struct standby *s, const char *replica)
         log_error("standby: restoring %s again failed: %s", replica, msg);
         return -1;
     }
-    remove_copy(s);
+    remove_copy(s, true);
     if (rename(fresh, s->cfg.store->sqlite_path) != 0) {
         log_error("standby: cannot move %s into place: %s", fresh, strerror(errno));
         return -1;
@@ -310,25 +342,36 @@ static bool take_over(struct standby *s)
     char replica[PATH_MAX];
     if (standby_replica_path(s->cfg.replica_dir, s->following, replica, sizeof replica) != 0)
         return false;
+    bool clean = true;
     if (!s->fenced) {
-        litestream_halt(s->follower); /* a copy no one writes, to read */
+        clean = litestream_halt(s->follower); /* a copy no one writes, to read */
         if (bistore_identity(s->cfg.store->sqlite_path, s->store_id, sizeof s->store_id,
                              &s->file_epoch, &err) != 0) {
             set_note(s, "cannot take over: the copy: %s", err.message);
             return false;
         }
-        if (bistore_fence(s->cfg.store, s->store_id, s->file_epoch, &s->epoch, &s->seq, &err) !=
-            0) {
-            set_note(s, "taking over: the fence failed (trying again): %s", err.message);
+        int fenced =
+            bistore_fence(s->cfg.store, s->store_id, s->file_epoch, &s->epoch, &s->seq, &err);
+        if (fenced != 0) {
+            /* 1: nothing fenced, and never will be from this copy (another
+             * took over, or this is not the store's Neo4j): stay a standby */
+            set_note(s, "%s: %s",
+                     fenced == 1 ? "cannot take over"
+                                 : "taking over: the fence failed (trying again)",
+                     err.message);
+            log_warn("standby: %s", s->note);
             return false;
         }
         s->fenced = true;
         log_warn("standby: fenced store %s at epoch %lld: the old primary applies nothing more "
                  "(Neo4j holds intents up to %lld)",
                  s->store_id, (long long)s->epoch, (long long)s->seq);
-        catch_up(s, replica);
+        clean = catch_up(s, replica) && clean;
     }
-    int rc = bistore_adopt(s->cfg.store, s->store_id, s->epoch, s->seq, &err);
+    /* a follower killed may have stopped in the middle of a page batch */
+    int rc = clean ? bistore_adopt(s->cfg.store, s->store_id, s->epoch, s->seq, &err) : 1;
+    if (!clean)
+        bs_error_set(&err, BS_STORAGE_ERROR, "the follower had to be killed");
     for (int i = 0; rc == 1 && i < RESTORE_ATTEMPTS; i++) {
         log_warn("standby: %s; restoring the replica again", err.message);
         bs_error_clear(&err);
@@ -341,12 +384,24 @@ static bool take_over(struct standby *s)
         log_error("standby: %s", s->note);
         return false;
     }
-    char path[PATH_MAX];
-    if (sidecar(s, ".standby", path, sizeof path) == 0)
-        unlink(path);
-    if (sidecar(s, "-txid", path, sizeof path) == 0)
-        unlink(path);
     return true;
+}
+
+void standby_served(struct standby *s)
+{
+    const char *suffixes[] = {"-txid", ".standby"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char path[PATH_MAX];
+        if (sidecar(s, suffixes[i], path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
+            log_warn("cannot remove %s: %s", path, strerror(errno));
+    }
+}
+
+bool standby_copy_exists(const char *sqlite_path)
+{
+    char marker[PATH_MAX];
+    int n = snprintf(marker, sizeof marker, "%s.standby", sqlite_path);
+    return n > 0 && (size_t)n < sizeof marker && exists(marker);
 }
 
 bool standby_step(struct standby *s, bool now, int64_t *epoch)
@@ -355,8 +410,10 @@ bool standby_step(struct standby *s, bool now, int64_t *epoch)
     if (!s->fenced) {
         follow_newest(s);
         bool up = primary_answers(s);
-        if (up)
+        if (up) {
             s->last_ok_ms = t;
+            s->seen = true;
+        }
         int64_t silent = t - s->last_ok_ms;
         if (!now && silent < (int64_t)s->cfg.lease_timeout_s * 1000) {
             if (up)
@@ -369,6 +426,13 @@ bool standby_step(struct standby *s, bool now, int64_t *epoch)
         }
         if (s->following < 0) {
             set_note(s, "cannot take over: no replica under %s yet", s->cfg.replica_dir);
+            return false;
+        }
+        if (!now && !s->seen) {
+            set_note(s,
+                     "following %s/epoch-%lld, a new primary's replica, while %s does not answer: "
+                     "another gateway took over; restart this standby with its address",
+                     s->cfg.replica_dir, (long long)s->following, s->cfg.primary_url);
             return false;
         }
         if (now)

@@ -2,7 +2,8 @@
  * A standby gateway (`bistore serve --standby-of URL --replica-dir DIR`;
  * README "Replication"): Litestream's follower keeps a copy of the newest
  * replica under DIR in --sqlite while the standby watches the primary's
- * /healthz. When the primary has not answered for the lease timeout (or on
+ * /readyz. When the primary has not answered (or answers as fenced) for
+ * the lease timeout (or on
  * demand), the standby takes over: it fences the store's watermark at a new
  * epoch (the old primary can apply nothing more to Neo4j, so it can
  * acknowledge nothing more), lets the follower catch up with the replica,
@@ -23,7 +24,7 @@
 struct standby_config {
     const char *litestream;  /* the binary */
     const char *replica_dir; /* the folders epoch-<n>, one per primary's epoch */
-    const char *primary_url; /* its /healthz is the lease */
+    const char *primary_url; /* its /readyz is the lease */
     unsigned lease_timeout_s;
     const struct bistore_config *store; /* the copy (sqlite_path) and Neo4j */
 };
@@ -37,6 +38,11 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
  * lease ran out or now is true. True once promoted: *epoch is the epoch
  * the copy now has, and the copy is the primary's file. */
 bool standby_step(struct standby *s, bool now, int64_t *epoch);
+/* Once the promoted gateway serves: the copy's standby files go (until
+ * then a restart resumes the takeover from the copy). */
+void standby_served(struct standby *s);
+/* sqlite_path is a standby's copy (its .standby file is there). */
+bool standby_copy_exists(const char *sqlite_path);
 /* What the standby does now, for /readyz (any thread). */
 void standby_note(void *standby, char *out, size_t cap);
 void standby_free(struct standby *s);

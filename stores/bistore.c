@@ -236,7 +236,7 @@ int bistore_identity(const char *sqlite_path, char *store_id, size_t cap, int64_
 int bistore_fence(const struct bistore_config *cfg, const char *store_id, int64_t file_epoch,
                   int64_t *epoch, int64_t *seq, struct bs_error *err)
 {
-    return engine_fence(&cfg->neo4j, store_id, file_epoch, epoch, seq, err);
+    return engine_fence(&cfg->neo4j, store_id, file_epoch, true, epoch, seq, err);
 }
 
 int bistore_adopt(const struct bistore_config *cfg, const char *store_id, int64_t epoch,

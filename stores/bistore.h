@@ -107,7 +107,8 @@ int bistore_check(const struct bistore_config *cfg, const struct recon_options *
  * SQLite file takes (engine_promote). */
 int bistore_promote(const struct bistore_config *cfg, int64_t *epoch, struct bs_error *err);
 /* A standby's promotion in its steps (stores/engine/engine.h:
- * engine_identity, engine_fence, engine_adopt); cfg names the copy. */
+ * engine_identity, engine_fence (strict), engine_adopt); cfg names the
+ * copy. */
 int bistore_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
                      struct bs_error *err);
 int bistore_fence(const struct bistore_config *cfg, const char *store_id, int64_t file_epoch,

@@ -53,14 +53,16 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
  * process (Litestream's follower) writes until the last moment:
  * engine_identity reads the copy's store id and epoch read-only;
  * engine_fence moves the store's watermark past that epoch (*epoch the new
- * one, *seq the last intent Neo4j holds); engine_adopt gives the copy, now
+ * one, *seq the last intent Neo4j holds; strict: only from the copy's
+ * epoch, and only an existing watermark, else 1 with err: nothing fenced,
+ * the copy is of an older epoch or another store); engine_adopt gives the copy, now
  * written by no one else, the new epoch when its log reaches seq (0), or
  * answers 1 when it is behind (restore it again and adopt again).
  */
 int engine_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t *epoch,
                     struct bs_error *err);
 int engine_fence(const struct neo4j_config *ncfg, const char *store_id, int64_t file_epoch,
-                 int64_t *epoch, int64_t *seq, struct bs_error *err);
+                 bool strict, int64_t *epoch, int64_t *seq, struct bs_error *err);
 int engine_adopt(const struct engine_config *cfg, const char *store_id, int64_t epoch, int64_t seq,
                  struct bs_error *err);
 /* Deposed: a later epoch fenced this gateway's store (readiness says so). */

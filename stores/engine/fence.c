@@ -29,6 +29,7 @@ struct fence_call {
     struct neo4j_client *client;
     const char *store_id;
     int64_t file_epoch;
+    bool strict;
     struct neo4j_result r;
     enum neo4j_status status;
 };
@@ -37,7 +38,7 @@ static void *fence_run(void *arg)
 {
     struct fence_call *f = arg;
     json_t *stmts = json_array();
-    if (!stmts || cypher_add_watermark_fence(stmts, f->store_id, f->file_epoch) != 0)
+    if (!stmts || cypher_add_watermark_fence(stmts, f->store_id, f->file_epoch, f->strict) != 0)
         f->status = NEO4J_CLIENT_ERROR;
     else
         f->status = neo4j_autocommit(f->client, stmts, &f->r);
@@ -68,12 +69,12 @@ static void blocker_ids(const struct neo4j_result *r, json_t *ids)
 
 /* Terminates what the fence waits for; the count terminated. *warned:
  * a refusal was logged already (it is retried every FENCE_POLL_MS). */
-static size_t terminate_blockers(struct neo4j_client *c, bool *warned)
+static size_t terminate_blockers(struct neo4j_client *c, bool strict, bool *warned)
 {
     json_t *stmts = json_array(), *ids = json_array();
     struct neo4j_result r = {0};
     size_t n = 0;
-    if (stmts && ids && cypher_add_fence_blockers(stmts) == 0 &&
+    if (stmts && ids && cypher_add_fence_blockers(stmts, strict) == 0 &&
         neo4j_autocommit(c, stmts, &r) == NEO4J_OK)
         blocker_ids(&r, ids);
     neo4j_result_clear(&r);
@@ -119,10 +120,12 @@ int engine_identity(const char *sqlite_path, char *store_id, size_t cap, int64_t
 }
 
 int engine_fence(const struct neo4j_config *ncfg, const char *store_id, int64_t file_epoch,
-                 int64_t *epoch, int64_t *seq, struct bs_error *err)
+                 bool strict, int64_t *epoch, int64_t *seq, struct bs_error *err)
 {
-    struct fence_call f = {
-        .client = neo4j_client_new(ncfg), .store_id = store_id, .file_epoch = file_epoch};
+    struct fence_call f = {.client = neo4j_client_new(ncfg),
+                           .store_id = store_id,
+                           .file_epoch = file_epoch,
+                           .strict = strict};
     struct neo4j_client *killer = neo4j_client_new(ncfg);
     int rc = -1;
     if (!f.client || !killer) {
@@ -135,12 +138,24 @@ int engine_fence(const struct neo4j_config *ncfg, const char *store_id, int64_t 
     while (!background_returned(&bg)) {
         time_sleep_ms(FENCE_POLL_MS);
         if (!background_returned(&bg))
-            terminate_blockers(killer, &warned);
+            terminate_blockers(killer, strict, &warned);
     }
     background_wait(&bg);
     json_t *v = neo4j_cell(&f.r, 0, 0, 0), *s = neo4j_cell(&f.r, 0, 0, 1);
     if (f.status != NEO4J_OK) {
         neo4j_failure(err, &f.r, "the fence");
+    } else if (strict && neo4j_row_count(&f.r, 0) == 0) {
+        bs_error_set(err, BS_NEO4J_ERROR,
+                     "Neo4j holds no watermark of store %s: is this the store's Neo4j "
+                     "(--neo4j-url)? Nothing was fenced",
+                     store_id);
+        rc = 1;
+    } else if (strict && !json_is_true(neo4j_cell(&f.r, 0, 0, 2))) {
+        bs_error_set(err, BS_NEO4J_ERROR,
+                     "the store's watermark is at epoch %lld, the copy at %lld: another gateway "
+                     "took over since; nothing was fenced (follow the newest replica)",
+                     (long long)json_integer_value(v), (long long)file_epoch);
+        rc = 1;
     } else if (!json_is_integer(v) || !json_is_integer(s) || json_integer_value(v) <= file_epoch) {
         bs_error_set(err, BS_NEO4J_ERROR, "the fence answered no new epoch");
     } else {
@@ -197,7 +212,7 @@ int engine_promote(const struct engine_config *cfg, int64_t *epoch, struct bs_er
     if (!e)
         return -1;
     int64_t seq = 0;
-    int rc = engine_fence(&e->neo4j_cfg, e->store_id, e->epoch, epoch, &seq, err);
+    int rc = engine_fence(&e->neo4j_cfg, e->store_id, e->epoch, false, epoch, &seq, err);
     if (rc == 0)
         rc = adopt(e, *epoch, seq, err);
     engine_close(e);

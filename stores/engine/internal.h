@@ -297,6 +297,9 @@ bool count_differs(json_t *v, size_t want, struct bs_error *err);
 
 /* ---- orphans.c ---- */
 
+#define ORPHANS_BUSY (-2) /* another process has the store open (flock) */
+/* Opens (and locks) the record beside the SQLite file: 0, ORPHANS_BUSY, or
+ * -1 (logged). */
 int orphans_open(struct orphan_log *log, const char *sqlite_path);
 void orphans_close(struct orphan_log *log);
 int orphans_add(struct orphan_log *log, const char *tx_path);

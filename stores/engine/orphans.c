@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -48,6 +49,15 @@ int orphans_open(struct orphan_log *log, const char *sqlite_path)
     if (log->fd < 0) {
         log_error("cannot open %s: %s", path, strerror(errno));
         return -1;
+    }
+    /* One process writes a file's stores at a time (its own flock, apart
+     * from SQLite's fcntl locks, which a close of another descriptor of
+     * the database file would drop: hence this file, not that one). */
+    if (flock(log->fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(log->fd);
+        log->fd = -1;
+        return busy ? ORPHANS_BUSY : -1;
     }
     char text[ORPHANS_MAX * (NEO4J_TX_PATH_MAX + 1) + 1];
     ssize_t n = pread(log->fd, text, sizeof text - 1, 0);

@@ -161,15 +161,24 @@ struct engine *engine_open(const struct engine_config *cfg, struct bs_error *err
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     snprintf(e->reason, sizeof e->reason, "recovery has not finished");
+    /* the lock first: nothing is written while another process writes */
+    switch (orphans_open(&e->orphans, e->sqlite_path)) {
+    case 0: break;
+    case ORPHANS_BUSY:
+        bs_error_set(err, BS_STORAGE_ERROR,
+                     "%s is open in another bistore process (a gateway serving it, or a tool "
+                     "writing it): stop that one first",
+                     e->sqlite_path);
+        goto fail;
+    default:
+        bs_error_set(err, BS_STORAGE_ERROR, "cannot open %s.neo4j-tx", e->sqlite_path);
+        goto fail;
+    }
     e->wconn = sql_open(e->sqlite_path, true, err);
     if (!e->wconn || load_store_id(e, err) != 0 ||
         engine_read_epoch(e->wconn, &e->epoch, err) != 0 || load_rel_types(e, err) != 0 ||
         sql_intent_max_seq(e->wconn, &e->last_seq, err) != 0)
         goto fail;
-    if (orphans_open(&e->orphans, e->sqlite_path) != 0) {
-        bs_error_set(err, BS_STORAGE_ERROR, "cannot open %s.neo4j-tx", e->sqlite_path);
-        goto fail;
-    }
     e->neo4j = neo4j_client_new(&e->neo4j_cfg);
     if (!e->neo4j) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");

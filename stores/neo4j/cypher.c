@@ -362,24 +362,35 @@ int cypher_add_watermark_count(json_t *statements, const char *store_id)
         statements, "MATCH (w:" WATERMARK_LABEL " {store: $store}) RETURN count(w)", params);
 }
 
-/* The fence's statement: waits for the watermark's lock (terminating its
- * holders is the caller's part) and moves the epoch on. */
+/* The fence's statements: each waits for the watermark's lock (terminating
+ * its holders is the caller's part) and moves the epoch on. A promotion
+ * (bistore promote) takes the epoch past the watermark's and the file's;
+ * a standby's (strict) only from the epoch its copy has, after the lock,
+ * so that of two standbys only one gets the next epoch, and one that
+ * follows an older replica gets none; it needs the watermark to exist. */
 #define FENCE_TEXT                                                                                 \
     "MERGE (w:" WATERMARK_LABEL " {store: $store}) ON CREATE SET w.seq = 0"                        \
     " SET w._lock = true, w.epoch = CASE WHEN coalesce(w.epoch, 0) >= $epoch"                      \
-    " THEN coalesce(w.epoch, 0) + 1 ELSE $epoch + 1 END RETURN w.epoch, w.seq"
+    " THEN coalesce(w.epoch, 0) + 1 ELSE $epoch + 1 END RETURN w.epoch, w.seq, true"
+#define FENCE_STRICT_TEXT                                                                          \
+    "MATCH (w:" WATERMARK_LABEL " {store: $store}) SET w._lock = true"                             \
+    " WITH w, coalesce(w.epoch, 0) = $epoch AS current"                                            \
+    " SET w.epoch = CASE WHEN current THEN $epoch + 1 ELSE w.epoch END"                            \
+    " RETURN w.epoch, w.seq, current"
 
-int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch)
+int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch,
+                               bool strict)
 {
     json_t *params = json_pack("{s:s, s:I}", "store", store_id, "epoch", (json_int_t)file_epoch);
-    return params ? neo4j_add_statement(statements, FENCE_TEXT, params) : -1;
+    return params ? neo4j_add_statement(statements, strict ? FENCE_STRICT_TEXT : FENCE_TEXT, params)
+                  : -1;
 }
 
-int cypher_add_fence_blockers(json_t *statements)
+int cypher_add_fence_blockers(json_t *statements, bool strict)
 {
     /* Neo4j names a waiting transaction's blockers in its status:
      * "Blocked by: [neo4j-transaction-3501, ...]". */
-    json_t *params = json_pack("{s:s}", "text", FENCE_TEXT);
+    json_t *params = json_pack("{s:s}", "text", strict ? FENCE_STRICT_TEXT : FENCE_TEXT);
     return params ? neo4j_add_statement(statements,
                                         "SHOW TRANSACTIONS YIELD currentQuery, status"
                                         " WHERE currentQuery = $text AND status STARTS WITH "

@@ -114,13 +114,18 @@ int cypher_add_watermark_ensure(json_t *statements, const char *store_id);
 /*
  * The fence of a promotion (bistore promote): takes the watermark's lock
  * (creating it at 0 if missing) and moves its epoch on, past file_epoch
- * (the promoted file's) too; one row: the new epoch, the seq. While it waits for a deposed
- * gateway's transaction, cypher_add_fence_blockers finds that transaction (one row per waiting
- * fence: Neo4j's status, "Blocked by: [ids]") and cypher_add_terminate
- * ends it (ids: a JSON array of transaction ids, taken).
+ * (the promoted file's) too; one row: the new epoch, the seq, true. A
+ * standby's (strict): moves the epoch on only from file_epoch, and only
+ * when the watermark exists; one row (none without a watermark): the
+ * epoch, the seq, whether it moved. While it waits for a deposed
+ * gateway's transaction, cypher_add_fence_blockers finds that transaction
+ * (one row per waiting fence of the same kind: Neo4j's status, "Blocked
+ * by: [ids]") and cypher_add_terminate ends it (ids: a JSON array of
+ * transaction ids, taken).
  */
-int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch);
-int cypher_add_fence_blockers(json_t *statements);
+int cypher_add_watermark_fence(json_t *statements, const char *store_id, int64_t file_epoch,
+                               bool strict);
+int cypher_add_fence_blockers(json_t *statements, bool strict);
 int cypher_add_terminate(json_t *statements, json_t *ids);
 
 /* The watermark of store_id: one row, its seq (no row when missing). */

@@ -8,6 +8,8 @@ import re
 import sqlite3
 import threading
 
+import pytest
+
 from harness import CONNECTION_ERRORS, assert_intents_settled, assert_stores_consistent, poll
 from harness.api import create_entity
 from harness.reconcile import assert_clean, run_cli
@@ -136,3 +138,29 @@ def _quietly(fn, *args):
         fn(*args, timeout=60)
     except CONNECTION_ERRORS:
         pass
+
+
+def test_one_process_at_a_time_writes_a_file(gateway_factory, fresh_neo4j, tmp_path, request):
+    """promote, repair, resolve and a second gateway refuse a file a gateway
+    serves (its flock on <file>.neo4j-tx), before they write anything: a
+    promotion there would roll back the serving gateway's Neo4j transactions
+    and move its own epoch under it. The gateway serves on, and once it has
+    stopped the same promote works."""
+    gw = gateway_factory(sqlite=tmp_path / "primary.sqlite")
+    create_entity(gw, id="before", type="Doc")
+    before = watermark(fresh_neo4j)
+    for args in (["promote"], ["repair", "--policy", "sqlite_wins"], ["resolve"]):
+        r = run_cli(*args, "--sqlite", str(gw.sqlite_path), "--neo4j-url", fresh_neo4j.url,
+                    "--log-format", "text")
+        assert r.returncode == 2, (args, r.returncode, r.stdout, r.stderr)
+        assert "open in another bistore process" in r.stderr, (args, r.stderr)
+    assert watermark(fresh_neo4j) == before, "a refused tool wrote to Neo4j"
+    with pytest.raises(AssertionError, match="open in another bistore process"):
+        gateway_factory(sqlite=gw.sqlite_path, ready=False)  # exits 1 before it listens
+    gw_second = request.node._bistore_gateways[-1]
+    gw_second.deliberately_stopped = True  # its exit is the point
+    assert gw_second.proc.returncode == 1
+    create_entity(gw, id="after", type="Doc")
+    assert gw.terminate() == 0
+    epoch, _ = promote(gw.sqlite_path, fresh_neo4j.url)
+    assert epoch == 1
