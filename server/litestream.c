@@ -104,32 +104,65 @@ static int write_config(struct litestream *ls, const char *db, const char *repli
     return 0;
 }
 
+/* The environment a child gets: this one without BISTORE_* (the Neo4j
+ * password may be among them; Litestream needs none). NULL when out of
+ * memory. */
+static char **child_environment(void)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "BISTORE_", 8) != 0)
+            env[k++] = environ[i];
+    return env;
+}
+
 /*
  * Starts argv as a child with stdin from /dev/null and stdout and stderr
- * into out_fd; it gets SIGKILL when this process dies, and none of this
- * process's other descriptors, blocked signals or ignored SIGPIPE.
+ * into out_fd (3 or more: the descriptors below are the process's own); it
+ * gets SIGKILL when this process dies, a process group of its own (a
+ * terminal's Ctrl-C or a service manager's SIGTERM to the gateway's group
+ * reaches the gateway, which stops it after its writer has finished), and
+ * none of this process's other descriptors, blocked signals, ignored
+ * SIGPIPE or BISTORE_* variables.
  */
 static pid_t spawn(char *const argv[], int out_fd)
 {
-    long max_fd = sysconf(_SC_OPEN_MAX);
-    if (max_fd < 0 || max_fd > 65536)
-        max_fd = 65536;
+    /* a gateway started with 0, 1 or 2 closed has out_fd among them */
+    int given = out_fd;
+    if (out_fd < 3 && (out_fd = fcntl(given, F_DUPFD_CLOEXEC, 3)) < 0)
+        return -1;
+    char **env = child_environment();
+    if (!env) {
+        if (out_fd != given)
+            close(out_fd);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        free(env);
+        if (out_fd != given)
+            close(out_fd);
         return pid;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || setpgid(0, 0) != 0)
         _exit(127);
     int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+    if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 ||
+        close_range(3, ~0U, 0) != 0)
         _exit(127);
-    for (long fd = 3; fd < max_fd; fd++)
-        close((int)fd);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
-    execv(argv[0], argv);
+    execve(argv[0], argv, env);
     _exit(127);
 }
 

@@ -325,3 +325,25 @@ def test_of_two_standbys_one_takes_over(gateway_factory, fresh_neo4j, tmp_path):
     assert status == 201, body
     assert_stores_consistent(winner.store, fresh_neo4j)
     assert fresh_neo4j.value("MATCH (w:_BistoreWatermark) RETURN w.epoch") == 1
+
+
+def test_litestream_runs_as_the_gateways_child_without_its_secrets(gateway_factory, fresh_neo4j, tmp_path):
+    """--replica-dir: Litestream is the gateway's child, in a process group
+    of its own (a Ctrl-C to the gateway's group does not cut the replica
+    while the writer finishes), without the BISTORE_* environment (the
+    Neo4j password), and it dies with a SIGKILLed gateway."""
+    cluster = Cluster(gateway_factory, tmp_path)
+    d = cluster.new_dir()
+    gw = gateway_factory(sqlite=d / "bistore.sqlite", args=cluster._args(),
+                         env={"BISTORE_NEO4J_PASSWORD": "not-for-litestream"})
+    pid = gw.proc.pid
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    assert len(children) == 1, children
+    child = int(children[0])
+    assert "litestream" in open(f"/proc/{child}/cmdline").read()
+    env = open(f"/proc/{child}/environ", "rb").read()
+    assert b"not-for-litestream" not in env and b"BISTORE_" not in env
+    assert os.getpgid(child) == child != os.getpgid(pid)
+    gw.kill()
+    poll(lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
+         timeout=10, what="litestream gone with its gateway")
