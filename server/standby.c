@@ -41,6 +41,11 @@ struct standby {
      * epoch (another took over) does not take over from the old one */
     bool seen;
     bool fenced; /* taking over: the fence is done */
+    /* a takeover of this copy fenced the store at this epoch and did not
+     * get to serve (its .standby says "fenced <epoch>"); -1: none. The copy
+     * is taken over again as it is, fencing from that epoch, and never
+     * followed again: the old epoch's replica gets nothing Neo4j takes. */
+    int64_t resumed_epoch;
     char store_id[64];
     int64_t file_epoch, epoch, seq;
     pthread_mutex_t lock; /* note */
@@ -129,6 +134,24 @@ static void followed_folder(const struct standby *s, char *out, size_t cap)
     fclose(f);
 }
 
+#define FENCED_MARK "fenced "
+
+/* The .standby file says text (a replica folder, or FENCED_MARK and an
+ * epoch): 0, or -1 with the note set. */
+static int write_marker(struct standby *s, const char *text)
+{
+    char marker[PATH_MAX];
+    if (sidecar(s, ".standby", marker, sizeof marker) != 0)
+        return -1;
+    FILE *f = fopen(marker, "w");
+    bool written = f && fprintf(f, "%s\n", text) >= 0;
+    if (!f || fclose(f) != 0 || !written) {
+        set_note(s, "cannot write %s: %s", marker, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Removes the copy and its sidecars (the follower is stopped); the
  * marker too unless keep_marker (the copy is replaced at once). */
 static void remove_copy(const struct standby *s, bool keep_marker)
@@ -172,9 +195,8 @@ static void follow_newest(struct standby *s)
             log_warn("standby: litestream's follower had stopped: started again");
         return;
     }
-    char replica[PATH_MAX], followed[PATH_MAX], marker[PATH_MAX];
-    if (standby_replica_path(s->cfg.replica_dir, n, replica, sizeof replica) != 0 ||
-        sidecar(s, ".standby", marker, sizeof marker) != 0) {
+    char replica[PATH_MAX], followed[PATH_MAX];
+    if (standby_replica_path(s->cfg.replica_dir, n, replica, sizeof replica) != 0) {
         set_note(s, "the replica's path under %s is too long", s->cfg.replica_dir);
         return;
     }
@@ -185,12 +207,8 @@ static void follow_newest(struct standby *s)
                   exists(txid) && exists(s->cfg.store->sqlite_path);
     if (!resume) {
         remove_copy(s, false);
-        FILE *f = fopen(marker, "w");
-        bool written = f && fprintf(f, "%s\n", replica) >= 0;
-        if (!f || fclose(f) != 0 || !written) {
-            set_note(s, "cannot write %s: %s", marker, strerror(errno));
+        if (write_marker(s, replica) != 0)
             return;
-        }
     }
     if (litestream_follow(s->follower, replica, msg, sizeof msg) != 0) {
         set_note(s, "cannot follow %s: %s", replica, msg);
@@ -284,7 +302,23 @@ struct standby *standby_start(const struct standby_config *cfg, char *msg, size_
     curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, keep_probe);
     curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(s->curl, CURLOPT_NOPROXY, "*"); /* the primary, not a proxy, is asked */
-    follow_newest(s);
+    char followed[PATH_MAX];
+    followed_folder(s, followed, sizeof followed);
+    long long at = 0;
+    char tail;
+    s->resumed_epoch = -1;
+    if (sscanf(followed, FENCED_MARK "%lld%c", &at, &tail) == 1 && at > 0 &&
+        exists(cfg->store->sqlite_path))
+        s->resumed_epoch = at;
+    if (s->resumed_epoch >= 0) {
+        log_warn("standby: a takeover of %s fenced the store at epoch %lld and did not get to "
+                 "serve: it is taken over again from this copy once the lease runs out",
+                 cfg->store->sqlite_path, at);
+        set_note(s, "resuming the takeover of %s (fenced at epoch %lld)", cfg->store->sqlite_path,
+                 at);
+    } else {
+        follow_newest(s);
+    }
     return s;
 }
 
@@ -340,7 +374,9 @@ static bool take_over(struct standby *s)
     struct bs_error err;
     bs_error_clear(&err);
     char replica[PATH_MAX];
-    if (standby_replica_path(s->cfg.replica_dir, s->following, replica, sizeof replica) != 0)
+    bool resumed = s->resumed_epoch >= 0;
+    int64_t from = resumed ? newest_replica(s->cfg.replica_dir) : s->following;
+    if (standby_replica_path(s->cfg.replica_dir, from, replica, sizeof replica) != 0)
         return false;
     bool clean = true;
     if (!s->fenced) {
@@ -350,8 +386,9 @@ static bool take_over(struct standby *s)
             set_note(s, "cannot take over: the copy: %s", err.message);
             return false;
         }
-        int fenced =
-            bistore_fence(s->cfg.store, s->store_id, s->file_epoch, &s->epoch, &s->seq, &err);
+        /* resumed: the copy may be at the old epoch; its fence was at this one */
+        int64_t from_epoch = resumed ? s->resumed_epoch : s->file_epoch;
+        int fenced = bistore_fence(s->cfg.store, s->store_id, from_epoch, &s->epoch, &s->seq, &err);
         if (fenced != 0) {
             /* 1: nothing fenced, and never will be from this copy (another
              * took over, or this is not the store's Neo4j): stay a standby */
@@ -363,10 +400,18 @@ static bool take_over(struct standby *s)
             return false;
         }
         s->fenced = true;
+        /* the point of no return: a restart takes over from this copy */
+        char mark[64];
+        snprintf(mark, sizeof mark, FENCED_MARK "%lld", (long long)s->epoch);
+        if (write_marker(s, mark) != 0)
+            log_error("standby: %s: a restart before this gateway serves would not resume the "
+                      "takeover",
+                      s->note);
         log_warn("standby: fenced store %s at epoch %lld: the old primary applies nothing more "
                  "(Neo4j holds intents up to %lld)",
                  s->store_id, (long long)s->epoch, (long long)s->seq);
-        clean = catch_up(s, replica) && clean;
+        if (!resumed) /* a resumed copy follows no replica any more */
+            clean = catch_up(s, replica) && clean;
     }
     /* a follower killed may have stopped in the middle of a page batch */
     int rc = clean ? bistore_adopt(s->cfg.store, s->store_id, s->epoch, s->seq, &err) : 1;
@@ -408,7 +453,8 @@ bool standby_step(struct standby *s, bool now, int64_t *epoch)
 {
     int64_t t = time_monotonic_ms();
     if (!s->fenced) {
-        follow_newest(s);
+        if (s->resumed_epoch < 0)
+            follow_newest(s);
         bool up = primary_answers(s);
         if (up) {
             s->last_ok_ms = t;
@@ -424,7 +470,7 @@ bool standby_step(struct standby *s, bool now, int64_t *epoch)
                          s->cfg.primary_url, (double)silent / 1000.0, s->cfg.lease_timeout_s);
             return false;
         }
-        if (s->following < 0) {
+        if (s->following < 0 && s->resumed_epoch < 0) {
             set_note(s, "cannot take over: no replica under %s yet", s->cfg.replica_dir);
             return false;
         }

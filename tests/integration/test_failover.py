@@ -347,3 +347,43 @@ def test_litestream_runs_as_the_gateways_child_without_its_secrets(gateway_facto
     gw.kill()
     poll(lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
          timeout=10, what="litestream gone with its gateway")
+
+
+def test_a_takeover_cut_short_after_its_fence_resumes_on_restart(gateway_factory, fresh_neo4j, tmp_path):
+    """The fence is the point of no return: the old primary is deposed. A
+    standby that dies after it (here: its Litestream wrapper SIGKILLs it at
+    the catch-up's `litestream ltx`) has written "fenced <epoch>" into its
+    .standby; restarted with the same flags it takes over from its copy
+    (never following the old replica again, fencing from that epoch) and
+    serves every acknowledged write."""
+    cluster = Cluster(gateway_factory, tmp_path)
+    primary = cluster.primary()
+    wrapper = tmp_path / "litestream-dies-at-ltx"
+    wrapper.write_text('#!/bin/sh\nif [ "$1" = ltx ]; then kill -9 "$PPID"; exit 1; fi\n'
+                       f'exec "{cluster.litestream}" "$@"\n')
+    wrapper.chmod(0o755)
+    d = cluster.new_dir()
+    flags = ["--replica-dir", str(cluster.replicas), "--standby-of", primary.url, "--lease-timeout", str(LEASE_S)]
+    doomed = gateway_factory(sqlite=d / "bistore.sqlite", args=[*flags, "--litestream", str(wrapper)], ready=False)
+    poll(lambda: role(doomed) == "standby", timeout=30, what="the standby")
+    ids = []
+    for n in range(5):
+        status, _, body = primary.request("POST", "/v1/entities", {"type": "Paper", "properties": {"n": n}})
+        assert status == 201, body
+        ids.append(body["id"])
+    primary.kill()
+    assert doomed.proc.wait(60) == -signal.SIGKILL, doomed.log_tail()
+    doomed.deliberately_stopped = True
+    assert fresh_neo4j.value("MATCH (w:_BistoreWatermark) RETURN w.epoch") == 1, "the fence came first"
+    assert (d / "bistore.sqlite.standby").read_text().strip() == "fenced 1"
+
+    again = gateway_factory(sqlite=d / "bistore.sqlite", args=[*flags, "--litestream", cluster.litestream],
+                            ready=False)
+    poll(lambda: serving(again), timeout=60, what="the resumed takeover")
+    assert again.readyz().json["epoch"] == 2
+    for eid in ids:
+        status, _, body = again.request("GET", f"/v1/entities/{eid}")
+        assert status == 200, body
+    assert_stores_consistent(again.store, fresh_neo4j)
+    assert not (d / "bistore.sqlite.standby").exists()
+    assert "resuming the takeover" in again.log_path.read_text() or "taken over again" in again.log_path.read_text()

@@ -137,7 +137,7 @@ def test_a_full_writer_queue_answers_503_at_once_and_the_held_writes_complete(
 
 
 def test_a_list_page_ends_early_at_the_page_byte_budget_and_the_cursor_goes_on(
-        gateway_factory, neo4j):
+        gateway_factory, neo4j, tmp_path):
     gw = gateway_factory(args=["--max-page-bytes", "65536"])
     ids = [f"page-{i:02d}" for i in range(10)]
     for i in ids:
@@ -152,7 +152,8 @@ def test_a_list_page_ends_early_at_the_page_byte_budget_and_the_cursor_goes_on(
     for p in pages:
         assert len(json.dumps(p)) <= 65536 or len(p) == 1, len(json.dumps(p))
     # the transactions list keeps to the budget too
-    gw2 = gateway_factory(args=["--max-page-bytes", "4096"])
+    # (a file of its own: one process writes a file at a time)
+    gw2 = gateway_factory(sqlite=tmp_path / "second.sqlite", args=["--max-page-bytes", "4096"])
     for i in range(40):
         create_entity(gw2, id=f"tx-page-{i:02d}")
     txs, tx_pages = list_all(gw2, "/v1/transactions", limit=1000)

@@ -83,7 +83,7 @@ def test_sql_beside_creates_without_cypher(gateway_factory, neo4j):
         assert gw.store.query("SELECT doc FROM steps") == [{"doc": "d1"}]
 
 
-def test_raw_statements_and_refs_async(gateway_factory, neo4j):
+def test_raw_statements_and_refs_async(gateway_factory, neo4j, tmp_path):
     gw = gateway_factory(args=RAW)
 
     async def main():
@@ -101,7 +101,8 @@ def test_raw_statements_and_refs_async(gateway_factory, neo4j):
                                                            "properties": {"stage": "linked"}})
             assert_absent(gw.store, neo4j, rel_ids=[result.id(rel)])
             assert workflow_nodes(neo4j, "d1") == 1
-        async with aconnect(gateway_factory()) as plain:  # without the flag
+        # without the flag, on a file of its own (one process writes a file at a time)
+        async with aconnect(gateway_factory(sqlite=tmp_path / "plain.sqlite")) as plain:
             tx = plain.transaction()
             tx.cypher("RETURN 1")
             with pytest.raises(bistore.Forbidden):
