@@ -41,6 +41,7 @@ struct standby {
      * epoch (another took over) does not take over from the old one */
     bool seen;
     bool fenced; /* taking over: the fence is done */
+    bool asked;  /* promotion asked for (SIGUSR1): pending until it is done */
     /* a takeover of this copy fenced the store at this epoch and did not
      * get to serve (its .standby says "fenced <epoch>"); -1: none. The copy
      * is taken over again as it is, fencing from that epoch, and never
@@ -379,6 +380,12 @@ static bool take_over(struct standby *s)
     if (standby_replica_path(s->cfg.replica_dir, from, replica, sizeof replica) != 0)
         return false;
     bool clean = true;
+    char txid[PATH_MAX];
+    if (!s->fenced && !resumed && (sidecar(s, "-txid", txid, sizeof txid) != 0 || !exists(txid))) {
+        /* the follower's first restore has not finished: no copy yet */
+        set_note(s, "taking over once the first copy of %s is complete", replica);
+        return false;
+    }
     if (!s->fenced) {
         clean = litestream_halt(s->follower); /* a copy no one writes, to read */
         if (bistore_identity(s->cfg.store->sqlite_path, s->store_id, sizeof s->store_id,
@@ -397,6 +404,8 @@ static bool take_over(struct standby *s)
                                  : "taking over: the fence failed (trying again)",
                      err.message);
             log_warn("standby: %s", s->note);
+            if (fenced == 1)
+                s->asked = false; /* a promotion asked for cannot happen from this copy */
             return false;
         }
         s->fenced = true;
@@ -452,6 +461,10 @@ bool standby_copy_exists(const char *sqlite_path)
 bool standby_step(struct standby *s, bool now, int64_t *epoch)
 {
     int64_t t = time_monotonic_ms();
+    if (now && !s->asked)
+        log_warn("standby: promotion asked for: taking over");
+    s->asked = s->asked || now;
+    now = s->asked;
     if (!s->fenced) {
         if (s->resumed_epoch < 0)
             follow_newest(s);
@@ -481,9 +494,7 @@ bool standby_step(struct standby *s, bool now, int64_t *epoch)
                      s->cfg.replica_dir, (long long)s->following, s->cfg.primary_url);
             return false;
         }
-        if (now)
-            log_warn("standby: promotion asked for: taking over");
-        else
+        if (!now)
             log_warn("standby: the primary at %s has not answered for %.1f s: taking over",
                      s->cfg.primary_url, (double)silent / 1000.0);
     }

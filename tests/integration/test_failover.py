@@ -387,3 +387,31 @@ def test_a_takeover_cut_short_after_its_fence_resumes_on_restart(gateway_factory
     assert_stores_consistent(again.store, fresh_neo4j)
     assert not (d / "bistore.sqlite.standby").exists()
     assert "resuming the takeover" in again.log_path.read_text() or "taken over again" in again.log_path.read_text()
+
+
+def test_a_promotion_asked_for_before_the_first_copy_waits_for_it(gateway_factory, fresh_neo4j, tmp_path):
+    """SIGUSR1 to a standby whose follower has not finished its first
+    restore (a wrapper makes `litestream restore` start 2 s late): the
+    promotion stays asked for and happens once the copy is complete, with
+    the primary's write in it (it used to be dropped: no copy to read)."""
+    cluster = Cluster(gateway_factory, tmp_path)
+    primary = cluster.primary()
+    status, _, body = primary.request("POST", "/v1/entities", {"type": "Paper", "properties": {"n": 1}})
+    assert status == 201, body
+    wrapper = tmp_path / "litestream-slow-restore"
+    wrapper.write_text('#!/bin/sh\nif [ "$1" = restore ]; then sleep 2; fi\n'
+                       f'exec "{cluster.litestream}" "$@"\n')
+    wrapper.chmod(0o755)
+    d = cluster.new_dir()
+    sb = gateway_factory(sqlite=d / "bistore.sqlite", ready=False,
+                         args=["--replica-dir", str(cluster.replicas), "--litestream", str(wrapper),
+                               "--standby-of", primary.url, "--lease-timeout", "30"])
+    poll(lambda: role(sb) == "standby", timeout=30, what="the standby")
+    assert not (d / "bistore.sqlite-txid").exists(), "the copy came too soon for this test"
+    sb.proc.send_signal(signal.SIGUSR1)
+    poll(lambda: serving(sb), timeout=60, what="the promotion once the copy is there")
+    assert sb.readyz().json["epoch"] == 1
+    status, _, body = sb.request("GET", f"/v1/entities/{body['id']}")
+    assert status == 200, body
+    status, _, _ = primary.request("POST", "/v1/entities", {"type": "Paper", "properties": {"n": 2}})
+    assert status == 503
