@@ -1,8 +1,10 @@
 #include "common/result.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static const struct {
     const char *name;
@@ -58,4 +60,22 @@ void bs_error_field(struct bs_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->field, sizeof err->field, fmt, ap);
     va_end(ap);
+}
+
+int msg_fail(char *msg, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int path_absolute(const char *path, char *out, size_t cap)
+{
+    char cwd[PATH_MAX];
+    int n = path[0] == '/'            ? snprintf(out, cap, "%s", path)
+            : getcwd(cwd, sizeof cwd) ? snprintf(out, cap, "%s/%s", cwd, path)
+                                      : -1;
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }

@@ -104,4 +104,13 @@ enum bs_code bs_error_set(struct bs_error *err, enum bs_code code, const char *f
 void bs_error_field(struct bs_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* For the functions that report to a person in a buffer (the command line's
+ * parsing, the processes the server starts): msg gets the text
+ * (printf-style); returns -1. */
+int msg_fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* path made absolute against the working directory, links kept (as
+ * Litestream names a database, and so the writer's waits and the
+ * gateway's own Litestream): 0, or -1 when it does not fit cap. */
+int path_absolute(const char *path, char *out, size_t cap);
+
 #endif

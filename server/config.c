@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/result.h"
+
 static const char usage[] =
     "bistore: one HTTP gateway in front of Neo4j and SQLite, written atomically.\n"
     "\n"
@@ -126,21 +128,10 @@ bool config_is_loopback(const char *host)
     return strcmp(host, "localhost") == 0;
 }
 
-static int fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int copy(char *dst, size_t cap, const char *value, const char *name, char *msg, size_t mcap)
 {
     if (strlen(value) >= cap)
-        return fail(msg, mcap, "%s is too long", name);
+        return msg_fail(msg, mcap, "%s is too long", name);
     snprintf(dst, cap, "%s", value);
     return 0;
 }
@@ -152,7 +143,7 @@ static int parse_size(const char *value, const char *name, size_t min, size_t ma
     errno = 0;
     unsigned long long v = isdigit((unsigned char)value[0]) ? strtoull(value, &end, 10) : 0;
     if (!isdigit((unsigned char)value[0]) || errno || *end || v < min || v > max)
-        return fail(msg, cap, "%s: '%s' is not a number in %zu..%zu", name, value, min, max);
+        return msg_fail(msg, cap, "%s: '%s' is not a number in %zu..%zu", name, value, min, max);
     *out = (size_t)v;
     return 0;
 }
@@ -172,26 +163,26 @@ static int parse_bool(const char *value, const char *name, bool *out, char *msg,
             return 0;
         }
     }
-    return fail(msg, cap, "%s: '%s' is neither true nor false", name, value);
+    return msg_fail(msg, cap, "%s: '%s' is neither true nor false", name, value);
 }
 
 static int parse_listen(struct config *cfg, const char *value, char *msg, size_t cap)
 {
     const char *colon = strrchr(value, ':');
     if (!colon || colon == value)
-        return fail(msg, cap, "--listen: '%s' is not HOST:PORT", value);
+        return msg_fail(msg, cap, "--listen: '%s' is not HOST:PORT", value);
     size_t hlen = (size_t)(colon - value);
     if (value[0] == '[' && hlen >= 2 && value[hlen - 1] == ']') {
         value++;
         hlen -= 2;
     }
     if (hlen >= sizeof cfg->listen_host)
-        return fail(msg, cap, "--listen: host too long in '%s'", value);
+        return msg_fail(msg, cap, "--listen: host too long in '%s'", value);
     memcpy(cfg->listen_host, value, hlen);
     cfg->listen_host[hlen] = '\0';
     size_t port;
     if (parse_size(colon + 1, "--listen port", 0, 65535, &port, msg, cap) != 0)
-        return fail(msg, cap, "--listen: bad port in '%s'", value);
+        return msg_fail(msg, cap, "--listen: bad port in '%s'", value);
     cfg->listen_port = (unsigned)port;
     return 0;
 }
@@ -200,12 +191,13 @@ static int read_password_file(struct config *cfg, const char *path, char *msg, s
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path, strerror(errno));
+        return msg_fail(msg, cap, "--neo4j-password-file: cannot open %s: %s", path,
+                        strerror(errno));
     size_t n = fread(cfg->neo4j_password, 1, sizeof cfg->neo4j_password, f);
     fclose(f);
     if (n == sizeof cfg->neo4j_password)
-        return fail(msg, cap, "--neo4j-password-file: %s holds more than %zu bytes", path,
-                    sizeof cfg->neo4j_password - 1);
+        return msg_fail(msg, cap, "--neo4j-password-file: %s holds more than %zu bytes", path,
+                        sizeof cfg->neo4j_password - 1);
     cfg->neo4j_password[n] = '\0';
     while (n && (cfg->neo4j_password[n - 1] == '\n' || cfg->neo4j_password[n - 1] == '\r'))
         cfg->neo4j_password[--n] = '\0';
@@ -223,16 +215,16 @@ static int parse_neo4j_url(struct config *cfg, const char *value, char *msg, siz
                     : strncmp(value, "https://", 8) == 0 ? 8
                                                          : 0;
     if (!scheme)
-        return fail(msg, cap, "--neo4j-url must start with http:// or https://");
+        return msg_fail(msg, cap, "--neo4j-url must start with http:// or https://");
     const char *authority = value + scheme;
     size_t alen = strcspn(authority, "/?#");
     if (memchr(authority, '@', alen))
-        return fail(msg, cap,
-                    "--neo4j-url must not hold credentials (user:password@): give the user "
-                    "with --neo4j-user and the password with --neo4j-password-file or "
-                    "BISTORE_NEO4J_PASSWORD");
+        return msg_fail(msg, cap,
+                        "--neo4j-url must not hold credentials (user:password@): give the user "
+                        "with --neo4j-user and the password with --neo4j-password-file or "
+                        "BISTORE_NEO4J_PASSWORD");
     if (alen == 0)
-        return fail(msg, cap, "--neo4j-url has no host");
+        return msg_fail(msg, cap, "--neo4j-url has no host");
     return copy(cfg->neo4j_url, sizeof cfg->neo4j_url, value, "--neo4j-url", msg, cap);
 }
 
@@ -257,13 +249,13 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return read_password_file(cfg, value, msg, cap);
     if (strcmp(flag, "neo4j-api") == 0) {
         if (strcmp(value, "tx") != 0 && strcmp(value, "query") != 0)
-            return fail(msg, cap, "--neo4j-api: '%s' is not tx or query", value);
+            return msg_fail(msg, cap, "--neo4j-api: '%s' is not tx or query", value);
         return copy(cfg->neo4j_api, sizeof cfg->neo4j_api, value, "--neo4j-api", msg, cap);
     }
     if (strcmp(flag, "log-level") == 0) {
         if (strcmp(value, "debug") != 0 && strcmp(value, "info") != 0 &&
             strcmp(value, "warn") != 0 && strcmp(value, "error") != 0)
-            return fail(msg, cap, "--log-level: '%s' is not debug, info, warn or error", value);
+            return msg_fail(msg, cap, "--log-level: '%s' is not debug, info, warn or error", value);
         return copy(cfg->log_level, sizeof cfg->log_level, value, "--log-level", msg, cap);
     }
     if (strcmp(flag, "allowed-hosts") == 0)
@@ -278,12 +270,12 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return copy(cfg->tls_key, sizeof cfg->tls_key, value, "--tls-key", msg, cap);
     if (strcmp(flag, "log-format") == 0) {
         if (strcmp(value, "auto") != 0 && strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
-            return fail(msg, cap, "--log-format: '%s' is not auto, text or json", value);
+            return msg_fail(msg, cap, "--log-format: '%s' is not auto, text or json", value);
         return copy(cfg->log_format, sizeof cfg->log_format, value, "--log-format", msg, cap);
     }
     if (strcmp(flag, "alert-webhook") == 0) {
         if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-            return fail(msg, cap, "--alert-webhook: '%s' is not an http(s) URL", value);
+            return msg_fail(msg, cap, "--alert-webhook: '%s' is not an http(s) URL", value);
         return copy(cfg->alert_webhook, sizeof cfg->alert_webhook, value, "--alert-webhook", msg,
                     cap);
     }
@@ -292,7 +284,7 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         errno = 0;
         double r = strtod(value, &end);
         if (errno || end == value || *end || !(r >= 0 && r <= 1))
-            return fail(msg, cap, "--alert-failure-rate: '%s' is not a number in 0..1", value);
+            return msg_fail(msg, cap, "--alert-failure-rate: '%s' is not a number in 0..1", value);
         cfg->alert_failure_rate = r;
         return 0;
     }
@@ -336,7 +328,8 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         return copy(cfg->litestream, sizeof cfg->litestream, value, "--litestream", msg, cap);
     if (strcmp(flag, "standby-of") == 0) {
         if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
-            return fail(msg, cap, "--standby-of: '%s' is not an http:// or https:// URL", value);
+            return msg_fail(msg, cap, "--standby-of: '%s' is not an http:// or https:// URL",
+                            value);
         return copy(cfg->standby_of, sizeof cfg->standby_of, value, "--standby-of", msg, cap);
     }
     if (strcmp(flag, "lease-timeout") == 0) {
@@ -409,7 +402,7 @@ static int apply(struct config *cfg, const char *flag, const char *value, char *
         cfg->neo4j_timeout_ms = (long)v;
         return 0;
     }
-    return fail(msg, cap, "unknown option --%s (see --help)", flag);
+    return msg_fail(msg, cap, "unknown option --%s (see --help)", flag);
 }
 
 static const char *const env_flags[] = {"listen",
@@ -511,7 +504,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
 {
     defaults(cfg);
     if (argc < 2)
-        return fail(msg, cap, "missing command (see --help)");
+        return msg_fail(msg, cap, "missing command (see --help)");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         cfg->command = CMD_HELP;
@@ -534,7 +527,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
     else if (strcmp(argv[1], "promote") == 0)
         cfg->command = CMD_PROMOTE;
     else
-        return fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
+        return msg_fail(msg, cap, "unknown command '%s' (see --help)", argv[1]);
     for (size_t i = 0; i < sizeof env_flags / sizeof env_flags[0]; i++) {
         char name[64] = "BISTORE_";
         size_t n = strlen(name);
@@ -552,7 +545,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             return 0;
         }
         if (strncmp(a, "--", 2) != 0)
-            return fail(msg, cap, "unexpected argument '%s' (see --help)", a);
+            return msg_fail(msg, cap, "unexpected argument '%s' (see --help)", a);
         const char *flag = a + 2;
         const char *eq = strchr(flag, '=');
         char name[64];
@@ -560,7 +553,7 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
         if (eq) {
             size_t len = (size_t)(eq - flag);
             if (len >= sizeof name)
-                return fail(msg, cap, "unknown option %s", a);
+                return msg_fail(msg, cap, "unknown option %s", a);
             memcpy(name, flag, len);
             name[len] = '\0';
             value = eq + 1;
@@ -572,21 +565,21 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             else if (i + 1 < argc)
                 value = argv[++i];
             else
-                return fail(msg, cap, "option %s needs a value", a);
+                return msg_fail(msg, cap, "option %s needs a value", a);
         }
         if (strcmp(name, "neo4j-password") == 0)
-            return fail(msg, cap,
-                        "--neo4j-password is not accepted on the command line: "
-                        "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
+            return msg_fail(msg, cap,
+                            "--neo4j-password is not accepted on the command line: "
+                            "use --neo4j-password-file or BISTORE_NEO4J_PASSWORD");
         bool tool = cfg->command != CMD_SERVE;
         if (strcmp(name, "intent") == 0) {
             char *end;
             errno = 0;
             long long seq = strtoll(value, &end, 10);
             if (cfg->command != CMD_RESOLVE)
-                return fail(msg, cap, "--intent does not apply to this command");
+                return msg_fail(msg, cap, "--intent does not apply to this command");
             if (errno || *end || end == value || seq < 1)
-                return fail(msg, cap, "--intent: '%s' is not an intent seq (1 or more)", value);
+                return msg_fail(msg, cap, "--intent: '%s' is not an intent seq (1 or more)", value);
             cfg->intent = seq;
             continue;
         }
@@ -595,10 +588,11 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             if (!tool || cfg->command == CMD_MIGRATE || cfg->command == CMD_PROMOTE ||
                 (cfg->command == CMD_CHECK && strcmp(name, "deep") != 0) ||
                 (cfg->command == CMD_RESOLVE && strcmp(name, "deep") == 0))
-                return fail(msg, cap, "--%s does not apply to this command", name);
+                return msg_fail(msg, cap, "--%s does not apply to this command", name);
             if (strcmp(name, "policy") == 0) {
                 if (strcmp(value, "sqlite_wins") != 0 && strcmp(value, "neo4j_wins") != 0)
-                    return fail(msg, cap, "--policy: '%s' is not sqlite_wins or neo4j_wins", value);
+                    return msg_fail(msg, cap, "--policy: '%s' is not sqlite_wins or neo4j_wins",
+                                    value);
                 snprintf(cfg->policy, sizeof cfg->policy, "%s", value);
             } else if (parse_bool(value, name,
                                   strcmp(name, "deep") == 0 ? &cfg->deep : &cfg->dry_run, msg,
@@ -611,28 +605,28 @@ int config_parse(int argc, char **argv, struct config *cfg, char *msg, size_t ca
             return -1;
     }
     if (cfg->command == CMD_REPAIR && !cfg->policy[0])
-        return fail(msg, cap, "repair needs --policy sqlite_wins or --policy neo4j_wins");
+        return msg_fail(msg, cap, "repair needs --policy sqlite_wins or --policy neo4j_wins");
     if (cfg->command == CMD_RESOLVE && (cfg->intent > 0) != (cfg->policy[0] != '\0'))
-        return fail(msg, cap, "resolve needs both --intent SEQ and --policy, or neither");
+        return msg_fail(msg, cap, "resolve needs both --intent SEQ and --policy, or neither");
     if (cfg->command == CMD_RESOLVE && cfg->dry_run && !cfg->intent)
-        return fail(msg, cap, "--dry-run needs --intent and --policy");
+        return msg_fail(msg, cap, "--dry-run needs --intent and --policy");
     if (cfg->max_body_memory < cfg->max_body_bytes)
-        return fail(msg, cap,
-                    "--max-body-memory (%zu) is below --max-body-bytes (%zu): a body of the "
-                    "largest size could never be accepted",
-                    cfg->max_body_memory, cfg->max_body_bytes);
+        return msg_fail(msg, cap,
+                        "--max-body-memory (%zu) is below --max-body-bytes (%zu): a body of the "
+                        "largest size could never be accepted",
+                        cfg->max_body_memory, cfg->max_body_bytes);
     if (cfg->replica_dir[0] && cfg->replica_socket[0])
-        return fail(msg, cap,
-                    "--replica-dir runs Litestream itself, --replica-socket uses one run "
-                    "elsewhere: give one of them");
+        return msg_fail(msg, cap,
+                        "--replica-dir runs Litestream itself, --replica-socket uses one run "
+                        "elsewhere: give one of them");
     if (cfg->standby_of[0] && !cfg->replica_dir[0])
-        return fail(msg, cap, "--standby-of needs --replica-dir: the replicas it follows");
+        return msg_fail(msg, cap, "--standby-of needs --replica-dir: the replicas it follows");
     if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0'))
-        return fail(msg, cap, "--tls-cert and --tls-key go together: give both or neither");
+        return msg_fail(msg, cap, "--tls-cert and --tls-key go together: give both or neither");
     if (!config_is_loopback(cfg->listen_host) && !cfg->insecure_no_auth && !cfg->api_keys_file[0])
-        return fail(msg, cap,
-                    "refusing to listen on %s without API keys: bind a loopback address, "
-                    "give --api-keys-file, or pass --insecure-no-auth",
-                    cfg->listen_host);
+        return msg_fail(msg, cap,
+                        "refusing to listen on %s without API keys: bind a loopback address, "
+                        "give --api-keys-file, or pass --insecure-no-auth",
+                        cfg->listen_host);
     return 0;
 }

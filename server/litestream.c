@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/result.h"
 #include "common/timeutil.h"
 
 #define STOP_WAIT_MS 10000
@@ -47,28 +48,6 @@ struct litestream {
     pid_t pid; /* 0: not running */
 };
 
-static int failf(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int failf(char *msg, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, cap, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* path made absolute (without resolving links: Litestream and the
- * writer's sync name the file the same way). */
-static int absolute(const char *path, char *out, size_t cap)
-{
-    char cwd[PATH_MAX];
-    int n = path[0] == '/'            ? snprintf(out, cap, "%s", path)
-            : getcwd(cwd, sizeof cwd) ? snprintf(out, cap, "%s/%s", cwd, path)
-                                      : -1;
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
-}
-
 /* A YAML double-quoted scalar of s into f. */
 static void yaml_string(FILE *f, const char *s)
 {
@@ -88,7 +67,7 @@ static int write_config(struct litestream *ls, const char *db, const char *repli
 {
     FILE *f = fopen(ls->config, "w");
     if (!f)
-        return failf(msg, cap, "cannot write %s: %s", ls->config, strerror(errno));
+        return msg_fail(msg, cap, "cannot write %s: %s", ls->config, strerror(errno));
     if (socket) {
         fputs("socket:\n  enabled: true\n  path: ", f);
         yaml_string(f, ls->socket);
@@ -100,7 +79,7 @@ static int write_config(struct litestream *ls, const char *db, const char *repli
     yaml_string(f, replica);
     fputc('\n', f);
     if (fclose(f) != 0)
-        return failf(msg, cap, "cannot write %s: %s", ls->config, strerror(errno));
+        return msg_fail(msg, cap, "cannot write %s: %s", ls->config, strerror(errno));
     return 0;
 }
 
@@ -189,24 +168,24 @@ struct litestream *litestream_new(const char *binary, const char *db_path, char 
 {
     struct litestream *ls = calloc(1, sizeof *ls);
     if (!ls) {
-        failf(msg, cap, "out of memory");
+        msg_fail(msg, cap, "out of memory");
         return NULL;
     }
     snprintf(ls->dir, sizeof ls->dir, "/tmp/bistore-ls-XXXXXX");
-    if (absolute(db_path, ls->db, sizeof ls->db) != 0) {
-        failf(msg, cap, "the path of %s is too long", db_path);
+    if (path_absolute(db_path, ls->db, sizeof ls->db) != 0) {
+        msg_fail(msg, cap, "the path of %s is too long", db_path);
         free(ls);
         return NULL;
     }
     if (find_binary(binary, ls->binary, sizeof ls->binary) != 0) {
-        failf(msg, cap,
-              "no Litestream at '%s' (--litestream; scripts/litestream.sh build installs it)",
-              binary);
+        msg_fail(msg, cap,
+                 "no Litestream at '%s' (--litestream; scripts/litestream.sh build installs it)",
+                 binary);
         free(ls);
         return NULL;
     }
     if (!mkdtemp(ls->dir)) {
-        failf(msg, cap, "cannot make a folder for Litestream's socket: %s", strerror(errno));
+        msg_fail(msg, cap, "cannot make a folder for Litestream's socket: %s", strerror(errno));
         free(ls);
         return NULL;
     }
@@ -241,7 +220,7 @@ static int start(struct litestream *ls, char *msg, size_t cap)
         return -1;
     int log = open(ls->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log < 0)
-        return failf(msg, cap, "cannot open %s: %s", ls->log_path, strerror(errno));
+        return msg_fail(msg, cap, "cannot open %s: %s", ls->log_path, strerror(errno));
     char *replicate_argv[] = {ls->binary, "replicate", "-no-expand-env",
                               "-config",  ls->config,  NULL};
     char *follow_argv[] = {ls->binary,
@@ -262,7 +241,7 @@ static int start(struct litestream *ls, char *msg, size_t cap)
     close(log);
     if (ls->pid < 0) {
         ls->pid = 0;
-        return failf(msg, cap, "cannot start %s: %s", ls->binary, strerror(errno));
+        return msg_fail(msg, cap, "cannot start %s: %s", ls->binary, strerror(errno));
     }
     if (!replicate)
         return 0;
@@ -271,13 +250,13 @@ static int start(struct litestream *ls, char *msg, size_t cap)
         int status;
         if (waitpid(ls->pid, &status, WNOHANG) == ls->pid) {
             ls->pid = 0;
-            return failf(msg, cap, "litestream replicate exited at once (status %d): see %s",
-                         WIFEXITED(status) ? WEXITSTATUS(status) : -1, ls->log_path);
+            return msg_fail(msg, cap, "litestream replicate exited at once (status %d): see %s",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1, ls->log_path);
         }
         if (time_monotonic_ms() > deadline) {
             litestream_halt(ls);
-            return failf(msg, cap, "litestream's socket did not answer in %d s: see %s",
-                         SOCKET_WAIT_MS / 1000, ls->log_path);
+            return msg_fail(msg, cap, "litestream's socket did not answer in %d s: see %s",
+                            SOCKET_WAIT_MS / 1000, ls->log_path);
         }
         time_sleep_ms(20);
     }
@@ -288,8 +267,8 @@ static int begin(struct litestream *ls, enum ls_kind kind, const char *replica, 
                  size_t cap)
 {
     litestream_halt(ls);
-    if (absolute(replica, ls->replica, sizeof ls->replica) != 0)
-        return failf(msg, cap, "the path of %s is too long", replica);
+    if (path_absolute(replica, ls->replica, sizeof ls->replica) != 0)
+        return msg_fail(msg, cap, "the path of %s is too long", replica);
     ls->kind = kind;
     return start(ls, msg, cap);
 }
@@ -361,14 +340,14 @@ static int run_command(const char *binary, const char *verb, const char *const a
     if (!ls)
         return -1;
     int rc = -1, fds[2] = {-1, -1};
-    if (absolute(replica, ls->replica, sizeof ls->replica) != 0) {
-        failf(msg, cap, "the path of %s is too long", replica);
+    if (path_absolute(replica, ls->replica, sizeof ls->replica) != 0) {
+        msg_fail(msg, cap, "the path of %s is too long", replica);
         goto out;
     }
     if (write_config(ls, ls->db, ls->replica, false, msg, cap) != 0)
         goto out;
     if (pipe2(fds, O_CLOEXEC) != 0) {
-        failf(msg, cap, "pipe: %s", strerror(errno));
+        msg_fail(msg, cap, "pipe: %s", strerror(errno));
         goto out;
     }
     char *argv[16] = {ls->binary, (char *)verb, "-no-expand-env", "-config", ls->config};
@@ -381,7 +360,7 @@ static int run_command(const char *binary, const char *verb, const char *const a
     close(fds[1]);
     fds[1] = -1;
     if (pid < 0) {
-        failf(msg, cap, "cannot start %s: %s", binary, strerror(errno));
+        msg_fail(msg, cap, "cannot start %s: %s", binary, strerror(errno));
         goto out;
     }
     size_t len = 0;
@@ -407,10 +386,10 @@ static int run_command(const char *binary, const char *verb, const char *const a
     out[len] = '\0';
     int status;
     if (waitpid(pid, &status, 0) != pid)
-        failf(msg, cap, "litestream %s: lost its process", verb);
+        msg_fail(msg, cap, "litestream %s: lost its process", verb);
     else if (!WIFEXITED(status))
-        failf(msg, cap, "litestream %s was killed (signal %d)", verb,
-              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        msg_fail(msg, cap, "litestream %s was killed (signal %d)", verb,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     else
         rc = WEXITSTATUS(status);
 out:
@@ -435,11 +414,11 @@ int litestream_restore(const char *binary, const char *replica, const char *out,
 {
     char *text = malloc(OUTPUT_MAX);
     if (!text)
-        return failf(msg, cap, "out of memory");
+        return msg_fail(msg, cap, "out of memory");
     const char *args[] = {"-o", out, NULL};
     int rc = run_command(binary, "restore", args, out, replica, text, OUTPUT_MAX, msg, cap);
     if (rc > 0)
-        failf(msg, cap, "litestream restore exited with %d: %s", rc, last_line(text));
+        msg_fail(msg, cap, "litestream restore exited with %d: %s", rc, last_line(text));
     free(text);
     return rc == 0 ? 0 : -1;
 }
@@ -450,16 +429,16 @@ int litestream_replica_txid(const char *binary, const char *replica, uint64_t *t
     const char *args[] = {"-level", "all", NULL};
     /* the database path only names the replica: a name that is not there */
     char db[PATH_MAX], abs[PATH_MAX - 8];
-    if (absolute(replica, abs, sizeof abs) != 0)
-        return failf(msg, cap, "the path of %s is too long", replica);
+    if (path_absolute(replica, abs, sizeof abs) != 0)
+        return msg_fail(msg, cap, "the path of %s is too long", replica);
     snprintf(db, sizeof db, "%s.db", abs);
     char *text = malloc(OUTPUT_MAX);
     if (!text)
-        return failf(msg, cap, "out of memory");
+        return msg_fail(msg, cap, "out of memory");
     int rc = run_command(binary, "ltx", args, db, replica, text, OUTPUT_MAX, msg, cap);
     if (rc != 0) {
         if (rc > 0)
-            failf(msg, cap, "litestream ltx exited with %d: %s", rc, last_line(text));
+            msg_fail(msg, cap, "litestream ltx exited with %d: %s", rc, last_line(text));
         free(text);
         return -1;
     }

@@ -35,11 +35,8 @@ struct replica *replica_open(const char *socket_path, const char *db_path, int t
 {
     /* Absolute, as Litestream names its databases (symlinks kept: its
      * configuration may name the file through one). */
-    char db_abs[PATH_MAX], cwd[PATH_MAX];
-    int n = db_path[0] == '/'         ? snprintf(db_abs, sizeof db_abs, "%s", db_path)
-            : getcwd(cwd, sizeof cwd) ? snprintf(db_abs, sizeof db_abs, "%s/%s", cwd, db_path)
-                                      : -1;
-    if (n < 0 || (size_t)n >= sizeof db_abs) {
+    char db_abs[PATH_MAX];
+    if (path_absolute(db_path, db_abs, sizeof db_abs) != 0) {
         bs_error_set(err, BS_STORAGE_ERROR, "cannot make %s absolute for the replica", db_path);
         return NULL;
     }

@@ -91,6 +91,15 @@ def gateway(gateway_factory):
 
 
 @pytest.fixture
+def front(gateway):
+    """A fault proxy (proxy.py) between a client and the gateway."""
+    from proxy import FaultProxy
+    p = FaultProxy("127.0.0.1", gateway.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def proxy_factory(fresh_neo4j):
     from proxy import FaultProxy
     proxies = []

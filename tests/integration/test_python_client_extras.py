@@ -26,17 +26,8 @@ import pytest
 
 from harness import assert_entity_mirrored, assert_stores_consistent
 from harness.pyclient import CLIENT_DIR, aconnect, bistore, connect
-from proxy import FaultProxy
 
 README = CLIENT_DIR / "README.md"
-
-
-@pytest.fixture
-def front(gateway):
-    """A fault proxy between the client and the gateway."""
-    p = FaultProxy("127.0.0.1", gateway.port)
-    yield p
-    p.close()
 
 
 def only_entities(gw, neo4j, n):

@@ -25,7 +25,6 @@ import pytest
 
 from harness import assert_entity_mirrored, assert_relationship_mirrored, assert_stores_consistent
 from harness.pyclient import aconnect, bistore, connect
-from proxy import FaultProxy
 
 
 def closed_port_url():
@@ -35,14 +34,6 @@ def closed_port_url():
     port = s.getsockname()[1]
     s.close()
     return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def front(gateway):
-    """A fault proxy in front of the gateway: the first address of a pair."""
-    p = FaultProxy("127.0.0.1", gateway.port)
-    yield p
-    p.close()
 
 
 def written_once(gw, neo4j, entity_id):

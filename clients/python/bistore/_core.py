@@ -131,6 +131,30 @@ def addresses(base_url: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(url.rstrip("/") for url in urls)
 
 
+class Addressed:
+    """The gateway addresses of a client (sync or async): which there are,
+    and the one calls start at (the last that answered)."""
+
+    def __init__(self, base_url: str | Sequence[str]) -> None:
+        self._addresses = addresses(base_url)
+        self._current = 0  # the address that answered last; calls start there
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every gateway address given, in the order they are tried."""
+        return self._addresses
+
+    @property
+    def current_address(self) -> str:
+        """The address the next call goes to first: the last one that answered."""
+        return self._addresses[self._current]
+
+    @property
+    def base_url(self) -> str:
+        """current_address (the name from when a client had one address)."""
+        return self.current_address
+
+
 @dataclass
 class Done:
     value: Any

@@ -31,7 +31,7 @@ class Transaction(TransactionBuilder):
         return self._client.commit(self._mark_sent(), idempotency_key=self.idempotency_key)
 
 
-class Client:
+class Client(core.Addressed):
     """bistore over HTTP, synchronously.
 
     ``Client("http://127.0.0.1:8080", api_key=None, timeout=30.0, retry=RetryPolicy())``;
@@ -49,8 +49,7 @@ class Client:
                  transport: httpx.BaseTransport | None = None,
                  http_client: httpx.Client | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._addresses = core.addresses(base_url)
-        self._current = 0  # the address that answered last; calls start there
+        core.Addressed.__init__(self, base_url)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         base_headers = {"User-Agent": core.USER_AGENT, "Accept": "application/json"}
@@ -70,21 +69,6 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        """Every gateway address given, in the order they are tried."""
-        return self._addresses
-
-    @property
-    def current_address(self) -> str:
-        """The address the next call goes to first: the last one that answered."""
-        return self._addresses[self._current]
-
-    @property
-    def base_url(self) -> str:
-        """current_address (the name from when a client had one address)."""
-        return self.current_address
 
     # ---- the one place that sends
     def _call(self, call: Call) -> Any:
