@@ -170,10 +170,13 @@ valgrind_set=(
   tests/integration/test_api_transactions.py::test_transactions_audit_list
   tests/integration/test_api_transactions.py::test_relationship_missing_endpoint_is_404)
 # The writer's helper threads (the committer, the pipelined request, the
-# spare transaction) under the crash and fault tests too: about 2.5 minutes.
+# spare transaction) under the crash and fault tests too, and the fast
+# scan's two Neo4j requests side by side: about 3 minutes.
 run_pytest "tsan, Neo4j 5.26, tx adapter" "$root/build-tsan/bistore" tx tests/integration/test_concurrency.py \
   tests/integration/test_group_commit.py tests/integration/test_pipeline.py tests/integration/test_faults.py \
-  tests/integration/test_stuck_intent.py tests/integration/test_replica.py tests/integration/test_failover.py
+  tests/integration/test_stuck_intent.py tests/integration/test_replica.py tests/integration/test_failover.py \
+  tests/integration/test_reconcile_ranges.py::test_range_checksums_go_to_neo4j_two_at_a_time \
+  tests/integration/test_reconcile_ranges.py::test_scattered_differences_of_every_kind_are_all_found
 BISTORE_WRAPPER="valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite
   --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp" BISTORE_TEST_READY_TIMEOUT=120 \
   run_pytest "valgrind memcheck, release, Neo4j 5.26, tx adapter" "$root/build/bistore" tx \

@@ -49,12 +49,15 @@ int recon_check(const char *sqlite_path, const struct neo4j_config *neo4j,
         return -1;
     struct neo4j_config ncfg = recon_neo4j_config(neo4j);
     c.neo4j = neo4j_client_new(&ncfg);
-    if (!c.neo4j) {
+    struct neo4j_client *side = c.neo4j ? neo4j_client_new(&ncfg) : NULL;
+    if (!side) {
+        neo4j_client_free(c.neo4j);
         sql_close(c.sql);
         return bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client"), -1;
     }
     struct recon_hooks rh = {check_confirm, check_progress, &c, NULL};
-    int rc = recon_scan(c.sql, c.neo4j, opt, &rh, sum, err);
+    int rc = recon_scan(c.sql, c.neo4j, side, opt, &rh, sum, err);
+    neo4j_client_free(side);
     neo4j_client_free(c.neo4j);
     sql_close(c.sql);
     return rc;

@@ -52,6 +52,7 @@ struct neo4j_config recon_neo4j_config(const struct neo4j_config *base);
 struct recon_scan {
     struct sql_conn *sql;
     struct neo4j_client *neo4j;
+    struct neo4j_client *neo4j_side; /* a second connection for range checksums, or NULL */
     const struct recon_options *opt;
     const struct recon_hooks *hooks;
     struct recon_summary *sum;
@@ -74,9 +75,12 @@ int recon_ranges(struct recon_scan *sc, int64_t *n_sqlite, int64_t *n_neo4j, str
 /* Reports sc->scanned of sc->total; -1 when the gateway stops the scan. */
 int recon_progress(struct recon_scan *sc, struct bs_error *err);
 
-/* The whole scan; fills sum (all but repaired). */
-int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
-               const struct recon_hooks *hooks, struct recon_summary *sum, struct bs_error *err);
+/* The whole scan; fills sum (all but repaired). neo4j_side, when not NULL,
+ * is a second connection: the fast scan sends range checksums on both side
+ * by side. */
+int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, struct neo4j_client *neo4j_side,
+               const struct recon_options *opt, const struct recon_hooks *hooks,
+               struct recon_summary *sum, struct bs_error *err);
 
 /* Reads the groups of the findings' ids again, point-wise (deep: with
  * properties), from both stores: a new array of groups in the same order. */
@@ -119,7 +123,8 @@ struct recon_run {
     struct recon_options opt;
     struct sql_conn *reader; /* the scan's (read-only) */
     struct neo4j_client *neo4j;
-    struct recon_summary sum; /* the run's thread's, as it counts */
+    struct neo4j_client *neo4j_side; /* the fast scan's second connection */
+    struct recon_summary sum;        /* the run's thread's, as it counts */
     /* sum as of the last page (or repair batch), for GET while it runs:
      * under owner->lock (run_publish) */
     struct recon_summary live_sum;

@@ -11,6 +11,9 @@
  * is merged row by row (recon_merge), and only that merge makes findings:
  * a checksum never becomes one by itself.
  *
+ * Neo4j runs a query on one core: the ranges of a round go to it in two
+ * requests at once, on the scan's two connections, while SQLite sums them.
+ *
  * The first plan cuts the whole id space at every RANGE_TOP_ROWS-th key of
  * SQLite; the first range starts at "" and the last has no end, so every
  * id of either store is in exactly one range, however the ids are spread.
@@ -95,7 +98,7 @@ static int narrow(struct recon_scan *sc, json_t *range, const struct canon_sums 
     return rc;
 }
 
-/* One batch's Neo4j checksums, in a thread of their own while SQLite
+/* Neo4j's checksums of some ranges, in a thread of their own while SQLite
  * computes its own: the two stores work at the same time. */
 struct neo4j_sums {
     struct neo4j_client *neo4j;
@@ -104,6 +107,8 @@ struct neo4j_sums {
     struct canon_sums *out;
     struct bs_error err;
     int rc;
+    pthread_t thread;
+    bool threaded;
 };
 
 static void *neo4j_sums_run(void *arg)
@@ -113,40 +118,65 @@ static void *neo4j_sums_run(void *arg)
     return NULL;
 }
 
-/* Checks ranges (in id order) RANGE_BATCH at a time: one Neo4j request
- * and, meanwhile, one SQLite statement per range. */
+/* ranges[first, first + count) as a new array, NULL when out of memory. */
+static json_t *slice(json_t *ranges, size_t first, size_t count)
+{
+    json_t *part = json_array();
+    for (size_t i = 0; part && i < count; i++)
+        if (json_array_append(part, json_array_get(ranges, first + i)) != 0)
+            json_decref(part), part = NULL;
+    return part;
+}
+
+/* Checks ranges (in id order) a round at a time: a Neo4j request of up to
+ * RANGE_BATCH ranges on each connection the scan has (Neo4j runs a query on
+ * one core, so two requests side by side use both) and, meanwhile, one
+ * SQLite statement per range. */
 static int check(struct recon_scan *sc, json_t *ranges, int depth, int64_t *n_sqlite,
                  int64_t *n_neo4j, struct bs_error *err)
 {
-    struct canon_sums neo[RANGE_BATCH], sql[RANGE_BATCH];
+    struct neo4j_client *conns[] = {sc->neo4j, sc->neo4j_side};
+    size_t n_conns = sc->neo4j_side ? 2 : 1;
+    struct canon_sums neo[2 * RANGE_BATCH], sql[2 * RANGE_BATCH];
     size_t total = json_array_size(ranges);
-    for (size_t first = 0; first < total; first += RANGE_BATCH) {
-        size_t count = total - first < RANGE_BATCH ? total - first : RANGE_BATCH;
-        json_t *batch = json_array();
-        for (size_t i = 0; batch && i < count; i++)
-            if (json_array_append(batch, json_array_get(ranges, first + i)) != 0)
-                json_decref(batch), batch = NULL;
-        if (!batch)
-            return oom(err);
-        struct neo4j_sums job = {
-            .neo4j = sc->neo4j, .type = sc->rel_type, .batch = batch, .out = neo};
-        bs_error_clear(&job.err);
-        pthread_t thread;
-        bool threaded = pthread_create(&thread, NULL, neo4j_sums_run, &job) == 0;
-        if (!threaded)
-            neo4j_sums_run(&job);
+    for (size_t first = 0; first < total;) {
+        size_t count =
+            total - first < n_conns * RANGE_BATCH ? total - first : n_conns * RANGE_BATCH;
+        /* Split evenly: a round waits for its slower request. */
+        size_t jobs = count < n_conns ? count : n_conns;
+        struct neo4j_sums job[2];
         int rc = 0;
+        size_t started = 0;
+        for (size_t k = 0, from = 0; rc == 0 && k < jobs; k++) {
+            size_t part = count / jobs + (k < count % jobs ? 1 : 0);
+            job[k] =
+                (struct neo4j_sums){.neo4j = conns[k], .type = sc->rel_type, .out = neo + from};
+            bs_error_clear(&job[k].err);
+            job[k].batch = slice(ranges, first + from, part);
+            if (!job[k].batch) {
+                rc = oom(err);
+                break;
+            }
+            started++;
+            job[k].threaded = pthread_create(&job[k].thread, NULL, neo4j_sums_run, &job[k]) == 0;
+            if (!job[k].threaded)
+                neo4j_sums_run(&job[k]);
+            from += part;
+        }
         for (size_t i = 0; rc == 0 && i < count; i++) {
-            json_t *range = json_array_get(batch, i);
+            json_t *range = json_array_get(ranges, first + i);
             memset(&sql[i], 0, sizeof sql[i]);
             rc = sql_range_sums(sc->sql, sc->rel_type, json_string_value(json_array_get(range, 0)),
                                 json_string_value(json_array_get(range, 1)), &sql[i], err);
         }
-        if (threaded)
-            pthread_join(thread, NULL);
-        if (rc == 0 && job.rc != 0) {
-            *err = job.err;
-            rc = -1;
+        for (size_t k = 0; k < started; k++) {
+            if (job[k].threaded)
+                pthread_join(job[k].thread, NULL);
+            json_decref(job[k].batch);
+            if (rc == 0 && job[k].rc != 0) {
+                *err = job[k].err;
+                rc = -1;
+            }
         }
         for (size_t i = 0; rc == 0 && i < count; i++) {
             if (sums_equal(&sql[i], &neo[i])) {
@@ -155,13 +185,13 @@ static int check(struct recon_scan *sc, json_t *ranges, int depth, int64_t *n_sq
                 sc->scanned += sql[i].count;
                 rc = recon_progress(sc, err);
             } else {
-                rc = narrow(sc, json_array_get(batch, i), &sql[i], &neo[i], depth, n_sqlite,
-                            n_neo4j, err);
+                rc = narrow(sc, json_array_get(ranges, first + i), &sql[i], &neo[i], depth,
+                            n_sqlite, n_neo4j, err);
             }
         }
-        json_decref(batch);
         if (rc != 0)
             return rc;
+        first += count;
     }
     return 0;
 }

@@ -43,9 +43,10 @@ struct recon_run *run_new(struct reconciler *r, const struct recon_options *opt,
     ids_uuid7(run->id);
     run->reader = sql_open(r->sqlite_path, false, err);
     run->neo4j = run->reader ? neo4j_client_new(&r->neo4j) : NULL;
-    if (!run->neo4j && err->code == BS_OK)
+    run->neo4j_side = run->neo4j ? neo4j_client_new(&r->neo4j) : NULL;
+    if (!run->neo4j_side && err->code == BS_OK)
         bs_error_set(err, BS_STORAGE_ERROR, "cannot set up the Neo4j client");
-    if (!run->neo4j || writer_call_sqlite(r->engine, insert_run_in_writer, run, err) != 0) {
+    if (!run->neo4j_side || writer_call_sqlite(r->engine, insert_run_in_writer, run, err) != 0) {
         run_free(run);
         return NULL;
     }
@@ -61,7 +62,8 @@ void *run_main(void *arg)
     log_info("reconciliation %s: %s scan, repair %s%s", run->id, recon_mode_name(run->opt.mode),
              recon_repair_name(run->opt.repair), run->opt.dry_run ? " (dry run)" : "");
     struct recon_hooks hooks = {hook_confirm, hook_progress, run, hook_counted};
-    int rc = recon_scan(run->reader, run->neo4j, &run->opt, &hooks, &run->sum, &err);
+    int rc =
+        recon_scan(run->reader, run->neo4j, run->neo4j_side, &run->opt, &hooks, &run->sum, &err);
     if (rc == 0 && run->opt.repair != REPAIR_NONE)
         rc = repair_all(run, &err);
     /* Finished for the next start before the stored state says so: a client
@@ -88,6 +90,7 @@ void run_free(struct recon_run *run)
         return;
     sql_close(run->reader);
     neo4j_client_free(run->neo4j);
+    neo4j_client_free(run->neo4j_side);
     free(run);
 }
 

@@ -318,10 +318,16 @@ static int scan_kind(struct recon_scan *sc, int64_t *n_sqlite, int64_t *n_neo4j,
     return flush_batch(sc, err);
 }
 
-int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, const struct recon_options *opt,
-               const struct recon_hooks *hooks, struct recon_summary *sum, struct bs_error *err)
+int recon_scan(struct sql_conn *sql, struct neo4j_client *neo4j, struct neo4j_client *neo4j_side,
+               const struct recon_options *opt, const struct recon_hooks *hooks,
+               struct recon_summary *sum, struct bs_error *err)
 {
-    struct recon_scan sc = {.sql = sql, .neo4j = neo4j, .opt = opt, .hooks = hooks, .sum = sum};
+    struct recon_scan sc = {.sql = sql,
+                            .neo4j = neo4j,
+                            .neo4j_side = neo4j_side,
+                            .opt = opt,
+                            .hooks = hooks,
+                            .sum = sum};
     sc.deep = opt->mode == RECON_DEEP;
     sc.page = sc.deep ? PAGE_DEEP : PAGE_FAST;
     sc.batch = json_array();

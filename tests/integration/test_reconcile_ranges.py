@@ -7,17 +7,19 @@ however the ids are spread, and `bistore migrate` gives records written
 without hash parts their _h1/_h2."""
 
 import re
+import time
 
 import pytest
 
 from harness.asserts import assert_stores_consistent, hash_parts
 from harness.reconcile import (CONSTRAINT, assert_clean, keyed, reconcile, run_cli, sqlite_write,
-                               store_counts)
+                               start_run, store_counts, wait_run)
 
 ENTITIES = 13000     # four first-level ranges (three cuts at every 4,096th SQLite key)
 LINKED = 3000        # the entities relationships join (the rest have none)
 RELATIONSHIPS = 5000
 SCAN_PAGE = re.compile(rb"ORDER BY [nr]\.id LIMIT \$limit")  # a page of rows (recon_merge)
+RANGE_SUMS = re.compile(rb"UNWIND \$ranges AS g")  # a request of range checksums
 
 
 def entity_ids(n):
@@ -77,6 +79,29 @@ def test_a_consistent_store_is_checked_without_reading_a_row(gateway_factory, pr
     assert run["summary"]["relationships_neo4j"] == RELATIONSHIPS
     assert run["progress"]["scanned"] == ENTITIES + RELATIONSHIPS, run
     proxy.pass_through()
+
+
+def test_range_checksums_go_to_neo4j_two_at_a_time(gateway_factory, proxy_factory, neo4j):
+    """Neo4j runs a query on one core, so the fast scan sends the ranges of a
+    round on two connections at once: with the first requests held at the
+    proxy, two are out together (one at a time, the second would wait for
+    the first's answer). Released, the run ends clean."""
+    proxy = proxy_factory()
+    gw = gateway_factory(neo4j_url=proxy.url)
+    build(gw, entity_ids(ENTITIES))
+    proxy.hold_matching(RANGE_SUMS)
+    rid = start_run(gw, mode="fast")
+    try:
+        deadline = time.monotonic() + 30
+        while proxy.holding_connections() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.holding_connections() == 2, "range checksums went to Neo4j one at a time"
+    finally:
+        proxy.release()
+    run = wait_run(gw, rid)
+    assert run["summary"]["entities_neo4j"] == ENTITIES, run
+    assert run["summary"]["relationships_sqlite"] == RELATIONSHIPS, run
+    assert_clean(gw, neo4j, mode="fast")
 
 
 def test_scattered_differences_of_every_kind_are_all_found(entity_constraint, big):
