@@ -17,12 +17,13 @@ packages=(build-essential cmake ninja-build pkg-config libmicrohttpd-dev libjans
           systemd man-db groff-base
           buildah podman debootstrap
           chromium nodejs npm
-          clang-15 libfuzzer-15-dev)
+          clang-15 libfuzzer-15-dev linux-perf)
 # systemd for systemd-analyze (the unit is verified), man-db and groff-base
 # for the man page; buildah, podman and debootstrap for the container check
 # (scripts/container-check.sh builds and runs docker/Dockerfile's image);
 # chromium, nodejs and npm for the dashboard's browser test (tests/browser);
-# clang-15 and libfuzzer-15-dev for the fuzz targets (scripts/fuzz.sh).
+# clang-15 and libfuzzer-15-dev for the fuzz targets (scripts/fuzz.sh);
+# linux-perf for bench/profile.sh.
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qE "install ok (installed|triggers-)" || missing+=("$p")
