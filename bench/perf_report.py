@@ -107,7 +107,8 @@ def report(run):
 
     rows = []
     for c in run.cfg["read_clients"]:
-        for wl, label in (("reads", "reads alone"), ("reads-under-load", "reads + creates")):
+        for wl, label in (("reads", "reads alone"),
+                          ("reads-under-load", f"reads + creates at {run.cfg['bg_writers']} clients")):
             r = find(res, "bistore-under-load" if wl != "reads" else "bistore", wl, c)
             if r:
                 rows.append([label, c, fmt(r["tx_per_s"]), fmt(r["p50_ms"], 3),
@@ -179,7 +180,7 @@ def targets(run):
                                                      "reads-under-load", c)
         if a and u and a["tx_per_s"]:
             x = u["tx_per_s"] / a["tx_per_s"]
-            row(f"reads, {c} client(s): >= 90 % kept under writes",
+            row(f"reads, {c} client(s): >= 90 % kept under {run.cfg['bg_writers']} writers",
                 f"{u['tx_per_s']:.0f} of {a['tx_per_s']:.0f} req/s ({x * 100:.0f} %)",
                 x >= TARGET_READS_KEPT)
     r = find(res, "bistore", "replay")

@@ -29,12 +29,12 @@ LISTEN_RE = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 FULL = dict(duration=10.0, warmup=1.0, clients=[1, 8, 32, 128], neo4j_warmup=2000,
             batch_docs=5, replay=10000, uuid_count=20_000_000, read_clients=[1, 8],
-            mixed_clients=[8, 32], bg_writers=8, warm_s=5.0,
+            mixed_clients=[8, 32], bg_writers=32, warm_s=5.0,
             warm_cap_s=240, warm_jit_share=0.15)
 SMOKE = dict(duration=1.0, warmup=0.2, count_per_client=3, clients=[1, 8, 32, 128],
              neo4j_warmup=50,
              batch_docs=1, replay=200, uuid_count=1_000_000, read_clients=[1, 8],
-             mixed_clients=[8, 32], bg_writers=8, warm_s=0.5,
+             mixed_clients=[8, 32], bg_writers=32, warm_s=0.5,
              warm_cap_s=0, warm_jit_share=1.0)
 
 # The gateway's per-request Neo4j timeout in these runs (the default, 5 s, is
