@@ -95,23 +95,26 @@ rows, result, clients = open(sys.argv[1]).read().splitlines(), json.loads(sys.ar
 tx = result["ok"]
 per_1k = dict(result["cpu_s_per_1k"], client=result["client_cpu_s_per_1k"])  # CPU s per 1,000 tx
 
+KERNEL = [  # (symbol pattern, family), the first match wins
+    (r"sched|task_switch|_raw_spin_unlock_irq|futex|wake|finish_task|pick_next|enqueue|dequeue",
+     "kernel: scheduling and wake-ups (futex, socket)"),
+    (r"tcp|sock|skb|inet|ip_|net_|__dev_|loopback|napi|softirq|_copy_to_iter|copy_from_iter|sk_|poll|epoll",
+     "kernel: TCP and polling (loopback)"),
+    (r"ext4|jbd2|fsync|filemap|folio|page|blk|bio|iowrite|virtio|buffer|dirty|writeback|mpage",
+     "kernel: files and fsync"),
+    (r"", "kernel: other (syscall entry, timers, memory)"),
+]
+LIBC = [
+    (r"malloc|free|calloc|realloc|tcache|consolidate|unlink_chunk|_int_", "libc: malloc/free"),
+    (r"pthread|futex|lll_|sem_|cond", "libc: locks and condition variables"),
+    (r"printf|strtod|printf_fp|xsputn|_IO_|itoa|strto", "libc: number formatting and parsing"),
+    (r"", "libc: memory and strings (memcpy, memset, strlen)"),
+]
+
 def family(dso, sym):
-    if dso == "[kernel.kallsyms]":
-        if re.search(r"sched|task_switch|_raw_spin_unlock_irq|futex|wake|finish_task|pick_next|enqueue|dequeue", sym):
-            return "kernel: scheduling and wake-ups (futex, socket)"
-        if re.search(r"tcp|sock|skb|inet|ip_|net_|__dev_|loopback|napi|softirq|_copy_to_iter|copy_from_iter|sk_|poll|epoll", sym):
-            return "kernel: TCP and polling (loopback)"
-        if re.search(r"ext4|jbd2|fsync|filemap|folio|page|blk|bio|iowrite|virtio|buffer|dirty|writeback|mpage", sym):
-            return "kernel: files and fsync"
-        return "kernel: other (syscall entry, timers, memory)"
-    if dso.startswith("libc.so"):
-        if re.search(r"malloc|free|calloc|realloc|tcache|consolidate|unlink_chunk|_int_", sym):
-            return "libc: malloc/free"
-        if re.search(r"pthread|futex|lll_|sem_|cond", sym):
-            return "libc: locks and condition variables"
-        if re.search(r"printf|strtod|printf_fp|xsputn|_IO_|itoa|strto", sym):
-            return "libc: number formatting and parsing"
-        return "libc: memory and strings (memcpy, memset, strlen)"
+    if dso == "[kernel.kallsyms]" or dso.startswith("libc.so"):
+        table = KERNEL if dso == "[kernel.kallsyms]" else LIBC
+        return next(name for pattern, name in table if re.search(pattern, sym))
     for lib, name in (("sqlite", "SQLite"), ("jansson", "jansson (JSON trees)"), ("curl", "libcurl (Neo4j requests)"),
                       ("microhttpd", "libmicrohttpd (HTTP server)"), ("ssl", "OpenSSL"), ("crypto", "OpenSSL"),
                       ("xxhash", "xxHash")):
