@@ -28,9 +28,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 command -v perf >/dev/null || { echo "profile.sh: perf is missing: run scripts/deps.sh" >&2; exit 1; }
-[ -x "$bin" ] || scripts/build.sh release >/dev/null
 load=build/bench/bench_load
-[ -x "$load" ] || scripts/build.sh release >/dev/null
+[ -x "$bin" ] && [ -x "$load" ] || scripts/build.sh release >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bistore-profile.XXXXXX")
 gw_pid="" own_neo4j=0
@@ -112,8 +111,8 @@ LIBC = [
 ]
 
 def family(dso, sym):
-    if dso == "[kernel.kallsyms]" or dso.startswith("libc.so"):
-        table = KERNEL if dso == "[kernel.kallsyms]" else LIBC
+    table = KERNEL if dso == "[kernel.kallsyms]" else LIBC if dso.startswith("libc.so") else None
+    if table:
         return next(name for pattern, name in table if re.search(pattern, sym))
     for lib, name in (("sqlite", "SQLite"), ("jansson", "jansson (JSON trees)"), ("curl", "libcurl (Neo4j requests)"),
                       ("microhttpd", "libmicrohttpd (HTTP server)"), ("ssl", "OpenSSL"), ("crypto", "OpenSSL"),
